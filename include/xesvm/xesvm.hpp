@@ -1,0 +1,215 @@
+// xesvm: shared virtual memory (SVM) between the CPU and a GPU.
+//
+// A Runtime is one GPU address space shared with the calling process: a CPU
+// pointer into an SVM allocation (alloc_shared) or into a mirrored region
+// (mirror) is also a GPU pointer. Data moves to device memory when a GPU
+// kernel faults on it, back to RAM when the CPU touches it, and to RAM under
+// device-memory pressure. advise() and prefetch() steer placement.
+//
+// A Runtime talks to a backend named by a URI:
+//   "sim:vram=256M"          the user-space SVM device (the default)
+//   "xe:" / "xe:/dev/dri/renderD128"   the Intel Xe kernel driver
+//
+// Concurrency: all Runtime methods are thread-safe. The CPU may read and
+// write SVM memory from any thread at any time, including while kernels run;
+// a CPU touch of device-resident data migrates it back transparently.
+//
+// Errors: invalid arguments and backend failures throw xesvm::Error, whose
+// message says what was wrong and what was expected. No method leaves data or
+// device memory behind when it throws.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace xesvm {
+
+/// The error every xesvm operation throws.
+class Error : public std::runtime_error {
+ public:
+  /// Error codes, stable for C callers (xesvm.h).
+  enum class Code : int {
+    kInvalidArgument = 1,  ///< bad pointer, size, alignment, flag, URI
+    kOutOfMemory = 2,      ///< device or host memory exhausted
+    kBusy = 3,             ///< pages still in use after bounded retries
+    kUnsupported = 4,      ///< the backend cannot do this
+    kBackend = 5,          ///< the backend (device, kernel driver) failed
+    kDeviceLost = 6,       ///< the device faulted on an unmapped address
+  };
+  Error(Code code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  Code code() const noexcept { return code_; }
+
+ private:
+  Code code_;
+};
+
+/// A place data can live.
+enum class Location : std::uint8_t { kNone, kSystem, kDevice };
+
+/// Placement advice for a range (preferred location and access hints).
+struct Advice {
+  Location preferred = Location::kNone;  ///< kNone clears a preference
+  bool read_mostly = false;              ///< GPU mostly reads: duplicate-friendly
+  bool atomic = false;                   ///< GPU atomics on it: keep on device
+};
+
+/// Result of an eviction request.
+struct EvictResult {
+  std::uint64_t pages_evicted = 0;
+  std::uint64_t pages_skipped = 0;  ///< busy after bounded retries
+  std::uint64_t retries = 0;
+};
+
+/// Residency of a byte range.
+struct Residency {
+  std::uint64_t device_bytes = 0;
+  std::uint64_t system_bytes = 0;
+};
+
+/// Counters of one Runtime. Times in nanoseconds.
+struct Stats {
+  std::uint64_t gpu_faults = 0;
+  std::uint64_t cpu_faults = 0;             ///< CPU touches of device-resident data
+  std::uint64_t migrations_to_device = 0;   ///< ranges moved (operations)
+  std::uint64_t bytes_to_device = 0;
+  std::uint64_t migrations_to_system = 0;
+  std::uint64_t bytes_to_system = 0;
+  std::uint64_t evictions = 0;              ///< ranges evicted under pressure
+  std::uint64_t pages_evicted = 0;
+  std::uint64_t pages_evict_skipped = 0;
+  std::uint64_t invalidations = 0;
+  std::uint64_t bind_retries = 0;           ///< sequence moved between get-pages and bind
+  std::uint64_t thrash_events = 0;          ///< ranges pinned to RAM for thrashing
+  std::uint64_t cpu_mapping_lookups_in_eviction = 0;  ///< must stay 0
+  std::uint64_t device_bytes_in_use = 0;
+  std::uint64_t device_bytes_high_water = 0;
+  std::uint64_t device_bytes_total = 0;
+  std::uint64_t modelled_device_ns = 0;     ///< the cost model's device time
+  std::uint64_t link_bytes = 0;             ///< bytes charged to the host link
+};
+
+/// Kind of GPU access.
+enum class Access : std::uint8_t { kRead, kWrite, kAtomic };
+
+/// The only way a GPU kernel reaches memory. Every access walks the GPU page
+/// table; a missing or insufficient mapping raises a GPU fault into the
+/// runtime, which resolves it (migrating data if the policy says so) and the
+/// access is retried. An address that is not SVM memory throws Error
+/// (kDeviceLost), as a GPU would report a fatal fault.
+class DeviceAccessor {
+ public:
+  virtual ~DeviceAccessor() = default;
+
+  /// Copies n bytes from GPU address src to dst (kernel-private memory).
+  virtual void read(std::uint64_t src, void* dst, std::size_t n) = 0;
+  /// Copies n bytes from src (kernel-private memory) to GPU address dst.
+  virtual void write(std::uint64_t dst, const void* src, std::size_t n) = 0;
+  /// Atomic fetch-add on a naturally aligned 32/64-bit word.
+  virtual std::uint32_t atomic_add(std::uint64_t addr, std::uint32_t v) = 0;
+  virtual std::uint64_t atomic_add64(std::uint64_t addr, std::uint64_t v) = 0;
+
+  /// Runs fn on a view of [addr, addr+n), which must lie inside one 4 KiB
+  /// page. Writes to the view reach memory when fn returns (kWrite).
+  virtual void with_page(std::uint64_t addr, std::size_t n, Access access,
+                         const std::function<void(std::span<std::byte>)>& fn) = 0;
+
+  template <class T>
+  T load(const T* p) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    T v;
+    read(reinterpret_cast<std::uint64_t>(p), &v, sizeof v);
+    return v;
+  }
+  template <class T>
+  void store(T* p, const T& v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    write(reinterpret_cast<std::uint64_t>(p), &v, sizeof v);
+  }
+};
+
+/// Identifies one work item of a kernel launch.
+struct WorkItem {
+  std::uint64_t global_id = 0;
+  std::uint64_t global_size = 0;
+  std::uint32_t worker = 0;  ///< engine worker running it
+};
+
+/// A GPU kernel: called once per work item on the engine's workers.
+using Kernel = std::function<void(const WorkItem&, DeviceAccessor&)>;
+
+/// Options of a Runtime beyond the backend URI.
+struct RuntimeOptions {
+  std::size_t notifier_window = 512u << 20;  ///< notifier window size (power of two)
+  double high_watermark = 0.95;   ///< start evicting above this device fill
+  double low_watermark = 0.85;    ///< evict down to this fill
+  unsigned thrash_threshold = 3;  ///< evictions+refaults within the window
+  std::uint64_t thrash_window_ns = 200'000'000;
+  std::uint64_t thrash_cooldown_ns = 500'000'000;
+  unsigned evict_retries = 3;     ///< bounded retries of busy frames
+  unsigned copy_workers = 2;      ///< parallel batch copy workers
+};
+
+class RuntimeImpl;
+
+/// One SVM address space on one backend. Not copyable; movable.
+class Runtime {
+ public:
+  /// Opens the backend named by uri. Throws Error (kInvalidArgument) for an
+  /// unknown or malformed URI, (kUnsupported/kBackend) if the backend cannot
+  /// be opened, saying why.
+  explicit Runtime(std::string_view uri = "sim:vram=256M", RuntimeOptions options = {});
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+  Runtime(Runtime&&) noexcept;
+  Runtime& operator=(Runtime&&) noexcept;
+
+  /// Allocates bytes of SVM memory (like zeMemAllocShared). The pointer is
+  /// valid on CPU and GPU until free(). alignment: a power of two, ≤ 2 MiB;
+  /// 0 means 4 KiB. Throws on bytes == 0 or bad alignment.
+  void* alloc_shared(std::size_t bytes, std::size_t alignment = 0);
+  /// Frees an alloc_shared() pointer. Throws on a pointer it did not return.
+  void free(void* ptr);
+
+  /// Mirrors memory the application already owns (system-allocator mode).
+  /// Only whole pages inside [ptr, ptr+bytes) are mirrored; partial pages at
+  /// the edges stay in system memory. Throws if the region overlaps a mirror
+  /// or is not mapped.
+  void mirror(void* ptr, std::size_t bytes);
+  void unmirror(void* ptr, std::size_t bytes);
+
+  /// Advice for [ptr, ptr+bytes). Returns false if the backend cannot apply
+  /// it (never silently dropped).
+  bool advise(void* ptr, std::size_t bytes, const Advice& advice);
+  /// Moves [ptr, ptr+bytes) to `where` now; returns bytes moved.
+  std::uint64_t prefetch(void* ptr, std::size_t bytes, Location where);
+  /// Evicts device-resident data of [ptr, ptr+bytes) to RAM.
+  EvictResult evict(void* ptr, std::size_t bytes);
+  Residency residency(const void* ptr, std::size_t bytes);
+
+  /// Runs kernel over global_size work items on the device and waits for it.
+  /// Throws Error (kUnsupported) if the backend has no execution engine, or
+  /// (kDeviceLost) if the kernel touched non-SVM memory.
+  void launch(std::uint64_t global_size, const Kernel& kernel);
+
+  Stats stats() const;
+  /// Key/value description of the backend (for `xesvm info`).
+  std::vector<std::pair<std::string, std::string>> describe() const;
+
+  RuntimeImpl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<RuntimeImpl> impl_;
+};
+
+}  // namespace xesvm

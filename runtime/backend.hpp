@@ -1,0 +1,284 @@
+// The backend seam: what the runtime needs from "kernel + GPU".
+//
+// A backend plays the part of the kernel driver and the GPU. Every backend
+// has a *policy face* (PolicyFace): mirror a CPU region, advise, prefetch,
+// evict, report residency and device-memory use, wait for completion. The
+// public API and the runtime's memory-pressure policy speak only to this face.
+//
+// Backends whose memory management lives in user space (the sim device) also
+// have a *mechanism face* (MechanismFace): device frames, a page snapshot,
+// migration of system pages to device frames, the frame primitives of the
+// eviction path (trylock, unmap, commit, finalize) and the GPU page table.
+// For such a backend the runtime itself implements the policy face on top of
+// the mechanism face (runtime/svm_manager.hpp), exactly as a kernel driver
+// implements it on top of the mm core. For the Xe backend the kernel owns the
+// mechanism; Backend::mechanism() then returns nullptr and nothing pretends
+// otherwise.
+//
+// Concurrency: every method of both faces may be called from any thread
+// unless it says otherwise. Callbacks a backend makes into the runtime
+// (MirrorClient) arrive on backend-owned threads; the contract for each says
+// which locks the backend holds while calling.
+//
+// Ownership: a Backend is owned by exactly one Runtime (std::unique_ptr). Face
+// references returned by a Backend live as long as the Backend. None of the
+// classes here may be copied.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "xesvm/xesvm.hpp"
+
+namespace xesvm {
+
+/// Size of a CPU page and of a device frame.
+inline constexpr std::size_t kPageSize = 4096;
+inline constexpr std::size_t kPageShift = 12;
+
+/// Chunk sizes a range may take, largest first (DESIGN.md: 2 MiB, 64 KiB, 4 KiB).
+inline constexpr std::size_t kChunkSizes[] = {2u << 20, 64u << 10, 4u << 10};
+
+/// Index of one 4 KiB frame of device memory.
+using FrameId = std::uint32_t;
+inline constexpr FrameId kNoFrame = 0xffffffffu;
+
+/// The owner tag stored with every device frame (the zone_device_data
+/// analogue): the id of the SVM range whose data the frame holds. 0 = free.
+using OwnerId = std::uint64_t;
+inline constexpr OwnerId kNoOwner = 0;
+
+/// Where one page's data lives, as seen by a snapshot.
+enum class PagePlace : std::uint8_t {
+  kAbsent,  ///< nothing mapped by the CPU yet (reads as zeros)
+  kSystem,  ///< a CPU page in RAM
+  kDevice,  ///< a device frame owned by this backend
+};
+
+/// One page of a snapshot (the hmm_range_fault analogue, per 4 KiB page).
+struct PageSnapshot {
+  PagePlace place = PagePlace::kAbsent;
+  bool writable = false;
+  FrameId frame = kNoFrame;  ///< valid when place == kDevice
+};
+
+/// Kinds of CPU-side change a backend reports for a mirrored region.
+enum class InvalidationKind : std::uint8_t {
+  kUnmap,       ///< munmap: the range is gone; free its device frames
+  kDiscard,     ///< madvise(DONTNEED) by the application: the bytes are zero now
+  kRemap,       ///< mremap: [start,end) moved to [new_start, new_start+len)
+  kMigratedToRam,  ///< a CPU touch moved device pages back (migrate_to_ram)
+};
+
+/// One invalidation, delivered to MirrorClient::invalidate().
+struct Invalidation {
+  InvalidationKind kind;
+  std::uint64_t start;      ///< first byte, page aligned
+  std::uint64_t end;        ///< one past the last byte, page aligned
+  std::uint64_t new_start;  ///< kRemap only: where [start,end) went
+  /// kMigratedToRam only: the frames that now hold stale copies. The backend
+  /// has already copied their bytes to RAM and zapped their GPU mappings; the
+  /// client frees them (MechanismFace::free_frames) after updating its books.
+  std::vector<FrameId> frames;
+};
+
+/// The runtime's side of a mirror: the mmu-notifier analogue.
+class MirrorClient {
+ public:
+  virtual ~MirrorClient() = default;
+  /// Called in event order on one backend thread (never the event reader).
+  /// The backend holds none of its own locks while calling, so the client
+  /// may take its notifier lock and call back into the backend.
+  virtual void invalidate(const Invalidation& inv) = 0;
+};
+
+/// Device-memory figures, in bytes.
+struct DeviceMemoryUse {
+  std::uint64_t total = 0;
+  std::uint64_t used = 0;
+  std::uint64_t high_water = 0;
+};
+
+/// Mechanism face: only backends whose memory management is in user space.
+///
+/// Frame lifetime: alloc_frames() returns frames owned by the caller with the
+/// given owner tag; they stay allocated until free_frames(). A frame lock is a
+/// bit lock like the kernel's page lock: frame_trylock() never blocks, and
+/// the lock order is frame lock -> runtime notifier lock, so under the
+/// notifier lock only trylock is legal.
+class MechanismFace {
+ public:
+  MechanismFace() = default;
+  MechanismFace(const MechanismFace&) = delete;
+  MechanismFace& operator=(const MechanismFace&) = delete;
+  virtual ~MechanismFace() = default;
+
+  // --- device memory ---------------------------------------------------
+
+  /// Allocates bytes/kPageSize frames in naturally aligned chunks of `chunk`
+  /// bytes (one of kChunkSizes), tagging each with `owner`. Returns the
+  /// frames in address order, or std::nullopt when device memory is short
+  /// (nothing is allocated then). REQUIRES: bytes is a multiple of chunk.
+  virtual std::optional<std::vector<FrameId>> alloc_frames(std::size_t bytes, std::size_t chunk,
+                                                           OwnerId owner) = 0;
+  /// Returns frames to the pool. REQUIRES: frames are allocated, unlocked,
+  /// and no GPU page-table entry points at them.
+  virtual void free_frames(std::span<const FrameId> frames) = 0;
+  /// The owner tag recorded with a frame (kNoOwner if free).
+  virtual OwnerId frame_owner(FrameId frame) const = 0;
+  /// Every allocated frame tagged with `owner` (the allocation entry point
+  /// of eviction: no VA, no CPU mapping lookup).
+  virtual std::vector<FrameId> frames_of(OwnerId owner) const = 0;
+  virtual DeviceMemoryUse device_memory() const = 0;
+
+  // --- CPU side ----------------------------------------------------------
+
+  /// Starts mirroring [start, start+len): CPU-side changes are reported to
+  /// `client`. Throws Error if the region is not mapped, not page aligned, or
+  /// already mirrored. The client must outlive the mirror.
+  virtual void mirror(std::uint64_t start, std::size_t len, MirrorClient& client) = 0;
+  /// Stops mirroring. REQUIRES: no device frames hold data of the region.
+  virtual void unmirror(std::uint64_t start, std::size_t len) = 0;
+
+  /// Fills out[i] for each page of [start, start + out.size()*kPageSize).
+  /// Device pages are reported only if owned by this backend. Never faults.
+  virtual void snapshot(std::uint64_t start, std::span<PageSnapshot> out) = 0;
+
+  /// Moves the system pages at `addrs` into `frames` (same length): CPU
+  /// writers wait during the copy (write-protect), then the CPU pages are
+  /// dropped so a later CPU touch faults and migrates back. Returns how many
+  /// pages moved; pages that could not move (unmapped meanwhile) have their
+  /// frame set to kNoFrame in `frames` and stay the caller's to free.
+  virtual std::size_t migrate_to_device(std::span<const std::uint64_t> addrs,
+                                        std::span<FrameId> frames) = 0;
+
+  // --- eviction primitives -------------------------------------------
+
+  /// Never blocks. True if the caller now holds the frame's lock.
+  virtual bool frame_trylock(FrameId frame) = 0;
+  virtual void frame_unlock(FrameId frame) = 0;
+  /// The CPU address a locked frame's data belongs to, as the device knows
+  /// it (the migration entry): follows mremap. 0 if the data's mapping is
+  /// gone (munmap), in which case the frame needs no copy back.
+  virtual std::uint64_t frame_address(FrameId frame) const = 0;
+  /// Unmaps locked frames: GPU mappings of them are zapped and CPU touches of
+  /// their addresses wait until finalize(). REQUIRES: frames locked.
+  virtual void unmap(std::span<const FrameId> frames) = 0;
+  /// Places `bytes` (kPageSize) as the CPU page of a locked, unmapped frame.
+  /// Returns 0 on success, or the errno of the placement; ENOENT means the
+  /// mapping went away after all pending CPU events were applied (the bytes
+  /// are no longer needed). EAGAIN is handled inside: every pending event is
+  /// applied and the placement retried at the frame's current address.
+  virtual int commit(FrameId frame, std::span<const std::byte> bytes) = 0;
+  /// Ends an eviction: committed frames lose their CPU migration state and
+  /// their pages are RAM again; uncommitted ones go back to device-resident.
+  /// Unlocks every frame. Does not free them.
+  virtual void finalize(std::span<const FrameId> frames, std::span<const bool> committed) = 0;
+  /// Read-only view of a frame's bytes. REQUIRES: caller holds the lock or
+  /// otherwise keeps the frame from being freed.
+  virtual std::span<const std::byte> frame_bytes(FrameId frame) const = 0;
+
+  // --- GPU page table ------------------------------------------------------
+
+  /// Writes GPU PTEs for [start, start + pages.size()*kPageSize): device
+  /// pages map their frame, system pages map the CPU address.
+  virtual void bind(std::uint64_t start, std::span<const PageSnapshot> pages) = 0;
+  /// Clears GPU PTEs of [start, end).
+  virtual void unbind(std::uint64_t start, std::uint64_t end) = 0;
+};
+
+/// Policy face: every backend. Implemented by the kernel for Xe and by the
+/// runtime's SvmManager for mechanism backends.
+class PolicyFace {
+ public:
+  PolicyFace() = default;
+  PolicyFace(const PolicyFace&) = delete;
+  PolicyFace& operator=(const PolicyFace&) = delete;
+  virtual ~PolicyFace() = default;
+
+  /// Makes [start, start+len) usable by the GPU at the same addresses.
+  /// Throws Error on bad input (unaligned, zero, overlapping, unmapped).
+  virtual void mirror(std::uint64_t start, std::size_t len) = 0;
+  /// Undoes mirror(): device-resident data is brought back first.
+  virtual void unmirror(std::uint64_t start, std::size_t len) = 0;
+  /// Records advice for [start, start+len). Returns false if the backend
+  /// cannot apply this advice (it is then reported, never silently dropped).
+  virtual bool advise(std::uint64_t start, std::size_t len, const Advice& advice) = 0;
+  /// Moves [start, start+len) to `where` now. Returns bytes moved.
+  virtual std::uint64_t prefetch(std::uint64_t start, std::size_t len, Location where) = 0;
+  /// Evicts device-resident data of [start, start+len) to RAM.
+  virtual EvictResult evict(std::uint64_t start, std::size_t len) = 0;
+  /// Bytes of [start, start+len) resident in device memory.
+  virtual Residency residency(std::uint64_t start, std::size_t len) = 0;
+  virtual DeviceMemoryUse device_memory() = 0;
+  /// Waits until every operation issued so far is complete.
+  virtual void wait() = 0;
+};
+
+/// The runtime's GPU fault handler, called by an execution engine.
+class GpuFaultHandler {
+ public:
+  virtual ~GpuFaultHandler() = default;
+  /// Resolves a GPU fault at `addr` (any byte of the faulting page) for
+  /// `access`, called on the engine worker that faulted, with no engine or
+  /// backend lock held. Returns true when the access may be retried, false
+  /// when the address is not SVM memory (a fatal GPU fault).
+  virtual bool handle_gpu_fault(std::uint64_t addr, Access access) = 0;
+};
+
+/// An execution engine: runs kernels whose memory accesses go through a
+/// DeviceAccessor over the backend's GPU page table.
+class Engine {
+ public:
+  Engine() = default;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+  virtual ~Engine() = default;
+  /// Sets the fault handler (REQUIRES: no kernel running). May be nullptr.
+  virtual void set_fault_handler(GpuFaultHandler* handler) = 0;
+  /// Runs `kernel` for global_size work items and waits for completion.
+  /// Rethrows the first exception a work item threw.
+  virtual void launch(std::uint64_t global_size, const Kernel& kernel) = 0;
+  virtual unsigned workers() const = 0;
+};
+
+/// What a backend can do.
+struct BackendInfo {
+  std::string name;            ///< "sim", "xe"
+  std::string description;     ///< human-readable, for `xesvm info`
+  std::vector<std::pair<std::string, std::string>> properties;  ///< extra key/values
+};
+
+/// A backend. Says which faces it has; never fakes one it lacks.
+class Backend {
+ public:
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+  virtual ~Backend() = default;
+
+  virtual BackendInfo info() const = 0;
+  /// The mechanism face, or nullptr if the memory management of this backend
+  /// lives in the kernel.
+  virtual MechanismFace* mechanism() { return nullptr; }
+  /// The policy face, or nullptr if the runtime must provide it on top of
+  /// mechanism().
+  virtual PolicyFace* policy() { return nullptr; }
+  /// The execution engine, or nullptr if kernels cannot run on this backend.
+  virtual Engine* engine() { return nullptr; }
+  /// Adds backend counters (cost model, link bytes, ...) to `stats`.
+  virtual void add_stats(Stats& stats) const { (void)stats; }
+};
+
+/// Opens a backend by URI ("sim:vram=256M", "xe:", "xe:/dev/dri/renderD128").
+/// Throws Error (kInvalidArgument) naming the URI and the accepted forms.
+std::unique_ptr<Backend> open_backend(std::string_view uri);
+
+}  // namespace xesvm
