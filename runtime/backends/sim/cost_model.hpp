@@ -1,0 +1,64 @@
+// CostModel: the sim device's modelled time.
+//
+// In the sim the "GPU" reads host RAM as fast as its own frames, so without a
+// model never migrating would always look best. The cost model charges every
+// GPU access to system memory and every migration to a host link (bandwidth
+// plus a fixed latency per transfer) and every access to device memory to a
+// faster local bandwidth. It is a serialized-link model: all transfers are
+// assumed to queue on one link and one local memory, so the modelled device
+// time is the plain sum
+//
+//   modelled_ns = link_bytes / link_gb_per_s + link_transfers * link_latency_ns
+//               + local_bytes / local_gb_per_s
+//
+// (1 GB/s = 1 byte/ns). The model keeps only the three byte/transfer totals
+// and computes the time from them on demand, so it has no rounding drift
+// however many small charges are made.
+//
+// Concurrency: every method is lock-free and may be called from any thread.
+// reset() racing charges loses or keeps those charges, nothing worse.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace xesvm::sim {
+
+/// Parameters of the model.
+struct LinkParams {
+  double link_gb_per_s = 13.0;    ///< host link bandwidth (PCIe Gen4 x8 effective)
+  double link_latency_ns = 1500;  ///< fixed cost of one link transfer
+  double local_gb_per_s = 400.0;  ///< device-memory bandwidth
+};
+
+class CostModel {
+ public:
+  /// Throws Error(kInvalidArgument) unless both bandwidths are finite and
+  /// positive and the latency is finite and non-negative.
+  explicit CostModel(LinkParams params = {});
+  CostModel(const CostModel&) = delete;
+  CostModel& operator=(const CostModel&) = delete;
+
+  /// Charges `transfers` link transfers moving `bytes` in total (a GPU
+  /// access to system memory, or a migration in either direction).
+  void charge_link(std::uint64_t bytes, std::uint64_t transfers) noexcept;
+  /// Charges `bytes` of device-memory traffic.
+  void charge_local(std::uint64_t bytes) noexcept;
+
+  /// The modelled device time so far, in nanoseconds (rounded to nearest).
+  std::uint64_t modelled_ns() const noexcept;
+  std::uint64_t link_bytes() const noexcept;
+  std::uint64_t link_transfers() const noexcept;
+  std::uint64_t local_bytes() const noexcept;
+  /// Zeroes every total.
+  void reset() noexcept;
+  const LinkParams& params() const noexcept { return params_; }
+
+ private:
+  LinkParams params_;
+  std::atomic<std::uint64_t> link_bytes_{0};
+  std::atomic<std::uint64_t> link_transfers_{0};
+  std::atomic<std::uint64_t> local_bytes_{0};
+};
+
+}  // namespace xesvm::sim

@@ -1,0 +1,103 @@
+// GpuPageTable: the sim GPU's page table.
+//
+// Maps GPU virtual addresses (the same as CPU addresses: SVM) page by page to
+// either a device frame or the CPU page at the same address. It is a
+// two-level table: an ordered directory of 2 MiB regions, each an array of
+// 512 PTEs, allocated when the first PTE of the region is bound and dropped
+// when its last PTE is cleared. A reverse map frame -> address makes
+// zap_frames() cost O(frames). A device frame backs at most one page: binding
+// it at a second address moves it (the old PTE is cleared, as by a zap).
+//
+// generation() counts invalidations: every unbind(), zap_frames() and every
+// bind() that clears or replaces an existing PTE bumps it while holding the
+// write lock. A reader that sampled it under the shared lock and sees the
+// same value later knows no PTE was torn down in between.
+//
+// Concurrency: one std::shared_mutex. bind(), unbind() and zap_frames() take
+// it exclusively; lookup(), with_lookup() and mapped_pages() take it shared.
+// with_lookup() runs the caller's function under the shared lock, so the
+// function must not call back into the table's writers (deadlock) and should
+// be short: it holds off every invalidation.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <unordered_map>
+#include <utility>
+
+#include "runtime/backend.hpp"
+
+namespace xesvm::sim {
+
+/// One GPU page-table entry.
+struct Pte {
+  enum class Kind : std::uint8_t { kNone, kSystem, kDevice };
+  Kind kind = Kind::kNone;
+  bool writable = false;
+  FrameId frame = kNoFrame;  ///< valid when kind == kDevice
+};
+
+class GpuPageTable {
+ public:
+  GpuPageTable() = default;
+  GpuPageTable(const GpuPageTable&) = delete;
+  GpuPageTable& operator=(const GpuPageTable&) = delete;
+
+  /// Writes the PTEs of [start, start + pages.size()*kPageSize): kDevice
+  /// pages map their frame, kSystem and kAbsent pages map the CPU page (an
+  /// absent page is populated by the CPU side on first access). REQUIRES
+  /// (else throws Error(kInvalidArgument) and changes nothing): start page
+  /// aligned, the range does not wrap, every kDevice page names a frame and
+  /// no frame appears twice.
+  void bind(std::uint64_t start, std::span<const PageSnapshot> pages);
+  /// Clears the PTEs of [start, end). REQUIRES (else throws
+  /// Error(kInvalidArgument)): start and end page aligned, start <= end.
+  void unbind(std::uint64_t start, std::uint64_t end);
+  /// Clears every PTE that maps one of `frames`; frames not mapped are
+  /// ignored. O(frames.size()).
+  void zap_frames(std::span<const FrameId> frames);
+
+  /// The PTE of the page holding addr (kNone if unmapped).
+  Pte lookup(std::uint64_t addr) const;
+  /// Calls f(const Pte&) for the page holding addr with the shared lock held
+  /// and returns what f returns. Lets a caller access a device frame knowing
+  /// that no zap (and hence no free of the frame) can run meanwhile.
+  template <class F>
+  decltype(auto) with_lookup(std::uint64_t addr, F&& f) const {
+    std::shared_lock lk(mu_);
+    return std::forward<F>(f)(find(addr));
+  }
+  /// Number of PTEs that are not kNone.
+  std::size_t mapped_pages() const;
+  /// The invalidation count (see above).
+  std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
+  /// The address a frame is mapped at, if any (for diagnostics and tests).
+  std::optional<std::uint64_t> address_of(FrameId frame) const;
+
+ private:
+  static constexpr std::size_t kPtesPerDir = 512;
+  struct Dir {
+    std::array<Pte, kPtesPerDir> ptes{};
+    std::size_t used = 0;
+  };
+
+  // All REQUIRE mu_ (shared for find, exclusive for the rest).
+  const Pte& find(std::uint64_t addr) const;
+  void clear_pte(std::uint64_t page_addr);  // clears and unlinks; may drop the Dir
+  void bump() noexcept { generation_.fetch_add(1, std::memory_order_acq_rel); }
+
+  mutable std::shared_mutex mu_;
+  std::map<std::uint64_t, std::unique_ptr<Dir>> dirs_;  // key: addr >> 21
+  std::unordered_map<FrameId, std::uint64_t> frame_va_;
+  std::size_t mapped_ = 0;
+  std::atomic<std::uint64_t> generation_{0};
+};
+
+}  // namespace xesvm::sim
