@@ -190,12 +190,21 @@ TEST(SimEngine, AccessToMunmappedSystemPageIsAGpuFaultNotACrash) {
   SimRig rig(1);
   RefuseFaults refuse;
   rig.engine.set_fault_handler(&refuse);
-  void* p = ::mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // Far below the kernel's mmap base, so no later mapping of this process
+  // (sanitizer runtimes included) fills the hole left by munmap.
+  void* hint = reinterpret_cast<void*>(0x7e9000000000ull);
+  void* p = ::mmap(hint, kPageSize, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p == MAP_FAILED) {
+    p = ::mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  }
   ASSERT_NE(p, MAP_FAILED);
+  std::memset(p, 0x11, kPageSize);
   const auto addr = reinterpret_cast<std::uint64_t>(p);
   rig.table.bind(addr, std::vector<PageSnapshot>{{PagePlace::kSystem, true, kNoFrame}});
   ASSERT_EQ(::munmap(p, kPageSize), 0);
   for (Access acc : {Access::kRead, Access::kWrite, Access::kAtomic}) {
+    ASSERT_NE(::msync(p, kPageSize, MS_ASYNC), 0) << "the unmapped page was mapped again";
     try {
       rig.engine.launch(1, [&](const WorkItem&, DeviceAccessor& a) {
         std::uint32_t v = 1;
