@@ -30,8 +30,9 @@
 //  - kNone, a write through a read-only PTE, or a faulting transfer: the
 //    GpuFaultHandler is called (no engine or table lock held) with the page
 //    address; true retries the page, false (or no handler set) throws
-//    Error(kDeviceLost) naming the address. One page is retried at most
-//    kMaxPageRetries times, then Error(kBusy) is thrown.
+//    Error(kDeviceLost) naming the address. One page is attempted at most
+//    kMaxPageRetries times (fault retries and generation retries together),
+//    then Error(kBusy) is thrown: the engine never spins forever.
 //  - with_page(addr, n, access, fn): [addr, addr+n) must lie in one page.
 //    On a device page fn sees the frame bytes under the shared lock; on a
 //    system page fn sees a per-worker bounce buffer that was filled with
