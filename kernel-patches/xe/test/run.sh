@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# The xesvm kernel harness: one command.
+#
+#   bash kernel-patches/xe/test/run.sh            # from the repository root
+#
+# 1. installs the Debian packages (scripts/deps.sh), unpacks
+#    linux-source-6.12 into ${XESVM_CACHE:-/var/cache/xesvm}/kernel,
+# 2. builds the unpatched kernel (only when its results for this config are
+#    not cached) and the patched kernel (series applied; incremental),
+# 3. builds the selftests, boots each kernel in QEMU (TCG, 2 vCPUs, the host
+#    root shared read-only over virtio-9p) and runs the tests with a
+#    watchdog on every test and on the whole guest,
+# 4. parses the TAP output and the console log and exits non-zero on any
+#    failed test or kernel splat (WARN, BUG, lockdep report, stall).
+#
+# Environment: XESVM_CACHE (cache root), XESVM_JOBS (make -j, default 2),
+# XESVM_BENCH=1 also runs the benchmark (bench.sh), XESVM_SKIP_BASELINE=1
+# skips the unpatched kernel, XESVM_CHECK=1 also runs checkpatch/W=1/sparse.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+xe=$(dirname "$here")
+repo=$(cd "$xe/../.." && pwd)
+cache=${XESVM_CACHE:-/var/cache/xesvm}/kernel
+export XESVM_JOBS=${XESVM_JOBS:-2}
+t0=$(date +%s)
+
+log() { echo "[kernel] $*"; }
+die() { echo "[kernel] ERROR: $*" >&2; echo "kernel: 0 passed, 1 failed, 0 skipped"; exit 1; }
+elapsed() { echo $(( $(date +%s) - t0 ))s; }
+
+# ---------------------------------------------------------------- packages
+bash "$repo/scripts/deps.sh" || die "scripts/deps.sh failed"
+for tool in qemu-system-x86_64 busybox gcc make patch python3 timeout; do
+	command -v "$tool" >/dev/null || die "missing tool: $tool"
+done
+
+# ---------------------------------------------------------------- sources
+pkgver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
+tarball=/usr/src/linux-source-6.12.tar.xz
+[ -r "$tarball" ] || die "$tarball missing"
+mkdir -p "$cache"
+pristine=$cache/pristine-$pkgver
+if [ ! -f "$pristine/.xesvm-complete" ]; then
+	log "unpacking $tarball"
+	rm -rf "$pristine" "$pristine.tmp"
+	mkdir -p "$pristine.tmp"
+	tar -C "$pristine.tmp" -xf "$tarball" --strip-components=1
+	touch "$pristine.tmp/.xesvm-complete"
+	mv "$pristine.tmp" "$pristine"
+fi
+kver=$(make -s -C "$pristine" kernelversion)
+log "Debian linux-source-6.12 $pkgver: Linux $kver"
+
+frag=$here/config.fragment
+cfghash=$( (echo "$pkgver"; cat "$frag" "$here/kbuild.sh") | sha256sum | cut -c1-16)
+series=$(grep -v '^\s*#' "$xe/series" | sed '/^\s*$/d')
+serieshash=$( (cd "$xe" && cat series $series) | sha256sum | cut -c1-16)
+log "config hash $cfghash, series hash $serieshash"
+
+# ------------------------------------------------------------- test plans
+inithash=$( (cat "$here/guest-init.sh" "$here/tap.py" "$0") | sha256sum | cut -c1-16)
+
+write_plan() { # dir with binaries, kind
+	local d=$1 kind=$2
+	{
+		echo "900 hmm-tests $d/hmm-tests"
+		if [ "$kind" = patched ]; then
+			echo "900 hmm-evict-tests $d/hmm-evict-tests"
+			[ "${XESVM_BENCH:-0}" = 1 ] && echo "1800 bench $here/bench.sh $d"
+		fi
+	} >"$d/plan"
+}
+
+build_selftests() { # src, out dir, kind
+	local src=$1 d=$2 kind=$3 mm=$1/tools/testing/selftests/mm
+	mkdir -p "$d"
+	local cflags="-O2 -g -Wall -I$src -I$mm -I$src/tools/include/uapi -I$src/tools/testing/selftests"
+	(cd "$mm" && gcc $cflags -o "$d/hmm-tests" hmm-tests.c vm_util.c -lpthread) ||
+		die "building hmm-tests failed"
+	if [ "$kind" = patched ]; then
+		(cd "$mm" && gcc $cflags -o "$d/hmm-evict-tests" hmm-evict-tests.c vm_util.c -lpthread) ||
+			die "building hmm-evict-tests failed"
+		gcc $cflags -I"$mm" -o "$d/hmm-evict-bench" "$here/hmm-evict-bench.c" -lpthread ||
+			die "building hmm-evict-bench failed"
+	fi
+}
+
+run_guest() { # bzImage, out dir, label
+	local img=$1 d=$2 label=$3 qtmo=${XESVM_QEMU_TIMEOUT:-1800}
+	rm -f "$d/console.log" "$d/tests.log"
+	log "booting $label kernel in QEMU (TCG, watchdog ${qtmo}s)"
+	local s=$(date +%s)
+	timeout -s KILL "$qtmo" qemu-system-x86_64 \
+		-m 2G -smp 2 -display none -vga none -monitor none -no-reboot \
+		-kernel "$img" \
+		-append "console=ttyS0 root=rootfs rootfstype=9p rootflags=trans=virtio,version=9p2000.L ro init=$here/guest-init.sh panic=-1 movablecore=512M XESVM_PLAN=$d/plan" \
+		-fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
+		-device virtio-9p-pci,fsdev=root,mount_tag=rootfs \
+		-serial "file:$d/console.log" -serial "file:$d/tests.log" </dev/null ||
+		log "QEMU exited with status $? (timeout or crash)"
+	log "$label guest ran $(( $(date +%s) - s ))s"
+}
+
+# -------------------------------------------------------- unpatched kernel
+base_fail=0
+if [ "${XESVM_SKIP_BASELINE:-0}" != 1 ]; then
+	bout=$cache/base-$cfghash
+	bres=$bout/results-$inithash
+	if [ -f "$bres/summary.txt" ]; then
+		log "unpatched results cached ($bres)"
+	else
+		log "building the unpatched kernel ($bout)"
+		s=$(date +%s)
+		bash "$here/kbuild.sh" "$pristine" "$bout" "$frag" bzImage || die "unpatched build failed"
+		log "unpatched kernel built in $(( $(date +%s) - s ))s"
+		rm -rf "$bres.tmp"; mkdir -p "$bres.tmp"
+		build_selftests "$pristine" "$bres.tmp" base
+		write_plan "$bres.tmp" base
+		run_guest "$bout/arch/x86/boot/bzImage" "$bres.tmp" unpatched
+		python3 "$here/tap.py" --label unpatched --json "$bres.tmp/results.json" \
+			"$bres.tmp/tests.log" "$bres.tmp/console.log" "$bres.tmp/plan" \
+			>"$bres.tmp/summary.txt" || true
+		# keep results only if the guest got to the end
+		if grep -q XESVM-DONE "$bres.tmp/tests.log" 2>/dev/null; then
+			rm -rf "$bres"; mv "$bres.tmp" "$bres"
+		else
+			bres=$bres.tmp
+		fi
+	fi
+fi
+
+# ---------------------------------------------------------- patched kernel
+psrc=$cache/src-$pkgver-patched
+pout=$cache/patched-$cfghash
+if [ ! -f "$psrc/.xesvm-complete" ]; then
+	log "copying the source tree for the patched kernel"
+	rm -rf "$psrc" "$psrc.tmp"
+	cp -a "$pristine" "$psrc.tmp"
+	rm -f "$psrc.tmp/.xesvm-series" "$psrc.tmp/.xesvm-files"
+	mv "$psrc.tmp" "$psrc"
+fi
+if [ "$(cat "$psrc/.xesvm-series" 2>/dev/null)" != "$serieshash" ]; then
+	# Put back the pristine version of every file the previous series
+	# touched (with a new mtime, so make rebuilds it), then apply.
+	if [ -f "$psrc/.xesvm-files" ]; then
+		while read -r f; do
+			if [ -e "$pristine/$f" ]; then cp "$pristine/$f" "$psrc/$f"; else rm -f "$psrc/$f"; fi
+		done <"$psrc/.xesvm-files"
+	fi
+	rm -f "$psrc/.xesvm-series" "$psrc/.xesvm-files"
+	for p in $series; do
+		log "applying $p"
+		patch -d "$psrc" -p1 -s --no-backup-if-mismatch -f <"$xe/$p" || die "$p does not apply"
+		sed -n 's#^+++ b/##p' "$xe/$p" >>"$psrc/.xesvm-files"
+	done
+	sort -u -o "$psrc/.xesvm-files" "$psrc/.xesvm-files"
+	echo "$serieshash" >"$psrc/.xesvm-series"
+fi
+log "building the patched kernel ($pout)"
+s=$(date +%s)
+bash "$here/kbuild.sh" "$psrc" "$pout" "$frag" bzImage || die "patched build failed"
+log "patched kernel built in $(( $(date +%s) - s ))s"
+pres=$pout/results
+rm -rf "$pres"; mkdir -p "$pres"
+build_selftests "$psrc" "$pres" patched
+write_plan "$pres" patched
+
+if [ "${XESVM_CHECK:-0}" = 1 ]; then
+	bash "$here/check.sh" "$psrc" "$pout" || die "static checks failed"
+fi
+
+run_guest "$pout/arch/x86/boot/bzImage" "$pres" patched
+set +e
+python3 "$here/tap.py" --label patched --json "$pres/results.json" \
+	"$pres/tests.log" "$pres/console.log" "$pres/plan" >"$pres/summary.txt"
+prc=$?
+set -e
+
+# ---------------------------------------------------------------- summary
+echo
+echo "==================== xesvm kernel summary ===================="
+echo "Linux $kver (Debian linux-source-6.12 $pkgver), config $cfghash, series $serieshash"
+if [ "${XESVM_SKIP_BASELINE:-0}" != 1 ]; then
+	echo "-- unpatched kernel, stock hmm-tests (failures here are not caused by the series):"
+	sed 's/^/  /' "$bres/summary.txt"
+fi
+echo "-- patched kernel:"
+sed 's/^/  /' "$pres/summary.txt"
+if [ -f "$pres/bench.txt" ]; then
+	echo "-- benchmark:"; sed 's/^/  /' "$pres/bench.txt"
+fi
+[ -f "$pres/bench.txt" ] || grep -h '^BENCH' "$pres/tests.log" 2>/dev/null | sed 's/^/  /' || true
+echo "logs: $pres/{console.log,tests.log}"
+echo "total time $(elapsed)"
+# The closing line: counts of the patched kernel.
+tail -n1 "$pres/summary.txt" | sed 's/^patched:/kernel:/'
+exit $prc
