@@ -171,16 +171,18 @@ class MechanismFace {
   /// Unmaps locked frames: GPU mappings of them are zapped and CPU touches of
   /// their addresses wait until finalize(). REQUIRES: frames locked.
   virtual void unmap(std::span<const FrameId> frames) = 0;
-  /// Places `bytes` (kPageSize) as the CPU page of a locked, unmapped frame.
-  /// Returns 0 on success, or the errno of the placement; ENOENT means the
-  /// mapping went away after all pending CPU events were applied (the bytes
-  /// are no longer needed). EAGAIN is handled inside: every pending event is
-  /// applied and the placement retried at the frame's current address.
-  virtual int commit(FrameId frame, std::span<const std::byte> bytes) = 0;
+  /// The copy engine of eviction: places len bytes from src (device frame
+  /// memory of locked, unmapped frames) as the CPU pages at [addr, addr+len),
+  /// allocating the RAM pages without any CPU mapping lookup by the runtime.
+  /// Copy and commit in one (for the sim: UFFDIO_COPY). Returns 0 on success
+  /// or an errno: on EAGAIN/ENOENT every pending CPU event has been applied
+  /// before it returns, so frame_address() then says where each frame's data
+  /// belongs now (0: nowhere, the bytes are no longer needed).
+  virtual int place(std::uint64_t addr, const std::byte* src, std::size_t len) = 0;
   /// Ends an eviction: committed frames lose their CPU migration state and
   /// their pages are RAM again; uncommitted ones go back to device-resident.
   /// Unlocks every frame. Does not free them.
-  virtual void finalize(std::span<const FrameId> frames, std::span<const bool> committed) = 0;
+  virtual void finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed) = 0;
   /// Read-only view of a frame's bytes. REQUIRES: caller holds the lock or
   /// otherwise keeps the frame from being freed.
   virtual std::span<const std::byte> frame_bytes(FrameId frame) const = 0;

@@ -9,7 +9,7 @@ PACKAGES=(
   # user-space build
   build-essential cmake ninja-build pkg-config git
   libtbb-dev libgtest-dev libgmock-dev libbenchmark-dev libdrm-dev
-  libcli11-dev nlohmann-json3-dev libfmt-dev
+  libcli11-dev nlohmann-json3-dev libfmt-dev libabsl-dev
   clang clang-format clang-tidy libclang-rt-14-dev
   # Level Zero loader (the real one) for the Level Zero driver and its tests
   libze1 libze-dev

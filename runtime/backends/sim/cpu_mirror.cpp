@@ -1,0 +1,684 @@
+// DOC: Overview
+//
+// The CPU side of the sim device. A page of a mirrored region is in one of
+// three places: in RAM (the CPU page table maps it), absent (never touched,
+// reads as zeros), or in a device frame. A page in a device frame has no CPU
+// page at all (it was dropped with MADV_DONTNEED) and a *device-private
+// entry* here, so the next CPU touch raises a userfaultfd MISSING fault whose
+// handler copies the frame back (migrate_to_ram).
+//
+// DOC: Moving a page to the device (migrate_to_device)
+//
+//  1. enter a device-private entry in state kInbound (CPU faults on it wait);
+//  2. write-protect the page: CPU writers now wait in a WP fault;
+//  3. copy the bytes into the frame with process_vm_readv (never a plain
+//     dereference: the application may unmap the page at any time);
+//  4. mark the page as being dropped by us, MADV_DONTNEED it, unmark — the
+//     reader tells our REMOVE events from the application's by that mark;
+//  5. set the entry kResident and lift the write protection, which wakes the
+//     waiting writers; they fault again and take the page back.
+//
+// DOC: Locking
+//
+// entries_mu_ (device-private entries, frame -> address) is a leaf lock.
+// The reader holds only queue_mu_ and drop_mu_, both leaf locks, so it never
+// waits on anything a faulting or dropping thread holds. The service thread
+// calls MirrorClient::invalidate() with no lock of ours held; the runtime
+// takes its notifier lock there. Frame locks are only ever trylocked here.
+#include "runtime/backends/sim/cpu_mirror.hpp"
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <sstream>
+
+#include "runtime/backends/sim/cost_model.hpp"
+#include "runtime/backends/sim/frame_pool.hpp"
+#include "runtime/backends/sim/gpu_page_table.hpp"
+
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+
+namespace xesvm::sim {
+namespace {
+
+constexpr std::uint8_t kMsgFault = UFFD_EVENT_PAGEFAULT;
+constexpr std::uint8_t kMsgRemap = UFFD_EVENT_REMAP;
+constexpr std::uint8_t kMsgRemove = UFFD_EVENT_REMOVE;
+constexpr std::uint8_t kMsgUnmap = UFFD_EVENT_UNMAP;
+
+std::string errno_text(int e) { return std::string(std::strerror(e)); }
+
+int open_uffd(bool user_mode_only) {
+  int flags = O_CLOEXEC | O_NONBLOCK | (user_mode_only ? UFFD_USER_MODE_ONLY : 0);
+  return static_cast<int>(syscall(SYS_userfaultfd, flags));
+}
+
+// Reads present/swapped bits of pages [start, start + n*4K) from pagemap.
+void read_present(std::uint64_t start, std::size_t n, std::vector<bool>& present) {
+  present.assign(n, true);
+  int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // conservative: treat all as present
+  std::vector<std::uint64_t> ent(n);
+  ssize_t want = static_cast<ssize_t>(n * sizeof(std::uint64_t));
+  ssize_t got = pread(fd, ent.data(), static_cast<std::size_t>(want),
+                      static_cast<off_t>((start >> kPageShift) * sizeof(std::uint64_t)));
+  ::close(fd);
+  if (got != want) return;
+  for (std::size_t i = 0; i < n; ++i) present[i] = (ent[i] >> 62) & 3u;  // present or swapped
+}
+
+}  // namespace
+
+std::string UffdFeatures::describe() const {
+  std::ostringstream os;
+  os << (kernel_faults ? "kernel-faults" : "user-mode-only") << (write_protect ? " wp" : "")
+     << (wp_unpopulated ? " wp-unpopulated" : "") << (event_remove ? " event-remove" : "")
+     << (event_unmap ? " event-unmap" : "") << (event_remap ? " event-remap" : "");
+  return os.str();
+}
+
+CpuMirror::CpuMirror(FramePool& frames, GpuPageTable& gpu, CostModel& cost, bool allow_kernel_faults)
+    : frames_(frames), gpu_(gpu), cost_(cost) {
+  // Probe what the kernel offers on a throwaway descriptor: UFFDIO_API may be
+  // called once per descriptor, and asking for an unknown feature fails.
+  bool user_only = !allow_kernel_faults;
+  int probe = open_uffd(user_only);
+  if (probe < 0 && errno == EPERM && !user_only) {
+    user_only = true;
+    probe = open_uffd(true);
+  }
+  if (probe < 0) {
+    throw Error(Error::Code::kUnsupported,
+                "sim device: userfaultfd() failed: " + errno_text(errno) +
+                    " (expected a kernel with CONFIG_USERFAULTFD; unprivileged processes need "
+                    "vm.unprivileged_userfaultfd=1 or UFFD_USER_MODE_ONLY support)");
+  }
+  uffdio_api api{};
+  api.api = UFFD_API;
+  if (ioctl(probe, UFFDIO_API, &api) < 0) {
+    int e = errno;
+    ::close(probe);
+    throw Error(Error::Code::kUnsupported, "sim device: UFFDIO_API failed: " + errno_text(e));
+  }
+  ::close(probe);
+  const std::uint64_t have = api.features;
+  features_.raw = have;
+  features_.kernel_faults = !user_only;
+  features_.write_protect = have & UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+  features_.wp_unpopulated = have & UFFD_FEATURE_WP_UNPOPULATED;
+  features_.event_remove = have & UFFD_FEATURE_EVENT_REMOVE;
+  features_.event_unmap = have & UFFD_FEATURE_EVENT_UNMAP;
+  features_.event_remap = have & UFFD_FEATURE_EVENT_REMAP;
+  if (!features_.write_protect || !features_.event_remove || !features_.event_unmap ||
+      !features_.event_remap) {
+    throw Error(Error::Code::kUnsupported,
+                "sim device: userfaultfd lacks a required feature (have: " + features_.describe() +
+                    "; need wp, event-remove, event-unmap, event-remap)");
+  }
+
+  uffd_ = open_uffd(user_only);
+  if (uffd_ < 0) {
+    throw Error(Error::Code::kUnsupported, "sim device: userfaultfd() failed: " + errno_text(errno));
+  }
+  uffdio_api want{};
+  want.api = UFFD_API;
+  want.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_REMOVE |
+                  UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP |
+                  (features_.wp_unpopulated ? UFFD_FEATURE_WP_UNPOPULATED : 0);
+  if (ioctl(uffd_, UFFDIO_API, &want) < 0) {
+    int e = errno;
+    ::close(uffd_);
+    throw Error(Error::Code::kUnsupported, "sim device: UFFDIO_API failed: " + errno_text(e));
+  }
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    int e = errno;
+    ::close(uffd_);
+    throw Error(Error::Code::kBackend, "sim device: eventfd failed: " + errno_text(e));
+  }
+  frame_addr_.assign(frames_.frame_count(), 0);
+  service_ = std::jthread([this](std::stop_token st) { service_loop(st); });
+  reader_ = std::jthread([this](std::stop_token st) { reader_loop(st); });
+}
+
+CpuMirror::~CpuMirror() {
+  reader_.request_stop();
+  service_.request_stop();
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto r = write(wake_fd_, &one, sizeof one);
+  queue_cv_.notify_all();
+  reader_.join();
+  service_.join();
+  ::close(uffd_);
+  ::close(wake_fd_);
+}
+
+CpuMirrorStats CpuMirror::stats() const {
+  return {cpu_faults_device_.load(), cpu_faults_zero_.load(), pages_to_ram_.load(), events_.load(),
+          deferred_count_.load()};
+}
+
+// ---------------------------------------------------------------------------
+// Mirrors
+
+void CpuMirror::mirror(std::uint64_t start, std::size_t len, MirrorClient& client) {
+  if (start % kPageSize || len % kPageSize || len == 0) {
+    throw Error(Error::Code::kInvalidArgument,
+                "sim device: mirror region must be page aligned and non-empty");
+  }
+  std::lock_guard lk(mirrors_mu_);
+  auto it = mirrors_.upper_bound(start);
+  if (it != mirrors_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->second.end > start) it = prev;
+  }
+  if (it != mirrors_.end() && it->first < start + len) {
+    throw Error(Error::Code::kInvalidArgument,
+                "sim device: region overlaps an existing mirror at 0x" + [&] {
+                  std::ostringstream os;
+                  os << std::hex << it->first;
+                  return os.str();
+                }());
+  }
+  uffdio_register reg{};
+  reg.range.start = start;
+  reg.range.len = len;
+  reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
+  if (ioctl(uffd_, UFFDIO_REGISTER, &reg) < 0) {
+    int e = errno;
+    throw Error(Error::Code::kInvalidArgument,
+                "sim device: cannot mirror the region (" + errno_text(e) +
+                    "): expected private anonymous memory that is mapped in full");
+  }
+  mirrors_[start] = Mirror{start + len, &client};
+}
+
+void CpuMirror::unmirror(std::uint64_t start, std::size_t len) {
+  {
+    std::lock_guard lk(mirrors_mu_);
+    auto it = mirrors_.find(start);
+    if (it == mirrors_.end() || it->second.end != start + len) {
+      throw Error(Error::Code::kInvalidArgument,
+                  "sim device: unmirror of a region that is not mirrored as a whole");
+    }
+    mirrors_.erase(it);
+  }
+  uffdio_range r{start, len};
+  ioctl(uffd_, UFFDIO_UNREGISTER, &r);  // ENOENT/EINVAL: the mapping is gone already
+  drop_entries(start, start + len);
+}
+
+MirrorClient* CpuMirror::client_for(std::uint64_t addr) {
+  std::lock_guard lk(mirrors_mu_);
+  auto it = mirrors_.upper_bound(addr);
+  if (it == mirrors_.begin()) return nullptr;
+  --it;
+  return addr < it->second.end ? it->second.client : nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Snapshot and migration to the device
+
+void CpuMirror::snapshot(std::uint64_t start, std::span<PageSnapshot> out) {
+  std::vector<bool> present;
+  read_present(start, out.size(), present);
+  std::lock_guard lk(entries_mu_);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto it = entries_.find(start + i * kPageSize);
+    if (it != entries_.end()) {
+      out[i] = {PagePlace::kDevice, true, it->second.frame};
+    } else {
+      out[i] = {present[i] ? PagePlace::kSystem : PagePlace::kAbsent, true, kNoFrame};
+    }
+  }
+}
+
+std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs,
+                                         std::span<FrameId> frames) {
+  const std::size_t n = addrs.size();
+  std::vector<bool> ok(n, false);
+  {
+    std::lock_guard lk(entries_mu_);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (frames[i] == kNoFrame || entries_.count(addrs[i])) {
+        frames[i] = kNoFrame;
+        continue;
+      }
+      entries_[addrs[i]] = Entry{frames[i], EntryState::kInbound};
+      frame_addr_[frames[i]] = addrs[i];
+      ok[i] = true;
+    }
+  }
+  // Runs of consecutive addresses.
+  std::vector<std::pair<std::size_t, std::size_t>> runs;  // [first, count)
+  for (std::size_t i = 0; i < n;) {
+    if (!ok[i]) {
+      ++i;
+      continue;
+    }
+    std::size_t j = i + 1;
+    while (j < n && ok[j] && addrs[j] == addrs[j - 1] + kPageSize) ++j;
+    runs.emplace_back(i, j - i);
+    i = j;
+  }
+  std::uint64_t bytes = 0;
+  std::vector<bool> present;
+  for (auto [first, count] : runs) {
+    const std::uint64_t start = addrs[first];
+    const std::uint64_t len = count * kPageSize;
+    uffdio_writeprotect wp{{start, len}, UFFDIO_WRITEPROTECT_MODE_WP};
+    if (ioctl(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
+      for (std::size_t k = first; k < first + count; ++k) ok[k] = false;
+      continue;
+    }
+    read_present(start, count, present);
+    std::vector<iovec> local, remote;
+    for (std::size_t k = 0; k < count; ++k) {
+      std::byte* dst = frames_.data(frames[first + k]);
+      if (!present[k]) {
+        std::memset(dst, 0, kPageSize);
+        continue;
+      }
+      local.push_back({dst, kPageSize});
+      remote.push_back({reinterpret_cast<void*>(start + k * kPageSize), kPageSize});
+    }
+    // process_vm_readv takes at most IOV_MAX vectors per call.
+    for (std::size_t off = 0; off < local.size(); off += 512) {
+      std::size_t cnt = std::min<std::size_t>(512, local.size() - off);
+      ssize_t got = process_vm_readv(getpid(), local.data() + off, cnt, remote.data() + off, cnt, 0);
+      std::size_t good = got < 0 ? 0 : static_cast<std::size_t>(got) / kPageSize;
+      for (std::size_t v = good; v < cnt; ++v) {
+        std::uint64_t a = reinterpret_cast<std::uint64_t>(remote[off + v].iov_base);
+        ok[first + (a - start) / kPageSize] = false;
+      }
+    }
+    {
+      std::lock_guard lk(drop_mu_);
+      dropping_.emplace_back(start, start + len);
+    }
+    madvise(reinterpret_cast<void*>(start), len, MADV_DONTNEED);
+    {
+      std::lock_guard lk(drop_mu_);
+      dropping_.erase(std::find(dropping_.begin(), dropping_.end(),
+                                std::pair<std::uint64_t, std::uint64_t>{start, start + len}));
+    }
+    bytes += len;
+  }
+  std::size_t moved = 0;
+  {
+    std::lock_guard lk(entries_mu_);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (frames[i] == kNoFrame) continue;
+      if (ok[i]) {
+        entries_[addrs[i]].state = EntryState::kResident;
+        ++moved;
+      } else {
+        entries_.erase(addrs[i]);
+        frame_addr_[frames[i]] = 0;
+        frames[i] = kNoFrame;
+      }
+    }
+  }
+  for (auto [first, count] : runs) {
+    uffdio_writeprotect wp{{addrs[first], count * kPageSize}, 0};  // wakes waiting writers
+    ioctl(uffd_, UFFDIO_WRITEPROTECT, &wp);
+  }
+  if (bytes) cost_.charge_link(bytes, runs.size());
+  return moved;
+}
+
+// ---------------------------------------------------------------------------
+// Eviction primitives
+
+std::uint64_t CpuMirror::frame_address(FrameId frame) const {
+  std::lock_guard lk(entries_mu_);
+  return frame_addr_[frame];
+}
+
+void CpuMirror::unmap(std::span<const FrameId> frames) {
+  {
+    std::lock_guard lk(entries_mu_);
+    for (FrameId f : frames) {
+      std::uint64_t a = frame_addr_[f];
+      if (!a) continue;
+      auto it = entries_.find(a);
+      if (it != entries_.end()) it->second.state = EntryState::kEvicting;
+    }
+  }
+  gpu_.zap_frames(frames);
+}
+
+int CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_t len) {
+  for (unsigned n = place_failures_.load(); n > 0;) {
+    if (place_failures_.compare_exchange_weak(n, n - 1)) return EIO;
+  }
+  std::size_t done = 0;
+  while (done < len) {
+    uffdio_copy c{};
+    c.dst = addr + done;
+    c.src = reinterpret_cast<std::uint64_t>(src + done);
+    c.len = len - done;
+    if (ioctl(uffd_, UFFDIO_COPY, &c) == 0) {
+      done = len;
+      break;
+    }
+    int e = errno;
+    if (c.copy > 0) {
+      done += static_cast<std::size_t>(c.copy);
+      continue;
+    }
+    if (e == EAGAIN || e == ENOENT) drain();
+    return e;
+  }
+  return 0;
+}
+
+void CpuMirror::finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed) {
+  {
+    std::lock_guard lk(entries_mu_);
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      FrameId f = frames[i];
+      std::uint64_t a = frame_addr_[f];
+      if (committed[i]) {
+        if (a) entries_.erase(a);
+        frame_addr_[f] = 0;
+      } else if (a) {
+        auto it = entries_.find(a);
+        if (it != entries_.end()) it->second.state = EntryState::kResident;
+      }
+    }
+  }
+  for (FrameId f : frames) frames_.unlock(f);
+  queue_cv_.notify_all();  // deferred CPU faults may proceed now
+}
+
+// ---------------------------------------------------------------------------
+// Event reader and service thread
+
+bool CpuMirror::is_dropping(std::uint64_t start, std::uint64_t end) {
+  std::lock_guard lk(drop_mu_);
+  for (auto [s, e] : dropping_) {
+    if (s <= start && end <= e) return true;
+  }
+  return false;
+}
+
+void CpuMirror::reader_loop(std::stop_token st) {
+  std::array<pollfd, 2> fds{pollfd{uffd_, POLLIN, 0}, pollfd{wake_fd_, POLLIN, 0}};
+  std::array<uffd_msg, 64> msgs;
+  while (!st.stop_requested()) {
+    poll(fds.data(), fds.size(), 100);
+    if (fds[1].revents & POLLIN) {
+      std::uint64_t v;
+      [[maybe_unused]] auto r = read(wake_fd_, &v, sizeof v);
+    }
+    for (;;) {
+      ssize_t got = read(uffd_, msgs.data(), sizeof msgs);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        break;  // EAGAIN: empty
+      }
+      std::size_t count = static_cast<std::size_t>(got) / sizeof(uffd_msg);
+      std::vector<Message> batch;
+      batch.reserve(count);
+      for (std::size_t i = 0; i < count; ++i) {
+        const uffd_msg& m = msgs[i];
+        switch (m.event) {
+          case UFFD_EVENT_PAGEFAULT:
+            batch.push_back({kMsgFault, m.arg.pagefault.address, m.arg.pagefault.flags, 0});
+            break;
+          case UFFD_EVENT_REMOVE:
+            if (!is_dropping(m.arg.remove.start, m.arg.remove.end)) {
+              batch.push_back({kMsgRemove, m.arg.remove.start, m.arg.remove.end, 0});
+            }
+            break;
+          case UFFD_EVENT_UNMAP:
+            batch.push_back({kMsgUnmap, m.arg.remove.start, m.arg.remove.end, 0});
+            break;
+          case UFFD_EVENT_REMAP:
+            batch.push_back({kMsgRemap, m.arg.remap.from, m.arg.remap.to, m.arg.remap.len});
+            break;
+          default:
+            break;
+        }
+      }
+      if (!batch.empty()) {
+        std::lock_guard lk(queue_mu_);
+        for (auto& b : batch) queue_.push_back(b);
+        read_count_ += batch.size();
+      }
+      queue_cv_.notify_all();
+    }
+    {
+      std::lock_guard lk(queue_mu_);
+      ++empty_passes_;
+    }
+    queue_cv_.notify_all();
+  }
+}
+
+void CpuMirror::drain() {
+  std::unique_lock lk(queue_mu_);
+  const std::uint64_t target = empty_passes_ + 2;
+  lk.unlock();
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto r = write(wake_fd_, &one, sizeof one);
+  lk.lock();
+  queue_cv_.wait(lk, [&] { return empty_passes_ >= target || reader_.get_stop_token().stop_requested(); });
+  const std::uint64_t read = read_count_;
+  queue_cv_.wait(lk, [&] { return applied_count_ >= read || service_.get_stop_token().stop_requested(); });
+}
+
+void CpuMirror::service_loop(std::stop_token st) {
+  using namespace std::chrono_literals;
+  std::unique_lock lk(queue_mu_);
+  while (!st.stop_requested()) {
+    if (queue_.empty()) {
+      queue_cv_.wait_for(lk, deferred_.empty() ? 100ms : 200us,
+                         [&] { return !queue_.empty() || st.stop_requested(); });
+      if (queue_.empty() && !deferred_.empty()) {
+        std::vector<Message> retry;
+        retry.swap(deferred_);
+        lk.unlock();
+        std::vector<Message> again;
+        for (auto& m : retry) {
+          if (!serve_fault(m.a & ~(kPageSize - 1), m.b)) again.push_back(m);
+        }
+        lk.lock();
+        deferred_.insert(deferred_.end(), again.begin(), again.end());
+      }
+      continue;
+    }
+    Message m = queue_.front();
+    queue_.pop_front();
+    lk.unlock();
+    bool deferred = false;
+    if (m.event == kMsgFault) {
+      deferred = !serve_fault(m.a & ~(kPageSize - 1), m.b);
+      if (deferred) deferred_count_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      apply(m);
+    }
+    lk.lock();
+    if (deferred) deferred_.push_back(m);
+    ++applied_count_;
+    queue_cv_.notify_all();
+  }
+}
+
+void CpuMirror::notify(const Invalidation& inv) {
+  if (MirrorClient* c = client_for(inv.start)) c->invalidate(inv);
+}
+
+void CpuMirror::drop_entries(std::uint64_t start, std::uint64_t end) {
+  std::lock_guard lk(entries_mu_);
+  for (std::uint64_t a = start; a < end; a += kPageSize) {
+    auto it = entries_.find(a);
+    if (it == entries_.end()) continue;
+    frame_addr_[it->second.frame] = 0;  // the data is no longer wanted anywhere
+    entries_.erase(it);
+  }
+}
+
+void CpuMirror::move_entries(std::uint64_t from, std::uint64_t to, std::uint64_t len) {
+  std::lock_guard lk(entries_mu_);
+  std::vector<std::pair<std::uint64_t, Entry>> moved;
+  for (std::uint64_t off = 0; off < len; off += kPageSize) {
+    auto it = entries_.find(from + off);
+    if (it == entries_.end()) continue;
+    moved.emplace_back(to + off, it->second);
+    entries_.erase(it);
+  }
+  for (auto& [a, e] : moved) {
+    entries_[a] = e;
+    frame_addr_[e.frame] = a;
+  }
+}
+
+void CpuMirror::apply(const Message& m) {
+  events_.fetch_add(1, std::memory_order_relaxed);
+  if (m.event == kMsgRemove) {
+    drop_entries(m.a, m.b);
+    notify({InvalidationKind::kDiscard, m.a, m.b, 0, {}});
+    return;
+  }
+  if (m.event == kMsgUnmap) {
+    drop_entries(m.a, m.b);
+    notify({InvalidationKind::kUnmap, m.a, m.b, 0, {}});
+    // Forget the unmapped part of any mirror (the registration is gone).
+    std::lock_guard lk(mirrors_mu_);
+    std::vector<std::pair<std::uint64_t, Mirror>> keep;
+    for (auto it = mirrors_.begin(); it != mirrors_.end();) {
+      std::uint64_t s = it->first, e = it->second.end;
+      if (e <= m.a || s >= m.b) {
+        ++it;
+        continue;
+      }
+      if (s < m.a) keep.emplace_back(s, Mirror{m.a, it->second.client});
+      if (e > m.b) keep.emplace_back(m.b, Mirror{e, it->second.client});
+      it = mirrors_.erase(it);
+    }
+    for (auto& k : keep) mirrors_[k.first] = k.second;
+    return;
+  }
+  if (m.event == kMsgRemap) {
+    const std::uint64_t from = m.a, to = m.b, len = m.c;
+    move_entries(from, to, len);
+    // The runtime hears of the move before the mirror record moves, so it can
+    // find its client by the old address.
+    notify({InvalidationKind::kRemap, from, from + len, to, {}});
+    std::lock_guard lk(mirrors_mu_);
+    std::vector<std::pair<std::uint64_t, Mirror>> keep;
+    MirrorClient* moved_client = nullptr;
+    for (auto it = mirrors_.begin(); it != mirrors_.end();) {
+      std::uint64_t s = it->first, e = it->second.end;
+      if (e <= from || s >= from + len) {
+        ++it;
+        continue;
+      }
+      moved_client = it->second.client;
+      if (s < from) keep.emplace_back(s, Mirror{from, moved_client});
+      if (e > from + len) keep.emplace_back(from + len, Mirror{e, moved_client});
+      it = mirrors_.erase(it);
+    }
+    for (auto& k : keep) mirrors_[k.first] = k.second;
+    if (moved_client) mirrors_[to] = Mirror{to + len, moved_client};
+  }
+}
+
+int CpuMirror::zero_page(std::uint64_t page) {
+  uffdio_zeropage z{};
+  z.range.start = page;
+  z.range.len = kPageSize;
+  if (ioctl(uffd_, UFFDIO_ZEROPAGE, &z) == 0) return 0;
+  int e = errno;
+  if (e == EEXIST) {
+    wake(page);
+    return 0;
+  }
+  return e == ENOENT ? 0 : e;
+}
+
+void CpuMirror::wake(std::uint64_t page) {
+  uffdio_range r{page, kPageSize};
+  ioctl(uffd_, UFFDIO_WAKE, &r);
+}
+
+bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
+  if (flags & UFFD_PAGEFAULT_FLAG_WP) {
+    {
+      std::lock_guard lk(entries_mu_);
+      auto it = entries_.find(page);
+      if (it != entries_.end() && it->second.state == EntryState::kInbound) return false;
+    }
+    // A stale protection (the migration that set it is over): lift and wake.
+    uffdio_writeprotect wp{{page, kPageSize}, 0};
+    if (ioctl(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) wake(page);
+    return true;
+  }
+  Entry e{};
+  {
+    std::lock_guard lk(entries_mu_);
+    auto it = entries_.find(page);
+    if (it == entries_.end()) {
+      // Never touched, or discarded: a zero page. EAGAIN: the mapping is
+      // changing under an event we have not applied yet; retry after it.
+      cpu_faults_zero_.fetch_add(1, std::memory_order_relaxed);
+      return zero_page(page) != EAGAIN;
+    }
+    e = it->second;
+    if (e.state != EntryState::kResident) return false;  // migrating: wait
+    if (!frames_.trylock(e.frame)) return false;         // busy frame: defer
+    it->second.state = EntryState::kEvicting;
+  }
+  // migrate_to_ram: the runtime hears first (it bumps its sequence and zaps
+  // its GPU mapping), then the page is copied back and the frame freed.
+  Invalidation inv{InvalidationKind::kMigratedToRam, page, page + kPageSize, 0, {e.frame}};
+  notify(inv);
+  gpu_.zap_frames(std::span<const FrameId>(&e.frame, 1));
+  uffdio_copy c{};
+  c.dst = page;
+  c.src = reinterpret_cast<std::uint64_t>(frames_.data(e.frame));
+  c.len = kPageSize;
+  int rc = ioctl(uffd_, UFFDIO_COPY, &c) == 0 ? 0 : errno;
+  if (rc == EAGAIN || rc == ENOENT) {
+    // The mapping is changing or went away under an event not applied yet:
+    // after mremap the bytes are needed at the new address, so the frame
+    // keeps them. The pending event is applied before the retry.
+    std::lock_guard lk(entries_mu_);
+    auto it = entries_.find(page);
+    if (it != entries_.end()) it->second.state = EntryState::kResident;
+    frames_.unlock(e.frame);
+    return false;
+  }
+  {
+    std::lock_guard lk(entries_mu_);
+    auto it = entries_.find(page);
+    if (it != entries_.end() && it->second.frame == e.frame) entries_.erase(it);
+    frame_addr_[e.frame] = 0;
+  }
+  if (rc == EEXIST) wake(page);
+  frames_.unlock(e.frame);
+  const FrameId f = e.frame;
+  frames_.free(std::span<const FrameId>(&f, 1));
+  cost_.charge_link(kPageSize, 1);
+  cpu_faults_device_.fetch_add(1, std::memory_order_relaxed);
+  pages_to_ram_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace xesvm::sim

@@ -1,0 +1,168 @@
+// The CPU side of the sim device, on userfaultfd.
+//
+// CpuMirror is the sim's stand-in for the kernel mm under a device driver:
+// it registers mirrored regions with userfaultfd, keeps the "device-private
+// entries" of pages whose data lives in device frames, moves system pages
+// into frames (write-protect, copy, drop), serves CPU touches of
+// device-resident pages (the MISSING fault handler is migrate_to_ram), and
+// turns userfaultfd events (UNMAP, REMOVE, REMAP) into invalidations for the
+// runtime, the mmu-notifier analogue.
+//
+// Threads and the sharp edges of userfaultfd:
+//  * One *reader* thread reads the descriptor (O_NONBLOCK) and never takes
+//    a runtime lock or touches managed memory: the thread that raised an
+//    event resumes as soon as the event is read, and the sim's own
+//    MADV_DONTNEED waits until its REMOVE event is read.
+//  * One *service* thread applies what the reader read, strictly in order:
+//    events update the device-private entries and call the runtime's
+//    MirrorClient; page faults are served or deferred. It may block on the
+//    runtime's notifier lock, never on a frame lock (trylock, then defer).
+//  * Events arrive after the fact, so a placement (UFFDIO_COPY) that fails
+//    with EAGAIN or ENOENT first drains every pending event (drain()) and
+//    then looks up where the page lives now: its bytes may be needed at a
+//    new address after mremap.
+//
+// Locking: entries_mu_ guards the device-private entries and the frame ->
+// address table; it is a leaf lock held for table updates only, never
+// across a system call that can wait on the reader.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/backend.hpp"
+
+namespace xesvm::sim {
+
+class FramePool;
+class GpuPageTable;
+class CostModel;
+
+/// What the kernel's userfaultfd offers this process.
+struct UffdFeatures {
+  bool kernel_faults = false;     ///< syscalls touching device data migrate it back
+  bool write_protect = false;     ///< UFFD_FEATURE_PAGEFAULT_FLAG_WP
+  bool wp_unpopulated = false;    ///< UFFD_FEATURE_WP_UNPOPULATED
+  bool event_remove = false;
+  bool event_unmap = false;
+  bool event_remap = false;
+  std::uint64_t raw = 0;          ///< the feature mask the kernel reported
+  std::string describe() const;
+};
+
+/// Counters of the CPU side.
+struct CpuMirrorStats {
+  std::uint64_t cpu_faults_device = 0;  ///< MISSING faults on device-resident pages
+  std::uint64_t cpu_faults_zero = 0;    ///< MISSING faults on never-touched pages
+  std::uint64_t pages_to_ram = 0;       ///< pages moved back by CPU faults
+  std::uint64_t events = 0;             ///< UNMAP/REMOVE/REMAP applied
+  std::uint64_t deferred = 0;           ///< faults deferred on a busy frame
+};
+
+class CpuMirror {
+ public:
+  /// Opens userfaultfd. `allow_kernel_faults` false forces
+  /// UFFD_USER_MODE_ONLY even where kernel-mode faults are permitted.
+  /// Throws Error (kUnsupported) if userfaultfd or its write-protect mode is
+  /// unavailable, naming the missing feature.
+  CpuMirror(FramePool& frames, GpuPageTable& gpu, CostModel& cost, bool allow_kernel_faults);
+  ~CpuMirror();
+  CpuMirror(const CpuMirror&) = delete;
+  CpuMirror& operator=(const CpuMirror&) = delete;
+
+  const UffdFeatures& features() const { return features_; }
+  CpuMirrorStats stats() const;
+
+  /// MechanismFace::mirror / unmirror.
+  void mirror(std::uint64_t start, std::size_t len, MirrorClient& client);
+  void unmirror(std::uint64_t start, std::size_t len);
+  /// MechanismFace::snapshot.
+  void snapshot(std::uint64_t start, std::span<PageSnapshot> out);
+  /// MechanismFace::migrate_to_device.
+  std::size_t migrate_to_device(std::span<const std::uint64_t> addrs, std::span<FrameId> frames);
+
+  // Eviction primitives (frames locked by the caller).
+  std::uint64_t frame_address(FrameId frame) const;
+  void unmap(std::span<const FrameId> frames);
+  /// Places len bytes from src (device frame memory) at CPU address addr.
+  /// Returns 0 or an errno; on EAGAIN/ENOENT all pending events have been
+  /// applied before it returns, so frame_address() tells where to retry.
+  int place(std::uint64_t addr, const std::byte* src, std::size_t len);
+  void finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed);
+
+  /// Waits until every event the kernel has queued so far is applied.
+  void drain();
+  /// Test hook: the next n placements fail with EIO.
+  void inject_place_failures(unsigned n) { place_failures_.store(n); }
+
+ private:
+  enum class EntryState : std::uint8_t { kInbound, kResident, kEvicting };
+  struct Entry {
+    FrameId frame;
+    EntryState state;
+  };
+  struct Mirror {
+    std::uint64_t end;
+    MirrorClient* client;
+  };
+  struct Message {
+    std::uint8_t event;
+    std::uint64_t a, b, c;  // address/flags or start/end/new
+  };
+
+  void reader_loop(std::stop_token st);
+  void service_loop(std::stop_token st);
+  void apply(const Message& m);
+  bool serve_fault(std::uint64_t page, std::uint64_t flags);  // false: defer
+  void notify(const Invalidation& inv);
+  MirrorClient* client_for(std::uint64_t addr);
+  void move_entries(std::uint64_t from, std::uint64_t to, std::uint64_t len);
+  void drop_entries(std::uint64_t start, std::uint64_t end);
+  bool is_dropping(std::uint64_t start, std::uint64_t end);
+  int zero_page(std::uint64_t page);
+  void wake(std::uint64_t page);
+
+  FramePool& frames_;
+  GpuPageTable& gpu_;
+  CostModel& cost_;
+  int uffd_ = -1;
+  int wake_fd_ = -1;  // eventfd: wakes the reader (drain, shutdown)
+  UffdFeatures features_;
+
+  mutable std::mutex entries_mu_;
+  std::unordered_map<std::uint64_t, Entry> entries_;  // page -> device-private entry
+  std::vector<std::uint64_t> frame_addr_;            // frame -> page (0 = none)
+
+  std::mutex mirrors_mu_;
+  std::map<std::uint64_t, Mirror> mirrors_;  // start -> mirror
+
+  std::mutex drop_mu_;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> dropping_;  // own DONTNEEDs in flight
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Message> queue_;
+  std::vector<Message> deferred_;
+  std::uint64_t read_count_ = 0;      // messages queued (queue_mu_)
+  std::uint64_t applied_count_ = 0;   // messages applied (queue_mu_)
+  std::uint64_t empty_passes_ = 0;    // reader passes that found the fd empty
+  std::uint64_t pass_requests_ = 0;
+
+  std::atomic<std::uint64_t> cpu_faults_device_{0}, cpu_faults_zero_{0}, pages_to_ram_{0},
+      events_{0}, deferred_count_{0};
+  std::atomic<unsigned> place_failures_{0};
+
+  std::jthread reader_;
+  std::jthread service_;
+};
+
+}  // namespace xesvm::sim

@@ -1,0 +1,88 @@
+// The parallel pfn batch copy of eviction.
+//
+// Eviction hands over locked, unmapped device frames together with the CPU
+// address each frame's data belongs to. BatchCopier coalesces them into runs
+// (frames whose bytes are contiguous in device memory *and* whose
+// destinations are contiguous), cuts runs into batches of at most
+// batch_bytes, and runs the batches on a bounded TBB arena of `workers`
+// threads; a total below serial_threshold stays on the calling thread, where
+// task overhead would cost more than it gains.
+//
+// The bytes are moved by a CopyEngine, the interface a hardware copy engine
+// (the Xe blitter) implements too: copy one run, report success or an errno.
+// A run that fails is retried page by page, each page at the address its
+// frame's data belongs to *now* (an mremap may have moved it meanwhile).
+//
+// Concurrency: a BatchCopier may be used by several threads at once; its
+// arena bounds the total copy parallelism. CopyEngine::copy must be
+// thread-safe.
+#pragma once
+
+#include <tbb/task_arena.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "runtime/backend.hpp"
+
+namespace xesvm {
+
+/// One contiguous piece of a copy: len bytes from src to CPU address dst.
+struct CopyRun {
+  std::uint64_t dst = 0;
+  const std::byte* src = nullptr;
+  std::size_t len = 0;
+  std::size_t first = 0;  ///< index of its first page in the caller's page list
+};
+
+/// Moves bytes of one run. Implementations: the sim's placement
+/// (UFFDIO_COPY), a hardware blitter.
+class CopyEngine {
+ public:
+  virtual ~CopyEngine() = default;
+  /// Returns 0 or an errno. Must be thread-safe.
+  virtual int copy(const CopyRun& run) = 0;
+  /// Where page `index`'s bytes belong now (after a failed run), 0 if they
+  /// are no longer needed anywhere.
+  virtual std::uint64_t current_address(std::size_t index) = 0;
+};
+
+/// One page to copy: its source bytes and its destination.
+struct CopyPage {
+  const std::byte* src;
+  std::uint64_t dst;  ///< 0: no destination (mapping gone): nothing to copy
+};
+
+struct BatchCopyOptions {
+  unsigned workers = 2;
+  std::size_t serial_threshold = 256u << 10;  ///< below: copy serially
+  std::size_t batch_bytes = 2u << 20;         ///< upper bound of one batch
+  bool coalesce = true;                       ///< false: page by page (baseline)
+};
+
+class BatchCopier {
+ public:
+  explicit BatchCopier(BatchCopyOptions options);
+  BatchCopier(const BatchCopier&) = delete;
+  BatchCopier& operator=(const BatchCopier&) = delete;
+
+  /// Plans the runs of `pages` (in any order; sorted by destination inside).
+  /// Pages without a destination are not part of any run.
+  std::vector<CopyRun> plan(std::span<const CopyPage> pages) const;
+
+  /// Copies every page; done[i] becomes 1 for pages whose bytes are in
+  /// place or no longer needed, 0 for pages that failed (they stay on the
+  /// device and are retried by a later eviction).
+  void copy(std::span<const CopyPage> pages, CopyEngine& engine, std::span<std::uint8_t> done);
+
+  const BatchCopyOptions& options() const { return options_; }
+
+ private:
+  BatchCopyOptions options_;
+  tbb::task_arena arena_;
+};
+
+}  // namespace xesvm

@@ -1,0 +1,239 @@
+// DOC: Overview
+//
+// Eviction moves device-resident data back to RAM without looking up any
+// CPU mapping: the frames to move come from the device itself (by owner tag,
+// or from a snapshot that reports our frames), and each frame's destination
+// is the address the device's own migration entry records for it.
+//
+// DOC: The steps
+//
+//  1. collect: frames_of(range) (allocation entry) or a snapshot of the VA
+//     span recording the notifier sequence (VA entry);
+//  2. lock, under the notifier lock held shared: if the sequence moved since
+//     the snapshot, re-collect; trylock every frame (lock order is frame
+//     lock -> notifier lock, so only trylock is legal here); busy frames are
+//     skipped; a locked frame is kept only if it still belongs to this range
+//     (and, for the VA entry, still backs the address the snapshot saw) —
+//     the sequence alone cannot prove that;
+//  3. unmap: GPU mappings of the frames are zapped and CPU touches of their
+//     pages wait from here on;
+//  4-6. copy + commit: BatchCopier places the bytes as the CPU pages in
+//     coalesced runs over parallel workers (the sim's placement allocates
+//     the RAM pages, so no CPU mapping is consulted);
+//  7. finalize: placed frames become RAM pages, failed ones stay on the
+//     device (still valid there), every frame is unlocked; then the books
+//     are updated under the notifier lock held exclusive (sequence bumped,
+//     so a racing bind retries) and the placed frames are freed.
+// Busy frames: under pressure a bounded number of retries, then reported
+// skipped — never a spin. Teardown and discard retry, sleeping, until every
+// frame of the range is free.
+//
+// DOC: Locking
+//
+// Caller: the range's migrate_mu. Here: the notifier lock (shared in step 2,
+// exclusive in step 7), frame trylocks. Nothing is held across the copy but
+// the frame locks, so a CPU fault on a page being evicted simply waits for
+// its placement.
+#include "runtime/evict.hpp"
+
+#include <algorithm>
+#include <thread>
+#include <unordered_set>
+
+namespace xesvm {
+namespace {
+
+thread_local int eviction_depth = 0;
+
+class PlacementEngine final : public CopyEngine {
+ public:
+  PlacementEngine(MechanismFace& mech, std::span<const FrameId> frames) : mech_(mech), frames_(frames) {}
+  int copy(const CopyRun& run) override { return mech_.place(run.dst, run.src, run.len); }
+  std::uint64_t current_address(std::size_t index) override { return mech_.frame_address(frames_[index]); }
+
+ private:
+  MechanismFace& mech_;
+  std::span<const FrameId> frames_;
+};
+
+}  // namespace
+
+EvictionScope::EvictionScope() { ++eviction_depth; }
+EvictionScope::~EvictionScope() { --eviction_depth; }
+bool EvictionScope::active() { return eviction_depth > 0; }
+
+EvictionEngine::EvictionEngine(MechanismFace& mech, Notifier& notifier, BatchCopier& copier,
+                               Counters& counters, unsigned retries)
+    : mech_(mech), notifier_(notifier), copier_(copier), counters_(counters), retries_(retries) {}
+
+std::vector<EvictionEngine::Candidate> EvictionEngine::pass(Range& r, const std::vector<Candidate>& cands,
+                                                            bool discard, std::uint64_t seq, bool check_seq,
+                                                            bool* seq_moved, EvictResult& res) {
+  std::vector<Candidate> busy;
+  std::vector<FrameId> frames;
+  {
+    std::shared_lock nl(notifier_.lock);
+    if (check_seq && notifier_.windows.seq(r.start) != seq) {
+      *seq_moved = true;
+      return cands;
+    }
+    for (const Candidate& c : cands) {
+      if (!mech_.frame_trylock(c.frame)) {
+        busy.push_back(c);
+        continue;
+      }
+      if (mech_.frame_owner(c.frame) != r.id ||
+          (c.expected_addr && mech_.frame_address(c.frame) != c.expected_addr)) {
+        mech_.frame_unlock(c.frame);  // freed or reused meanwhile: not ours
+        continue;
+      }
+      frames.push_back(c.frame);
+    }
+  }
+  if (frames.empty()) return busy;
+
+  mech_.unmap(frames);
+
+  std::vector<std::uint8_t> done(frames.size(), 0);
+  if (discard) {
+    std::fill(done.begin(), done.end(), 1);
+  } else {
+    std::vector<CopyPage> pages(frames.size());
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      pages[i] = CopyPage{mech_.frame_bytes(frames[i]).data(), mech_.frame_address(frames[i])};
+    }
+    PlacementEngine engine(mech_, frames);
+    copier_.copy(pages, engine, done);
+  }
+  mech_.finalize(frames, done);
+
+  std::vector<FrameId> freed;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    if (done[i]) freed.push_back(frames[i]);
+  }
+  {
+    std::unique_lock nl(notifier_.lock);
+    notifier_.windows.bump(r.start, r.end);
+    std::unordered_set<FrameId> gone(freed.begin(), freed.end());
+    for (FrameId& f : r.frames) {
+      if (f != kNoFrame && gone.count(f)) f = kNoFrame;
+    }
+  }
+  if (!freed.empty()) mech_.free_frames(freed);
+  res.pages_evicted += freed.size();
+  counters_.pages_evicted.fetch_add(freed.size(), std::memory_order_relaxed);
+  if (!discard && !freed.empty()) {
+    counters_.migrations_to_system.fetch_add(1, std::memory_order_relaxed);
+    counters_.bytes_to_system.fetch_add(freed.size() * kPageSize, std::memory_order_relaxed);
+  }
+  // Frames whose copy failed stay on the device; report them like busy ones.
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    if (!done[i]) busy.push_back(Candidate{frames[i], 0});
+  }
+  return busy;
+}
+
+EvictResult EvictionEngine::evict_allocation(Range& r, EvictMode mode) {
+  EvictionScope scope;
+  EvictResult res;
+  const bool discard = mode == EvictMode::kDiscard;
+  auto collect = [&] {
+    std::vector<Candidate> c;
+    for (FrameId f : mech_.frames_of(r.id)) c.push_back({f, 0});
+    return c;
+  };
+  std::vector<Candidate> cands = collect();
+  for (unsigned attempt = 0; !cands.empty(); ++attempt) {
+    bool unused = false;
+    std::vector<Candidate> busy = pass(r, cands, discard, 0, false, &unused, res);
+    if (busy.empty()) {
+      if (mode == EvictMode::kPressure) break;
+      cands = collect();  // teardown ends only when the range owns nothing
+      if (cands.empty()) break;
+    } else if (mode == EvictMode::kPressure) {
+      if (attempt >= retries_) {
+        res.pages_skipped += busy.size();
+        counters_.pages_evict_skipped.fetch_add(busy.size(), std::memory_order_relaxed);
+        break;
+      }
+      cands = std::move(busy);
+    } else {
+      cands = collect();
+    }
+    ++res.retries;
+    counters_.evict_retries.fetch_add(1, std::memory_order_relaxed);
+    std::this_thread::sleep_for(mode == EvictMode::kPressure ? std::chrono::microseconds(50)
+                                                             : std::chrono::milliseconds(1));
+  }
+  return res;
+}
+
+EvictResult EvictionEngine::evict_va(Range& r, std::uint64_t start, std::uint64_t end) {
+  EvictionScope scope;
+  EvictResult res;
+  start = std::max(start, r.start);
+  end = std::min(end, r.end);
+  if (start >= end) return res;
+  std::vector<PageSnapshot> snap((end - start) / kPageSize);
+  unsigned busy_attempts = 0;
+  for (unsigned round = 0; round < 1000; ++round) {
+    std::uint64_t seq;
+    {
+      std::shared_lock nl(notifier_.lock);
+      seq = notifier_.windows.seq(r.start);
+    }
+    mech_.snapshot(start, snap);
+    std::vector<Candidate> cands;
+    for (std::size_t i = 0; i < snap.size(); ++i) {
+      if (snap[i].place == PagePlace::kDevice) cands.push_back({snap[i].frame, start + i * kPageSize});
+    }
+    if (cands.empty()) break;
+    bool moved = false;
+    std::vector<Candidate> busy = pass(r, cands, false, seq, true, &moved, res);
+    if (!moved && busy.empty()) break;
+    ++res.retries;
+    counters_.evict_retries.fetch_add(1, std::memory_order_relaxed);
+    if (!moved && ++busy_attempts > retries_) {
+      res.pages_skipped += busy.size();
+      counters_.pages_evict_skipped.fetch_add(busy.size(), std::memory_order_relaxed);
+      break;
+    }
+    if (!moved) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  return res;
+}
+
+std::uint64_t PressurePolicy::bytes_to_free(const DeviceMemoryUse& use, std::uint64_t need) const {
+  const double total = static_cast<double>(use.total);
+  if (static_cast<double>(use.used + need) <= o_.high * total) return 0;
+  const double target = o_.low * total;
+  const double excess = static_cast<double>(use.used + need) - target;
+  return static_cast<std::uint64_t>(std::max(excess, static_cast<double>(need)));
+}
+
+std::vector<RangePtr> PressurePolicy::order_victims(std::vector<RangePtr> ranges, const Range* faulting) const {
+  std::erase_if(ranges, [&](const RangePtr& r) { return r.get() == faulting; });
+  std::stable_sort(ranges.begin(), ranges.end(), [](const RangePtr& a, const RangePtr& b) {
+    const bool ka = a->advice.preferred == Location::kDevice, kb = b->advice.preferred == Location::kDevice;
+    if (ka != kb) return kb;  // advised-to-device ranges go last
+    return a->last_gpu_use.load(std::memory_order_relaxed) < b->last_gpu_use.load(std::memory_order_relaxed);
+  });
+  return ranges;
+}
+
+bool PressurePolicy::on_refault(Range& r) const {
+  const std::uint64_t ev = r.evicted_at.load(std::memory_order_relaxed);
+  if (ev == 0) return false;
+  const std::uint64_t now = now_ns();
+  if (now - ev > o_.thrash_window_ns) {
+    r.refaults.store(0, std::memory_order_relaxed);
+    return false;
+  }
+  if (r.refaults.fetch_add(1, std::memory_order_relaxed) + 1 < o_.thrash_threshold) return false;
+  r.refaults.store(0, std::memory_order_relaxed);
+  r.cooldown_until.store(now + o_.thrash_cooldown_ns, std::memory_order_relaxed);
+  counters_.thrash_events.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace xesvm

@@ -1,0 +1,262 @@
+// DOC: Overview
+//
+// The Runtime facade: opens the backend, puts an SvmManager on top of a
+// mechanism backend (the runtime then is the driver) or uses the backend's
+// own policy face (the kernel is the driver), and turns the public API into
+// policy-face calls. It also owns SVM allocations (alloc_shared) and the
+// fork protocol.
+//
+// DOC: fork
+//
+// A child does not inherit the userfaultfd registration, so device-resident
+// pages would read as zeros there. A pthread_atfork prepare handler brings
+// every runtime's device data back to RAM and holds each runtime's fork lock
+// (no migration to the device can start) until the parent and child
+// handlers release it. A raw clone() or syscall(SYS_fork) bypasses this.
+#include <pthread.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "runtime/backend.hpp"
+#include "runtime/runtime_impl.hpp"
+
+namespace xesvm {
+namespace {
+
+std::string hex(std::uint64_t v) {
+  std::ostringstream os;
+  os << "0x" << std::hex << v;
+  return os.str();
+}
+
+// Every live runtime with a user-space driver, for the fork handlers.
+std::mutex& registry_mu() {
+  static std::mutex mu;
+  return mu;
+}
+std::set<SvmManager*>& registry() {
+  static std::set<SvmManager*> s;
+  return s;
+}
+
+void fork_prepare() {
+  registry_mu().lock();
+  for (SvmManager* m : registry()) {
+    m->fork_lock().lock();
+    m->evict_all();
+  }
+}
+void fork_release() {
+  for (SvmManager* m : registry()) m->fork_lock().unlock();
+  registry_mu().unlock();
+}
+
+void install_fork_handlers() {
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(fork_prepare, fork_release, fork_release); });
+}
+
+}  // namespace
+
+RuntimeImpl::RuntimeImpl(std::string_view uri, const RuntimeOptions& options) : backend_(open_backend(uri)) {
+  if (MechanismFace* mech = backend_->mechanism()) {
+    manager_ = std::make_unique<SvmManager>(*mech, options);
+    policy_ = manager_.get();
+    if (Engine* e = backend_->engine()) e->set_fault_handler(manager_.get());
+    install_fork_handlers();
+    std::lock_guard lk(registry_mu());
+    registry().insert(manager_.get());
+  } else {
+    policy_ = backend_->policy();
+    if (!policy_) {
+      throw Error(Error::Code::kUnsupported,
+                  "backend '" + backend_->info().name + "' has neither a policy nor a mechanism face");
+    }
+  }
+}
+
+RuntimeImpl::~RuntimeImpl() {
+  if (manager_) {
+    {
+      std::lock_guard lk(registry_mu());
+      registry().erase(manager_.get());
+    }
+    if (Engine* e = backend_->engine()) e->set_fault_handler(nullptr);
+  }
+  std::map<std::uint64_t, Allocation> allocs;
+  {
+    std::lock_guard lk(mu_);
+    allocs.swap(allocations_);
+  }
+  for (auto& [p, a] : allocs) {
+    try {
+      if (manager_) manager_->discard(a.base, a.len);
+      else policy_->unmirror(a.base, a.len);
+    } catch (const Error&) {  // the mapping is gone already
+    }
+    munmap(reinterpret_cast<void*>(a.base), a.len);
+  }
+  manager_.reset();
+}
+
+void* RuntimeImpl::alloc_shared(std::size_t bytes, std::size_t alignment) {
+  if (bytes == 0) throw Error(Error::Code::kInvalidArgument, "alloc_shared: size is 0; expected > 0");
+  if (alignment == 0) alignment = kPageSize;
+  if (alignment & (alignment - 1) || alignment > (2u << 20)) {
+    throw Error(Error::Code::kInvalidArgument, "alloc_shared: alignment " + std::to_string(alignment) +
+                                                   " is not a power of two up to 2 MiB");
+  }
+  if (bytes > (1ull << 46)) {
+    throw Error(Error::Code::kInvalidArgument, "alloc_shared: size " + std::to_string(bytes) + " is too large");
+  }
+  const std::size_t len = (bytes + kPageSize - 1) & ~(kPageSize - 1);
+  // Large allocations are 2 MiB aligned so that 2 MiB chunks fit them.
+  const std::size_t align = std::max<std::size_t>(alignment, len >= (2u << 20) ? (2u << 20) : kPageSize);
+  const std::size_t span = len + align;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) {
+    throw Error(Error::Code::kOutOfMemory, "alloc_shared: mmap of " + std::to_string(span) + " bytes failed");
+  }
+  const std::uint64_t r = reinterpret_cast<std::uint64_t>(raw);
+  const std::uint64_t base = (r + align - 1) & ~(std::uint64_t(align) - 1);
+  if (base > r) munmap(raw, base - r);
+  if (r + span > base + len) munmap(reinterpret_cast<void*>(base + len), r + span - (base + len));
+  try {
+    policy_->mirror(base, len);
+  } catch (...) {
+    munmap(reinterpret_cast<void*>(base), len);
+    throw;
+  }
+  std::lock_guard lk(mu_);
+  allocations_[base] = Allocation{base, len};
+  return reinterpret_cast<void*>(base);
+}
+
+void RuntimeImpl::free(void* ptr) {
+  if (!ptr) throw Error(Error::Code::kInvalidArgument, "free: null pointer; expected a pointer from alloc_shared");
+  Allocation a;
+  {
+    std::lock_guard lk(mu_);
+    auto it = allocations_.find(reinterpret_cast<std::uint64_t>(ptr));
+    if (it == allocations_.end()) {
+      throw Error(Error::Code::kInvalidArgument, "free: " + hex(reinterpret_cast<std::uint64_t>(ptr)) +
+                                                     " was not returned by alloc_shared (or was freed already)");
+    }
+    a = it->second;
+    allocations_.erase(it);
+  }
+  if (manager_) manager_->discard(a.base, a.len);
+  else policy_->unmirror(a.base, a.len);
+  munmap(reinterpret_cast<void*>(a.base), a.len);
+}
+
+std::pair<std::uint64_t, std::size_t> RuntimeImpl::whole_pages(const void* ptr, std::size_t bytes, const char* what) {
+  if (!ptr) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": null pointer");
+  if (bytes == 0) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": size is 0; expected > 0");
+  const std::uint64_t p = reinterpret_cast<std::uint64_t>(ptr);
+  if (p + bytes < p) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": span wraps around");
+  const std::uint64_t lo = (p + kPageSize - 1) & ~(std::uint64_t(kPageSize) - 1);
+  const std::uint64_t hi = (p + bytes) & ~(std::uint64_t(kPageSize) - 1);
+  if (hi <= lo) {
+    throw Error(Error::Code::kInvalidArgument, std::string(what) + ": [" + hex(p) + ", +" + std::to_string(bytes) +
+                                                   ") holds no whole 4 KiB page; partial pages stay in system memory");
+  }
+  return {lo, hi - lo};
+}
+
+std::pair<std::uint64_t, std::size_t> RuntimeImpl::covering_pages(const void* ptr, std::size_t bytes, const char* what) {
+  if (!ptr) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": null pointer");
+  if (bytes == 0) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": size is 0; expected > 0");
+  const std::uint64_t p = reinterpret_cast<std::uint64_t>(ptr);
+  if (p + bytes < p) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": span wraps around");
+  const std::uint64_t lo = p & ~(std::uint64_t(kPageSize) - 1);
+  const std::uint64_t hi = (p + bytes + kPageSize - 1) & ~(std::uint64_t(kPageSize) - 1);
+  return {lo, hi - lo};
+}
+
+void RuntimeImpl::mirror(void* ptr, std::size_t bytes) {
+  auto [s, n] = whole_pages(ptr, bytes, "mirror");
+  policy_->mirror(s, n);
+}
+
+void RuntimeImpl::unmirror(void* ptr, std::size_t bytes) {
+  auto [s, n] = whole_pages(ptr, bytes, "unmirror");
+  policy_->unmirror(s, n);
+}
+
+bool RuntimeImpl::advise(void* ptr, std::size_t bytes, const Advice& advice) {
+  auto [s, n] = covering_pages(ptr, bytes, "advise");
+  return policy_->advise(s, n, advice);
+}
+
+std::uint64_t RuntimeImpl::prefetch(void* ptr, std::size_t bytes, Location where) {
+  auto [s, n] = covering_pages(ptr, bytes, "prefetch");
+  return policy_->prefetch(s, n, where);
+}
+
+EvictResult RuntimeImpl::evict(void* ptr, std::size_t bytes) {
+  auto [s, n] = covering_pages(ptr, bytes, "evict");
+  return policy_->evict(s, n);
+}
+
+Residency RuntimeImpl::residency(const void* ptr, std::size_t bytes) {
+  auto [s, n] = covering_pages(ptr, bytes, "residency");
+  return policy_->residency(s, n);
+}
+
+void RuntimeImpl::launch(std::uint64_t global_size, const Kernel& kernel) {
+  Engine* e = backend_->engine();
+  if (!e) {
+    throw Error(Error::Code::kUnsupported, "launch: backend '" + backend_->info().name +
+                                               "' has no execution engine for host kernels");
+  }
+  if (!kernel) throw Error(Error::Code::kInvalidArgument, "launch: empty kernel");
+  e->launch(global_size, kernel);
+}
+
+Stats RuntimeImpl::stats() const {
+  Stats s;
+  if (manager_) manager_->add_stats(s);
+  else {
+    DeviceMemoryUse use = policy_->device_memory();
+    s.device_bytes_in_use = use.used;
+    s.device_bytes_high_water = use.high_water;
+    s.device_bytes_total = use.total;
+  }
+  backend_->add_stats(s);
+  return s;
+}
+
+std::vector<std::pair<std::string, std::string>> RuntimeImpl::describe() const {
+  BackendInfo i = backend_->info();
+  std::vector<std::pair<std::string, std::string>> out{{"backend", i.name}, {"description", i.description}};
+  out.insert(out.end(), i.properties.begin(), i.properties.end());
+  out.emplace_back("faces", std::string(backend_->mechanism() ? "policy (runtime) + mechanism" : "policy (kernel)") +
+                                (backend_->engine() ? " + engine" : ""));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+
+Runtime::Runtime(std::string_view uri, RuntimeOptions options) : impl_(std::make_unique<RuntimeImpl>(uri, options)) {}
+Runtime::~Runtime() = default;
+Runtime::Runtime(Runtime&&) noexcept = default;
+Runtime& Runtime::operator=(Runtime&&) noexcept = default;
+void* Runtime::alloc_shared(std::size_t bytes, std::size_t alignment) { return impl_->alloc_shared(bytes, alignment); }
+void Runtime::free(void* ptr) { impl_->free(ptr); }
+void Runtime::mirror(void* ptr, std::size_t bytes) { impl_->mirror(ptr, bytes); }
+void Runtime::unmirror(void* ptr, std::size_t bytes) { impl_->unmirror(ptr, bytes); }
+bool Runtime::advise(void* ptr, std::size_t bytes, const Advice& a) { return impl_->advise(ptr, bytes, a); }
+std::uint64_t Runtime::prefetch(void* ptr, std::size_t bytes, Location where) { return impl_->prefetch(ptr, bytes, where); }
+EvictResult Runtime::evict(void* ptr, std::size_t bytes) { return impl_->evict(ptr, bytes); }
+Residency Runtime::residency(const void* ptr, std::size_t bytes) { return impl_->residency(ptr, bytes); }
+void Runtime::launch(std::uint64_t global_size, const Kernel& kernel) { impl_->launch(global_size, kernel); }
+Stats Runtime::stats() const { return impl_->stats(); }
+std::vector<std::pair<std::string, std::string>> Runtime::describe() const { return impl_->describe(); }
+
+}  // namespace xesvm

@@ -1,0 +1,57 @@
+// RuntimeImpl: the state behind xesvm::Runtime (see include/xesvm/xesvm.hpp).
+//
+// Exposed to in-tree users (tests, tools, the Level Zero driver) that need
+// the backend or the user-space driver underneath; applications use Runtime.
+// Thread-safe like Runtime. Not copyable.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "runtime/backend.hpp"
+#include "runtime/svm_manager.hpp"
+#include "xesvm/xesvm.hpp"
+
+namespace xesvm {
+
+class RuntimeImpl {
+ public:
+  RuntimeImpl(std::string_view uri, const RuntimeOptions& options);
+  ~RuntimeImpl();
+  RuntimeImpl(const RuntimeImpl&) = delete;
+  RuntimeImpl& operator=(const RuntimeImpl&) = delete;
+
+  void* alloc_shared(std::size_t bytes, std::size_t alignment);
+  void free(void* ptr);
+  void mirror(void* ptr, std::size_t bytes);
+  void unmirror(void* ptr, std::size_t bytes);
+  bool advise(void* ptr, std::size_t bytes, const Advice& advice);
+  std::uint64_t prefetch(void* ptr, std::size_t bytes, Location where);
+  EvictResult evict(void* ptr, std::size_t bytes);
+  Residency residency(const void* ptr, std::size_t bytes);
+  void launch(std::uint64_t global_size, const Kernel& kernel);
+  Stats stats() const;
+  std::vector<std::pair<std::string, std::string>> describe() const;
+
+  Backend& backend() { return *backend_; }
+  /// The user-space driver, or nullptr when the kernel is the driver.
+  SvmManager* manager() { return manager_.get(); }
+  PolicyFace& policy() { return *policy_; }
+
+ private:
+  struct Allocation {
+    std::uint64_t base = 0;
+    std::size_t len = 0;
+  };
+  static std::pair<std::uint64_t, std::size_t> whole_pages(const void* p, std::size_t n, const char* what);
+  static std::pair<std::uint64_t, std::size_t> covering_pages(const void* p, std::size_t n, const char* what);
+
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<SvmManager> manager_;
+  PolicyFace* policy_ = nullptr;
+  std::mutex mu_;
+  std::map<std::uint64_t, Allocation> allocations_;
+};
+
+}  // namespace xesvm

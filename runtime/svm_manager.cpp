@@ -1,0 +1,493 @@
+// DOC: Overview
+//
+// The user-space SVM driver. See svm_manager.hpp for the lock order. This
+// file holds the GPU fault path, migration to device memory, invalidation
+// handling, and the garbage collection of ranges whose CPU mapping changed.
+//
+// DOC: GPU fault path
+//
+//  1. find or insert the range around the address (driver_mu_);
+//  2. take the range's migrate_mu; decide placement: system while the range
+//     cools down after thrashing or is advised to system, else device;
+//  3. migrate: unbind the range's GPU mapping (bumping the sequence, as the
+//     kernel's MMU_NOTIFY_MIGRATE would), make room under pressure, allocate
+//     frames (one naturally aligned chunk of the range's size if the whole
+//     range moves), move the system pages; if device memory cannot be had,
+//     map the system pages instead;
+//  4. get pages: record the window's sequence, snapshot the range;
+//  5. bind under the notifier lock (shared): if the sequence moved, go back
+//     to 4 and count a bind retry; else write the GPU page table.
+//
+// DOC: Invalidation
+//
+// The backend's service thread calls invalidate() in event order. Under the
+// notifier lock (exclusive) the windows' sequences are bumped and the GPU
+// mappings of the affected ranges are zapped. Ranges whose CPU mapping
+// changed (munmap, mremap, madvise(DONTNEED)) are marked unmapped and queued
+// for removal; the gc thread removes them off the fault path, evicting what
+// device data they still hold to wherever the device says it belongs now
+// (after mremap, the new address).
+//
+// DOC: Examples
+//
+//   SvmManager m(mech, options);
+//   m.mirror(base, len);                       // GPU may now touch [base, +len)
+//   engine.set_fault_handler(&m);              // GPU faults come here
+//   m.prefetch(base, len, Location::kDevice);  // or let faults migrate
+//   m.evict(base, len);                        // back to RAM
+//   m.unmirror(base, len);
+#include "runtime/svm_manager.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+namespace xesvm {
+namespace {
+
+std::string hex(std::uint64_t v) {
+  std::ostringstream os;
+  os << "0x" << std::hex << v;
+  return os.str();
+}
+
+void check_span(std::uint64_t start, std::size_t len, const char* what) {
+  if (len == 0) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": length is 0; expected > 0");
+  if (start % kPageSize || len % kPageSize) {
+    throw Error(Error::Code::kInvalidArgument, std::string(what) + ": [" + hex(start) + ", +" + hex(len) +
+                                                   ") is not page aligned; expected 4 KiB alignment");
+  }
+  if (start + len < start) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": span wraps around");
+}
+
+}  // namespace
+
+SvmManager::SvmManager(MechanismFace& mech, const RuntimeOptions& options)
+    : mech_(mech),
+      options_(options),
+      notifier_(options.notifier_window),
+      copier_(BatchCopyOptions{std::max(1u, options.copy_workers), 256u << 10, 2u << 20, true}),
+      evictor_(mech, notifier_, copier_, counters_, options.evict_retries),
+      policy_({options.high_watermark, options.low_watermark, options.thrash_threshold, options.thrash_window_ns,
+               options.thrash_cooldown_ns},
+              counters_) {
+  if (!(options.low_watermark > 0 && options.low_watermark <= options.high_watermark &&
+        options.high_watermark <= 1.0)) {
+    throw Error(Error::Code::kInvalidArgument, "watermarks: expected 0 < low <= high <= 1");
+  }
+  gc_ = std::jthread([this](std::stop_token st) { gc_loop(st); });
+}
+
+SvmManager::~SvmManager() {
+  gc_.request_stop();
+  gc_cv_.notify_all();
+  gc_.join();
+}
+
+// ---------------------------------------------------------------------------
+// Ranges and mirrors
+
+bool SvmManager::find_mirror(std::uint64_t addr, std::uint64_t* lo, std::uint64_t* hi) const {
+  // The registry of CPU mappings: eviction must never come here.
+  if (EvictionScope::active()) counters_.cpu_mapping_lookups_in_eviction.fetch_add(1);
+  auto it = mirrors_.upper_bound(addr);
+  if (it == mirrors_.begin()) return false;
+  --it;
+  if (addr >= it->second) return false;
+  *lo = it->first;
+  *hi = it->second;
+  return true;
+}
+
+RangePtr SvmManager::find_range(std::uint64_t addr) const {
+  std::lock_guard lk(driver_mu_);
+  return tree_.find(addr);
+}
+
+RangePtr SvmManager::find_or_insert(std::uint64_t addr) {
+  std::lock_guard lk(driver_mu_);
+  if (RangePtr r = tree_.find(addr)) return r;
+  std::uint64_t lo, hi;
+  if (!find_mirror(addr, &lo, &hi)) return nullptr;
+  auto chunk = tree_.choose_chunk(addr, lo, hi, notifier_.windows.window_size());
+  if (!chunk) return nullptr;
+  auto r = std::make_shared<Range>(next_id_++, chunk->first, chunk->second);
+  for (const AdviceSpan& a : advice_) {
+    if (a.start <= r->start && r->start < a.end) r->advice = a.advice;
+  }
+  tree_.insert(r);
+  return r;
+}
+
+std::vector<RangePtr> SvmManager::ranges_in(std::uint64_t start, std::uint64_t end) const {
+  std::lock_guard lk(driver_mu_);
+  return tree_.overlapping(start, end);
+}
+
+std::size_t SvmManager::range_count() const {
+  std::lock_guard lk(driver_mu_);
+  return tree_.size();
+}
+
+void SvmManager::mirror(std::uint64_t start, std::size_t len) {
+  check_span(start, len, "mirror");
+  {
+    std::lock_guard lk(driver_mu_);
+    auto it = mirrors_.upper_bound(start + len - 1);
+    if (it != mirrors_.begin() && std::prev(it)->second > start) {
+      throw Error(Error::Code::kInvalidArgument, "mirror: [" + hex(start) + ", +" + hex(len) +
+                                                     ") overlaps the mirrored region at " +
+                                                     hex(std::prev(it)->first) + "; expected a region not mirrored yet");
+    }
+    mirrors_[start] = start + len;  // reserve before the backend can report events
+  }
+  try {
+    mech_.mirror(start, len, *this);
+  } catch (...) {
+    std::lock_guard lk(driver_mu_);
+    mirrors_.erase(start);
+    throw;
+  }
+}
+
+void SvmManager::remove_range(const RangePtr& r, EvictMode mode) {
+  std::lock_guard m(r->migrate_mu);
+  {
+    std::unique_lock nl(notifier_.lock);
+    r->unmapped = true;
+    notifier_.windows.bump(r->start, r->end);
+    mech_.unbind(r->start, r->end);
+    r->gpu_bound = false;
+  }
+  evictor_.evict_allocation(*r, mode);
+  std::lock_guard lk(driver_mu_);
+  tree_.erase(*r);
+}
+
+void SvmManager::unmirror(std::uint64_t start, std::size_t len) {
+  check_span(start, len, "unmirror");
+  {
+    std::lock_guard lk(driver_mu_);
+    auto it = mirrors_.find(start);
+    if (it == mirrors_.end() || it->second != start + len) {
+      throw Error(Error::Code::kInvalidArgument,
+                  "unmirror: [" + hex(start) + ", +" + hex(len) + ") is not a mirrored region; expected the exact "
+                  "region passed to mirror()");
+    }
+  }
+  for (const RangePtr& r : ranges_in(start, start + len)) remove_range(r, EvictMode::kTeardown);
+  mech_.unmirror(start, len);
+  std::lock_guard lk(driver_mu_);
+  mirrors_.erase(start);
+}
+
+void SvmManager::discard(std::uint64_t start, std::size_t len) {
+  check_span(start, len, "discard");
+  for (const RangePtr& r : ranges_in(start, start + len)) remove_range(r, EvictMode::kDiscard);
+  mech_.unmirror(start, len);
+  std::lock_guard lk(driver_mu_);
+  mirrors_.erase(start);
+}
+
+void SvmManager::evict_all() {
+  for (const RangePtr& r : ranges_in(0, ~std::uint64_t{0})) {
+    std::lock_guard m(r->migrate_mu);
+    evictor_.evict_allocation(*r, EvictMode::kTeardown);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Fault path
+
+void SvmManager::make_room(std::uint64_t need, const Range* faulting) {
+  std::lock_guard pl(pressure_mu_);
+  std::uint64_t to_free = policy_.bytes_to_free(mech_.device_memory(), need);
+  if (to_free == 0) return;
+  std::vector<RangePtr> resident;
+  {
+    std::lock_guard lk(driver_mu_);
+    std::shared_lock nl(notifier_.lock);
+    for (const RangePtr& r : tree_.all()) {
+      if (r->device_pages()) resident.push_back(r);
+    }
+  }
+  std::uint64_t freed = 0;
+  for (const RangePtr& v : policy_.order_victims(std::move(resident), faulting)) {
+    if (freed >= to_free) break;
+    std::unique_lock m(v->migrate_mu, std::try_to_lock);
+    if (!m.owns_lock()) continue;  // busy migrating: never wait on another range (ABBA)
+    EvictResult res = evictor_.evict_allocation(*v, EvictMode::kPressure);
+    if (res.pages_evicted) {
+      policy_.on_evicted(*v);
+      counters_.evictions.fetch_add(1, std::memory_order_relaxed);
+    }
+    freed += res.pages_evicted * kPageSize;
+  }
+}
+
+bool SvmManager::migrate_range_to_device(Range& r) {
+  std::vector<PageSnapshot> snap(r.pages());
+  mech_.snapshot(r.start, snap);
+  std::vector<std::uint64_t> addrs;
+  for (std::size_t i = 0; i < snap.size(); ++i) {
+    if (snap[i].place != PagePlace::kDevice) addrs.push_back(r.start + i * kPageSize);
+  }
+  if (addrs.empty()) return true;
+  if (policy_.on_refault(r)) return false;  // thrashing: cool down in RAM
+
+  // The GPU must stop reading the system pages before they go away.
+  {
+    std::unique_lock nl(notifier_.lock);
+    notifier_.windows.bump(r.start, r.end);
+    mech_.unbind(r.start, r.end);
+    r.gpu_bound = false;
+  }
+  const std::uint64_t need = addrs.size() * kPageSize;
+  make_room(need, &r);
+  std::optional<std::vector<FrameId>> frames;
+  if (addrs.size() == r.pages()) frames = mech_.alloc_frames(r.size(), r.size(), r.id);
+  if (!frames) frames = mech_.alloc_frames(need, kPageSize, r.id);
+  if (!frames) {
+    make_room(need + r.size(), &r);  // one more try after a harder squeeze
+    frames = mech_.alloc_frames(need, kPageSize, r.id);
+    if (!frames) return false;
+  }
+  const std::vector<FrameId> allocated = *frames;
+  std::size_t moved = mech_.migrate_to_device(addrs, *frames);
+  std::vector<FrameId> unused;  // pages unmapped meanwhile: their frames go back
+  {
+    std::unique_lock nl(notifier_.lock);
+    for (std::size_t i = 0; i < addrs.size(); ++i) {
+      FrameId f = (*frames)[i];
+      if (f == kNoFrame) {
+        unused.push_back(allocated[i]);
+        continue;
+      }
+      r.frames[(addrs[i] - r.start) / kPageSize] = f;
+    }
+  }
+  if (!unused.empty()) mech_.free_frames(unused);
+  if (moved) {
+    counters_.migrations_to_device.fetch_add(1, std::memory_order_relaxed);
+    counters_.bytes_to_device.fetch_add(moved * kPageSize, std::memory_order_relaxed);
+  }
+  return true;
+}
+
+void SvmManager::get_pages_and_bind(Range& r) {
+  std::vector<PageSnapshot> snap(r.pages());
+  for (unsigned attempt = 0; attempt < 10000; ++attempt) {
+    std::uint64_t seq;
+    {
+      std::shared_lock nl(notifier_.lock);
+      if (r.unmapped) return;
+      seq = notifier_.windows.seq(r.start);
+    }
+    mech_.snapshot(r.start, snap);
+    if (before_bind_) before_bind_(r.start);
+    std::shared_lock nl(notifier_.lock);
+    if (r.unmapped) return;
+    if (notifier_.windows.seq(r.start) != seq) {
+      counters_.bind_retries.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    mech_.bind(r.start, snap);
+    r.gpu_bound = true;
+    return;
+  }
+  throw Error(Error::Code::kBusy, "GPU fault: range at " + hex(r.start) + " kept changing while binding");
+}
+
+bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
+  (void)access;
+  counters_.gpu_faults.fetch_add(1, std::memory_order_relaxed);
+  std::shared_lock fork_guard(fork_mu_);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    RangePtr r = find_or_insert(addr);
+    if (!r) return false;
+    std::unique_lock m(r->migrate_mu);
+    bool unmapped;
+    {
+      std::shared_lock nl(notifier_.lock);
+      unmapped = r->unmapped;
+    }
+    if (unmapped) {
+      // Its CPU mapping changed; remove it now rather than wait for the gc.
+      m.unlock();
+      remove_range(r, EvictMode::kTeardown);
+      continue;
+    }
+    const bool to_device = !policy_.cooling(*r) && r->advice.preferred != Location::kSystem;
+    if (to_device) migrate_range_to_device(*r);  // false: fall back to system pages
+    get_pages_and_bind(*r);
+    r->last_gpu_use.store(PressurePolicy::now_ns(), std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------
+// Invalidation and garbage collection
+
+void SvmManager::invalidate(const Invalidation& inv) {
+  counters_.invalidations.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lk(driver_mu_);
+  std::unique_lock nl(notifier_.lock);
+  notifier_.windows.bump(inv.start, inv.end);
+  std::vector<RangePtr> hit = tree_.overlapping(inv.start, inv.end);
+  for (const RangePtr& r : hit) {
+    mech_.unbind(r->start, r->end);
+    r->gpu_bound = false;
+    if (inv.kind == InvalidationKind::kMigratedToRam) {
+      for (FrameId& f : r->frames) {
+        if (std::find(inv.frames.begin(), inv.frames.end(), f) != inv.frames.end()) f = kNoFrame;
+      }
+    } else if (!r->unmapped) {
+      r->unmapped = true;
+      std::lock_guard g(gc_mu_);
+      gc_queue_.push_back(r);
+    }
+  }
+  if (inv.kind == InvalidationKind::kUnmap || inv.kind == InvalidationKind::kRemap) {
+    // The registry of CPU mappings follows the change.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> keep;
+    bool moved = false;
+    for (auto it = mirrors_.begin(); it != mirrors_.end();) {
+      if (it->second <= inv.start || it->first >= inv.end) {
+        ++it;
+        continue;
+      }
+      if (it->first < inv.start) keep.emplace_back(it->first, inv.start);
+      if (it->second > inv.end) keep.emplace_back(inv.end, it->second);
+      moved = true;
+      it = mirrors_.erase(it);
+    }
+    for (auto& [s, e] : keep) mirrors_[s] = e;
+    if (inv.kind == InvalidationKind::kRemap && moved) {
+      mirrors_[inv.new_start] = inv.new_start + (inv.end - inv.start);
+    }
+  }
+  gc_cv_.notify_one();
+}
+
+void SvmManager::collect_garbage() {
+  for (;;) {
+    RangePtr r;
+    {
+      std::lock_guard g(gc_mu_);
+      if (gc_queue_.empty()) return;
+      r = gc_queue_.front();
+      gc_queue_.pop_front();
+    }
+    remove_range(r, EvictMode::kTeardown);
+  }
+}
+
+void SvmManager::gc_loop(std::stop_token st) {
+  while (!st.stop_requested()) {
+    {
+      std::unique_lock g(gc_mu_);
+      gc_cv_.wait_for(g, std::chrono::milliseconds(50), [&] { return !gc_queue_.empty() || st.stop_requested(); });
+    }
+    collect_garbage();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Policy face: advice, prefetch, evict, residency
+
+bool SvmManager::advise(std::uint64_t start, std::size_t len, const Advice& advice) {
+  check_span(start, len, "advise");
+  std::lock_guard lk(driver_mu_);
+  advice_.push_back({start, start + len, advice});
+  for (const RangePtr& r : tree_.overlapping(start, start + len)) r->advice = advice;
+  return true;
+}
+
+std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Location where) {
+  check_span(start, len, "prefetch");
+  if (where == Location::kNone) {
+    throw Error(Error::Code::kInvalidArgument, "prefetch: location is none; expected device or system");
+  }
+  const std::uint64_t end = start + len;
+  if (where == Location::kSystem) {
+    EvictResult res = evict(start, len);
+    return res.pages_evicted * kPageSize;
+  }
+  std::shared_lock fork_guard(fork_mu_);
+  std::uint64_t before = counters_.bytes_to_device.load();
+  for (std::uint64_t a = start; a < end;) {
+    RangePtr r = find_or_insert(a);
+    if (!r) {
+      throw Error(Error::Code::kInvalidArgument, "prefetch: " + hex(a) + " is not in a mirrored region");
+    }
+    std::unique_lock m(r->migrate_mu);
+    bool unmapped;
+    {
+      std::shared_lock nl(notifier_.lock);
+      unmapped = r->unmapped;
+    }
+    if (unmapped) {
+      m.unlock();
+      remove_range(r, EvictMode::kTeardown);
+      continue;
+    }
+    r->cooldown_until.store(0, std::memory_order_relaxed);  // an explicit request wins over heuristics
+    r->evicted_at.store(0, std::memory_order_relaxed);
+    if (!migrate_range_to_device(*r)) {
+      throw Error(Error::Code::kOutOfMemory,
+                  "prefetch: device memory exhausted at " + hex(a) + "; expected room for " + hex(r->size()) + " bytes");
+    }
+    get_pages_and_bind(*r);
+    r->last_gpu_use.store(PressurePolicy::now_ns(), std::memory_order_relaxed);
+    a = r->end;
+  }
+  return counters_.bytes_to_device.load() - before;
+}
+
+EvictResult SvmManager::evict(std::uint64_t start, std::size_t len) {
+  check_span(start, len, "evict");
+  EvictResult total;
+  for (const RangePtr& r : ranges_in(start, start + len)) {
+    std::lock_guard m(r->migrate_mu);
+    EvictResult res = evictor_.evict_va(*r, start, start + len);
+    total.pages_evicted += res.pages_evicted;
+    total.pages_skipped += res.pages_skipped;
+    total.retries += res.retries;
+  }
+  return total;
+}
+
+Residency SvmManager::residency(std::uint64_t start, std::size_t len) {
+  Residency res;
+  std::vector<RangePtr> rs = ranges_in(start, start + len);
+  std::shared_lock nl(notifier_.lock);
+  for (const RangePtr& r : rs) {
+    for (std::size_t i = 0; i < r->pages(); ++i) {
+      std::uint64_t a = r->start + i * kPageSize;
+      if (a >= start && a < start + len && r->frames[i] != kNoFrame) res.device_bytes += kPageSize;
+    }
+  }
+  res.system_bytes = len - std::min<std::uint64_t>(len, res.device_bytes);
+  return res;
+}
+
+void SvmManager::add_stats(Stats& s) const {
+  s.gpu_faults = counters_.gpu_faults;
+  s.migrations_to_device = counters_.migrations_to_device;
+  s.bytes_to_device = counters_.bytes_to_device;
+  s.migrations_to_system = counters_.migrations_to_system;
+  s.bytes_to_system = counters_.bytes_to_system;
+  s.evictions = counters_.evictions;
+  s.pages_evicted = counters_.pages_evicted;
+  s.pages_evict_skipped = counters_.pages_evict_skipped;
+  s.invalidations = counters_.invalidations;
+  s.bind_retries = counters_.bind_retries;
+  s.thrash_events = counters_.thrash_events;
+  s.cpu_mapping_lookups_in_eviction = counters_.cpu_mapping_lookups_in_eviction;
+  DeviceMemoryUse use = mech_.device_memory();
+  s.device_bytes_in_use = use.used;
+  s.device_bytes_high_water = use.high_water;
+  s.device_bytes_total = use.total;
+}
+
+}  // namespace xesvm

@@ -1,0 +1,123 @@
+// SvmManager: the user-space SVM driver over a mechanism face.
+//
+// For backends whose memory management lives in user space (the sim), the
+// runtime itself plays the kernel driver: SvmManager implements the policy
+// face (mirror, advise, prefetch, evict, residency) on top of the mechanism
+// face, resolves GPU faults (GpuFaultHandler) and receives CPU-side
+// invalidations (MirrorClient).
+//
+// GPU fault path: find or insert the range around the address -> decide
+// placement (advice, thrash cool-down, free device memory) -> migrate to
+// device memory, evicting victims first if memory is short -> get pages (a
+// snapshot, recording the notifier sequence) -> bind under the notifier lock,
+// going back to get pages if the sequence moved.
+//
+// Locks, in the order they may be taken:
+//   fork_mu_ (shared by faults and prefetch, exclusive around fork())
+//   -> Range::migrate_mu (victims only ever trylocked)
+//   -> frame locks (trylock only)
+//   -> driver_mu_ (range tree, mirrors, advice; never held across a wait)
+//   -> Notifier::lock (sequences, Range::frames, GPU binding)
+// Invalidations arrive on the backend's service thread and take driver_mu_
+// and the notifier lock only, so nothing that waits for that thread may hold
+// either.
+//
+// Not copyable. Destroying it evicts nothing: the Runtime unmirrors first.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "runtime/backend.hpp"
+#include "runtime/batch_copy.hpp"
+#include "runtime/evict.hpp"
+#include "runtime/svm_range.hpp"
+
+namespace xesvm {
+
+class SvmManager final : public PolicyFace, public GpuFaultHandler, public MirrorClient {
+ public:
+  SvmManager(MechanismFace& mech, const RuntimeOptions& options);
+  ~SvmManager() override;
+
+  // PolicyFace
+  void mirror(std::uint64_t start, std::size_t len) override;
+  void unmirror(std::uint64_t start, std::size_t len) override;
+  bool advise(std::uint64_t start, std::size_t len, const Advice& advice) override;
+  std::uint64_t prefetch(std::uint64_t start, std::size_t len, Location where) override;
+  EvictResult evict(std::uint64_t start, std::size_t len) override;
+  Residency residency(std::uint64_t start, std::size_t len) override;
+  DeviceMemoryUse device_memory() override { return mech_.device_memory(); }
+  void wait() override {}
+
+  /// Like unmirror(), but the bytes are not wanted (the memory is freed).
+  void discard(std::uint64_t start, std::size_t len);
+  /// Brings every device-resident byte back to RAM (teardown mode).
+  void evict_all();
+
+  // GpuFaultHandler
+  bool handle_gpu_fault(std::uint64_t addr, Access access) override;
+  // MirrorClient
+  void invalidate(const Invalidation& inv) override;
+
+  /// Fills the counters this layer keeps.
+  void add_stats(Stats& s) const;
+  std::size_t range_count() const;
+
+  /// Test hook: called between get-pages and bind on the fault path.
+  void set_before_bind_hook(std::function<void(std::uint64_t range_start)> hook) {
+    before_bind_ = std::move(hook);
+  }
+  /// Serializes against fork(): held exclusive from prepare to parent/child.
+  std::shared_mutex& fork_lock() { return fork_mu_; }
+
+ private:
+  RangePtr find_or_insert(std::uint64_t addr);
+  RangePtr find_range(std::uint64_t addr) const;
+  bool find_mirror(std::uint64_t addr, std::uint64_t* lo, std::uint64_t* hi) const;
+  // REQUIRES r->migrate_mu. Returns false if device memory could not be had.
+  bool migrate_range_to_device(Range& r);
+  // REQUIRES r->migrate_mu. Snapshot + bind with the sequence check.
+  void get_pages_and_bind(Range& r);
+  void make_room(std::uint64_t need, const Range* faulting);
+  void remove_range(const RangePtr& r, EvictMode mode);
+  std::vector<RangePtr> ranges_in(std::uint64_t start, std::uint64_t end) const;
+  void gc_loop(std::stop_token st);
+  void collect_garbage();
+
+  MechanismFace& mech_;
+  RuntimeOptions options_;
+  mutable Counters counters_;
+  Notifier notifier_;
+  BatchCopier copier_;
+  EvictionEngine evictor_;
+  PressurePolicy policy_;
+
+  std::shared_mutex fork_mu_;
+  std::mutex pressure_mu_;  // one pressure eviction at a time
+
+  mutable std::mutex driver_mu_;
+  RangeTree tree_;
+  std::map<std::uint64_t, std::uint64_t> mirrors_;  // start -> end
+  struct AdviceSpan {
+    std::uint64_t start, end;
+    Advice advice;
+  };
+  std::vector<AdviceSpan> advice_;
+  OwnerId next_id_ = 1;
+
+  std::mutex gc_mu_;
+  std::condition_variable gc_cv_;
+  std::deque<RangePtr> gc_queue_;
+  std::function<void(std::uint64_t)> before_bind_;
+  std::jthread gc_;
+};
+
+}  // namespace xesvm

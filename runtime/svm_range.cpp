@@ -1,0 +1,93 @@
+// DOC: Overview
+//
+// Ranges, notifier windows and chunk choice. See svm_range.hpp for the
+// model; this file holds the lookups and the chunk-choice rule.
+//
+// DOC: Chunk choice
+//
+// For a fault at addr, try 2 MiB, then 64 KiB, then 4 KiB. A size c fits if
+// the block [align_down(addr, c), +c) lies inside the mirrored region (so a
+// range never covers bytes the CPU does not mirror, e.g. the partial edge
+// pages of a malloc'd buffer), inside addr's notifier window (one sequence
+// guards a whole range), and overlaps no existing range (ranges never
+// overlap and are never split).
+//
+// DOC: Locking
+//
+// None here: the SvmManager holds its driver lock around RangeTree calls
+// and its notifier lock around NotifierWindows calls.
+#include "runtime/svm_range.hpp"
+
+namespace xesvm {
+
+RangePtr RangeTree::find(std::uint64_t addr) const {
+  auto it = tree_.upper_bound(addr);
+  if (it == tree_.begin()) return nullptr;
+  --it;
+  return it->second->contains(addr) ? it->second : nullptr;
+}
+
+std::vector<RangePtr> RangeTree::overlapping(std::uint64_t start, std::uint64_t end) const {
+  std::vector<RangePtr> out;
+  auto it = tree_.upper_bound(start);
+  if (it != tree_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->second->end > start) out.push_back(prev->second);
+  }
+  for (; it != tree_.end() && it->first < end; ++it) out.push_back(it->second);
+  return out;
+}
+
+void RangeTree::insert(RangePtr r) { tree_.emplace(r->start, std::move(r)); }
+
+bool RangeTree::erase(const Range& r) {
+  auto it = tree_.find(r.start);
+  if (it == tree_.end() || it->second.get() != &r) return false;
+  tree_.erase(it);
+  return true;
+}
+
+std::vector<RangePtr> RangeTree::all() const {
+  std::vector<RangePtr> out;
+  out.reserve(tree_.size());
+  for (auto& [s, r] : tree_) out.push_back(r);
+  return out;
+}
+
+std::optional<std::pair<std::uint64_t, std::size_t>> RangeTree::choose_chunk(
+    std::uint64_t addr, std::uint64_t lo, std::uint64_t hi, std::size_t window) const {
+  if (addr < lo || addr >= hi) return std::nullopt;
+  const std::uint64_t win_lo = addr & ~(std::uint64_t(window) - 1);
+  const std::uint64_t win_hi = win_lo + window;
+  for (std::size_t c : kChunkSizes) {
+    const std::uint64_t s = addr & ~(std::uint64_t(c) - 1);
+    const std::uint64_t e = s + c;
+    if (s < lo || e > hi || s < win_lo || e > win_hi) continue;
+    if (!overlapping(s, e).empty()) continue;
+    return std::make_pair(s, c);
+  }
+  return std::nullopt;
+}
+
+NotifierWindows::NotifierWindows(std::size_t window_size) : size_(window_size) {
+  if (window_size < (2u << 20) || (window_size & (window_size - 1))) {
+    throw Error(Error::Code::kInvalidArgument,
+                "notifier window of " + std::to_string(window_size) +
+                    " bytes; expected a power of two of at least 2 MiB");
+  }
+}
+
+std::uint64_t NotifierWindows::seq(std::uint64_t addr) const {
+  auto it = seq_.find(window_of(addr));
+  return it == seq_.end() ? 0 : it->second;
+}
+
+void NotifierWindows::bump(std::uint64_t start, std::uint64_t end) {
+  if (end <= start) return;
+  for (std::uint64_t w = window_of(start); w < end; w += size_) {
+    ++seq_[w];
+    if (w + size_ < w) break;  // wrapped at the top of the address space
+  }
+}
+
+}  // namespace xesvm

@@ -1,0 +1,116 @@
+// SVM ranges: the unit of migration, binding and eviction.
+//
+// A Range is a naturally aligned chunk of a mirrored region, 2 MiB, 64 KiB
+// or 4 KiB: the largest that is aligned around the faulting address, fits
+// inside the mirrored region and inside one notifier window, and overlaps no
+// existing range (choose_chunk). Ranges are never split; a partial unmap
+// removes the whole range and evicts what is left of it.
+//
+// RangeTree keeps ranges ordered by start address (a B-tree: O(log n)
+// lookup). NotifierWindows keeps one invalidation sequence number per
+// naturally aligned window (512 MiB by default), the mmu_interval_notifier
+// analogue: a bind is valid only if the window's sequence did not move since
+// the pages were collected.
+//
+// Concurrency: RangeTree and NotifierWindows are not synchronized; the
+// SvmManager guards the tree with its driver lock and the windows with its
+// notifier lock. A Range's fields say which lock guards them.
+#pragma once
+
+#include <absl/container/btree_map.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "runtime/backend.hpp"
+
+namespace xesvm {
+
+struct Range {
+  Range(OwnerId id_, std::uint64_t start_, std::size_t size_)
+      : id(id_), start(start_), end(start_ + size_), frames(size_ / kPageSize, kNoFrame) {}
+  Range(const Range&) = delete;
+  Range& operator=(const Range&) = delete;
+
+  const OwnerId id;          ///< tag of this range's device frames
+  const std::uint64_t start;
+  const std::uint64_t end;
+
+  std::size_t size() const { return end - start; }
+  std::size_t pages() const { return size() / kPageSize; }
+  bool contains(std::uint64_t a) const { return a >= start && a < end; }
+
+  /// Serializes migrations (to device, eviction, removal) of this range.
+  /// Lock order: migrate_mu -> frame locks -> notifier lock.
+  std::mutex migrate_mu;
+
+  // Guarded by the notifier lock.
+  std::vector<FrameId> frames;  ///< per page; kNoFrame = data in RAM
+  bool unmapped = false;        ///< CPU mapping changed; queued for removal
+  bool gpu_bound = false;
+
+  // Guarded by the driver lock (advice) or atomic (policy bookkeeping).
+  Advice advice{};
+  std::atomic<std::uint64_t> last_gpu_use{0};   ///< recency of GPU use (ns)
+  std::atomic<std::uint64_t> evicted_at{0};     ///< last pressure eviction (ns)
+  std::atomic<unsigned> refaults{0};            ///< evict+refault in the window
+  std::atomic<std::uint64_t> cooldown_until{0}; ///< thrash: stay in RAM till then
+
+  std::size_t device_pages() const {
+    std::size_t n = 0;
+    for (FrameId f : frames) n += f != kNoFrame;
+    return n;
+  }
+};
+
+using RangePtr = std::shared_ptr<Range>;
+
+class RangeTree {
+ public:
+  /// The range containing addr, or nullptr.
+  RangePtr find(std::uint64_t addr) const;
+  /// Ranges overlapping [start, end), in address order.
+  std::vector<RangePtr> overlapping(std::uint64_t start, std::uint64_t end) const;
+  /// REQUIRES: r overlaps no range in the tree.
+  void insert(RangePtr r);
+  /// Removes r if it is in the tree. Returns whether it was.
+  bool erase(const Range& r);
+  std::size_t size() const { return tree_.size(); }
+  bool empty() const { return tree_.empty(); }
+  std::vector<RangePtr> all() const;
+
+  /// The chunk for a fault at `addr` inside the mirrored region [lo, hi):
+  /// the largest of kChunkSizes whose aligned block around addr lies inside
+  /// [lo, hi) and inside addr's notifier window, and overlaps no range here.
+  /// Returns {start, size}, or nullopt if even 4 KiB does not fit (addr
+  /// outside [lo, hi) or inside an existing range).
+  std::optional<std::pair<std::uint64_t, std::size_t>> choose_chunk(std::uint64_t addr,
+                                                                    std::uint64_t lo,
+                                                                    std::uint64_t hi,
+                                                                    std::size_t window) const;
+
+ private:
+  absl::btree_map<std::uint64_t, RangePtr> tree_;  // start -> range
+};
+
+class NotifierWindows {
+ public:
+  /// REQUIRES: window_size is a power of two and at least 2 MiB.
+  explicit NotifierWindows(std::size_t window_size);
+  std::size_t window_size() const { return size_; }
+  /// Sequence of the window holding addr (0 for a window never invalidated).
+  std::uint64_t seq(std::uint64_t addr) const;
+  /// Bumps every window overlapping [start, end).
+  void bump(std::uint64_t start, std::uint64_t end);
+  std::uint64_t window_of(std::uint64_t addr) const { return addr & ~(std::uint64_t(size_) - 1); }
+
+ private:
+  std::size_t size_;
+  absl::btree_map<std::uint64_t, std::uint64_t> seq_;  // window base -> seq
+};
+
+}  // namespace xesvm
