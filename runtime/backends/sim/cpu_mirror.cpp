@@ -311,6 +311,13 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs,
       dropping_.emplace_back(start, start + len);
     }
     madvise(reinterpret_cast<void*>(start), len, MADV_DONTNEED);
+    // madvise returns once the reader has *read* our REMOVE event, maybe
+    // before it looked at the mark: wait until that read is processed.
+    {
+      const std::uint64_t started = reads_started_.load();
+      std::unique_lock lk(queue_mu_);
+      queue_cv_.wait(lk, [&] { return reads_done_.load() >= started; });
+    }
     {
       std::lock_guard lk(drop_mu_);
       dropping_.erase(std::find(dropping_.begin(), dropping_.end(),
@@ -427,9 +434,16 @@ void CpuMirror::reader_loop(std::stop_token st) {
       [[maybe_unused]] auto r = read(wake_fd_, &v, sizeof v);
     }
     for (;;) {
+      const std::uint64_t this_read = reads_started_.fetch_add(1) + 1;
       ssize_t got = read(uffd_, msgs.data(), sizeof msgs);
       if (got < 0) {
-        if (errno == EINTR) continue;
+        const int e = errno;
+        {
+          std::lock_guard lk(queue_mu_);
+          reads_done_.store(this_read);
+        }
+        queue_cv_.notify_all();
+        if (e == EINTR) continue;
         break;  // EAGAIN: empty
       }
       std::size_t count = static_cast<std::size_t>(got) / sizeof(uffd_msg);
@@ -456,10 +470,11 @@ void CpuMirror::reader_loop(std::stop_token st) {
             break;
         }
       }
-      if (!batch.empty()) {
+      {
         std::lock_guard lk(queue_mu_);
         for (auto& b : batch) queue_.push_back(b);
         read_count_ += batch.size();
+        reads_done_.store(this_read);
       }
       queue_cv_.notify_all();
     }

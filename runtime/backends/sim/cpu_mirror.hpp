@@ -155,7 +155,8 @@ class CpuMirror {
   std::uint64_t read_count_ = 0;      // messages queued (queue_mu_)
   std::uint64_t applied_count_ = 0;   // messages applied (queue_mu_)
   std::uint64_t empty_passes_ = 0;    // reader passes that found the fd empty
-  std::uint64_t pass_requests_ = 0;
+  std::atomic<std::uint64_t> reads_started_{0};  // read() calls begun by the reader
+  std::atomic<std::uint64_t> reads_done_{0};     // ... and fully processed
 
   std::atomic<std::uint64_t> cpu_faults_device_{0}, cpu_faults_zero_{0}, pages_to_ram_{0},
       events_{0}, deferred_count_{0};

@@ -1,0 +1,124 @@
+// CPU write -> GPU read/write -> CPU read round trips, byte-checked.
+#include <gtest/gtest.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include "test_util.hpp"
+
+namespace xesvm::test {
+namespace {
+
+constexpr const char* kUri = "sim:vram=64M,workers=2";
+
+TEST(RoundTrip, GpuSeesCpuBytesAndCpuSeesGpuWrites) {
+  Runtime rt(kUri);
+  const std::size_t n = 8u << 20;
+  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
+  fill(p, n, 1);
+  // GPU copies every page's first 64 bytes into a second buffer, XORed.
+  auto* q = static_cast<std::uint8_t*>(rt.alloc_shared(n));
+  std::memset(q, 0, n);
+  rt.launch(pages(n), [&](const WorkItem& wi, DeviceAccessor& acc) {
+    std::uint8_t buf[64];
+    std::uint64_t off = wi.global_id * 4096;
+    acc.read(reinterpret_cast<std::uint64_t>(p) + off, buf, sizeof buf);
+    for (auto& c : buf) c ^= 0x5a;
+    acc.write(reinterpret_cast<std::uint64_t>(q) + off, buf, sizeof buf);
+  });
+  Stats s = rt.stats();
+  EXPECT_GT(s.gpu_faults, 0u);
+  EXPECT_GT(s.bytes_to_device, 0u);
+  EXPECT_GT(rt.residency(p, n).device_bytes, 0u);
+  // CPU reads both back: p unchanged, q = p ^ 0x5a on the first 64 bytes.
+  EXPECT_EQ(mismatches(p, n, 1), 0u);
+  std::size_t bad = 0;
+  for (std::size_t off = 0; off < n; off += 4096) {
+    for (std::size_t i = 0; i < 64; ++i) bad += q[off + i] != static_cast<std::uint8_t>(pattern(off + i, 1) ^ 0x5a);
+    for (std::size_t i = 64; i < 4096; ++i) bad += q[off + i] != 0;
+  }
+  EXPECT_EQ(bad, 0u);
+  EXPECT_GT(rt.stats().cpu_faults, 0u) << "CPU reads of device-resident pages must fault and migrate back";
+  rt.free(p);
+  rt.free(q);
+}
+
+TEST(RoundTrip, CpuTouchOfDevicePageMigratesItBack) {
+  Runtime rt(kUri);
+  const std::size_t n = 2u << 20;
+  auto* p = static_cast<std::uint32_t*>(rt.alloc_shared(n));
+  fill(p, n, 7);
+  EXPECT_EQ(rt.prefetch(p, n, Location::kDevice), n);
+  EXPECT_EQ(rt.residency(p, n).device_bytes, n);
+  const std::uint64_t before = rt.stats().cpu_faults;
+  volatile std::uint8_t first = reinterpret_cast<std::uint8_t*>(p)[4096 * 3 + 5];
+  EXPECT_EQ(first, pattern(4096 * 3 + 5, 7));
+  EXPECT_EQ(rt.stats().cpu_faults, before + 1);
+  EXPECT_EQ(rt.residency(p, n).device_bytes, n - 4096) << "exactly the touched page moved back";
+  EXPECT_EQ(mismatches(p, n, 7), 0u);
+  EXPECT_EQ(rt.residency(p, n).device_bytes, 0u);
+}
+
+TEST(RoundTrip, GpuWritesSurviveEvictionAndCpuReadsThem) {
+  Runtime rt(kUri);
+  const std::size_t n = 4u << 20;
+  auto* p = static_cast<std::uint32_t*>(rt.alloc_shared(n));
+  std::memset(p, 0, n);
+  rt.launch(n / 4, [&](const WorkItem& wi, DeviceAccessor& acc) {
+    acc.store(p + wi.global_id, static_cast<std::uint32_t>(wi.global_id * 3 + 1));
+  });
+  EvictResult r = rt.evict(p, n);
+  EXPECT_GT(r.pages_evicted, 0u);
+  EXPECT_EQ(rt.residency(p, n).device_bytes, 0u);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < n / 4; ++i) bad += p[i] != i * 3 + 1;
+  EXPECT_EQ(bad, 0u);
+}
+
+TEST(RoundTrip, SyscallOnDeviceResidentMemoryMigratesItBackWithKernelFaults) {
+  Runtime rt("sim:vram=16M,workers=2");
+  bool kernel_faults = false;
+  for (auto& [k, v] : rt.describe()) {
+    if (k == "userfaultfd") kernel_faults = v.rfind("kernel-faults", 0) == 0;
+  }
+  if (!kernel_faults) GTEST_SKIP() << "this process may not handle kernel-mode userfaults (needs root, "
+                                      "CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1)";
+  const std::size_t n = 64u << 10;
+  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
+  fill(p, n, 3);
+  rt.prefetch(p, n, Location::kDevice);
+  ASSERT_EQ(rt.residency(p, n).device_bytes, n);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  // write() reads the buffer in kernel mode: it must fault and migrate back.
+  ASSERT_EQ(write(fds[1], p, 4096), 4096);
+  std::uint8_t buf[4096];
+  ASSERT_EQ(read(fds[0], buf, sizeof buf), 4096);
+  EXPECT_EQ(mismatches(buf, sizeof buf, 3), 0u);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST(RoundTrip, SyscallOnDeviceResidentMemoryFailsWithEfaultInUserModeOnly) {
+  Runtime rt("sim:vram=16M,workers=2,kernel_faults=0");
+  const std::size_t n = 64u << 10;
+  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
+  fill(p, n, 4);
+  rt.prefetch(p, n, Location::kDevice);
+  ASSERT_EQ(rt.residency(p, n).device_bytes, n);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  errno = 0;
+  // write() into a pipe copies the buffer in kernel mode; a dropped page
+  // cannot be served there: EFAULT.
+  EXPECT_EQ(write(fds[1], p, 4096), -1);
+  EXPECT_EQ(errno, EFAULT);
+  close(fds[0]);
+  close(fds[1]);
+  // A user-mode touch still migrates the page back.
+  EXPECT_EQ(mismatches(p, n, 4), 0u);
+}
+
+}  // namespace
+}  // namespace xesvm::test
