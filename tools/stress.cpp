@@ -1,0 +1,228 @@
+#include "tools/stress.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <random>
+
+#include "xesvm/xesvm.hpp"
+
+namespace xesvm::tools {
+namespace {
+
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kWords = kPage / sizeof(std::uint32_t);
+
+// The value of word w of page p at generation g.
+inline std::uint32_t word(std::uint64_t p, std::size_t w, std::uint32_t g) {
+  std::uint64_t x = (p << 10 | w) * 0x9E3779B97F4A7C15ull;
+  return static_cast<std::uint32_t>(x >> 32) + g;
+}
+
+// Verifies a page at generation g and rewrites it at g+1. Returns bad words.
+std::uint64_t check_and_advance(std::uint32_t* page, std::uint64_t p, std::uint32_t g) {
+  std::uint64_t bad = 0;
+  for (std::size_t w = 0; w < kWords; ++w) {
+    bad += page[w] != word(p, w, g);
+    page[w] = word(p, w, g + 1);
+  }
+  return bad;
+}
+
+class Progress {
+ public:
+  Progress(bool enabled, std::string label, std::uint64_t total)
+      : enabled_(enabled), tty_(isatty(STDERR_FILENO)), label_(std::move(label)), total_(total) {}
+  void update(std::uint64_t done) {
+    if (!enabled_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (tty_) {
+      if (now - last_ < std::chrono::milliseconds(100) && done < total_) return;
+      const int width = 40;
+      int fill = static_cast<int>(width * done / std::max<std::uint64_t>(1, total_));
+      std::fprintf(stderr, "\r%-14s [%.*s%*s] %3d%%", label_.c_str(), fill, "########################################",
+                   width - fill, "", static_cast<int>(100 * done / std::max<std::uint64_t>(1, total_)));
+      if (done >= total_) std::fprintf(stderr, "\n");
+    } else {
+      if (now - last_ < std::chrono::seconds(2) && done < total_) return;
+      std::fprintf(stderr, "%s: %llu/%llu steps\n", label_.c_str(), static_cast<unsigned long long>(done),
+                   static_cast<unsigned long long>(total_));
+    }
+    last_ = now;
+  }
+
+ private:
+  bool enabled_, tty_;
+  std::string label_;
+  std::uint64_t total_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+}  // namespace
+
+const char* pattern_name(Pattern p) {
+  switch (p) {
+    case Pattern::kGridStride: return "grid-stride";
+    case Pattern::kBlockStride: return "block-stride";
+    case Pattern::kRandom: return "random";
+  }
+  return "?";
+}
+
+std::vector<Pattern> parse_patterns(const std::string& s) {
+  if (s == "all") return {Pattern::kGridStride, Pattern::kBlockStride, Pattern::kRandom};
+  if (s == "grid-stride") return {Pattern::kGridStride};
+  if (s == "block-stride") return {Pattern::kBlockStride};
+  if (s == "random") return {Pattern::kRandom};
+  throw Error(Error::Code::kInvalidArgument,
+              "unknown pattern '" + s + "'; expected grid-stride, block-stride, random or all");
+}
+
+StressResult run_stress(const StressOptions& o, Pattern pattern) {
+  if (!(o.oversubscription > 0) || o.oversubscription > 64) {
+    throw Error(Error::Code::kInvalidArgument, "oversubscription must be in (0, 64]");
+  }
+  if (o.cpu_fraction < 0 || o.cpu_fraction > 1) {
+    throw Error(Error::Code::kInvalidArgument, "cpu fraction must be in [0, 1]");
+  }
+  Runtime rt(o.backend);
+  const Stats s0 = rt.stats();
+  StressResult r;
+  r.pattern = pattern_name(pattern);
+  r.device_memory = s0.device_bytes_total;
+  std::uint64_t ws = static_cast<std::uint64_t>(o.oversubscription * static_cast<double>(r.device_memory));
+  ws = std::max<std::uint64_t>(2u << 20, ws & ~std::uint64_t((2u << 20) - 1));
+  r.working_set = ws;
+  r.pages = ws / kPage;
+
+  auto* base = static_cast<std::uint32_t*>(rt.alloc_shared(ws));
+  std::vector<std::uint32_t> gen(r.pages, 0);
+  for (std::uint64_t p = 0; p < r.pages; ++p) {
+    std::uint32_t* pg = base + p * kWords;
+    for (std::size_t w = 0; w < kWords; ++w) pg[w] = word(p, w, 0);
+  }
+
+  // Page order of one pass, by work-item id. The engine hands each worker a
+  // contiguous block of ids, so grid-stride interleaves the workers over
+  // consecutive pages and block-stride gives each worker its own block.
+  const unsigned workers = [&] {
+    for (auto& [k, v] : rt.describe()) {
+      if (k == "engine workers") return static_cast<unsigned>(std::stoul(v));
+    }
+    return 1u;
+  }();
+  std::vector<std::uint64_t> order(r.pages);
+  std::mt19937_64 rng(o.seed);
+  switch (pattern) {
+    case Pattern::kBlockStride:
+      std::iota(order.begin(), order.end(), 0);
+      break;
+    case Pattern::kGridStride: {
+      const std::uint64_t per = (r.pages + workers - 1) / workers;
+      for (std::uint64_t id = 0; id < r.pages; ++id) {
+        std::uint64_t w = id / per, j = id % per;
+        std::uint64_t p = j * workers + w;
+        order[id] = p < r.pages ? p : id;  // tail: keep it a permutation
+      }
+      // Repair duplicates the tail mapping may have made.
+      std::vector<char> seen(r.pages, 0);
+      std::vector<std::uint64_t> missing;
+      for (auto& p : order) {
+        if (seen[p]) p = ~0ull;
+        else seen[p] = 1;
+      }
+      for (std::uint64_t p = 0; p < r.pages; ++p) {
+        if (!seen[p]) missing.push_back(p);
+      }
+      for (auto& p : order) {
+        if (p == ~0ull) {
+          p = missing.back();
+          missing.pop_back();
+        }
+      }
+      break;
+    }
+    case Pattern::kRandom:
+      std::iota(order.begin(), order.end(), 0);
+      std::shuffle(order.begin(), order.end(), rng);
+      break;
+  }
+
+  if (o.prefetch) {
+    Advice a;
+    a.preferred = Location::kDevice;
+    rt.advise(base, ws, a);
+  }
+
+  std::atomic<std::uint64_t> gpu_errors{0};
+  const std::uint64_t cpu_pages = static_cast<std::uint64_t>(o.cpu_fraction * static_cast<double>(r.pages));
+  // Prefetch mode works in windows of half the device memory: prefetch the
+  // window, then run the kernel over it.
+  const std::uint64_t window = o.prefetch ? std::max<std::uint64_t>(1, r.device_memory / 2 / kPage) : r.pages;
+  const std::uint64_t steps_per_pass = (r.pages + window - 1) / window;
+  Progress progress(o.progress && !o.json, std::string(r.pattern), o.passes * steps_per_pass);
+  auto t0 = std::chrono::steady_clock::now();
+  std::uint64_t step = 0;
+  for (unsigned pass = 0; pass < o.passes; ++pass) {
+    for (std::uint64_t lo = 0; lo < r.pages; lo += window) {
+      const std::uint64_t hi = std::min(r.pages, lo + window);
+      if (o.prefetch && pattern != Pattern::kRandom) {
+        // The window's pages are a contiguous address span for block-stride
+        // and (up to the worker interleave) for grid-stride.
+        std::uint64_t pmin = ~0ull, pmax = 0;
+        for (std::uint64_t id = lo; id < hi; ++id) {
+          pmin = std::min(pmin, order[id]);
+          pmax = std::max(pmax, order[id]);
+        }
+        rt.prefetch(base + pmin * kWords, (pmax - pmin + 1) * kPage, Location::kDevice);
+      }
+      rt.launch(hi - lo, [&, lo](const WorkItem& wi, DeviceAccessor& acc) {
+        const std::uint64_t p = order[lo + wi.global_id];
+        const std::uint32_t g = gen[p];
+        acc.with_page(reinterpret_cast<std::uint64_t>(base + p * kWords), kPage, Access::kWrite,
+                      [&](std::span<std::byte> bytes) {
+                        gpu_errors.fetch_add(check_and_advance(reinterpret_cast<std::uint32_t*>(bytes.data()), p, g),
+                                             std::memory_order_relaxed);
+                      });
+        gen[p] = g + 1;
+      });
+      progress.update(++step);
+    }
+    // CPU touches of a random fraction of the pages (they migrate back).
+    for (std::uint64_t k = 0; k < cpu_pages; ++k) {
+      const std::uint64_t p = rng() % r.pages;
+      r.data_errors += check_and_advance(base + p * kWords, p, gen[p]);
+      ++gen[p];
+    }
+  }
+  auto t1 = std::chrono::steady_clock::now();
+  // Final check of every byte.
+  for (std::uint64_t p = 0; p < r.pages; ++p) {
+    const std::uint32_t* pg = base + p * kWords;
+    for (std::size_t w = 0; w < kWords; ++w) r.data_errors += pg[w] != word(p, w, gen[p]);
+  }
+  r.data_errors += gpu_errors.load();
+  const Stats s = rt.stats();
+  r.wall_s = std::chrono::duration<double>(t1 - t0).count();
+  r.modelled_s = static_cast<double>(s.modelled_device_ns - s0.modelled_device_ns) * 1e-9;
+  r.gpu_gb_per_s = static_cast<double>(o.passes * ws) / 1e9 / std::max(1e-9, r.wall_s);
+  r.gpu_faults = s.gpu_faults;
+  r.cpu_faults = s.cpu_faults;
+  r.migrations_to_device = s.migrations_to_device;
+  r.migrations_to_system = s.migrations_to_system;
+  r.bytes_to_device = s.bytes_to_device;
+  r.bytes_to_system = s.bytes_to_system;
+  r.evictions = s.evictions;
+  r.pages_evicted = s.pages_evicted;
+  r.thrash_events = s.thrash_events;
+  r.bind_retries = s.bind_retries;
+  r.high_water = s.device_bytes_high_water;
+  rt.free(base);
+  return r;
+}
+
+}  // namespace xesvm::tools
