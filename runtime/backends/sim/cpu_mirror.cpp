@@ -81,6 +81,17 @@ void read_present(std::uint64_t start, std::size_t n, std::vector<bool>& present
   for (std::size_t i = 0; i < n; ++i) present[i] = (ent[i] >> 62) & 3u;  // present or swapped
 }
 
+// An ioctl on the descriptor, retried while it fails with EAGAIN: that only
+// means an event (often our own MADV_DONTNEED's REMOVE from another thread)
+// is in flight and not read yet; the reader reads it within microseconds.
+int ioctl_retry(int fd, unsigned long req, void* arg) {
+  for (int i = 0;; ++i) {
+    if (ioctl(fd, req, arg) == 0) return 0;
+    if (errno != EAGAIN || i >= 2000) return -1;
+    usleep(i < 10 ? 1 : 20);
+  }
+}
+
 }  // namespace
 
 std::string UffdFeatures::describe() const {
@@ -281,7 +292,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs,
     const std::uint64_t start = addrs[first];
     const std::uint64_t len = count * kPageSize;
     uffdio_writeprotect wp{{start, len}, UFFDIO_WRITEPROTECT_MODE_WP};
-    if (ioctl(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
+    if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
       for (std::size_t k = first; k < first + count; ++k) ok[k] = false;
       continue;
     }
@@ -342,7 +353,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs,
   }
   for (auto [first, count] : runs) {
     uffdio_writeprotect wp{{addrs[first], count * kPageSize}, 0};  // wakes waiting writers
-    ioctl(uffd_, UFFDIO_WRITEPROTECT, &wp);
+    ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp);
   }
   if (bytes) cost_.charge_link(bytes, runs.size());
   return moved;
@@ -374,6 +385,7 @@ int CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_t len) 
     if (place_failures_.compare_exchange_weak(n, n - 1)) return EIO;
   }
   std::size_t done = 0;
+  int eagain = 0;
   while (done < len) {
     uffdio_copy c{};
     c.dst = addr + done;
@@ -386,6 +398,10 @@ int CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_t len) 
     int e = errno;
     if (c.copy > 0) {
       done += static_cast<std::size_t>(c.copy);
+      continue;
+    }
+    if (e == EAGAIN && ++eagain < 100) {
+      usleep(eagain < 10 ? 1 : 20);  // an event in flight; the reader takes it at once
       continue;
     }
     if (e == EAGAIN || e == ENOENT) drain();
@@ -642,7 +658,7 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
     }
     // A stale protection (the migration that set it is over): lift and wake.
     uffdio_writeprotect wp{{page, kPageSize}, 0};
-    if (ioctl(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) wake(page);
+    if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) wake(page);
     return true;
   }
   Entry e{};

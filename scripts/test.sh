@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is needed, then
+#   1. a Release build with the whole GoogleTest suite,
+#   2. an ASan+UBSan build with the suite,
+#   3. a TSan build with the concurrency tests (no fork: TSan does not
+#      support fork in threaded processes),
+#   4. the `xesvm stress` job at 2x oversubscription (0 data errors),
+#   5. the kernel series in QEMU (kernel-patches/xe/test/run.sh).
+# Set XESVM_SKIP_KERNEL=1 to leave out step 5 (it builds two kernels cold).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh || exit 1
+
+passed=0 failed=0 skipped=0
+steps_failed=()
+count_ctest() {  # $1: log file
+  local p f s
+  p=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed" "$1" || true)
+  f=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(Failed|Exception|Timeout|Not Run)" "$1" || true)
+  s=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*Skipped" "$1" || true)
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+}
+run_ctest() {  # $1: config, rest: ctest args
+  local config=$1; shift
+  local log="build/$config.ctest.log"
+  echo "== ctest ($config) $*"
+  (cd "build/$config" && ctest --output-on-failure --timeout 600 -j "${CTEST_JOBS:-1}" "$@") 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  count_ctest "$log"
+  [ "$rc" -eq 0 ] || steps_failed+=("ctest $config")
+}
+
+for config in release asan tsan; do
+  echo "== build ($config)"
+  if ! bash scripts/build.sh "$config"; then
+    steps_failed+=("build $config"); failed=$((failed + 1)); continue
+  fi
+  case "$config" in
+    release) run_ctest release ;;
+    asan)    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest asan ;;
+    tsan)    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run_ctest tsan -L concurrency ;;
+  esac
+done
+
+echo "== xesvm stress (sim, 2x oversubscription)"
+if build/release/tools/xesvm stress --no-progress; then passed=$((passed + 1));
+else failed=$((failed + 1)); steps_failed+=("xesvm stress"); fi
+
+if [ "${XESVM_SKIP_KERNEL:-0}" != 1 ] && [ -f kernel-patches/xe/test/run.sh ]; then
+  echo "== kernel series in QEMU"
+  if bash kernel-patches/xe/test/run.sh; then passed=$((passed + 1));
+  else failed=$((failed + 1)); steps_failed+=("kernel series"); fi
+fi
+
+echo
+if [ "${#steps_failed[@]}" -gt 0 ]; then echo "failed steps: ${steps_failed[*]}"; fi
+echo "xesvm: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "${#steps_failed[@]}" -eq 0 ]
