@@ -48,4 +48,96 @@ inline Kernel touch_pages_kernel(void* base, std::size_t bytes, std::uint32_t de
 
 inline std::size_t pages(std::size_t bytes) { return (bytes + 4095) / 4096; }
 
+// ---------------------------------------------------------------------------
+// Helpers for the invalidation, eviction, bad-input and random suites.
+
+}  // namespace xesvm::test
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include <chrono>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "runtime/backends/sim/sim_device.hpp"
+
+namespace xesvm::test {
+
+/// Polls pred every millisecond until it holds or `timeout` passes.
+inline bool wait_until(const std::function<bool()>& pred,
+                       std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return pred();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+/// The sim device under a Runtime opened with a "sim:" URI.
+inline sim::SimDevice& sim_device(Runtime& rt) { return dynamic_cast<sim::SimDevice&>(rt.impl().backend()); }
+
+/// Applies every userfaultfd event the kernel has queued so far (events
+/// arrive after the fact: munmap/mremap/madvise return before the runtime
+/// has heard of them).
+inline void drain_events(Runtime& rt) { sim_device(rt).cpu().drain(); }
+
+/// Anonymous private memory the test owns, aligned to `align`.
+inline void* map_aligned(std::size_t bytes, std::size_t align = 2u << 20) {
+  void* raw = mmap(nullptr, bytes + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const auto r = reinterpret_cast<std::uint64_t>(raw);
+  const std::uint64_t base = (r + align - 1) & ~(std::uint64_t(align) - 1);
+  if (base > r) munmap(raw, base - r);
+  const std::uint64_t end = r + bytes + align;
+  if (end > base + bytes) munmap(reinterpret_cast<void*>(base + bytes), end - (base + bytes));
+  return reinterpret_cast<void*>(base);
+}
+
+/// The device frame of each page of [p, p + n) (kNoFrame for pages in RAM),
+/// as the sim device's snapshot reports them.
+inline std::vector<FrameId> device_frames(Runtime& rt, const void* p, std::size_t n) {
+  std::vector<PageSnapshot> snap(pages(n));
+  sim_device(rt).snapshot(reinterpret_cast<std::uint64_t>(p), snap);
+  std::vector<FrameId> out;
+  out.reserve(snap.size());
+  for (const PageSnapshot& s : snap) out.push_back(s.place == PagePlace::kDevice ? s.frame : kNoFrame);
+  return out;
+}
+
+/// A GPU kernel that overwrites every page of [base, base+bytes) with
+/// pattern(offset, gen), one work item per page.
+inline Kernel write_pattern_kernel(void* base, std::size_t bytes, std::uint32_t gen) {
+  const std::uint64_t b = reinterpret_cast<std::uint64_t>(base);
+  return [=](const WorkItem& wi, DeviceAccessor& acc) {
+    const std::uint64_t off = wi.global_id * 4096;
+    if (off >= bytes) return;
+    const std::size_t n = std::min<std::size_t>(4096, bytes - off);
+    acc.with_page(b + off, n, Access::kWrite, [&](std::span<std::byte> v) {
+      for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>(pattern(off + i, gen));
+    });
+  };
+}
+
+/// Bytes of [base, base+bytes) that a GPU kernel reads differently from
+/// pattern(offset, gen): the GPU's view, counted on the device.
+inline std::size_t gpu_mismatches(Runtime& rt, const void* base, std::size_t bytes, std::uint32_t gen) {
+  const std::uint64_t b = reinterpret_cast<std::uint64_t>(base);
+  std::atomic<std::size_t> bad{0};
+  rt.launch(pages(bytes), [&](const WorkItem& wi, DeviceAccessor& acc) {
+    const std::uint64_t off = wi.global_id * 4096;
+    const std::size_t n = std::min<std::size_t>(4096, bytes - off);
+    std::size_t local = 0;
+    acc.with_page(b + off, n, Access::kRead, [&](std::span<std::byte> v) {
+      for (std::size_t i = 0; i < n; ++i) local += v[i] != static_cast<std::byte>(pattern(off + i, gen));
+    });
+    bad.fetch_add(local);
+  });
+  return bad.load();
+}
+
 }  // namespace xesvm::test
