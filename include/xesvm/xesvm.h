@@ -1,0 +1,80 @@
+/*
+ * xesvm C API: the same shared virtual memory runtime as xesvm.hpp, for C
+ * callers. Every function returns XESVM_OK (0) or a negative xesvm_status;
+ * after a failure xesvm_last_error() returns a message (thread-local) saying
+ * what was wrong and what was expected. Handles are owned by the caller and
+ * released with xesvm_close(). Functions are thread-safe like the C++ API.
+ */
+#ifndef XESVM_XESVM_H
+#define XESVM_XESVM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum xesvm_status {
+  XESVM_OK = 0,
+  XESVM_ERROR_INVALID_ARGUMENT = -1,
+  XESVM_ERROR_OUT_OF_MEMORY = -2,
+  XESVM_ERROR_BUSY = -3,
+  XESVM_ERROR_UNSUPPORTED = -4,
+  XESVM_ERROR_BACKEND = -5,
+  XESVM_ERROR_DEVICE_LOST = -6,
+  XESVM_ERROR_UNKNOWN = -99
+} xesvm_status;
+
+typedef enum xesvm_location { XESVM_LOCATION_NONE = 0, XESVM_LOCATION_SYSTEM = 1, XESVM_LOCATION_DEVICE = 2 } xesvm_location;
+
+typedef struct xesvm_runtime xesvm_runtime; /* opaque */
+typedef struct xesvm_accessor xesvm_accessor; /* opaque: valid inside a kernel call only */
+
+typedef struct xesvm_advice {
+  xesvm_location preferred;
+  int read_mostly;
+  int atomic;
+} xesvm_advice;
+
+typedef struct xesvm_stats {
+  uint64_t gpu_faults, cpu_faults;
+  uint64_t migrations_to_device, bytes_to_device, migrations_to_system, bytes_to_system;
+  uint64_t evictions, pages_evicted, invalidations, bind_retries, thrash_events;
+  uint64_t device_bytes_in_use, device_bytes_high_water, device_bytes_total;
+  uint64_t modelled_device_ns;
+} xesvm_stats;
+
+/* A kernel: called once per work item with the device accessor. */
+typedef void (*xesvm_kernel_fn)(uint64_t global_id, uint64_t global_size, xesvm_accessor* acc, void* user);
+
+/* Returns the message of the calling thread's last failure ("" if none). */
+const char* xesvm_last_error(void);
+
+/* Opens a runtime on a backend URI (NULL: "sim:vram=256M"). *out on success. */
+int xesvm_open(const char* uri, xesvm_runtime** out);
+/* Closes a runtime; frees its SVM allocations. NULL is ignored. */
+void xesvm_close(xesvm_runtime* rt);
+
+int xesvm_alloc_shared(xesvm_runtime* rt, size_t bytes, size_t alignment, void** out);
+int xesvm_free(xesvm_runtime* rt, void* ptr);
+int xesvm_mirror(xesvm_runtime* rt, void* ptr, size_t bytes);
+int xesvm_unmirror(xesvm_runtime* rt, void* ptr, size_t bytes);
+/* *applied (may be NULL) is set to 0 if the backend cannot apply the advice. */
+int xesvm_advise(xesvm_runtime* rt, void* ptr, size_t bytes, const xesvm_advice* advice, int* applied);
+int xesvm_prefetch(xesvm_runtime* rt, void* ptr, size_t bytes, xesvm_location where, uint64_t* moved);
+int xesvm_evict(xesvm_runtime* rt, void* ptr, size_t bytes, uint64_t* pages_evicted, uint64_t* pages_skipped);
+int xesvm_residency(xesvm_runtime* rt, const void* ptr, size_t bytes, uint64_t* device_bytes);
+int xesvm_launch(xesvm_runtime* rt, uint64_t global_size, xesvm_kernel_fn kernel, void* user);
+int xesvm_get_stats(xesvm_runtime* rt, xesvm_stats* out);
+
+/* Device accessor, for use inside a kernel only. */
+int xesvm_read(xesvm_accessor* acc, uint64_t src, void* dst, size_t n);
+int xesvm_write(xesvm_accessor* acc, uint64_t dst, const void* src, size_t n);
+int xesvm_atomic_add_u32(xesvm_accessor* acc, uint64_t addr, uint32_t v, uint32_t* old);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* XESVM_XESVM_H */

@@ -1,0 +1,150 @@
+// The C API (include/xesvm/xesvm.h) over the C++ Runtime.
+#include "xesvm/xesvm.h"
+
+#include <exception>
+#include <memory>
+#include <string>
+
+#include "xesvm/xesvm.hpp"
+
+struct xesvm_runtime {
+  std::unique_ptr<xesvm::Runtime> rt;
+};
+struct xesvm_accessor {
+  xesvm::DeviceAccessor* acc;
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+int fail(int code, const std::string& msg) {
+  last_error = msg;
+  return code;
+}
+
+template <class F>
+int guard(F&& f) {
+  try {
+    f();
+    last_error.clear();
+    return XESVM_OK;
+  } catch (const xesvm::Error& e) {
+    return fail(-static_cast<int>(e.code()), e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(XESVM_ERROR_OUT_OF_MEMORY, "out of host memory");
+  } catch (const std::exception& e) {
+    return fail(XESVM_ERROR_UNKNOWN, e.what());
+  }
+}
+
+#define XESVM_REQUIRE(cond, what) \
+  if (!(cond)) return fail(XESVM_ERROR_INVALID_ARGUMENT, what)
+
+xesvm::Location loc(xesvm_location l) {
+  switch (l) {
+    case XESVM_LOCATION_SYSTEM: return xesvm::Location::kSystem;
+    case XESVM_LOCATION_DEVICE: return xesvm::Location::kDevice;
+    default: return xesvm::Location::kNone;
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* xesvm_last_error(void) { return last_error.c_str(); }
+
+int xesvm_open(const char* uri, xesvm_runtime** out) {
+  XESVM_REQUIRE(out, "xesvm_open: out is NULL");
+  *out = nullptr;
+  return guard([&] {
+    auto h = std::make_unique<xesvm_runtime>();
+    h->rt = std::make_unique<xesvm::Runtime>(uri ? uri : "sim:vram=256M");
+    *out = h.release();
+  });
+}
+
+void xesvm_close(xesvm_runtime* rt) { std::unique_ptr<xesvm_runtime> owned(rt); }
+
+int xesvm_alloc_shared(xesvm_runtime* rt, size_t bytes, size_t alignment, void** out) {
+  XESVM_REQUIRE(rt && out, "xesvm_alloc_shared: runtime or out is NULL");
+  return guard([&] { *out = rt->rt->alloc_shared(bytes, alignment); });
+}
+int xesvm_free(xesvm_runtime* rt, void* ptr) {
+  XESVM_REQUIRE(rt, "xesvm_free: runtime is NULL");
+  return guard([&] { rt->rt->free(ptr); });
+}
+int xesvm_mirror(xesvm_runtime* rt, void* ptr, size_t bytes) {
+  XESVM_REQUIRE(rt, "xesvm_mirror: runtime is NULL");
+  return guard([&] { rt->rt->mirror(ptr, bytes); });
+}
+int xesvm_unmirror(xesvm_runtime* rt, void* ptr, size_t bytes) {
+  XESVM_REQUIRE(rt, "xesvm_unmirror: runtime is NULL");
+  return guard([&] { rt->rt->unmirror(ptr, bytes); });
+}
+int xesvm_advise(xesvm_runtime* rt, void* ptr, size_t bytes, const xesvm_advice* advice, int* applied) {
+  XESVM_REQUIRE(rt && advice, "xesvm_advise: runtime or advice is NULL");
+  XESVM_REQUIRE(advice->preferred >= XESVM_LOCATION_NONE && advice->preferred <= XESVM_LOCATION_DEVICE,
+                "xesvm_advise: preferred location out of range; expected XESVM_LOCATION_*");
+  return guard([&] {
+    xesvm::Advice a{loc(advice->preferred), advice->read_mostly != 0, advice->atomic != 0};
+    bool ok = rt->rt->advise(ptr, bytes, a);
+    if (applied) *applied = ok;
+  });
+}
+int xesvm_prefetch(xesvm_runtime* rt, void* ptr, size_t bytes, xesvm_location where, uint64_t* moved) {
+  XESVM_REQUIRE(rt, "xesvm_prefetch: runtime is NULL");
+  return guard([&] {
+    uint64_t m = rt->rt->prefetch(ptr, bytes, loc(where));
+    if (moved) *moved = m;
+  });
+}
+int xesvm_evict(xesvm_runtime* rt, void* ptr, size_t bytes, uint64_t* pages_evicted, uint64_t* pages_skipped) {
+  XESVM_REQUIRE(rt, "xesvm_evict: runtime is NULL");
+  return guard([&] {
+    auto r = rt->rt->evict(ptr, bytes);
+    if (pages_evicted) *pages_evicted = r.pages_evicted;
+    if (pages_skipped) *pages_skipped = r.pages_skipped;
+  });
+}
+int xesvm_residency(xesvm_runtime* rt, const void* ptr, size_t bytes, uint64_t* device_bytes) {
+  XESVM_REQUIRE(rt && device_bytes, "xesvm_residency: runtime or device_bytes is NULL");
+  return guard([&] { *device_bytes = rt->rt->residency(ptr, bytes).device_bytes; });
+}
+int xesvm_launch(xesvm_runtime* rt, uint64_t global_size, xesvm_kernel_fn kernel, void* user) {
+  XESVM_REQUIRE(rt && kernel, "xesvm_launch: runtime or kernel is NULL");
+  return guard([&] {
+    rt->rt->launch(global_size, [&](const xesvm::WorkItem& wi, xesvm::DeviceAccessor& acc) {
+      xesvm_accessor a{&acc};
+      kernel(wi.global_id, wi.global_size, &a, user);
+    });
+  });
+}
+int xesvm_get_stats(xesvm_runtime* rt, xesvm_stats* out) {
+  XESVM_REQUIRE(rt && out, "xesvm_get_stats: runtime or out is NULL");
+  return guard([&] {
+    xesvm::Stats s = rt->rt->stats();
+    *out = xesvm_stats{s.gpu_faults, s.cpu_faults, s.migrations_to_device, s.bytes_to_device,
+                       s.migrations_to_system, s.bytes_to_system, s.evictions, s.pages_evicted,
+                       s.invalidations, s.bind_retries, s.thrash_events, s.device_bytes_in_use,
+                       s.device_bytes_high_water, s.device_bytes_total, s.modelled_device_ns};
+  });
+}
+int xesvm_read(xesvm_accessor* acc, uint64_t src, void* dst, size_t n) {
+  XESVM_REQUIRE(acc && dst, "xesvm_read: accessor or dst is NULL");
+  return guard([&] { acc->acc->read(src, dst, n); });
+}
+int xesvm_write(xesvm_accessor* acc, uint64_t dst, const void* src, size_t n) {
+  XESVM_REQUIRE(acc && src, "xesvm_write: accessor or src is NULL");
+  return guard([&] { acc->acc->write(dst, src, n); });
+}
+int xesvm_atomic_add_u32(xesvm_accessor* acc, uint64_t addr, uint32_t v, uint32_t* old) {
+  XESVM_REQUIRE(acc, "xesvm_atomic_add_u32: accessor is NULL");
+  return guard([&] {
+    uint32_t o = acc->acc->atomic_add(addr, v);
+    if (old) *old = o;
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,62 @@
+/* The C API: a round trip through the device with byte checks, and errors
+ * that carry a message. Prints "N passed, N failed". */
+#include <stdio.h>
+#include <string.h>
+
+#include "xesvm/xesvm.h"
+
+static int passed, failed;
+#define CHECK(cond)                                              \
+  do {                                                           \
+    if (cond) {                                                  \
+      ++passed;                                                  \
+    } else {                                                     \
+      ++failed;                                                  \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed: %s\n", __FILE__, \
+              __LINE__, #cond, xesvm_last_error());              \
+    }                                                            \
+  } while (0)
+
+static void add_one(uint64_t gid, uint64_t gsize, xesvm_accessor* acc, void* user) {
+  uint32_t* p = (uint32_t*)user;
+  uint32_t v = 0;
+  (void)gsize;
+  xesvm_read(acc, (uint64_t)(uintptr_t)(p + gid), &v, sizeof v);
+  v += 1;
+  xesvm_write(acc, (uint64_t)(uintptr_t)(p + gid), &v, sizeof v);
+}
+
+int main(void) {
+  xesvm_runtime* rt = NULL;
+  CHECK(xesvm_open("sim:vram=16M,workers=2", &rt) == XESVM_OK);
+  if (!rt) return 1;
+  void* mem = NULL;
+  const size_t n = 1u << 20;
+  CHECK(xesvm_alloc_shared(rt, n * sizeof(uint32_t), 0, &mem) == XESVM_OK);
+  uint32_t* p = (uint32_t*)mem;
+  for (size_t i = 0; i < n; ++i) p[i] = (uint32_t)i;
+  CHECK(xesvm_launch(rt, n, add_one, p) == XESVM_OK);
+  uint64_t dev = 0;
+  CHECK(xesvm_residency(rt, p, n * sizeof(uint32_t), &dev) == XESVM_OK && dev > 0);
+  size_t bad = 0;
+  for (size_t i = 0; i < n; ++i) bad += p[i] != (uint32_t)i + 1;
+  CHECK(bad == 0);
+  xesvm_stats s;
+  CHECK(xesvm_get_stats(rt, &s) == XESVM_OK && s.gpu_faults > 0 && s.cpu_faults > 0);
+
+  /* Errors: a code and a message naming the problem. */
+  void* none = NULL;
+  CHECK(xesvm_alloc_shared(rt, 0, 0, &none) == XESVM_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(xesvm_last_error(), "size is 0") != NULL);
+  CHECK(xesvm_free(rt, (void*)0x1000) == XESVM_ERROR_INVALID_ARGUMENT);
+  xesvm_runtime* bad_rt = NULL;
+  CHECK(xesvm_open("nonsense:", &bad_rt) == XESVM_ERROR_INVALID_ARGUMENT && bad_rt == NULL);
+  CHECK(strstr(xesvm_last_error(), "unknown backend") != NULL);
+  CHECK(xesvm_open("sim:vram=3M", &bad_rt) == XESVM_ERROR_INVALID_ARGUMENT);
+  CHECK(xesvm_launch(rt, 1, NULL, NULL) == XESVM_ERROR_INVALID_ARGUMENT);
+
+  CHECK(xesvm_free(rt, mem) == XESVM_OK);
+  xesvm_close(rt);
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed != 0;
+}
