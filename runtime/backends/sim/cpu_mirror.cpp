@@ -250,8 +250,14 @@ void CpuMirror::snapshot(std::uint64_t start, std::span<PageSnapshot> out) {
   std::lock_guard lk(entries_mu_);
   for (std::size_t i = 0; i < out.size(); ++i) {
     auto it = entries_.find(start + i * kPageSize);
-    if (it != entries_.end()) {
+    if (it != entries_.end() && it->second.state != EntryState::kEvicting) {
       out[i] = {PagePlace::kDevice, true, it->second.frame};
+    } else if (it != entries_.end()) {
+      // Being moved to RAM (the migration entry): its frame is about to be
+      // freed, so a GPU binding must not point at it. Report the CPU page;
+      // an access through it waits for the placement, like hmm_range_fault
+      // waiting on a migration entry.
+      out[i] = {PagePlace::kSystem, true, kNoFrame};
     } else {
       out[i] = {present[i] ? PagePlace::kSystem : PagePlace::kAbsent, true, kNoFrame};
     }
