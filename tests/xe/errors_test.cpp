@@ -1,9 +1,11 @@
-// errno -> xesvm::Error mapping of failed ioctls.
+// errno -> xesvm::Error mapping of failed ioctls, and the real transport.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <cerrno>
 #include <string>
 
+#include "runtime/backends/xe/xe_backend.hpp"
 #include "runtime/backends/xe/xe_ioctl.hpp"
 #include "runtime/backends/xe/xe_uapi.hpp"
 
@@ -50,4 +52,49 @@ TEST(XeErrors, IoctlNames) {
 TEST(XeErrors, ErrnoText) {
   EXPECT_EQ(xe::errno_text(EINVAL), "EINVAL (Invalid argument)");
   EXPECT_EQ(xe::errno_text(99999), "errno 99999");
+}
+
+// The real transport over a descriptor that is not a DRM device: the errno
+// of the kernel's ioctl comes back as the return value.
+TEST(XeRealTransport, ReturnsTheKernelsErrno) {
+  int err = -1;
+  xe::DrmFd fd = xe::DrmFd::open("/dev/null", &err);
+  ASSERT_TRUE(fd.valid()) << xe::errno_text(err);
+  EXPECT_EQ(err, 0);
+  xe::DrmIoctl io(std::move(fd));
+  u::drm_xe_vm_create c{};
+  EXPECT_EQ(io.ioctl(u::kIoctlVmCreate, &c), ENOTTY);
+}
+
+TEST(XeRealTransport, OpeningABackendOnANonDrmDescriptorNamesTheFailingQuery) {
+  int err = 0;
+  xe::DrmFd fd = xe::DrmFd::open("/dev/null", &err);
+  ASSERT_TRUE(fd.valid());
+  try {
+    xe::XeBackend be(std::make_unique<xe::DrmIoctl>(std::move(fd)), xe::XeOptions{});
+    FAIL() << "opened a backend on /dev/null";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Error::Code::kUnsupported);
+    EXPECT_EQ(std::string(e.what()),
+              "xe: open: query the device config (size): DRM_IOCTL_XE_DEVICE_QUERY failed: ENOTTY (Inappropriate "
+              "ioctl for device)");
+  }
+}
+
+TEST(XeRealTransport, DrmFdOwnsAndMoves) {
+  int err = 0;
+  xe::DrmFd a = xe::DrmFd::open("/dev/null", &err);
+  ASSERT_TRUE(a.valid());
+  const int raw = a.get();
+  xe::DrmFd b(std::move(a));
+  EXPECT_FALSE(a.valid());  // NOLINT(bugprone-use-after-move): moved-from state is specified
+  EXPECT_EQ(b.get(), raw);
+  xe::DrmFd c;
+  c = std::move(b);
+  EXPECT_EQ(c.get(), raw);
+  { xe::DrmFd gone = std::move(c); }
+  EXPECT_EQ(::fcntl(raw, F_GETFD), -1);  // closed with its owner
+  xe::DrmFd missing = xe::DrmFd::open("/nonexistent/xesvm", &err);
+  EXPECT_FALSE(missing.valid());
+  EXPECT_EQ(err, ENOENT);
 }
