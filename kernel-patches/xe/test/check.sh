@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Static checks of the series: checkpatch.pl --strict on every patch, W=1
+# warnings of the touched objects compared with the unpatched tree, and
+# sparse (C=2) on the touched files.
+# usage: check.sh PATCHED_SRC PATCHED_BUILD [PRISTINE_SRC BASE_BUILD]
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+xe=$(dirname "$here")
+src=$1 out=$2 psrc=${3:-} bout=${4:-}
+objs="mm/migrate_device.o lib/test_hmm.o"
+rc=0
+
+echo "== checkpatch.pl --strict"
+for p in $(grep -v '^#' "$xe/series"); do
+	res=$(cd "$src" && perl scripts/checkpatch.pl --strict --no-signoff -q "$xe/$p" 2>/dev/null |
+		grep -E '^(ERROR|WARNING|CHECK)' |
+		grep -v 'does MAINTAINERS need updating' || true)
+	if [ -n "$res" ]; then
+		echo "$p:"; echo "$res" | sed 's/^/  /'; rc=1
+	else
+		echo "$p: clean"
+	fi
+done
+
+w1() { # src out -> warnings of the touched objects, line numbers dropped
+	for o in $objs; do rm -f "$2/$o"; done
+	make -s -C "$1" O="$2" -j"${XESVM_JOBS:-2}" W=1 $objs 2>&1 |
+		grep -E 'warning:' | sed -E 's#^.*/([^/]+\.[ch]):[0-9]+:[0-9]+:#\1:#' | sort
+}
+echo "== W=1 ($objs)"
+w1 "$src" "$out" >"$out/.w1-patched"
+if [ -n "$psrc" ]; then
+	w1 "$psrc" "$bout" >"$out/.w1-base"
+	new=$(comm -13 "$out/.w1-base" "$out/.w1-patched")
+	sed 's/^/  unpatched and patched: /' "$out/.w1-base"
+	if [ -n "$new" ]; then echo "  NEW warnings:"; echo "$new" | sed 's/^/    /'; rc=1; else echo "  no new warnings"; fi
+else
+	sed 's/^/  /' "$out/.w1-patched"
+fi
+
+sparse() { # src out -> sparse findings of the touched files, line numbers dropped
+	for o in $objs; do rm -f "$2/$o"; done
+	make -s -C "$1" O="$2" -j"${XESVM_JOBS:-2}" C=2 $objs 2>&1 |
+		grep -E '(warning|error):' | grep -v 'Wframe-larger-than' |
+		sed -E 's#^.*/([^/]+\.[ch]):[0-9]+:[0-9]+:#\1:#' | sort
+}
+echo "== sparse C=2 ($objs)"
+sparse "$src" "$out" >"$out/.sparse-patched"
+if [ -n "$psrc" ]; then
+	sparse "$psrc" "$bout" >"$out/.sparse-base"
+	new=$(comm -13 "$out/.sparse-base" "$out/.sparse-patched")
+	sed 's/^/  unpatched and patched: /' "$out/.sparse-base"
+	if [ -n "$new" ]; then echo "  NEW findings:"; echo "$new" | sed 's/^/    /'; rc=1; else echo "  no new findings"; fi
+else
+	sed 's/^/  /' "$out/.sparse-patched"
+fi
+# leave the objects built normally again
+make -s -C "$src" O="$out" -j"${XESVM_JOBS:-2}" $objs >/dev/null 2>&1
+[ -n "$psrc" ] && make -s -C "$psrc" O="$bout" -j"${XESVM_JOBS:-2}" $objs >/dev/null 2>&1
+exit $rc
