@@ -1,0 +1,374 @@
+// The xesvm Level Zero driver: the objects behind the Level Zero handles.
+//
+// One Driver (a process-wide singleton created by the first zeInit) owns one
+// Device per runtime backend named in XESVM_ZE_BACKEND (';'-separated URIs,
+// default "sim:vram=256M"); each Device owns an xesvm::Runtime. Every Level
+// Zero handle is a pointer to one of the classes below (each derives from the
+// opaque struct the handle type names), so no dispatch table or wrapper is
+// needed; the loader may wrap them in intercept mode.
+//
+// Memory: shared and host allocations are SVM ranges of the device's Runtime
+// (the same pointer on CPU and device). A device allocation is a PROT_NONE
+// reservation in the CPU address space (a CPU dereference faults, as on a
+// discrete GPU) whose bytes live in a hidden SVM range that prefers device
+// memory; the driver's address translation (Xlate) maps the reservation onto
+// that backing for kernels, copies, prefetch, advice and residency.
+//
+// Execution: every command queue and every immediate command list has an
+// Executor, one worker thread running submissions in order. Copies and fills
+// run on the device's execution engine (Runtime::launch) through the device
+// accessor, so they raise GPU faults like kernels do; plain host memory the
+// driver did not allocate is read and written directly by the copy engine.
+//
+// Concurrency: the allocation registry and the objects' mutable state are
+// guarded as documented per member; entry points may be called from any
+// thread. Level Zero's rules apply on top: an application must not destroy
+// an object while the device uses it, nor append to one command list from two
+// threads at once.
+#pragma once
+
+#include <level_zero/ze_api.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "xesvm/xesvm.hpp"
+#include "xesvm/ze_kernel.h"
+
+// The opaque handle structs of ze_api.h, completed here so that each driver
+// object can derive from its handle type.
+struct _ze_driver_handle_t {};
+struct _ze_device_handle_t {};
+struct _ze_context_handle_t {};
+struct _ze_command_queue_handle_t {};
+struct _ze_command_list_handle_t {};
+struct _ze_fence_handle_t {};
+struct _ze_event_pool_handle_t {};
+struct _ze_event_handle_t {};
+struct _ze_module_handle_t {};
+struct _ze_module_build_log_handle_t {};
+struct _ze_kernel_handle_t {};
+
+namespace xesvm::ze {
+
+/// Writes one line "xesvm-ze: <msg>" to stderr.
+void log(const std::string& msg);
+
+/// A Level Zero error raised inside the driver; entry points return code.
+struct ZeError {
+  ze_result_t code;
+  std::string what;
+};
+/// Throws ZeError{code, what}.
+[[noreturn]] void fail(ze_result_t code, const std::string& what);
+/// The Level Zero code for a runtime error.
+ze_result_t to_result(const Error& e);
+
+class Device;
+class Context;
+
+enum class MemKind : std::uint8_t { kHost, kDevice, kShared };
+
+/// Advice bits kept per page of an allocation (see apply_advice).
+enum AdviceBits : std::uint8_t {
+  kReadMostly = 1,
+  kPreferDevice = 2,
+  kPreferSystem = 4,
+  kAtomic = 8,  // CLEAR_NON_ATOMIC_MOSTLY: GPU atomics expected
+  kBiasCached = 16,
+  kBiasUncached = 32,
+};
+
+/// One USM allocation. Immutable after creation except `advice` (guarded by
+/// advice_mu).
+struct Allocation {
+  MemKind kind;
+  Context* ctx = nullptr;
+  Device* device = nullptr;  ///< owner (device allocations, shared with a device)
+  Device* home = nullptr;    ///< whose Runtime holds the bytes
+  std::uint64_t base = 0;    ///< the pointer the application sees
+  std::size_t size = 0;
+  std::uint64_t id = 0;
+  void* rt_ptr = nullptr;     ///< what the Runtime returned (freed with it)
+  std::uint64_t backing = 0;  ///< where the bytes are (== base unless kDevice)
+  void* reservation = nullptr;  ///< kDevice: the PROT_NONE mapping
+  std::size_t reservation_len = 0;
+  std::mutex advice_mu;
+  std::vector<std::uint8_t> advice;  ///< per 4 KiB page of [base, base+size)
+};
+
+/// Device-address translation for device allocations, captured per launch.
+class Xlate {
+ public:
+  struct Span {
+    std::uint64_t start, end, backing;
+  };
+  explicit Xlate(std::vector<Span> spans) : spans_(std::move(spans)) {}
+  /// Returns the address whose bytes [addr, addr+n) are, or 0 if the access
+  /// starts in a device allocation and runs past its end (a GPU fault).
+  std::uint64_t operator()(std::uint64_t addr, std::size_t n) const;
+
+ private:
+  std::vector<Span> spans_;  // sorted by start
+};
+
+class Driver : public _ze_driver_handle_t {
+ public:
+  /// The process-wide driver, creating it on first use. Throws ZeError
+  /// (UNINITIALIZED) if no backend could be opened; the failure is cached.
+  static Driver& get();
+  /// The driver if zeInit succeeded, else nullptr.
+  static Driver* instance();
+
+  std::vector<std::unique_ptr<Device>>& devices() { return devices_; }
+
+  // --- allocation registry ----------------------------------------------
+  /// Registers a (fully built) allocation. Thread-safe.
+  void add_allocation(std::shared_ptr<Allocation> a);
+  /// Removes and returns the allocation starting at base (nullptr if none).
+  std::shared_ptr<Allocation> remove_allocation(std::uint64_t base);
+  /// The allocation containing addr, or nullptr.
+  std::shared_ptr<Allocation> find(std::uint64_t addr) const;
+  /// Every allocation of a context (for its destruction).
+  std::vector<std::uint64_t> allocations_of(const Context* ctx) const;
+  /// The translation of all current device allocations.
+  Xlate xlate() const;
+  std::uint64_t next_alloc_id() { return ++alloc_ids_; }
+
+  // --- events (one condition for all host waits) --------------------------
+  std::mutex ev_mu;
+  std::condition_variable ev_cv;
+
+ private:
+  Driver();
+  std::vector<std::unique_ptr<Device>> devices_;
+  mutable std::shared_mutex reg_mu_;
+  std::map<std::uint64_t, std::shared_ptr<Allocation>> allocs_;
+  std::atomic<std::uint64_t> alloc_ids_{0};
+};
+
+class Device : public _ze_device_handle_t {
+ public:
+  Device(std::uint32_t index, std::string uri);
+  std::uint32_t index() const { return index_; }
+  const std::string& uri() const { return uri_; }
+  Runtime& runtime() { return *rt_; }
+  std::uint64_t vram() const { return vram_; }
+  unsigned workers() const { return workers_; }
+
+ private:
+  std::uint32_t index_;
+  std::string uri_;
+  std::unique_ptr<Runtime> rt_;
+  std::uint64_t vram_ = 0;
+  unsigned workers_ = 1;
+};
+
+class Context : public _ze_context_handle_t {
+ public:
+  explicit Context(Driver& d) : driver(d) {}
+  Driver& driver;
+};
+
+// --- memory operations (memory.cpp) ---------------------------------------
+
+/// Allocates USM memory; validates as zeMemAlloc* specifies. Returns the
+/// pointer. Throws ZeError.
+void* allocate(Context& ctx, MemKind kind, Device* dev, std::size_t size, std::size_t alignment,
+               std::uint32_t device_flags, std::uint32_t host_flags, const void* pnext_chain,
+               std::uint32_t ordinal);
+/// Frees an allocation of ctx. Throws ZeError (INVALID_ARGUMENT) for an
+/// unknown pointer or one of another context.
+void release(Context& ctx, void* ptr);
+/// Frees without the context check (context teardown).
+void release_allocation(const std::shared_ptr<Allocation>& a);
+/// Applies one ze_memory_advice_t to [ptr, ptr+size). Throws ZeError.
+void apply_advice(Device& dev, const void* ptr, std::size_t size, ze_memory_advice_t advice);
+/// Prefetches [ptr, ptr+size) to the device (host allocations stay). Throws.
+void prefetch_to_device(const void* ptr, std::size_t size);
+/// Evicts [ptr, ptr+size) to system memory. Throws.
+void evict_to_system(const void* ptr, std::size_t size);
+/// Checks that [ptr, ptr+size) lies inside one allocation of ctx; returns it.
+std::shared_ptr<Allocation> require_range(const void* ptr, std::size_t size, const char* what);
+
+/// One contiguous piece of a copy or fill.
+struct CopySeg {
+  std::uint64_t dst, src;  ///< src unused for fills
+  std::size_t n;
+};
+/// Runs copies (pattern empty) or fills on the device's engine. Throws Error.
+void run_copy(Device& dev, const std::vector<CopySeg>& segs, const std::vector<std::byte>& pattern);
+
+// --- events, fences, execution (exec.cpp) ----------------------------------
+
+class EventPool : public _ze_event_pool_handle_t {
+ public:
+  EventPool(Context& c, ze_event_pool_flags_t f, std::uint32_t n) : ctx(c), flags(f), count(n) {}
+  Context& ctx;
+  const ze_event_pool_flags_t flags;
+  const std::uint32_t count;
+  std::atomic<std::uint32_t> live{0};
+};
+
+class Event : public _ze_event_handle_t {
+ public:
+  Event(EventPool& p, std::uint32_t i) : pool(p), index(i) {}
+  EventPool& pool;
+  const std::uint32_t index;
+  /// Signals (records the end timestamp) and wakes waiters.
+  void signal();
+  void reset();
+  bool signaled() const { return state_.load(std::memory_order_acquire); }
+  /// Waits up to timeout_ns (UINT64_MAX: forever) or until *cancel.
+  /// Returns true if signaled.
+  bool wait(std::uint64_t timeout_ns, const std::atomic<bool>* cancel = nullptr);
+  void mark_start();
+  ze_kernel_timestamp_result_t timestamps() const;
+
+ private:
+  std::atomic<bool> state_{false};
+  std::atomic<std::uint64_t> start_{0}, end_{0};
+};
+
+class Fence;
+
+/// One recorded command.
+struct Command {
+  std::function<void()> body;  ///< may be empty (barrier, signal)
+  std::vector<Event*> waits;
+  Event* signal = nullptr;
+  Event* reset = nullptr;  ///< AppendEventReset
+};
+using CommandBatch = std::vector<std::shared_ptr<const Command>>;
+
+/// An in-order worker thread.
+class Executor {
+ public:
+  Executor();
+  /// Waits for submitted work, cancelling event waits that never end.
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+  /// Queues batch; the fence (may be null) is signaled when it is done.
+  void submit(CommandBatch batch, Fence* fence);
+  /// Waits until idle or timeout. Returns SUCCESS, NOT_READY, or the first
+  /// error of the work done since the last call (then cleared).
+  ze_result_t synchronize(std::uint64_t timeout_ns);
+  /// Returns and clears the first error recorded so far (SUCCESS if none).
+  ze_result_t take_error();
+
+ private:
+  struct Job {
+    CommandBatch batch;
+    Fence* fence;
+  };
+  void loop();
+  std::mutex mu_;
+  std::condition_variable cv_, idle_cv_;
+  std::deque<Job> jobs_;
+  bool busy_ = false;
+  std::atomic<bool> stop_{false};
+  ze_result_t error_ = ZE_RESULT_SUCCESS;
+  std::thread thread_;
+};
+
+class CommandQueue : public _ze_command_queue_handle_t {
+ public:
+  CommandQueue(Context& c, Device& d, const ze_command_queue_desc_t& desc) : ctx(c), dev(d), ordinal(desc.ordinal), mode(desc.mode) {}
+  Context& ctx;
+  Device& dev;
+  const std::uint32_t ordinal;
+  const ze_command_queue_mode_t mode;
+  Executor exec;
+};
+
+class Fence : public _ze_fence_handle_t {
+ public:
+  explicit Fence(CommandQueue& q) : queue(q) {}
+  CommandQueue& queue;
+  std::atomic<bool> signaled{false};
+  void signal();
+};
+
+class Kernel;
+
+class CommandList : public _ze_command_list_handle_t {
+ public:
+  CommandList(Context& c, Device& d, std::uint32_t ord, bool imm, ze_command_queue_mode_t m)
+      : ctx(c), dev(d), ordinal(ord), immediate(imm), mode(m) {
+    if (immediate) exec = std::make_unique<Executor>();
+  }
+  Context& ctx;
+  Device& dev;
+  const std::uint32_t ordinal;
+  const bool immediate;
+  const ze_command_queue_mode_t mode;
+  bool closed = false;
+  CommandBatch cmds;
+  std::unique_ptr<Executor> exec;  ///< immediate lists only
+
+  /// Records (regular) or runs (immediate) a command. Throws ZeError.
+  void add(Command c);
+};
+
+/// Validates a wait list as the Append* functions specify. Throws ZeError.
+std::vector<Event*> wait_list(std::uint32_t n, ze_event_handle_t* events);
+
+// --- modules and kernels (module.cpp) --------------------------------------
+
+class BuildLog : public _ze_module_build_log_handle_t {
+ public:
+  explicit BuildLog(std::string s) : text(std::move(s)) {}
+  std::string text;
+};
+
+/// A loaded kernel library (dlclose on destruction).
+struct Library {
+  void* handle = nullptr;
+  int memfd = -1;
+  const xesvm_ze_module_desc* desc = nullptr;
+  ~Library();
+};
+
+class Module : public _ze_module_handle_t {
+ public:
+  Module(Context& c, Device& d) : ctx(c), dev(d) {}
+  Context& ctx;
+  Device& dev;
+  std::shared_ptr<Library> lib;
+  std::vector<std::uint8_t> binary;
+  std::atomic<std::uint32_t> kernels{0};
+};
+
+/// Builds a module from a native blob. Throws ZeError with the build log
+/// text in what.
+std::unique_ptr<Module> create_module(Context& ctx, Device& dev, const ze_module_desc_t& desc);
+
+class Kernel : public _ze_kernel_handle_t {
+ public:
+  Kernel(Module& m, const xesvm_ze_kernel_desc& d);
+  ~Kernel();
+  Module& module;
+  std::shared_ptr<Library> lib;
+  const xesvm_ze_kernel_desc& desc;
+  std::uint32_t group[3] = {1, 1, 1};
+  std::vector<std::vector<std::byte>> args;
+  std::vector<bool> set;
+  ze_kernel_indirect_access_flags_t indirect = 0;
+};
+
+/// Builds the command body of a launch (arguments captured now). Throws
+/// ZeError if arguments are missing.
+std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t& groups);
+
+}  // namespace xesvm::ze

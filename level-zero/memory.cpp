@@ -1,0 +1,403 @@
+// The driver singleton, devices, USM allocations, advice, residency and the
+// copy engine (see driver.hpp for the design).
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <sstream>
+
+#include "level-zero/driver.hpp"
+#include "runtime/runtime_impl.hpp"
+
+namespace xesvm::ze {
+
+namespace {
+
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kTwoMiB = 2u << 20;
+constexpr std::uint64_t kHostLimit = 1ull << 46;  // the runtime's largest allocation
+constexpr std::size_t kCopyPiece = 64u << 10;     // bytes per copy work item
+
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+std::string hex(std::uint64_t v) {
+  std::ostringstream os;
+  os << "0x" << std::hex << v;
+  return os.str();
+}
+
+std::uint8_t default_advice(MemKind k) {
+  switch (k) {
+    case MemKind::kHost: return kPreferSystem;
+    case MemKind::kDevice: return kPreferDevice;
+    default: return 0;
+  }
+}
+
+Advice to_runtime_advice(std::uint8_t bits) {
+  Advice a;
+  a.preferred = (bits & kPreferDevice) ? Location::kDevice : (bits & kPreferSystem) ? Location::kSystem : Location::kNone;
+  a.read_mostly = bits & kReadMostly;
+  a.atomic = bits & kAtomic;
+  return a;
+}
+
+// The runtime advice of bits over [first, last) pages of a, one call per run
+// of equal bits. REQUIRES a.advice_mu.
+void push_advice(Allocation& a, std::size_t first, std::size_t last) {
+  Runtime& rt = a.home->runtime();
+  std::size_t i = first;
+  while (i < last) {
+    std::size_t j = i + 1;
+    while (j < last && a.advice[j] == a.advice[i]) ++j;
+    const std::uint64_t s = a.backing + i * kPage;
+    const std::uint64_t e = std::min<std::uint64_t>(a.backing + j * kPage, a.backing + align_up(a.size, kPage));
+    if (!rt.advise(reinterpret_cast<void*>(s), e - s, to_runtime_advice(a.advice[i]))) {
+      log("advice for [" + hex(s) + ", " + hex(e) + ") cannot be applied by backend '" + a.home->uri() + "'");
+    }
+    i = j;
+  }
+}
+
+bool relaxed_size(const void* pnext) {
+  for (auto* b = static_cast<const ze_base_desc_t*>(pnext); b; b = static_cast<const ze_base_desc_t*>(b->pNext)) {
+    if (b->stype == ZE_STRUCTURE_TYPE_RELAXED_ALLOCATION_LIMITS_EXP_DESC) {
+      auto* r = reinterpret_cast<const ze_relaxed_allocation_limits_exp_desc_t*>(b);
+      if (r->flags & ZE_RELAXED_ALLOCATION_LIMITS_EXP_FLAG_MAX_SIZE) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void log(const std::string& msg) { std::fprintf(stderr, "xesvm-ze: %s\n", msg.c_str()); }
+
+void fail(ze_result_t code, const std::string& what) { throw ZeError{code, what}; }
+
+ze_result_t to_result(const Error& e) {
+  switch (e.code()) {
+    case Error::Code::kInvalidArgument: return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    case Error::Code::kOutOfMemory: return ZE_RESULT_ERROR_OUT_OF_DEVICE_MEMORY;
+    case Error::Code::kUnsupported: return ZE_RESULT_ERROR_UNSUPPORTED_FEATURE;
+    case Error::Code::kDeviceLost: return ZE_RESULT_ERROR_DEVICE_LOST;
+    case Error::Code::kBusy:
+    case Error::Code::kBackend: break;
+  }
+  return ZE_RESULT_ERROR_UNKNOWN;
+}
+
+// --- Xlate -----------------------------------------------------------------
+
+std::uint64_t Xlate::operator()(std::uint64_t addr, std::size_t n) const {
+  if (spans_.empty()) return addr;
+  auto it = std::upper_bound(spans_.begin(), spans_.end(), addr, [](std::uint64_t a, const Span& s) { return a < s.start; });
+  if (it == spans_.begin()) return addr;
+  --it;
+  if (addr >= it->end) return addr;
+  if (n > it->end - addr) return 0;
+  return it->backing + (addr - it->start);
+}
+
+// --- Driver and devices ----------------------------------------------------
+
+namespace {
+std::once_flag g_once;
+Driver* g_driver = nullptr;
+ze_result_t g_init_result = ZE_RESULT_ERROR_UNINITIALIZED;
+std::string g_init_error;
+}  // namespace
+
+Driver::Driver() {
+  const char* env = std::getenv("XESVM_ZE_BACKEND");
+  std::string list = env && *env ? env : "sim:vram=256M";
+  std::size_t pos = 0;
+  while (pos <= list.size()) {
+    std::size_t semi = list.find(';', pos);
+    if (semi == std::string::npos) semi = list.size();
+    std::string uri = list.substr(pos, semi - pos);
+    if (!uri.empty()) {
+      devices_.push_back(std::make_unique<Device>(static_cast<std::uint32_t>(devices_.size()), uri));
+    }
+    pos = semi + 1;
+  }
+  if (devices_.empty()) fail(ZE_RESULT_ERROR_UNINITIALIZED, "XESVM_ZE_BACKEND names no backend");
+}
+
+Driver& Driver::get() {
+  std::call_once(g_once, [] {
+    try {
+      // Never destroyed: the runtime's threads may still be used by
+      // application threads during exit, and the loader may dlclose us late.
+      g_driver = new Driver();
+      g_init_result = ZE_RESULT_SUCCESS;
+    } catch (const ZeError& e) {
+      g_init_result = e.code;
+      g_init_error = e.what;
+    } catch (const Error& e) {
+      g_init_error = e.what();
+    } catch (const std::exception& e) {
+      g_init_error = e.what();
+    }
+    if (g_init_result != ZE_RESULT_SUCCESS) {
+      g_init_result = ZE_RESULT_ERROR_UNINITIALIZED;
+      log("zeInit: no device: " + g_init_error);
+    }
+  });
+  if (!g_driver) fail(g_init_result, g_init_error);
+  return *g_driver;
+}
+
+Driver* Driver::instance() { return g_driver; }
+
+void Driver::add_allocation(std::shared_ptr<Allocation> a) {
+  std::unique_lock lk(reg_mu_);
+  allocs_[a->base] = std::move(a);
+}
+
+std::shared_ptr<Allocation> Driver::remove_allocation(std::uint64_t base) {
+  std::unique_lock lk(reg_mu_);
+  auto it = allocs_.find(base);
+  if (it == allocs_.end()) return nullptr;
+  auto a = std::move(it->second);
+  allocs_.erase(it);
+  return a;
+}
+
+std::shared_ptr<Allocation> Driver::find(std::uint64_t addr) const {
+  std::shared_lock lk(reg_mu_);
+  auto it = allocs_.upper_bound(addr);
+  if (it == allocs_.begin()) return nullptr;
+  --it;
+  if (addr - it->second->base >= it->second->size) return nullptr;
+  return it->second;
+}
+
+std::vector<std::uint64_t> Driver::allocations_of(const Context* ctx) const {
+  std::shared_lock lk(reg_mu_);
+  std::vector<std::uint64_t> out;
+  for (auto& [b, a] : allocs_) {
+    if (a->ctx == ctx) out.push_back(b);
+  }
+  return out;
+}
+
+Xlate Driver::xlate() const {
+  std::vector<Xlate::Span> spans;
+  std::shared_lock lk(reg_mu_);
+  for (auto& [b, a] : allocs_) {
+    if (a->kind == MemKind::kDevice) spans.push_back({a->base, a->base + a->size, a->backing});
+  }
+  return Xlate(std::move(spans));
+}
+
+Device::Device(std::uint32_t index, std::string uri) : index_(index), uri_(std::move(uri)) {
+  rt_ = std::make_unique<Runtime>(uri_);
+  vram_ = rt_->stats().device_bytes_total;
+  if (Engine* e = rt_->impl().backend().engine()) workers_ = e->workers();
+}
+
+// --- allocations -----------------------------------------------------------
+
+void* allocate(Context& ctx, MemKind kind, Device* dev, std::size_t size, std::size_t alignment,
+               std::uint32_t device_flags, std::uint32_t host_flags, const void* pnext, std::uint32_t ordinal) {
+  const char* what = kind == MemKind::kHost ? "zeMemAllocHost" : kind == MemKind::kDevice ? "zeMemAllocDevice" : "zeMemAllocShared";
+  const std::string w = what;
+  if (kind != MemKind::kHost && device_flags > 0x7) fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, w + ": unknown device_desc->flags");
+  if (kind != MemKind::kDevice && host_flags > 0xf) fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, w + ": unknown host_desc->flags");
+  if (size == 0) fail(ZE_RESULT_ERROR_UNSUPPORTED_SIZE, w + ": size is 0");
+  if (alignment & (alignment - 1)) fail(ZE_RESULT_ERROR_UNSUPPORTED_ALIGNMENT, w + ": alignment is not 0 or a power of two");
+  if (kind != MemKind::kHost && dev && ordinal != 0) {
+    fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, w + ": device_desc->ordinal " + std::to_string(ordinal) + " >= 1 memory ordinal");
+  }
+  Driver& drv = ctx.driver;
+  Device& home = dev ? *dev : *drv.devices().front();
+  const bool relaxed = relaxed_size(pnext);
+  const std::uint64_t limit = kind == MemKind::kHost || relaxed ? kHostLimit : home.vram();
+  if (size > limit) {
+    fail(ZE_RESULT_ERROR_UNSUPPORTED_SIZE, w + ": size " + std::to_string(size) + " exceeds maxMemAllocSize " + std::to_string(limit) +
+                                               (relaxed ? "" : " (ze_relaxed_allocation_limits_exp_desc_t lifts it)"));
+  }
+  if (alignment > (1ull << 30)) fail(ZE_RESULT_ERROR_UNSUPPORTED_ALIGNMENT, w + ": alignment above 1 GiB");
+  const std::size_t align = std::max<std::size_t>(alignment, kPage);
+  const std::size_t len = align_up(size, kPage);
+
+  auto a = std::make_shared<Allocation>();
+  a->kind = kind;
+  a->ctx = &ctx;
+  a->device = kind == MemKind::kHost ? nullptr : dev;
+  a->home = &home;
+  a->size = size;
+  Runtime& rt = home.runtime();
+  try {
+    if (kind == MemKind::kDevice) {
+      // The device address: a reservation the CPU cannot touch.
+      const std::size_t res_len = len + align;
+      void* res = mmap(nullptr, res_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (res == MAP_FAILED) fail(ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY, w + ": cannot reserve address space");
+      a->reservation = res;
+      a->reservation_len = res_len;
+      a->base = align_up(reinterpret_cast<std::uint64_t>(res), align);
+      try {
+        a->rt_ptr = rt.alloc_shared(len, std::min(align, kTwoMiB));
+      } catch (...) {
+        munmap(res, res_len);
+        throw;
+      }
+      a->backing = reinterpret_cast<std::uint64_t>(a->rt_ptr);
+    } else {
+      const std::size_t rt_len = align > kTwoMiB ? len + align : len;
+      a->rt_ptr = rt.alloc_shared(rt_len, std::min(align, kTwoMiB));
+      a->base = align_up(reinterpret_cast<std::uint64_t>(a->rt_ptr), align);
+      a->backing = a->base;
+    }
+  } catch (const Error& e) {
+    fail(e.code() == Error::Code::kOutOfMemory ? ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY : to_result(e), w + ": " + e.what());
+  }
+  a->advice.assign(len / kPage, default_advice(kind));
+  if (default_advice(kind)) {
+    std::lock_guard lk(a->advice_mu);
+    push_advice(*a, 0, a->advice.size());
+  }
+  a->id = drv.next_alloc_id();
+  void* p = reinterpret_cast<void*>(a->base);
+  drv.add_allocation(std::move(a));
+  return p;
+}
+
+void release_allocation(const std::shared_ptr<Allocation>& a) {
+  try {
+    a->home->runtime().free(a->rt_ptr);
+  } catch (const Error& e) {
+    log(std::string("zeMemFree: runtime: ") + e.what());
+  }
+  if (a->reservation) munmap(a->reservation, a->reservation_len);
+}
+
+void release(Context& ctx, void* ptr) {
+  Driver& drv = ctx.driver;
+  auto a = drv.find(reinterpret_cast<std::uint64_t>(ptr));
+  if (!a || a->base != reinterpret_cast<std::uint64_t>(ptr)) {
+    fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, "zeMemFree: " + hex(reinterpret_cast<std::uint64_t>(ptr)) +
+                                               " is not the start of a live allocation");
+  }
+  if (a->ctx != &ctx) fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, "zeMemFree: the allocation belongs to another context");
+  if (!drv.remove_allocation(a->base)) fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, "zeMemFree: freed concurrently");
+  release_allocation(a);
+}
+
+std::shared_ptr<Allocation> require_range(const void* ptr, std::size_t size, const char* what) {
+  Driver& drv = Driver::get();
+  const std::uint64_t p = reinterpret_cast<std::uint64_t>(ptr);
+  auto a = drv.find(p);
+  if (!a) fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, std::string(what) + ": " + hex(p) + " is not in a USM allocation of this driver");
+  if (size > a->base + a->size - p) {
+    fail(ZE_RESULT_ERROR_INVALID_SIZE, std::string(what) + ": " + std::to_string(size) + " bytes at " + hex(p) +
+                                           " run past the end of their allocation");
+  }
+  return a;
+}
+
+void apply_advice(Device& dev, const void* ptr, std::size_t size, ze_memory_advice_t advice) {
+  (void)dev;
+  if (size == 0) fail(ZE_RESULT_ERROR_INVALID_SIZE, "zeCommandListAppendMemAdvise: size is 0");
+  auto a = require_range(ptr, size, "zeCommandListAppendMemAdvise");
+  const std::uint64_t off = reinterpret_cast<std::uint64_t>(ptr) - a->base;
+  const std::size_t first = off / kPage, last = align_up(off + size, kPage) / kPage;
+  std::lock_guard lk(a->advice_mu);
+  for (std::size_t i = first; i < last; ++i) {
+    std::uint8_t& b = a->advice[i];
+    switch (advice) {
+      case ZE_MEMORY_ADVICE_SET_READ_MOSTLY: b |= kReadMostly; break;
+      case ZE_MEMORY_ADVICE_CLEAR_READ_MOSTLY: b &= ~kReadMostly; break;
+      case ZE_MEMORY_ADVICE_SET_PREFERRED_LOCATION: b = (b & ~kPreferSystem) | kPreferDevice; break;
+      case ZE_MEMORY_ADVICE_CLEAR_PREFERRED_LOCATION:
+        b = (b & ~(kPreferSystem | kPreferDevice)) | default_advice(a->kind);
+        break;
+      case ZE_MEMORY_ADVICE_SET_NON_ATOMIC_MOSTLY: b &= ~kAtomic; break;
+      case ZE_MEMORY_ADVICE_CLEAR_NON_ATOMIC_MOSTLY: b |= kAtomic; break;
+      case ZE_MEMORY_ADVICE_BIAS_CACHED: b = (b & ~kBiasUncached) | kBiasCached; break;
+      case ZE_MEMORY_ADVICE_BIAS_UNCACHED: b = (b & ~kBiasCached) | kBiasUncached; break;
+      default: fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, "zeCommandListAppendMemAdvise: unknown advice");
+    }
+  }
+  push_advice(*a, first, last);
+}
+
+void prefetch_to_device(const void* ptr, std::size_t size) {
+  auto a = require_range(ptr, size, "prefetch");
+  if (a->kind == MemKind::kHost || size == 0) return;
+  const std::uint64_t at = a->backing + (reinterpret_cast<std::uint64_t>(ptr) - a->base);
+  a->home->runtime().prefetch(reinterpret_cast<void*>(at), size, Location::kDevice);
+}
+
+void evict_to_system(const void* ptr, std::size_t size) {
+  auto a = require_range(ptr, size, "evict");
+  if (size == 0) return;
+  const std::uint64_t at = a->backing + (reinterpret_cast<std::uint64_t>(ptr) - a->base);
+  a->home->runtime().evict(reinterpret_cast<void*>(at), size);
+}
+
+// --- the copy engine -------------------------------------------------------
+
+namespace {
+
+struct Piece {
+  std::uint64_t dst, src;  // translated
+  std::size_t n;
+  std::size_t phase;       // fills: offset into the pattern
+  bool dst_dev, src_dev;   // reached through the device accessor
+};
+
+// Where the bytes of addr are and whether the engine reaches them through
+// the accessor (true) or directly as host memory (false).
+std::pair<std::uint64_t, bool> locate(Driver& drv, Device& dev, std::uint64_t addr) {
+  auto a = drv.find(addr);
+  if (!a) return {addr, false};  // plain host memory, not ours
+  const std::uint64_t at = a->backing + (addr - a->base);
+  return {at, a->home == &dev};
+}
+
+}  // namespace
+
+void run_copy(Device& dev, const std::vector<CopySeg>& segs, const std::vector<std::byte>& pattern) {
+  Driver& drv = Driver::get();
+  const bool fill = !pattern.empty();
+  std::vector<Piece> pieces;
+  bool any_dev = false;
+  for (const CopySeg& s : segs) {
+    for (std::size_t off = 0; off < s.n; off += kCopyPiece) {
+      Piece p{};
+      p.n = std::min(kCopyPiece, s.n - off);
+      std::tie(p.dst, p.dst_dev) = locate(drv, dev, s.dst + off);
+      if (!fill) std::tie(p.src, p.src_dev) = locate(drv, dev, s.src + off);
+      p.phase = fill ? off % pattern.size() : 0;
+      any_dev |= p.dst_dev || p.src_dev;
+      pieces.push_back(p);
+    }
+  }
+  auto do_piece = [&](const Piece& p, DeviceAccessor* acc) {
+    thread_local std::vector<std::byte> buf;
+    buf.resize(kCopyPiece);
+    if (fill) {
+      for (std::size_t i = 0; i < p.n; ++i) buf[i] = pattern[(p.phase + i) % pattern.size()];
+    } else if (p.src_dev) {
+      acc->read(p.src, buf.data(), p.n);
+    } else {
+      std::memcpy(buf.data(), reinterpret_cast<const void*>(p.src), p.n);
+    }
+    if (p.dst_dev) acc->write(p.dst, buf.data(), p.n);
+    else std::memcpy(reinterpret_cast<void*>(p.dst), buf.data(), p.n);
+  };
+  if (!any_dev) {
+    for (const Piece& p : pieces) do_piece(p, nullptr);
+    return;
+  }
+  dev.runtime().launch(pieces.size(), [&](const WorkItem& wi, DeviceAccessor& acc) { do_piece(pieces[wi.global_id], &acc); });
+}
+
+}  // namespace xesvm::ze
