@@ -67,7 +67,9 @@ write_plan() { # dir with binaries, kind
 		echo "900 hmm-tests $d/hmm-tests"
 		if [ "$kind" = patched ]; then
 			echo "900 hmm-evict-tests $d/hmm-evict-tests"
-			[ "${XESVM_BENCH:-0}" = 1 ] && echo "1800 bench $here/bench.sh $d"
+			if [ "${XESVM_BENCH:-0}" = 1 ]; then
+				echo "1800 bench $here/bench.sh $d"
+			fi
 		fi
 	} >"$d/plan"
 }
