@@ -9,11 +9,16 @@
  *   chunk_range  HMM_DMIRROR_EVICT_FRAMES + EVICT_CHUNK_RANGE (the old
  *                per-chunk migrate_device_range() loop, serial copy)
  *
- * each without and with a concurrent mmap/mprotect/munmap storm (two
- * threads of the same process), and the frames path with a serial and a
- * parallel copy. Under TCG only the ratios mean something.
+ * each with no contention, under an mmap storm (two threads of the same
+ * process doing mmap/touch/mprotect/munmap of small regions) and under a
+ * long writer (one thread doing mprotect() over a populated 64 MiB region,
+ * which holds the mmap_lock for write while it rewrites every PTE); and the
+ * frames path with a serial and a parallel copy. Evictions are issued in
+ * calls of per_call pages (a 2 MiB range by default), except the old chunk
+ * loop, which always evicts whole chunks. Under TCG only ratios mean
+ * something.
  *
- * usage: hmm-evict-bench [npages] [repeats]
+ * usage: hmm-evict-bench [npages [repeats [per_call]]]
  * Output: "BENCH ..." lines, then a one-test TAP result.
  */
 #define _GNU_SOURCE
