@@ -12,7 +12,9 @@
  * each with no contention, under an mmap storm (two threads of the same
  * process doing mmap/touch/mprotect/munmap of small regions) and under a
  * long writer (one thread doing mprotect() over a populated 64 MiB region,
- * which holds the mmap_lock for write while it rewrites every PTE); and the
+ * which holds the mmap_lock for write while it rewrites every PTE) and
+ * under a lock holder (the mmap_lock held for write 20 ms out of every
+ * 25 ms through HMM_DMIRROR_HOLD_MMAP_WRITE); and the
  * frames path with a serial and a parallel copy. Evictions are issued in
  * calls of per_call pages (a 2 MiB range by default), except the old chunk
  * loop, which always evicts whole chunks. Under TCG only ratios mean
@@ -88,6 +90,7 @@ struct storm {
 	unsigned long ops;
 	char *big;		/* populated region for the long writer */
 	unsigned long big_size;
+	int fd;			/* for the lock holder */
 };
 
 static int stopped(struct storm *s)
@@ -139,7 +142,28 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static const char *const storm_name[] = { "none", "mmap_storm", "long_writer" };
+/*
+ * Lock holder: the mmap_lock is held for write 20 ms at a time with 5 ms
+ * gaps (HMM_DMIRROR_HOLD_MMAP_WRITE), like a long mmap/munmap/mprotect in
+ * another thread of the process.
+ */
+static void *holder_fn(void *arg)
+{
+	struct storm *s = arg;
+
+	while (!stopped(s)) {
+		cmd_ioctl(s->fd, HMM_DMIRROR_HOLD_MMAP_WRITE, NULL, NULL, 20,
+			  NULL);
+		__atomic_add_fetch(&s->ops, 1, __ATOMIC_RELAXED);
+		usleep(5000);
+	}
+	return NULL;
+}
+
+#define NSTORMS 4
+static const char *const storm_name[NSTORMS] = {
+	"none", "mmap_storm", "long_writer", "lock_holder",
+};
 static unsigned long call_pages;		/* pages per eviction call */
 static char *big;
 static unsigned long big_size;
@@ -212,7 +236,7 @@ static double median_run(int fd, char *p, char *mirror, unsigned long npages,
 			 enum path path, __u64 flags, int storm,
 			 int repeats, const char *label)
 {
-	struct storm s = { .big = big, .big_size = big_size };
+	struct storm s = { .big = big, .big_size = big_size, .fd = fd };
 	double *v = calloc(repeats, sizeof(*v)), med;
 	pthread_t t[2];
 	int i, k = 0;
@@ -222,6 +246,8 @@ static double median_run(int fd, char *p, char *mirror, unsigned long npages,
 		pthread_create(&t[1], NULL, storm_fn, &s);
 	} else if (storm == 2) {
 		pthread_create(&t[0], NULL, writer_fn, &s);
+	} else if (storm == 3) {
+		pthread_create(&t[0], NULL, holder_fn, &s);
 	}
 	for (i = 0; i < repeats; i++) {
 		double r = one_run(fd, p, mirror, npages, path, flags);
@@ -236,7 +262,7 @@ static double median_run(int fd, char *p, char *mirror, unsigned long npages,
 	if (storm == 1) {
 		pthread_join(t[0], NULL);
 		pthread_join(t[1], NULL);
-	} else if (storm == 2) {
+	} else if (storm >= 2) {
 		pthread_join(t[0], NULL);
 	}
 	if (k <= 0) {
@@ -257,7 +283,7 @@ int main(int argc, char **argv)
 {
 	unsigned long npages = argc > 1 ? strtoul(argv[1], NULL, 0) : 4096;
 	int repeats = argc > 2 ? atoi(argv[2]) : 5;
-	double r[4][3], serial, parallel;
+	double r[4][NSTORMS], serial, parallel;
 	int fd, path, storm, fail = 0;
 	char *p, *mirror;
 	unsigned long i;
@@ -285,7 +311,7 @@ int main(int argc, char **argv)
 	/* warm up: fault in the buffer and the device chunk */
 	one_run(fd, p, mirror, npages, FRAMES, 0);
 
-	for (storm = 0; storm < 3; storm++)
+	for (storm = 0; storm < NSTORMS; storm++)
 		for (path = 0; path < 4; path++) {
 			r[path][storm] = median_run(fd, p, mirror, npages, path,
 						    0, storm, repeats,
@@ -303,7 +329,7 @@ int main(int argc, char **argv)
 		fail = 1;
 
 	if (!fail) {
-		for (storm = 0; storm < 3; storm++)
+		for (storm = 0; storm < NSTORMS; storm++)
 			printf("BENCH ratio storm=%-11s frames/migrate_vma=%.2f range/migrate_vma=%.2f frames/chunk_range=%.2f frames/range=%.2f\n",
 			       storm_name[storm],
 			       r[FRAMES][storm] / r[MIGRATE_VMA][storm],
@@ -312,7 +338,7 @@ int main(int argc, char **argv)
 			       r[FRAMES][storm] / r[RANGE][storm]);
 		printf("BENCH ratio parallel/serial copy=%.2f\n",
 		       parallel / serial);
-		for (storm = 1; storm < 3; storm++)
+		for (storm = 1; storm < NSTORMS; storm++)
 			printf("BENCH goal frames >= 2x migrate_vma under %s: %s (%.2fx)\n",
 			       storm_name[storm],
 			       r[FRAMES][storm] >= 2 * r[MIGRATE_VMA][storm] ?
