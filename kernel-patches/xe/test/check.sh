@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Static checks of the series: checkpatch.pl --strict on every patch, W=1
 # warnings of the touched objects compared with the unpatched tree, and
-# sparse (C=2) on the touched files.
+# sparse (C=2) on the touched files. CHECK_BUILD=0: checkpatch only.
 # usage: check.sh PATCHED_SRC PATCHED_BUILD [PRISTINE_SRC BASE_BUILD]
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -12,7 +12,7 @@ rc=0
 
 echo "== checkpatch.pl --strict"
 for p in $(grep -v '^#' "$xe/series"); do
-	res=$(cd "$src" && perl scripts/checkpatch.pl --strict --no-signoff -q "$xe/$p" 2>/dev/null |
+	res=$(cd "$src" && perl scripts/checkpatch.pl --strict -q "$xe/$p" 2>/dev/null |
 		grep -E '^(ERROR|WARNING|CHECK)' |
 		grep -v 'does MAINTAINERS need updating' || true)
 	if [ -n "$res" ]; then
@@ -21,6 +21,10 @@ for p in $(grep -v '^#' "$xe/series"); do
 		echo "$p: clean"
 	fi
 done
+
+if [ "${CHECK_BUILD:-1}" = 0 ]; then
+	exit $rc
+fi
 
 w1() { # src out -> warnings of the touched objects, line numbers dropped
 	for o in $objs; do rm -f "$2/$o"; done

@@ -168,9 +168,13 @@ rm -rf "$pres"; mkdir -p "$pres"
 build_selftests "$psrc" "$pres" patched
 write_plan "$pres" patched
 
-if [ "${XESVM_CHECK:-0}" = 1 ]; then
-	bash "$here/check.sh" "$psrc" "$pout" || die "static checks failed"
-fi
+# checkpatch always; W=1 and sparse (which rebuild the touched objects of
+# both trees) with XESVM_CHECK=1
+if [ "${XESVM_CHECK:-0}" = 1 ] && [ -n "${bout:-}" ] && [ -f "$bout/.config" ]; then
+	bash "$here/check.sh" "$psrc" "$pout" "$pristine" "$bout" >"$pout/check.txt" 2>&1
+else
+	CHECK_BUILD=0 bash "$here/check.sh" "$psrc" "$pout" >"$pout/check.txt" 2>&1
+fi || { cat "$pout/check.txt"; die "static checks failed"; }
 
 run_guest "$pout/arch/x86/boot/bzImage" "$pres" patched
 set +e
@@ -187,6 +191,8 @@ if [ "${XESVM_SKIP_BASELINE:-0}" != 1 ]; then
 	echo "-- unpatched kernel, stock hmm-tests (failures here are not caused by the series):"
 	sed 's/^/  /' "$bres/summary.txt"
 fi
+echo "-- static checks:"
+sed 's/^/  /' "$pout/check.txt"
 echo "-- patched kernel:"
 sed 's/^/  /' "$pres/summary.txt"
 if [ -f "$pres/bench.txt" ]; then
