@@ -18,6 +18,10 @@
 # skips the unpatched kernel, XESVM_CHECK=1 also runs checkpatch/W=1/sparse.
 set -euo pipefail
 
+# The whole script is one function, read completely before it runs, so that
+# editing this file during a run cannot change the running harness.
+main() {
+
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 xe=$(dirname "$here")
 repo=$(cd "$xe/../.." && pwd)
@@ -204,3 +208,7 @@ echo "total time $(elapsed)"
 # The closing line: counts of the patched kernel.
 tail -n1 "$pres/summary.txt" | sed 's/^patched:/kernel:/'
 exit $prc
+}
+
+main "$@"
+exit $?
