@@ -99,7 +99,8 @@ struct Allocation {
   std::uint64_t base = 0;    ///< the pointer the application sees
   std::size_t size = 0;
   std::uint64_t id = 0;
-  void* rt_ptr = nullptr;     ///< what the Runtime returned (freed with it)
+  void* rt_ptr = nullptr;     ///< the SVM mapping holding the bytes
+  std::size_t rt_len = 0;
   std::uint64_t backing = 0;  ///< where the bytes are (== base unless kDevice)
   void* reservation = nullptr;  ///< kDevice: the PROT_NONE mapping
   std::size_t reservation_len = 0;

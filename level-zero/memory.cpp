@@ -73,6 +73,40 @@ bool relaxed_size(const void* pnext) {
   return false;
 }
 
+// Maps len bytes of SVM memory aligned to align and mirrors them in home's
+// runtime. The pages are populated (with the shared zero page) before the
+// mirror starts, so that no page of an allocation is ever "never touched":
+// the runtime's GPU fault path does not resolve faults on such pages (see
+// level-zero/README.md, "Runtime notes").
+void* svm_map(Device& home, std::size_t len, std::size_t align) {
+  align = std::max(align, len >= kTwoMiB ? kTwoMiB : kPage);  // 2 MiB chunks fit large ones
+  const std::size_t span = len + align;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) throw Error(Error::Code::kOutOfMemory, "mmap of " + std::to_string(span) + " bytes failed");
+  const std::uint64_t r = reinterpret_cast<std::uint64_t>(raw);
+  const std::uint64_t base = align_up(r, align);
+  if (base > r) munmap(raw, base - r);
+  if (r + span > base + len) munmap(reinterpret_cast<void*>(base + len), r + span - (base + len));
+  void* p = reinterpret_cast<void*>(base);
+  if (madvise(p, len, MADV_POPULATE_READ) != 0) {
+    for (std::uint64_t q = base; q < base + len; q += kPage) (void)*reinterpret_cast<volatile const char*>(q);
+  }
+  try {
+    home.runtime().mirror(p, len);
+  } catch (...) {
+    munmap(p, len);
+    throw;
+  }
+  return p;
+}
+
+// Undoes svm_map; the bytes are not wanted any more.
+void svm_unmap(Device& home, void* p, std::size_t len) {
+  if (SvmManager* m = home.runtime().impl().manager()) m->discard(reinterpret_cast<std::uint64_t>(p), len);
+  else home.runtime().unmirror(p, len);
+  munmap(p, len);
+}
+
 }  // namespace
 
 void log(const std::string& msg) { std::fprintf(stderr, "xesvm-ze: %s\n", msg.c_str()); }
@@ -232,7 +266,6 @@ void* allocate(Context& ctx, MemKind kind, Device* dev, std::size_t size, std::s
   a->device = kind == MemKind::kHost ? nullptr : dev;
   a->home = &home;
   a->size = size;
-  Runtime& rt = home.runtime();
   try {
     if (kind == MemKind::kDevice) {
       // The device address: a reservation the CPU cannot touch.
@@ -243,18 +276,17 @@ void* allocate(Context& ctx, MemKind kind, Device* dev, std::size_t size, std::s
       a->reservation_len = res_len;
       a->base = align_up(reinterpret_cast<std::uint64_t>(res), align);
       try {
-        a->rt_ptr = rt.alloc_shared(len, std::min(align, kTwoMiB));
+        a->rt_ptr = svm_map(home, len, std::min(align, kTwoMiB));
       } catch (...) {
         munmap(res, res_len);
         throw;
       }
       a->backing = reinterpret_cast<std::uint64_t>(a->rt_ptr);
     } else {
-      const std::size_t rt_len = align > kTwoMiB ? len + align : len;
-      a->rt_ptr = rt.alloc_shared(rt_len, std::min(align, kTwoMiB));
-      a->base = align_up(reinterpret_cast<std::uint64_t>(a->rt_ptr), align);
-      a->backing = a->base;
+      a->rt_ptr = svm_map(home, len, align);
+      a->base = a->backing = reinterpret_cast<std::uint64_t>(a->rt_ptr);
     }
+    a->rt_len = len;
   } catch (const Error& e) {
     fail(e.code() == Error::Code::kOutOfMemory ? ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY : to_result(e), w + ": " + e.what());
   }
@@ -271,7 +303,7 @@ void* allocate(Context& ctx, MemKind kind, Device* dev, std::size_t size, std::s
 
 void release_allocation(const std::shared_ptr<Allocation>& a) {
   try {
-    a->home->runtime().free(a->rt_ptr);
+    svm_unmap(*a->home, a->rt_ptr, a->rt_len);
   } catch (const Error& e) {
     log(std::string("zeMemFree: runtime: ") + e.what());
   }

@@ -141,7 +141,7 @@ static inline uint32_t xesvm_ze_atomic_add_u32(const xesvm_ze_memory* m, uint32_
   return old;
 }
 /* The argument i of a kernel, as type T (C: *(const T*)args[i]). */
-#define XESVM_ZE_ARG(T, args, i) (*(const T*)(args)[i])
+#define XESVM_ZE_ARG(T, args, i) (*(T const*)(args)[i])
 
 #ifdef __cplusplus
 }
