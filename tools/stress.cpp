@@ -160,28 +160,36 @@ StressResult run_stress(const StressOptions& o, Pattern pattern) {
 
   std::atomic<std::uint64_t> gpu_errors{0};
   const std::uint64_t cpu_pages = static_cast<std::uint64_t>(o.cpu_fraction * static_cast<double>(r.pages));
-  // Prefetch mode works in windows of half the device memory: prefetch the
-  // window, then run the kernel over it.
-  const std::uint64_t window = o.prefetch ? std::max<std::uint64_t>(1, r.device_memory / 2 / kPage) : r.pages;
-  const std::uint64_t steps_per_pass = (r.pages + window - 1) / window;
-  Progress progress(o.progress && !o.json, std::string(r.pattern), o.passes * steps_per_pass);
-  auto t0 = std::chrono::steady_clock::now();
-  std::uint64_t step = 0;
-  for (unsigned pass = 0; pass < o.passes; ++pass) {
+  // Plain mode: one launch over the whole order. Prefetch mode works in
+  // address windows of half the device memory: prefetch the window, then run
+  // the pattern restricted to its pages (same relative order, so grid-stride
+  // stays grid-stride inside the window).
+  struct Step {
+    std::uint64_t first_page = 0, npages = 0;
+    std::vector<std::uint64_t> pages;
+  };
+  std::vector<Step> steps;
+  if (!o.prefetch) {
+    steps.push_back({0, r.pages, order});
+  } else {
+    const std::uint64_t window = std::max<std::uint64_t>(512, r.device_memory / 2 / kPage);
     for (std::uint64_t lo = 0; lo < r.pages; lo += window) {
-      const std::uint64_t hi = std::min(r.pages, lo + window);
-      if (o.prefetch && pattern != Pattern::kRandom) {
-        // The window's pages are a contiguous address span for block-stride
-        // and (up to the worker interleave) for grid-stride.
-        std::uint64_t pmin = ~0ull, pmax = 0;
-        for (std::uint64_t id = lo; id < hi; ++id) {
-          pmin = std::min(pmin, order[id]);
-          pmax = std::max(pmax, order[id]);
-        }
-        rt.prefetch(base + pmin * kWords, (pmax - pmin + 1) * kPage, Location::kDevice);
+      Step st{lo, std::min(window, r.pages - lo), {}};
+      for (std::uint64_t p : order) {
+        if (p >= lo && p < lo + st.npages) st.pages.push_back(p);
       }
-      rt.launch(hi - lo, [&, lo](const WorkItem& wi, DeviceAccessor& acc) {
-        const std::uint64_t p = order[lo + wi.global_id];
+      steps.push_back(std::move(st));
+    }
+  }
+  Progress progress(o.progress && !o.json, std::string(r.pattern), o.passes * steps.size());
+  auto t0 = std::chrono::steady_clock::now();
+  std::uint64_t step_no = 0;
+  for (unsigned pass = 0; pass < o.passes; ++pass) {
+    for (const Step& st : steps) {
+      if (o.prefetch) rt.prefetch(base + st.first_page * kWords, st.npages * kPage, Location::kDevice);
+      const std::vector<std::uint64_t>& pages = st.pages;
+      rt.launch(pages.size(), [&](const WorkItem& wi, DeviceAccessor& acc) {
+        const std::uint64_t p = pages[wi.global_id];
         const std::uint32_t g = gen[p];
         acc.with_page(reinterpret_cast<std::uint64_t>(base + p * kWords), kPage, Access::kWrite,
                       [&](std::span<std::byte> bytes) {
@@ -190,7 +198,7 @@ StressResult run_stress(const StressOptions& o, Pattern pattern) {
                       });
         gen[p] = g + 1;
       });
-      progress.update(++step);
+      progress.update(++step_no);
     }
     // CPU touches of a random fraction of the pages (they migrate back).
     for (std::uint64_t k = 0; k < cpu_pages; ++k) {

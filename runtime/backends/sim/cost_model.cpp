@@ -31,7 +31,8 @@ void CostModel::charge_local(std::uint64_t bytes) noexcept {
 std::uint64_t CostModel::modelled_ns() const noexcept {
   const double ns = static_cast<double>(link_bytes()) / params_.link_gb_per_s +
                     static_cast<double>(link_transfers()) * params_.link_latency_ns +
-                    static_cast<double>(local_bytes()) / params_.local_gb_per_s;
+                    static_cast<double>(local_bytes()) / params_.local_gb_per_s +
+                    static_cast<double>(faults()) * params_.fault_latency_ns;
   return static_cast<std::uint64_t>(std::llround(ns));
 }
 
@@ -46,6 +47,7 @@ std::uint64_t CostModel::local_bytes() const noexcept {
 }
 
 void CostModel::reset() noexcept {
+  faults_.store(0, std::memory_order_relaxed);
   link_bytes_.store(0, std::memory_order_relaxed);
   link_transfers_.store(0, std::memory_order_relaxed);
   local_bytes_.store(0, std::memory_order_relaxed);

@@ -29,6 +29,9 @@ struct LinkParams {
   double link_gb_per_s = 13.0;    ///< host link bandwidth (PCIe Gen4 x8 effective)
   double link_latency_ns = 1500;  ///< fixed cost of one link transfer
   double local_gb_per_s = 400.0;  ///< device-memory bandwidth
+  /// Service time of one GPU page fault (the device stalls, the host
+  /// resolves it): replayable-fault GPUs take tens of microseconds.
+  double fault_latency_ns = 20000;
 };
 
 class CostModel {
@@ -44,6 +47,9 @@ class CostModel {
   void charge_link(std::uint64_t bytes, std::uint64_t transfers) noexcept;
   /// Charges `bytes` of device-memory traffic.
   void charge_local(std::uint64_t bytes) noexcept;
+  /// Charges `n` GPU page faults.
+  void charge_faults(std::uint64_t n) noexcept { faults_.fetch_add(n, std::memory_order_relaxed); }
+  std::uint64_t faults() const noexcept { return faults_.load(std::memory_order_relaxed); }
 
   /// The modelled device time so far, in nanoseconds (rounded to nearest).
   std::uint64_t modelled_ns() const noexcept;
@@ -58,6 +64,7 @@ class CostModel {
   LinkParams params_;
   std::atomic<std::uint64_t> link_bytes_{0};
   std::atomic<std::uint64_t> link_transfers_{0};
+  std::atomic<std::uint64_t> faults_{0};
   std::atomic<std::uint64_t> local_bytes_{0};
 };
 

@@ -219,6 +219,7 @@ class SimEngine::Accessor final : public DeviceAccessor {
 
   void fault(std::uint64_t addr, std::uint64_t page, Access access) {
     ++faults_;
+    e_.cost_.charge_faults(1);
     GpuFaultHandler* handler = e_.handler_.load(std::memory_order_acquire);
     if (handler == nullptr) {
       throw Error(Error::Code::kDeviceLost,

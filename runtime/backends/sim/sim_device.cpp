@@ -63,6 +63,8 @@ SimConfig parse_sim_options(std::string_view options) {
       c.link.link_gb_per_s = parse_double(k, v);
     } else if (k == "link_latency_ns") {
       c.link.link_latency_ns = parse_double(k, v);
+    } else if (k == "fault_latency_ns") {
+      c.link.fault_latency_ns = parse_double(k, v);
     } else if (k == "local_gbps") {
       c.link.local_gb_per_s = parse_double(k, v);
     } else if (k == "kernel_faults") {
@@ -70,7 +72,7 @@ SimConfig parse_sim_options(std::string_view options) {
       c.kernel_faults = v == "1";
     } else {
       bad_option("unknown option '" + std::string(k) + "'",
-                 "vram, workers, link_gbps, link_latency_ns, local_gbps or kernel_faults");
+                 "vram, workers, link_gbps, link_latency_ns, local_gbps, fault_latency_ns or kernel_faults");
     }
   }
   return c;
@@ -102,6 +104,7 @@ BackendInfo SimDevice::info() const {
       {"link", std::to_string(config_.link.link_gb_per_s) + " GB/s, " +
                    std::to_string(config_.link.link_latency_ns) + " ns latency"},
       {"local bandwidth", std::to_string(config_.link.local_gb_per_s) + " GB/s"},
+      {"fault latency", std::to_string(config_.link.fault_latency_ns) + " ns"},
       {"userfaultfd", cpu_->features().describe()},
   };
   return i;

@@ -15,6 +15,7 @@
 //   link_gbps=13         host link bandwidth, GB/s (PCIe Gen4 x8 default)
 //   link_latency_ns=1500 per transfer on the link
 //   local_gbps=400       device-memory bandwidth, GB/s
+//   fault_latency_ns=20000  modelled service time of one GPU page fault
 //   kernel_faults=0|1    0 forces UFFD_USER_MODE_ONLY (default 1 where allowed)
 //
 // Concurrency: every method is thread-safe (see the components' headers).
