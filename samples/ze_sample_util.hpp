@@ -1,0 +1,79 @@
+// Helpers shared by the Level Zero samples: result checking, driver/device
+// discovery and loading the sample kernel library as a native module. The
+// samples link only the Level Zero loader; run them with
+//   ZE_ENABLE_ALT_DRIVERS=/abs/path/libze_xesvm.so
+// Single-threaded use only.
+#pragma once
+
+#include <level_zero/ze_api.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#ifndef XESVM_ZE_SAMPLE_KERNELS
+#define XESVM_ZE_SAMPLE_KERNELS "libze_sample_kernels.so"
+#endif
+
+// Exits with a message naming the call if it did not return SUCCESS.
+#define ZE_CHECK(call)                                                                       \
+  do {                                                                                       \
+    ze_result_t r_ = (call);                                                                 \
+    if (r_ != ZE_RESULT_SUCCESS) {                                                           \
+      std::fprintf(stderr, "%s:%d: %s failed: 0x%x\n", __FILE__, __LINE__, #call, (unsigned)r_); \
+      std::exit(1);                                                                          \
+    }                                                                                        \
+  } while (0)
+
+struct ZeSample {
+  ze_driver_handle_t driver = nullptr;
+  ze_device_handle_t device = nullptr;
+  ze_context_handle_t ctx = nullptr;
+  ze_command_list_handle_t list = nullptr;  // immediate, synchronous
+  ze_module_handle_t module = nullptr;
+
+  // Initialises the loader, takes the first driver and device, creates a
+  // context, a synchronous immediate command list and the kernel module
+  // (XESVM_ZE_KERNELS overrides the library path). Exits on failure.
+  ZeSample() {
+    if (zeInit(0) != ZE_RESULT_SUCCESS) {
+      std::fprintf(stderr, "zeInit failed: is ZE_ENABLE_ALT_DRIVERS set to the absolute path of libze_xesvm.so?\n");
+      std::exit(1);
+    }
+    std::uint32_t n = 1;
+    ZE_CHECK(zeDriverGet(&n, &driver));
+    n = 1;
+    ZE_CHECK(zeDeviceGet(driver, &n, &device));
+    ze_context_desc_t cd{ZE_STRUCTURE_TYPE_CONTEXT_DESC, nullptr, 0};
+    ZE_CHECK(zeContextCreate(driver, &cd, &ctx));
+    ze_command_queue_desc_t qd{ZE_STRUCTURE_TYPE_COMMAND_QUEUE_DESC, nullptr, 0, 0, 0,
+                               ZE_COMMAND_QUEUE_MODE_SYNCHRONOUS, ZE_COMMAND_QUEUE_PRIORITY_NORMAL};
+    ZE_CHECK(zeCommandListCreateImmediate(ctx, device, &qd, &list));
+    const char* env = std::getenv("XESVM_ZE_KERNELS");
+    const std::string blob = std::string("xesvm-kernels:") + (env && *env ? env : XESVM_ZE_SAMPLE_KERNELS);
+    ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_NATIVE, blob.size(),
+                        reinterpret_cast<const std::uint8_t*>(blob.data()), nullptr, nullptr};
+    ZE_CHECK(zeModuleCreate(ctx, device, &md, &module, nullptr));
+  }
+  ~ZeSample() {
+    zeModuleDestroy(module);
+    zeCommandListDestroy(list);
+    zeContextDestroy(ctx);
+  }
+  ZeSample(const ZeSample&) = delete;
+  ZeSample& operator=(const ZeSample&) = delete;
+
+  ze_kernel_handle_t kernel(const char* name) {
+    ze_kernel_desc_t kd{ZE_STRUCTURE_TYPE_KERNEL_DESC, nullptr, 0, name};
+    ze_kernel_handle_t k = nullptr;
+    ZE_CHECK(zeKernelCreate(module, &kd, &k));
+    return k;
+  }
+  void* shared(std::size_t bytes) {
+    ze_device_mem_alloc_desc_t dd{ZE_STRUCTURE_TYPE_DEVICE_MEM_ALLOC_DESC, nullptr, 0, 0};
+    ze_host_mem_alloc_desc_t hd{ZE_STRUCTURE_TYPE_HOST_MEM_ALLOC_DESC, nullptr, 0};
+    void* p = nullptr;
+    ZE_CHECK(zeMemAllocShared(ctx, &dd, &hd, bytes, 0, device, &p));
+    return p;
+  }
+};
