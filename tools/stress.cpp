@@ -109,6 +109,17 @@ StressResult run_stress(const StressOptions& o, Pattern pattern) {
   // Page order of one pass, by work-item id. The engine hands each worker a
   // contiguous block of ids, so grid-stride interleaves the workers over
   // consecutive pages and block-stride gives each worker its own block.
+  // A backend without an execution engine (xe: kernels need GPU code) runs
+  // the policy-only variant: each step prefetches its window to device
+  // memory, then the CPU does the kernel's work (its touches migrate back).
+  const bool has_engine = [&] {
+    for (auto& [k, v] : rt.describe()) {
+      if (k == "faces") return v.find("engine") != std::string::npos;
+    }
+    return false;
+  }();
+  const bool prefetch = o.prefetch || !has_engine;
+  if (!has_engine) r.pattern += " (policy only: no engine)";
   const unsigned workers = [&] {
     for (auto& [k, v] : rt.describe()) {
       if (k == "engine workers") return static_cast<unsigned>(std::stoul(v));
@@ -152,7 +163,7 @@ StressResult run_stress(const StressOptions& o, Pattern pattern) {
       break;
   }
 
-  if (o.prefetch) {
+  if (prefetch) {
     Advice a;
     a.preferred = Location::kDevice;
     rt.advise(base, ws, a);
@@ -169,7 +180,7 @@ StressResult run_stress(const StressOptions& o, Pattern pattern) {
     std::vector<std::uint64_t> pages;
   };
   std::vector<Step> steps;
-  if (!o.prefetch) {
+  if (!prefetch) {
     steps.push_back({0, r.pages, order});
   } else {
     const std::uint64_t window = std::max<std::uint64_t>(512, r.device_memory / 2 / kPage);
@@ -186,8 +197,13 @@ StressResult run_stress(const StressOptions& o, Pattern pattern) {
   std::uint64_t step_no = 0;
   for (unsigned pass = 0; pass < o.passes; ++pass) {
     for (const Step& st : steps) {
-      if (o.prefetch) rt.prefetch(base + st.first_page * kWords, st.npages * kPage, Location::kDevice);
+      if (prefetch) rt.prefetch(base + st.first_page * kWords, st.npages * kPage, Location::kDevice);
       const std::vector<std::uint64_t>& pages = st.pages;
+      if (!has_engine) {
+        for (std::uint64_t p : pages) gpu_errors += check_and_advance(base + p * kWords, p, gen[p]++);
+        progress.update(++step_no);
+        continue;
+      }
       rt.launch(pages.size(), [&](const WorkItem& wi, DeviceAccessor& acc) {
         const std::uint64_t p = pages[wi.global_id];
         const std::uint32_t g = gen[p];
