@@ -165,6 +165,9 @@ class Device : public _ze_device_handle_t {
   const std::string& uri() const { return uri_; }
   Runtime& runtime() { return *rt_; }
   std::uint64_t vram() const { return vram_; }
+  /// The device clock, in ns: the modelled device time of the backend's
+  /// cost model (wall time on the sim would hide link and fault costs).
+  std::uint64_t clock_ns() { return rt_->stats().modelled_device_ns; }
   unsigned workers() const { return workers_; }
 
  private:
@@ -226,14 +229,14 @@ class Event : public _ze_event_handle_t {
   Event(EventPool& p, std::uint32_t i) : pool(p), index(i) {}
   EventPool& pool;
   const std::uint32_t index;
-  /// Signals (records the end timestamp) and wakes waiters.
-  void signal();
+  /// Signals (recording `end`, device clock ns) and wakes waiters.
+  void signal(std::uint64_t end = 0);
   void reset();
   bool signaled() const { return state_.load(std::memory_order_acquire); }
   /// Waits up to timeout_ns (UINT64_MAX: forever) or until *cancel.
   /// Returns true if signaled.
   bool wait(std::uint64_t timeout_ns, const std::atomic<bool>* cancel = nullptr);
-  void mark_start();
+  void mark_start(std::uint64_t start);
   ze_kernel_timestamp_result_t timestamps() const;
 
  private:
@@ -249,6 +252,7 @@ struct Command {
   std::vector<Event*> waits;
   Event* signal = nullptr;
   Event* reset = nullptr;  ///< AppendEventReset
+  Device* dev = nullptr;   ///< whose clock stamps `signal`
 };
 using CommandBatch = std::vector<std::shared_ptr<const Command>>;
 

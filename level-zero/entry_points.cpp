@@ -315,7 +315,8 @@ ze_result_t ZE_APICALL xDeviceGetGlobalTimestamps(ze_device_handle_t hDevice, st
   REQ_HANDLE(hDevice);
   REQ_PTR(host);
   REQ_PTR(device);
-  *host = *device = now_ns();
+  *host = now_ns();
+  *device = dev_of(hDevice)->clock_ns();
   return ZE_RESULT_SUCCESS;
 }
 
@@ -730,7 +731,7 @@ ze_result_t ZE_APICALL xAppendWriteGlobalTimestamp(ze_command_list_handle_t h, s
     Device* d = &l->dev;
     Command c;
     c.body = [d, dst] {
-      const std::uint64_t ts = now_ns();
+      const std::uint64_t ts = d->clock_ns();
       run_copy(*d, {{reinterpret_cast<std::uint64_t>(dst), reinterpret_cast<std::uint64_t>(&ts), 8}}, {});
     };
     return append(l, std::move(c), hSignal, nWait, phWait);
@@ -857,7 +858,7 @@ ze_result_t ZE_APICALL xEventDestroy(ze_event_handle_t h) {
 ze_result_t ZE_APICALL xEventHostSignal(ze_event_handle_t h) {
   return guard("zeEventHostSignal", ENTRY() {
     REQ_HANDLE(h);
-    ev_of(h)->signal();
+    ev_of(h)->signal(Driver::get().devices().front()->clock_ns());
     return ZE_RESULT_SUCCESS;
   });
 }

@@ -7,11 +7,6 @@ namespace xesvm::ze {
 
 namespace {
 
-std::uint64_t now_ns() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
-}
-
 // Waits on the driver's event condition until pred() or the timeout.
 template <class Pred>
 bool wait_driver(std::uint64_t timeout_ns, Pred pred) {
@@ -34,9 +29,10 @@ void notify_driver() {
 
 // --- events ----------------------------------------------------------------
 
-void Event::signal() {
-  end_.store(now_ns(), std::memory_order_relaxed);
-  if (start_.load(std::memory_order_relaxed) == 0) start_.store(end_.load(std::memory_order_relaxed));
+void Event::signal(std::uint64_t end) {
+  end_.store(end, std::memory_order_relaxed);
+  const std::uint64_t start = start_.load(std::memory_order_relaxed);
+  if (start == 0 || start > end) start_.store(end, std::memory_order_relaxed);
   Driver& d = Driver::get();
   std::lock_guard lk(d.ev_mu);
   state_.store(true, std::memory_order_release);
@@ -50,7 +46,7 @@ void Event::reset() {
   end_.store(0);
 }
 
-void Event::mark_start() { start_.store(now_ns(), std::memory_order_relaxed); }
+void Event::mark_start(std::uint64_t start) { start_.store(start, std::memory_order_relaxed); }
 
 bool Event::wait(std::uint64_t timeout_ns, const std::atomic<bool>* cancel) {
   if (signaled()) return true;
@@ -142,7 +138,7 @@ void Executor::loop() {
       }
       if (err == ZE_RESULT_SUCCESS) {
         try {
-          if (c->signal) c->signal->mark_start();
+          if (c->signal) c->signal->mark_start(c->dev ? c->dev->clock_ns() : 0);
           if (c->body) c->body();
           if (c->reset) c->reset->reset();
         } catch (const Error& e) {
@@ -156,7 +152,7 @@ void Executor::loop() {
           what = e.what();
         }
       }
-      if (c->signal) c->signal->signal();
+      if (c->signal) c->signal->signal(c->dev ? c->dev->clock_ns() : 0);
     }
     if (err != ZE_RESULT_SUCCESS) log("command failed (" + std::to_string(static_cast<unsigned>(err)) + "): " + what);
     if (job.fence) job.fence->signal();
@@ -172,6 +168,7 @@ void Executor::loop() {
 // --- command lists -----------------------------------------------------------
 
 void CommandList::add(Command c) {
+  c.dev = &dev;
   auto cmd = std::make_shared<const Command>(std::move(c));
   if (!immediate) {
     if (closed) fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, "append to a closed command list (zeCommandListReset reopens it)");
