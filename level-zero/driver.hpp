@@ -1,6 +1,7 @@
 // The xesvm Level Zero driver: the objects behind the Level Zero handles.
 //
-// One Driver (a process-wide singleton created by the first zeInit) owns one
+// One Driver (a process-wide singleton created by the first zeInit and
+// destroyed at exit or unload) owns one
 // Device per runtime backend named in XESVM_ZE_BACKEND (';'-separated URIs,
 // default "sim:vram=256M"); each Device owns an xesvm::Runtime. Every Level
 // Zero handle is a pointer to one of the classes below (each derives from the
@@ -130,6 +131,8 @@ class Driver : public _ze_driver_handle_t {
   static Driver& get();
   /// The driver if zeInit succeeded, else nullptr.
   static Driver* instance();
+  /// Frees what the application left allocated and closes the devices.
+  ~Driver();
 
   std::vector<std::unique_ptr<Device>>& devices() { return devices_; }
 

@@ -142,6 +142,15 @@ std::uint64_t Xlate::operator()(std::uint64_t addr, std::size_t n) const {
 namespace {
 std::once_flag g_once;
 Driver* g_driver = nullptr;
+// Destroys the driver at exit (or when the loader unloads the library). It
+// is registered right after the driver is built, so it runs before every
+// exit handler registered earlier: the runtime's statics (built with the
+// first device), the leak checker's, and the loader's own teardown.
+void teardown() {
+  Driver* d = g_driver;
+  g_driver = nullptr;
+  delete d;
+}
 ze_result_t g_init_result = ZE_RESULT_ERROR_UNINITIALIZED;
 std::string g_init_error;
 }  // namespace
@@ -165,9 +174,8 @@ Driver::Driver() {
 Driver& Driver::get() {
   std::call_once(g_once, [] {
     try {
-      // Never destroyed: the runtime's threads may still be used by
-      // application threads during exit, and the loader may dlclose us late.
       g_driver = new Driver();
+      std::atexit(teardown);
       g_init_result = ZE_RESULT_SUCCESS;
     } catch (const ZeError& e) {
       g_init_result = e.code;
@@ -187,6 +195,17 @@ Driver& Driver::get() {
 }
 
 Driver* Driver::instance() { return g_driver; }
+
+Driver::~Driver() {
+  // Allocations the application did not free go first, then the devices.
+  std::map<std::uint64_t, std::shared_ptr<Allocation>> left;
+  {
+    std::unique_lock lk(reg_mu_);
+    left.swap(allocs_);
+  }
+  for (auto& [b, a] : left) release_allocation(a);
+  devices_.clear();
+}
 
 void Driver::add_allocation(std::shared_ptr<Allocation> a) {
   std::unique_lock lk(reg_mu_);
