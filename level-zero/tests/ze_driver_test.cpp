@@ -311,6 +311,62 @@ TEST_F(Ze, ContextLifecycle) {
   ZE_OK(zeContextDestroy(c));
 }
 
+TEST_F(Ze, MiscellaneousEntryPoints) {
+  ZE_OK(zeDeviceGetStatus(device));
+  ze_bool_t peer = 0;
+  ZE_OK(zeDeviceCanAccessPeer(device, device, &peer));
+  EXPECT_TRUE(peer);
+  std::uint64_t host = 0, dev = 0;
+  ZE_OK(zeDeviceGetGlobalTimestamps(device, &host, &dev));
+  EXPECT_NE(0u, host);
+  ze_device_module_properties_t mp{ZE_STRUCTURE_TYPE_DEVICE_MODULE_PROPERTIES, nullptr};
+  ZE_OK(zeDeviceGetModuleProperties(device, &mp));
+  EXPECT_EQ(0u, mp.spirvVersionSupported) << "no SPIR-V compiler";
+  ZE_OK(zeContextSystemBarrier(ctx, device));
+  ze_context_desc_t cd{ZE_STRUCTURE_TYPE_CONTEXT_DESC, nullptr, 0};
+  ze_context_handle_t c2 = nullptr;
+  ZE_OK(zeContextCreateEx(driver, &cd, 1, &device, &c2));
+  ZE_OK(zeContextDestroy(c2));
+  // zeMemFreeExt and its policy check.
+  void* p = host_mem(4096);
+  ze_memory_free_ext_desc_t fd{ZE_STRUCTURE_TYPE_MEMORY_FREE_EXT_DESC, nullptr, 0x4};
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ENUMERATION, zeMemFreeExt(ctx, &fd, p));
+  fd.freePolicy = ZE_DRIVER_MEMORY_FREE_POLICY_EXT_FLAG_BLOCKING_FREE;
+  ZE_OK(zeMemFreeExt(ctx, &fd, p));
+  forget(p);
+  // Kernel attributes.
+  ze_module_handle_t m = module_from_path();
+  ze_module_properties_t mprops{ZE_STRUCTURE_TYPE_MODULE_PROPERTIES, nullptr};
+  ZE_OK(zeModuleGetProperties(m, &mprops));
+  ze_kernel_handle_t k = kernel(m, "count");
+  ZE_OK(zeKernelSetIndirectAccess(k, ZE_KERNEL_INDIRECT_ACCESS_FLAG_SHARED));
+  ze_kernel_indirect_access_flags_t ia = 0;
+  ZE_OK(zeKernelGetIndirectAccess(k, &ia));
+  EXPECT_EQ(ZE_KERNEL_INDIRECT_ACCESS_FLAG_SHARED, ia);
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ENUMERATION, zeKernelSetIndirectAccess(k, 0x8));
+  ZE_OK(zeKernelSetCacheConfig(k, ZE_CACHE_CONFIG_FLAG_LARGE_SLM));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ENUMERATION, zeKernelSetCacheConfig(k, 0x4));
+  std::uint32_t len = 0;
+  char* attrs = nullptr;
+  ZE_OK(zeKernelGetSourceAttributes(k, &len, &attrs));
+  EXPECT_EQ(1u, len);
+  ZE_OK(zeKernelDestroy(k));
+  ZE_OK(zeModuleDestroy(m));
+  // A global timestamp written by the device, in device-clock nanoseconds.
+  auto* ts = static_cast<std::uint64_t*>(shared(8));
+  *ts = ~0ull;
+  std::vector<char> bytes(1 << 16, 1);
+  void* d = dev_mem(bytes.size());
+  ZE_OK(zeCommandListAppendMemoryCopy(sync_imm, d, bytes.data(), bytes.size(), nullptr, 0, nullptr));
+  ZE_OK(zeCommandListAppendWriteGlobalTimestamp(sync_imm, ts, nullptr, 0, nullptr));
+  std::uint64_t host2 = 0, dev2 = 0;
+  ZE_OK(zeDeviceGetGlobalTimestamps(device, &host2, &dev2));
+  EXPECT_NE(~0ull, *ts);
+  EXPECT_LE(*ts, dev2);
+  EXPECT_GT(dev2, dev) << "device work advances the device clock";
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeCommandListAppendWriteGlobalTimestamp(imm, nullptr, nullptr, 0, nullptr));
+}
+
 // --- allocations --------------------------------------------------------------
 
 TEST_F(Ze, AllocationAlignmentSizeAndFlags) {
