@@ -45,7 +45,7 @@ bool intercept_mode() {
   GTEST_SKIP() << "intercept mode: the loader dereferences NULL handles and handle arrays before the " \
                   "driver can return INVALID_NULL_HANDLE / INVALID_SIZE"
 
-constexpr std::uint64_t kWait = 20'000'000'000ull;  // 20 s
+constexpr std::uint64_t kWait = 60'000'000'000ull;  // 60 s
 
 // Pages of [p, p+n) resident in the CPU's page tables.
 std::size_t cpu_resident_pages(const void* p, std::size_t n) {
