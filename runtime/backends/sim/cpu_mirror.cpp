@@ -78,7 +78,18 @@ void read_present(std::uint64_t start, std::size_t n, std::vector<bool>& present
                       static_cast<off_t>((start >> kPageShift) * sizeof(std::uint64_t)));
   ::close(fd);
   if (got != want) return;
-  for (std::size_t i = 0; i < n; ++i) present[i] = (ent[i] >> 62) & 3u;  // present or swapped
+  // Present (bit 63) or swapped (bit 62). A swap entry carrying the uffd-wp
+  // bit (57) is the marker UFFDIO_WRITEPROTECT leaves on an unpopulated page
+  // (UFFD_FEATURE_WP_UNPOPULATED): no data, reads as zeros. Treating it as
+  // present made migrate_to_device's process_vm_readv raise a MISSING fault
+  // on its own kInbound page, which the service thread defers until the
+  // migration ends: a deadlock on every never-touched page a GPU faulted on.
+  // (A real page swapped out while write-protected would look the same; the
+  // write protection lasts only for the copy, so that is not expected.)
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool marker = ((ent[i] >> 62) & 1u) && ((ent[i] >> 57) & 1u) && !((ent[i] >> 63) & 1u);
+    present[i] = ((ent[i] >> 62) & 3u) && !marker;
+  }
 }
 
 // An ioctl on the descriptor, retried while it fails with EAGAIN: that only
