@@ -720,9 +720,23 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
     frame_addr_[e.frame] = 0;
   }
   if (rc == EEXIST) wake(page);
+  // The frame still carries its range's owner tag, so an eviction that
+  // trylocks it between our unlock and free would take it for its own (and
+  // free it too, or make our free fail on its lock). Retag it first, while
+  // locked: an evictor that locks it now sees a foreign owner and lets go,
+  // so a free that met such a brief lock is simply retried.
+  constexpr OwnerId kBeingFreed = ~OwnerId{0};
+  frames_.set_owner(e.frame, kBeingFreed);
   frames_.unlock(e.frame);
   const FrameId f = e.frame;
-  frames_.free(std::span<const FrameId>(&f, 1));
+  for (;;) {
+    try {
+      frames_.free(std::span<const FrameId>(&f, 1));
+      break;
+    } catch (const Error&) {
+      std::this_thread::yield();  // an evictor holds it for its owner check
+    }
+  }
   cost_.charge_link(kPageSize, 1);
   cpu_faults_device_.fetch_add(1, std::memory_order_relaxed);
   pages_to_ram_.fetch_add(1, std::memory_order_relaxed);
