@@ -101,6 +101,13 @@ RuntimeImpl::~RuntimeImpl() {
     }
     munmap(reinterpret_cast<void*>(a.base), a.len);
   }
+  if (manager_) {
+    // Application mirrors still registered would leave the backend calling
+    // a destroyed manager: detach, then stop the backend (its service thread
+    // may be inside invalidate() right now) before the manager goes.
+    manager_->detach();
+    backend_.reset();
+  }
   manager_.reset();
 }
 

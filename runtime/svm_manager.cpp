@@ -80,7 +80,27 @@ SvmManager::SvmManager(MechanismFace& mech, const RuntimeOptions& options)
 SvmManager::~SvmManager() {
   gc_.request_stop();
   gc_cv_.notify_all();
-  gc_.join();
+  if (gc_.joinable()) gc_.join();
+}
+
+void SvmManager::detach() {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> left;
+  {
+    std::lock_guard lk(driver_mu_);
+    left.assign(mirrors_.begin(), mirrors_.end());
+  }
+  for (auto [start, end] : left) {
+    for (const RangePtr& r : ranges_in(start, end)) remove_range(r, EvictMode::kTeardown);
+    try {
+      mech_.unmirror(start, end - start);
+    } catch (const Error&) {  // unmapped or remapped meanwhile: nothing left to stop
+    }
+    std::lock_guard lk(driver_mu_);
+    mirrors_.erase(start);
+  }
+  gc_.request_stop();
+  gc_cv_.notify_all();
+  if (gc_.joinable()) gc_.join();
 }
 
 // ---------------------------------------------------------------------------

@@ -61,6 +61,12 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   void discard(std::uint64_t start, std::size_t len);
   /// Brings every device-resident byte back to RAM (teardown mode).
   void evict_all();
+  /// Runtime teardown: unmirrors every region still mirrored (application
+  /// mirrors; their bytes come back to RAM), tolerating regions the
+  /// application unmapped meanwhile, and stops the gc thread. The backend
+  /// may then be destroyed (joining its service thread, which may still
+  /// call invalidate()) before this manager is.
+  void detach();
 
   // GpuFaultHandler
   bool handle_gpu_fault(std::uint64_t addr, Access access) override;
