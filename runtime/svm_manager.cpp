@@ -150,23 +150,21 @@ std::size_t SvmManager::range_count() const {
 
 void SvmManager::mirror(std::uint64_t start, std::size_t len) {
   check_span(start, len, "mirror");
-  {
-    std::lock_guard lk(driver_mu_);
-    auto it = mirrors_.upper_bound(start + len - 1);
-    if (it != mirrors_.begin() && std::prev(it)->second > start) {
-      throw Error(Error::Code::kInvalidArgument, "mirror: [" + hex(start) + ", +" + hex(len) +
-                                                     ") overlaps the mirrored region at " +
-                                                     hex(std::prev(it)->first) + "; expected a region not mirrored yet");
-    }
-    mirrors_[start] = start + len;  // reserve before the backend can report events
+  // The backend first: it applies the CPU events still pending (an earlier
+  // mapping at these addresses may have been unmapped without the runtime
+  // having heard of it yet, which would make the check below see a stale
+  // mirror) and refuses regions it mirrors already.
+  mech_.mirror(start, len, *this);
+  std::lock_guard lk(driver_mu_);
+  auto it = mirrors_.upper_bound(start + len - 1);
+  if (it != mirrors_.begin() && std::prev(it)->second > start) {
+    const std::uint64_t other = std::prev(it)->first;
+    mech_.unmirror(start, len);
+    throw Error(Error::Code::kInvalidArgument, "mirror: [" + hex(start) + ", +" + hex(len) +
+                                                   ") overlaps the mirrored region at " + hex(other) +
+                                                   "; expected a region not mirrored yet");
   }
-  try {
-    mech_.mirror(start, len, *this);
-  } catch (...) {
-    std::lock_guard lk(driver_mu_);
-    mirrors_.erase(start);
-    throw;
-  }
+  mirrors_[start] = start + len;
 }
 
 void SvmManager::remove_range(const RangePtr& r, EvictMode mode) {

@@ -202,6 +202,19 @@ void CpuMirror::mirror(std::uint64_t start, std::size_t len, MirrorClient& clien
     throw Error(Error::Code::kInvalidArgument,
                 "sim device: mirror region must be page aligned and non-empty");
   }
+  // Events arrive after the fact: an UNMAP of an earlier mapping at these
+  // addresses may still be queued. Applied after this registration it
+  // would tear down the new mirror, so apply everything pending first
+  // (drain() costs a reader pass; skip it when nothing is pending: the
+  // descriptor has nothing to read, no read is in progress, and everything
+  // read has been applied).
+  const bool idle = [&] {
+    pollfd p{uffd_, POLLIN, 0};
+    if (poll(&p, 1, 0) != 0) return false;
+    std::lock_guard q(queue_mu_);
+    return reads_started_.load() == reads_done_.load() && applied_count_ == read_count_ && queue_.empty();
+  }();
+  if (!idle) drain();
   std::lock_guard lk(mirrors_mu_);
   auto it = mirrors_.upper_bound(start);
   if (it != mirrors_.begin()) {
@@ -525,6 +538,13 @@ void CpuMirror::drain() {
   lk.unlock();
   std::uint64_t one = 1;
   [[maybe_unused]] auto r = write(wake_fd_, &one, sizeof one);
+  lk.lock();
+  // The pass the first wake-up starts may have begun before the caller's
+  // events were queued; the second must start after it. Wake the reader for
+  // it too instead of waiting out its poll timeout (100 ms per drain).
+  queue_cv_.wait(lk, [&] { return empty_passes_ + 1 >= target || reader_.get_stop_token().stop_requested(); });
+  lk.unlock();
+  r = write(wake_fd_, &one, sizeof one);
   lk.lock();
   queue_cv_.wait(lk, [&] { return empty_passes_ >= target || reader_.get_stop_token().stop_requested(); });
   const std::uint64_t read = read_count_;
