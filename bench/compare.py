@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Prints the ratios of bench/runtime (runtime_bench) results with their targets.
+
+Usage:
+  runtime_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+      --benchmark_format=json > results.json
+  python3 bench/compare.py results.json
+
+Uses the median of each benchmark (real time) when aggregates are present,
+else the single run. Exit status 0 always: a MISS is a measurement to
+report, not a build failure (see bench/README.md).
+"""
+import json
+import sys
+
+
+def load(path):
+    with open(path) as f:
+        data = json.load(f)
+    med = {}
+    for b in data["benchmarks"]:
+        name = b.get("run_name", b["name"])
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") != "median":
+                continue
+        elif name in med:
+            continue
+        t = b["real_time"]
+        unit = b.get("time_unit", "ns")
+        scale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}[unit]
+        med[name] = t * scale
+    return med
+
+
+def find(med, prefix):
+    hits = [k for k in med if k.startswith(prefix)]
+    if not hits:
+        return None
+    return med[sorted(hits, key=len)[0]]
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__)
+        return 2
+    med = load(sys.argv[1])
+    B = 256 << 20
+    g = lambda p: find(med, p)
+    lookup = g("BM_RangeTreeFind")
+    fault = g("BM_GpuFault2M")
+    memcpy2m = g("BM_Memcpy2M")
+    raw2m2 = g(f"BM_RawUffdCopy/bytes:{B}/piece:2097152/threads:2")
+    raw2m1 = g(f"BM_RawUffdCopy/bytes:{B}/piece:2097152/threads:1")
+    raw4k2 = g(f"BM_RawUffdCopy/bytes:{B}/piece:4096/threads:2")
+    pmemcpy = g(f"BM_ParallelMemcpy/bytes:{B}/threads:2")
+    ev2 = g("BM_EvictContiguous/workers:2")
+    ev1 = g("BM_EvictContiguous/workers:1")
+    evs = g("BM_EvictScattered/workers:2")
+    bc_c1 = g("BM_BatchCopy/coalesce:1/workers:1")
+    bc_p1 = g("BM_BatchCopy/coalesce:0/workers:1")
+    bc_c2 = g("BM_BatchCopy/coalesce:1/workers:2")
+
+    rows = []
+
+    def row(label, value, unit, target, ok):
+        rows.append((label, value, unit, target, ok))
+
+    def ratio(a, b):
+        return None if a is None or b is None or b == 0 else a / b
+
+    row("range lookup, 1M ranges (median ns)", lookup, "ns", "<= 200 ns", lookup is not None and lookup <= 200)
+    r = ratio(fault, memcpy2m)
+    row("GPU fault 2 MiB / memcpy 2 MiB", r, "x", "<= 1.5x", r is not None and r <= 1.5)
+    r = ratio(ev2, raw2m2)
+    row("evict 256M contiguous / raw UFFDIO_COPY 2M x2 threads", r, "x", "<= 1.5x", r is not None and r <= 1.5)
+    r = ratio(ev2, pmemcpy)
+    row("evict 256M contiguous / prefaulted memcpy x2 threads", r, "x", "info", None)
+    r = ratio(evs, raw4k2)
+    row("evict 256M scattered 4K / raw UFFDIO_COPY 4K x2 threads", r, "x", "<= 1.5x", r is not None and r <= 1.5)
+    r = ratio(evs, ev2)
+    row("evict scattered / evict contiguous", r, "x", "info", None)
+    r = ratio(bc_p1, bc_c1)
+    row("batch copy coalescing gain (page-by-page / coalesced, 1 worker)", r, "x", ">= 1.1x", r is not None and r >= 1.1)
+    gb = ratio(bc_c1, bc_c2)
+    row("batch copy parallel gain (1 worker / 2 workers)", gb, "x", "info", None)
+    gr = ratio(raw2m1, raw2m2)
+    row("raw UFFDIO_COPY parallel gain (1 thread / 2 threads)", gr, "x", "info", None)
+    r = ratio(gb, gr)
+    row("batch parallel gain / raw parallel gain", r, "", ">= 0.8", r is not None and r >= 0.8)
+    ge = ratio(ev1, ev2)
+    row("runtime evict parallel gain (copy_workers 1 / 2)", ge, "x", "info", None)
+
+    width = max(len(r[0]) for r in rows)
+    for label, value, unit, target, ok in rows:
+        v = "n/a" if value is None else (f"{value:.0f} {unit}" if unit == "ns" else f"{value:.2f}{unit}")
+        verdict = "" if ok is None else ("PASS" if ok else "MISS")
+        print(f"{label:<{width}}  {v:>10}  target {target:<9} {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
