@@ -722,6 +722,9 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
   c.dst = page;
   c.src = reinterpret_cast<std::uint64_t>(frames_.data(e.frame));
   c.len = kPageSize;
+  // Do not wake the faulting thread yet: it must find the books (frame
+  // freed, counters) already updated when it resumes.
+  c.mode = UFFDIO_COPY_MODE_DONTWAKE;
   int rc = ioctl(uffd_, UFFDIO_COPY, &c) == 0 ? 0 : errno;
   if (rc == EAGAIN || rc == ENOENT) {
     // The mapping is changing or went away under an event not applied yet:
@@ -739,7 +742,6 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
     if (it != entries_.end() && it->second.frame == e.frame) entries_.erase(it);
     frame_addr_[e.frame] = 0;
   }
-  if (rc == EEXIST) wake(page);
   // The frame still carries its range's owner tag, so an eviction that
   // trylocks it between our unlock and free would take it for its own (and
   // free it too, or make our free fail on its lock). Retag it first, while
@@ -760,6 +762,7 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
   cost_.charge_link(kPageSize, 1);
   cpu_faults_device_.fetch_add(1, std::memory_order_relaxed);
   pages_to_ram_.fetch_add(1, std::memory_order_relaxed);
+  wake(page);
   return true;
 }
 
