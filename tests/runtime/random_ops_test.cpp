@@ -41,7 +41,12 @@ class RandomOps {
   std::size_t run(std::uint64_t ops) {
     for (std::uint64_t step = 0; step < ops && mismatches_ == 0; ++step) {
       step_ = step;
-      one();
+      try {
+        one();
+      } catch (const Error& e) {
+        last_ += std::string(" threw: ") + e.what() + " [" + history() + "]";
+        return mismatches_ + 1;
+      }
       if (step % 1000 == 999) check_all();
     }
     check_all();
@@ -52,6 +57,17 @@ class RandomOps {
 
  private:
   std::size_t rnd(std::size_t n) { return n ? rng_() % n : 0; }
+
+  // The slots' layout, for failure messages.
+  std::string history() const {
+    std::string h;
+    char buf[96];
+    for (const Slot& s : slots_) {
+      std::snprintf(buf, sizeof buf, "%s %p+%zx; ", s.app ? "app" : "svm", static_cast<void*>(s.p), s.n);
+      h += buf;
+    }
+    return h;
+  }
 
   void one() {
     if (slots_.empty() || (slots_.size() < max_slots_ && rnd(16) == 0)) return alloc();
