@@ -34,14 +34,15 @@ std::string hex(std::uint64_t v) {
   return os.str();
 }
 
-// Every live runtime with a user-space driver, for the fork handlers.
+// Every live runtime with a user-space driver, for the fork handlers. Never
+// destroyed: a Runtime may be destroyed during exit, after static objects.
 std::mutex& registry_mu() {
-  static std::mutex mu;
-  return mu;
+  static auto* mu = new std::mutex;  // NOLINT(cppcoreguidelines-owning-memory): immortal
+  return *mu;
 }
 std::set<SvmManager*>& registry() {
-  static std::set<SvmManager*> s;
-  return s;
+  static auto* s = new std::set<SvmManager*>;  // NOLINT(cppcoreguidelines-owning-memory): immortal
+  return *s;
 }
 
 void fork_prepare() {

@@ -321,12 +321,16 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs,
   for (auto [first, count] : runs) {
     const std::uint64_t start = addrs[first];
     const std::uint64_t len = count * kPageSize;
+    // Which pages exist, read *before* write-protecting: protecting a page
+    // that was never touched leaves a uffd-wp marker that pagemap reports as
+    // swapped, and reading such a page would fault back into us. The pages
+    // cannot change state meanwhile: every fault on them waits (kInbound).
+    read_present(start, count, present);
     uffdio_writeprotect wp{{start, len}, UFFDIO_WRITEPROTECT_MODE_WP};
     if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
       for (std::size_t k = first; k < first + count; ++k) ok[k] = false;
       continue;
     }
-    read_present(start, count, present);
     std::vector<iovec> local, remote;
     for (std::size_t k = 0; k < count; ++k) {
       std::byte* dst = frames_.data(frames[first + k]);
@@ -371,11 +375,14 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs,
     std::lock_guard lk(entries_mu_);
     for (std::size_t i = 0; i < n; ++i) {
       if (frames[i] == kNoFrame) continue;
-      if (ok[i]) {
-        entries_[addrs[i]].state = EntryState::kResident;
+      auto it = entries_.find(addrs[i]);
+      // The entry is gone if the application discarded or unmapped the page
+      // meanwhile (its event was applied): then the frame is not used.
+      if (ok[i] && it != entries_.end() && it->second.frame == frames[i]) {
+        it->second.state = EntryState::kResident;
         ++moved;
       } else {
-        entries_.erase(addrs[i]);
+        if (it != entries_.end() && it->second.frame == frames[i]) entries_.erase(it);
         frame_addr_[frames[i]] = 0;
         frames[i] = kNoFrame;
       }
