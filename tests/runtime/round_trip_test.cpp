@@ -1,5 +1,7 @@
 // CPU write -> GPU read/write -> CPU read round trips, byte-checked.
 #include <gtest/gtest.h>
+
+#include <atomic>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -118,6 +120,28 @@ TEST(RoundTrip, SyscallOnDeviceResidentMemoryFailsWithEfaultInUserModeOnly) {
   close(fds[1]);
   // A user-mode touch still migrates the page back.
   EXPECT_EQ(mismatches(p, n, 4), 0u);
+}
+
+TEST(RoundTrip, GpuAccessToNeverTouchedMemoryReadsZerosAndKeepsWrites) {
+  for (const char* uri : {"sim:vram=16M,workers=2", "sim:vram=16M,workers=2,kernel_faults=0"}) {
+    Runtime rt(uri);
+    const std::size_t n = 3 * 4096 + 2 * (64u << 10);  // 4K and 64K ranges, never touched
+    auto* p = static_cast<std::uint32_t*>(rt.alloc_shared(n));
+    std::atomic<std::uint64_t> nonzero{0};
+    rt.launch(n / 4096, [&](const WorkItem& wi, DeviceAccessor& acc) {
+      std::uint32_t* w = p + wi.global_id * 1024;
+      if (acc.load(w + 1) != 0) nonzero.fetch_add(1);
+      acc.store(w, static_cast<std::uint32_t>(wi.global_id + 1));
+    });
+    EXPECT_EQ(nonzero.load(), 0u) << uri;
+    std::size_t bad = 0;
+    for (std::size_t pg = 0; pg < n / 4096; ++pg) {
+      bad += p[pg * 1024] != pg + 1;
+      for (std::size_t i = 1; i < 1024; ++i) bad += p[pg * 1024 + i] != 0;
+    }
+    EXPECT_EQ(bad, 0u) << uri;
+    rt.free(p);
+  }
 }
 
 }  // namespace
