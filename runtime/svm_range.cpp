@@ -18,13 +18,15 @@
 // and its notifier lock around NotifierWindows calls.
 #include "runtime/svm_range.hpp"
 
+#include <algorithm>
+
 namespace xesvm {
 
 RangePtr RangeTree::find(std::uint64_t addr) const {
-  auto it = tree_.upper_bound(addr);
-  if (it == tree_.begin()) return nullptr;
-  --it;
-  return it->second->contains(addr) ? it->second : nullptr;
+  auto b = blocks_.find(block_of(addr));
+  if (b == blocks_.end()) return nullptr;
+  const std::uint16_t slot = b->second->slot_of_page[page_in_block(addr)];
+  return slot == kNoSlot ? nullptr : b->second->ranges[slot];
 }
 
 std::vector<RangePtr> RangeTree::overlapping(std::uint64_t start, std::uint64_t end) const {
@@ -38,12 +40,32 @@ std::vector<RangePtr> RangeTree::overlapping(std::uint64_t start, std::uint64_t 
   return out;
 }
 
-void RangeTree::insert(RangePtr r) { tree_.emplace(r->start, std::move(r)); }
+void RangeTree::insert(RangePtr r) {
+  std::unique_ptr<Block>& blk = blocks_[block_of(r->start)];
+  if (!blk) blk = std::make_unique<Block>();
+  const auto slot = static_cast<std::uint16_t>(blk->ranges.size());
+  for (std::uint64_t a = r->start; a < r->end; a += kPageSize) blk->slot_of_page[page_in_block(a)] = slot;
+  blk->ranges.push_back(r);
+  tree_.emplace(r->start, std::move(r));
+}
 
 bool RangeTree::erase(const Range& r) {
   auto it = tree_.find(r.start);
   if (it == tree_.end() || it->second.get() != &r) return false;
   tree_.erase(it);
+  auto b = blocks_.find(block_of(r.start));
+  Block& blk = *b->second;
+  const std::uint16_t slot = blk.slot_of_page[page_in_block(r.start)];
+  for (std::uint64_t a = r.start; a < r.end; a += kPageSize) blk.slot_of_page[page_in_block(a)] = kNoSlot;
+  // Move the last range into the freed slot.
+  const std::uint16_t last = static_cast<std::uint16_t>(blk.ranges.size() - 1);
+  if (slot != last) {
+    const RangePtr& moved = blk.ranges[last];
+    for (std::uint64_t a = moved->start; a < moved->end; a += kPageSize) blk.slot_of_page[page_in_block(a)] = slot;
+    blk.ranges[slot] = moved;
+  }
+  blk.ranges.pop_back();
+  if (blk.ranges.empty()) blocks_.erase(b);
   return true;
 }
 
