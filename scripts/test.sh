@@ -15,9 +15,9 @@ passed=0 failed=0 skipped=0
 steps_failed=()
 count_ctest() {  # $1: log file
   local p f s
-  p=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed" "$1" || true)
-  f=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(Failed|Exception|Timeout|Not Run)" "$1" || true)
-  s=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*Skipped" "$1" || true)
+  p=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed +[0-9.]+ sec$" "$1" || true)
+  f=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*(Failed|Timeout|Exception|Not Run)" "$1" || true)
+  s=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*Skipped" "$1" || true)
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 }
 run_ctest() {  # $1: config, rest: ctest args
