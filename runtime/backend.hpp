@@ -187,6 +187,12 @@ class MechanismFace {
   /// otherwise keeps the frame from being freed.
   virtual std::span<const std::byte> frame_bytes(FrameId frame) const = 0;
 
+  /// True while a CPU mapping change (munmap, mremap, discard) has been seen
+  /// by the device but not yet delivered to MirrorClient::invalidate(): the
+  /// snapshot may describe a mapping that is already gone, so a bind must
+  /// wait. Backends that deliver invalidations synchronously return false.
+  virtual bool cpu_events_pending() const { return false; }
+
   // --- GPU page table ------------------------------------------------------
 
   /// Writes GPU PTEs for [start, start + pages.size()*kPageSize): device

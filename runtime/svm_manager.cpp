@@ -40,6 +40,7 @@
 
 #include <algorithm>
 #include <sstream>
+#include <thread>
 
 namespace xesvm {
 namespace {
@@ -308,6 +309,14 @@ void SvmManager::get_pages_and_bind(Range& r) {
       counters_.bind_retries.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
+    if (mech_.cpu_events_pending()) {
+      // A mapping change is on its way to invalidate(): the snapshot may
+      // describe a mapping that is gone. Let it arrive, then start over.
+      nl.unlock();
+      counters_.bind_retries.fetch_add(1, std::memory_order_relaxed);
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      continue;
+    }
     mech_.bind(r.start, snap);
     r.gpu_bound = true;
     return;
@@ -319,9 +328,19 @@ bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
   (void)access;
   counters_.gpu_faults.fetch_add(1, std::memory_order_relaxed);
   std::shared_lock fork_guard(fork_mu_);
+  unsigned waits = 0;
   for (int attempt = 0; attempt < 100; ++attempt) {
     RangePtr r = find_or_insert(addr);
-    if (!r) return false;
+    if (!r) {
+      // Not SVM memory -- unless a mapping change (mremap to here, a new
+      // mirror) is still on its way to invalidate(). Wait for it, bounded.
+      if (mech_.cpu_events_pending() && ++waits < 50000) {
+        std::this_thread::sleep_for(std::chrono::microseconds(20));
+        --attempt;
+        continue;
+      }
+      return false;
+    }
     std::unique_lock m(r->migrate_mu);
     bool unmapped;
     {
@@ -433,11 +452,16 @@ std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Locatio
   }
   std::shared_lock fork_guard(fork_mu_);
   std::uint64_t before = counters_.bytes_to_device.load();
+  bool any = false;
   for (std::uint64_t a = start; a < end;) {
     RangePtr r = find_or_insert(a);
     if (!r) {
-      throw Error(Error::Code::kInvalidArgument, "prefetch: " + hex(a) + " is not in a mirrored region");
+      // Pages outside every mirror (such as the partial edge pages of a
+      // mirrored malloc'd buffer) stay in system memory.
+      a += kPageSize;
+      continue;
     }
+    any = true;
     std::unique_lock m(r->migrate_mu);
     bool unmapped;
     {
@@ -458,6 +482,10 @@ std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Locatio
     get_pages_and_bind(*r);
     r->last_gpu_use.store(PressurePolicy::now_ns(), std::memory_order_relaxed);
     a = r->end;
+  }
+  if (!any) {
+    throw Error(Error::Code::kInvalidArgument,
+                "prefetch: [" + hex(start) + ", +" + hex(len) + ") is not in a mirrored region; expected SVM memory");
   }
   return counters_.bytes_to_device.load() - before;
 }

@@ -488,9 +488,15 @@ void CpuMirror::reader_loop(std::stop_token st) {
     }
     for (;;) {
       const std::uint64_t this_read = reads_started_.fetch_add(1) + 1;
+      // No GPU write to system memory may land between an munmap's event
+      // being read (the unmapping thread resumes and may map something new
+      // there) and the zap of the PTEs below.
+      SystemWriteGate& gate = gpu_.write_gate();
+      gate.close(std::chrono::microseconds(200));
       ssize_t got = read(uffd_, msgs.data(), sizeof msgs);
       if (got < 0) {
         const int e = errno;
+        gate.open();
         {
           std::lock_guard lk(queue_mu_);
           reads_done_.store(this_read);
@@ -499,6 +505,8 @@ void CpuMirror::reader_loop(std::stop_token st) {
         if (e == EINTR) continue;
         break;  // EAGAIN: empty
       }
+      // Classify each message once: mapping events zap the GPU's PTEs now,
+      // while the gate is closed, and are counted as pending until applied.
       std::size_t count = static_cast<std::size_t>(got) / sizeof(uffd_msg);
       std::vector<Message> batch;
       batch.reserve(count);
@@ -509,20 +517,23 @@ void CpuMirror::reader_loop(std::stop_token st) {
             batch.push_back({kMsgFault, m.arg.pagefault.address, m.arg.pagefault.flags, 0});
             break;
           case UFFD_EVENT_REMOVE:
-            if (!is_dropping(m.arg.remove.start, m.arg.remove.end)) {
-              batch.push_back({kMsgRemove, m.arg.remove.start, m.arg.remove.end, 0});
-            }
-            break;
           case UFFD_EVENT_UNMAP:
-            batch.push_back({kMsgUnmap, m.arg.remove.start, m.arg.remove.end, 0});
+            if (m.event == UFFD_EVENT_REMOVE && is_dropping(m.arg.remove.start, m.arg.remove.end)) break;
+            gpu_.unbind(m.arg.remove.start, m.arg.remove.end);
+            events_read_.fetch_add(1);
+            batch.push_back({m.event == UFFD_EVENT_UNMAP ? kMsgUnmap : kMsgRemove, m.arg.remove.start,
+                             m.arg.remove.end, 0});
             break;
           case UFFD_EVENT_REMAP:
+            gpu_.unbind(m.arg.remap.from, m.arg.remap.from + m.arg.remap.len);
+            events_read_.fetch_add(1);
             batch.push_back({kMsgRemap, m.arg.remap.from, m.arg.remap.to, m.arg.remap.len});
             break;
           default:
             break;
         }
       }
+      gate.open();
       {
         std::lock_guard lk(queue_mu_);
         for (auto& b : batch) queue_.push_back(b);
@@ -587,6 +598,7 @@ void CpuMirror::service_loop(std::stop_token st) {
       if (deferred) deferred_count_.fetch_add(1, std::memory_order_relaxed);
     } else {
       apply(m);
+      events_applied_.fetch_add(1);
     }
     lk.lock();
     if (deferred) deferred_.push_back(m);

@@ -101,6 +101,8 @@ class CpuMirror {
 
   /// Waits until every event the kernel has queued so far is applied.
   void drain();
+  /// True while a mapping event (UNMAP, REMOVE, REMAP) is read but not applied.
+  bool events_pending() const { return events_applied_.load() < events_read_.load(); }
   /// Test hook: the next n placements fail with EIO.
   void inject_place_failures(unsigned n) { place_failures_.store(n); }
 
@@ -155,6 +157,8 @@ class CpuMirror {
   std::uint64_t read_count_ = 0;      // messages queued (queue_mu_)
   std::uint64_t applied_count_ = 0;   // messages applied (queue_mu_)
   std::uint64_t empty_passes_ = 0;    // reader passes that found the fd empty
+  std::atomic<std::uint64_t> events_read_{0};     // mapping events seen by the reader
+  std::atomic<std::uint64_t> events_applied_{0};  // ... and applied by the service thread
   std::atomic<std::uint64_t> reads_started_{0};  // read() calls begun by the reader
   std::atomic<std::uint64_t> reads_done_{0};     // ... and fully processed
 

@@ -95,9 +95,7 @@ class SimEngine::Accessor final : public DeviceAccessor {
             dev_bytes_ += chunk;
           },
           [&](std::uint64_t gen) {
-            if (!vm_transfer(pid_, true, dst, const_cast<std::byte*>(in), chunk)) {
-              return Sys::kFault;
-            }
+            if (const Sys s = gated_write(gen, dst, in, chunk); s != Sys::kDone) return s;
             // Rewriting the same bytes is harmless: redo if a PTE was torn
             // down meanwhile, so the bytes reach the page's current home.
             if (e_.table_.generation() != gen) return Sys::kRetry;
@@ -142,7 +140,7 @@ class SimEngine::Accessor final : public DeviceAccessor {
           if (e_.table_.generation() != gen) return Sys::kRetry;
           fn(std::span<std::byte>(bounce_.data(), n));
           if (access != Access::kRead) {
-            if (!vm_transfer(pid_, true, addr, bounce_.data(), n)) return Sys::kFault;
+            if (const Sys s = gated_write(gen, addr, bounce_.data(), n); s != Sys::kDone) return s;
             sys_bytes_ += n;
             ++sys_transfers_;
           }
@@ -252,13 +250,27 @@ class SimEngine::Accessor final : public DeviceAccessor {
           if (!vm_transfer(pid_, false, addr, &old, sizeof old)) return Sys::kFault;
           if (e_.table_.generation() != gen) return Sys::kRetry;
           T updated = static_cast<T>(old + v);
-          if (!vm_transfer(pid_, true, addr, &updated, sizeof updated)) return Sys::kFault;
+          if (const Sys s = gated_write(gen, addr, &updated, sizeof updated); s != Sys::kDone) return s;
           result = old;
           sys_bytes_ += sizeof(T);
           ++sys_transfers_;
           return Sys::kDone;
         });
     return result;
+  }
+
+  // A write to system memory through the write gate: no write lands once
+  // the reader has seen a CPU mapping change that zapped the PTE.
+  Sys gated_write(std::uint64_t gen, std::uint64_t addr, const void* src, std::size_t n) {
+    SystemWriteGate& gate = e_.table_.write_gate();
+    gate.enter();
+    if (e_.table_.generation() != gen) {
+      gate.exit();
+      return Sys::kRetry;
+    }
+    const bool ok = vm_transfer(pid_, true, addr, const_cast<void*>(src), n);
+    gate.exit();
+    return ok ? Sys::kDone : Sys::kFault;
   }
 
   SimEngine& e_;

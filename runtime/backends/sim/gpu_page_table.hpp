@@ -22,6 +22,8 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -42,6 +44,47 @@ struct Pte {
   Kind kind = Kind::kNone;
   bool writable = false;
   FrameId frame = kNoFrame;  ///< valid when kind == kDevice
+};
+
+/// The gate between GPU writes to system memory and changes of CPU mappings.
+///
+/// The engine writes system memory by virtual address (process_vm_writev),
+/// so a write that raced an munmap + mmap of the same address would land in
+/// the mapping that replaced the original. The userfaultfd reader closes the
+/// gate before it reads events (the thread that unmapped resumes as soon as
+/// its event is read) and zaps the affected PTEs before it opens the gate
+/// again; a GPU write enters the gate and re-checks the table generation
+/// first. close() waits for writers in flight only for a bounded time: a
+/// write that is itself waiting on a userfaultfd fault needs the reader.
+class SystemWriteGate {
+ public:
+  /// Engine side. Blocks (yielding) while the gate is closed.
+  void enter() noexcept {
+    for (;;) {
+      while (closing_.load()) std::this_thread::yield();
+      writers_.fetch_add(1);
+      if (!closing_.load()) return;
+      writers_.fetch_sub(1);
+    }
+  }
+  void exit() noexcept { writers_.fetch_sub(1); }
+  /// Reader side. Returns true if every writer in flight finished in time.
+  bool close(std::chrono::microseconds wait) noexcept {
+    closing_.store(true);
+    const auto until = std::chrono::steady_clock::now() + wait;
+    while (writers_.load() != 0) {
+      if (std::chrono::steady_clock::now() >= until) return false;
+      std::this_thread::yield();
+    }
+    return true;
+  }
+  void open() noexcept { closing_.store(false); }
+  /// True while the reader is reading and classifying events.
+  bool is_closed() const noexcept { return closing_.load(); }
+
+ private:
+  std::atomic<int> writers_{0};
+  std::atomic<bool> closing_{false};
 };
 
 class GpuPageTable {
@@ -78,6 +121,8 @@ class GpuPageTable {
   std::size_t mapped_pages() const;
   /// The invalidation count (see above).
   std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
+  /// The gate GPU writes to system memory pass through.
+  SystemWriteGate& write_gate() noexcept { return gate_; }
   /// The address a frame is mapped at, if any (for diagnostics and tests).
   std::optional<std::uint64_t> address_of(FrameId frame) const;
 
@@ -98,6 +143,7 @@ class GpuPageTable {
   std::unordered_map<FrameId, std::uint64_t> frame_va_;
   std::size_t mapped_ = 0;
   std::atomic<std::uint64_t> generation_{0};
+  SystemWriteGate gate_;
 };
 
 }  // namespace xesvm::sim

@@ -75,6 +75,11 @@ class SimDevice final : public Backend, public MechanismFace {
   int place(std::uint64_t addr, const std::byte* src, std::size_t len) override;
   void finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed) override;
   std::span<const std::byte> frame_bytes(FrameId frame) const override;
+  bool cpu_events_pending() const override {
+    // Also while the reader is inside a read: an event it is reading has
+    // already released the thread that caused it.
+    return gpu_->write_gate().is_closed() || cpu_->events_pending();
+  }
   void bind(std::uint64_t start, std::span<const PageSnapshot> pages) override;
   void unbind(std::uint64_t start, std::uint64_t end) override;
 
