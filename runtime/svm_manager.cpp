@@ -324,42 +324,45 @@ void SvmManager::get_pages_and_bind(Range& r) {
   throw Error(Error::Code::kBusy, "GPU fault: range at " + hex(r.start) + " kept changing while binding");
 }
 
-bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
-  (void)access;
-  counters_.gpu_faults.fetch_add(1, std::memory_order_relaxed);
-  std::shared_lock fork_guard(fork_mu_);
-  unsigned waits = 0;
+RangePtr SvmManager::lock_live_range(std::uint64_t addr, std::unique_lock<std::mutex>& held) {
   for (int attempt = 0; attempt < 100; ++attempt) {
     RangePtr r = find_or_insert(addr);
-    if (!r) {
-      // Not SVM memory -- unless a mapping change (mremap to here, a new
-      // mirror) is still on its way to invalidate(). Wait for it, bounded.
-      if (mech_.cpu_events_pending() && ++waits < 50000) {
-        std::this_thread::sleep_for(std::chrono::microseconds(20));
-        --attempt;
-        continue;
-      }
-      return false;
-    }
+    if (!r) return nullptr;
     std::unique_lock m(r->migrate_mu);
     bool unmapped;
     {
       std::shared_lock nl(notifier_.lock);
       unmapped = r->unmapped;
     }
-    if (unmapped) {
-      // Its CPU mapping changed; remove it now rather than wait for the gc.
-      m.unlock();
-      remove_range(r, EvictMode::kTeardown);
-      continue;
+    if (!unmapped) {
+      held = std::move(m);
+      return r;
     }
-    const bool to_device = !policy_.cooling(*r) && r->advice.preferred != Location::kSystem;
-    if (to_device) migrate_range_to_device(*r);  // false: fall back to system pages
-    get_pages_and_bind(*r);
-    r->last_gpu_use.store(PressurePolicy::now_ns(), std::memory_order_relaxed);
-    return true;
+    // Its CPU mapping changed; remove it now rather than wait for the gc.
+    m.unlock();
+    remove_range(r, EvictMode::kTeardown);
   }
-  return false;
+  throw Error(Error::Code::kBusy, "range at " + hex(addr) + " kept being unmapped");
+}
+
+bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
+  (void)access;
+  counters_.gpu_faults.fetch_add(1, std::memory_order_relaxed);
+  std::shared_lock fork_guard(fork_mu_);
+  std::unique_lock<std::mutex> m;
+  RangePtr r = lock_live_range(addr, m);
+  // Not SVM memory -- unless a mapping change (mremap to here, a new mirror)
+  // is still on its way to invalidate(). Wait for it, bounded.
+  for (unsigned waits = 0; !r && mech_.cpu_events_pending() && waits < 50000; ++waits) {
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+    r = lock_live_range(addr, m);
+  }
+  if (!r) return false;
+  const bool to_device = !policy_.cooling(*r) && r->advice.preferred != Location::kSystem;
+  if (to_device) migrate_range_to_device(*r);  // false: fall back to system pages
+  get_pages_and_bind(*r);
+  r->last_gpu_use.store(PressurePolicy::now_ns(), std::memory_order_relaxed);
+  return true;
 }
 
 // ---------------------------------------------------------------------------
@@ -454,7 +457,8 @@ std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Locatio
   std::uint64_t before = counters_.bytes_to_device.load();
   bool any = false;
   for (std::uint64_t a = start; a < end;) {
-    RangePtr r = find_or_insert(a);
+    std::unique_lock<std::mutex> m;
+    RangePtr r = lock_live_range(a, m);
     if (!r) {
       // Pages outside every mirror (such as the partial edge pages of a
       // mirrored malloc'd buffer) stay in system memory.
@@ -462,17 +466,6 @@ std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Locatio
       continue;
     }
     any = true;
-    std::unique_lock m(r->migrate_mu);
-    bool unmapped;
-    {
-      std::shared_lock nl(notifier_.lock);
-      unmapped = r->unmapped;
-    }
-    if (unmapped) {
-      m.unlock();
-      remove_range(r, EvictMode::kTeardown);
-      continue;
-    }
     r->cooldown_until.store(0, std::memory_order_relaxed);  // an explicit request wins over heuristics
     r->evicted_at.store(0, std::memory_order_relaxed);
     if (!migrate_range_to_device(*r)) {

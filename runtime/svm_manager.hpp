@@ -87,6 +87,10 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
  private:
   RangePtr find_or_insert(std::uint64_t addr);
   RangePtr find_range(std::uint64_t addr) const;
+  // The range around addr with its migrate_mu held in `held`, or nullptr if
+  // addr is not in a mirror. Ranges whose CPU mapping changed are removed on
+  // the way (the fault path does not wait for the gc).
+  RangePtr lock_live_range(std::uint64_t addr, std::unique_lock<std::mutex>& held);
   bool find_mirror(std::uint64_t addr, std::uint64_t* lo, std::uint64_t* hi) const;
   // REQUIRES r->migrate_mu. Returns false if device memory could not be had.
   bool migrate_range_to_device(Range& r);
