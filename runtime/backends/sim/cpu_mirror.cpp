@@ -326,6 +326,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs,
     // swapped, and reading such a page would fault back into us. The pages
     // cannot change state meanwhile: every fault on them waits (kInbound).
     read_present(start, count, present);
+    const std::uint64_t events_before = events_read_.load();
     uffdio_writeprotect wp{{start, len}, UFFDIO_WRITEPROTECT_MODE_WP};
     if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
       for (std::size_t k = first; k < first + count; ++k) ok[k] = false;
@@ -350,6 +351,12 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs,
         std::uint64_t a = reinterpret_cast<std::uint64_t>(remote[off + v].iov_base);
         ok[first + (a - start) / kPageSize] = false;
       }
+    }
+    // The pages may have been unmapped meanwhile and something new mapped
+    // there (events arrive after the fact): never drop someone else's pages.
+    if (mapping_changed_since(events_before, start, start + len)) {
+      for (std::size_t k = first; k < first + count; ++k) ok[k] = false;
+      continue;
     }
     {
       std::lock_guard lk(drop_mu_);
@@ -469,6 +476,16 @@ void CpuMirror::finalize(std::span<const FrameId> frames, std::span<const std::u
 // ---------------------------------------------------------------------------
 // Event reader and service thread
 
+bool CpuMirror::mapping_changed_since(std::uint64_t since, std::uint64_t start, std::uint64_t end) {
+  if (events_read_.load() == since) return false;
+  std::lock_guard lk(recent_mu_);
+  if (!recent_.empty() && std::get<0>(recent_.front()) > since + 1) return true;  // ring overrun: assume so
+  for (auto& [seq, s, e] : recent_) {
+    if (seq > since && s < end && start < e) return true;
+  }
+  return false;
+}
+
 bool CpuMirror::is_dropping(std::uint64_t start, std::uint64_t end) {
   std::lock_guard lk(drop_mu_);
   for (auto [s, e] : dropping_) {
@@ -520,13 +537,22 @@ void CpuMirror::reader_loop(std::stop_token st) {
           case UFFD_EVENT_UNMAP:
             if (m.event == UFFD_EVENT_REMOVE && is_dropping(m.arg.remove.start, m.arg.remove.end)) break;
             gpu_.unbind(m.arg.remove.start, m.arg.remove.end);
-            events_read_.fetch_add(1);
+            {
+              std::lock_guard lk(recent_mu_);
+              recent_.emplace_back(events_read_.fetch_add(1) + 1, m.arg.remove.start, m.arg.remove.end);
+              if (recent_.size() > 256) recent_.pop_front();
+            }
             batch.push_back({m.event == UFFD_EVENT_UNMAP ? kMsgUnmap : kMsgRemove, m.arg.remove.start,
                              m.arg.remove.end, 0});
             break;
           case UFFD_EVENT_REMAP:
             gpu_.unbind(m.arg.remap.from, m.arg.remap.from + m.arg.remap.len);
-            events_read_.fetch_add(1);
+            {
+              std::lock_guard lk(recent_mu_);
+              recent_.emplace_back(events_read_.fetch_add(1) + 1, m.arg.remap.from,
+                                   m.arg.remap.from + m.arg.remap.len);
+              if (recent_.size() > 256) recent_.pop_front();
+            }
             batch.push_back({kMsgRemap, m.arg.remap.from, m.arg.remap.to, m.arg.remap.len});
             break;
           default:

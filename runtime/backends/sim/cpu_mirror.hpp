@@ -36,6 +36,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -157,6 +158,11 @@ class CpuMirror {
   std::uint64_t read_count_ = 0;      // messages queued (queue_mu_)
   std::uint64_t applied_count_ = 0;   // messages applied (queue_mu_)
   std::uint64_t empty_passes_ = 0;    // reader passes that found the fd empty
+  // True if a mapping event overlapping [start, end) was read after the
+  // reader had seen `since` mapping events.
+  bool mapping_changed_since(std::uint64_t since, std::uint64_t start, std::uint64_t end);
+  std::mutex recent_mu_;
+  std::deque<std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>> recent_;  // (seq, start, end)
   std::atomic<std::uint64_t> events_read_{0};     // mapping events seen by the reader
   std::atomic<std::uint64_t> events_applied_{0};  // ... and applied by the service thread
   std::atomic<std::uint64_t> reads_started_{0};  // read() calls begun by the reader
