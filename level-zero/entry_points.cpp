@@ -483,6 +483,16 @@ ze_result_t ZE_APICALL xMemGetAddressRange(ze_context_handle_t hContext, const v
 // ============================================================================
 // Command queues
 
+// The checks a queue descriptor gets, for queues and immediate lists alike.
+ze_result_t check_queue_desc(const ze_command_queue_desc_t& desc) {
+  if (desc.flags > 0x1 || desc.mode > ZE_COMMAND_QUEUE_MODE_ASYNCHRONOUS ||
+      desc.priority > ZE_COMMAND_QUEUE_PRIORITY_PRIORITY_HIGH) {
+    return ZE_RESULT_ERROR_INVALID_ENUMERATION;
+  }
+  if (desc.ordinal >= 1 || desc.index >= kNumQueues) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+  return ZE_RESULT_SUCCESS;
+}
+
 ze_result_t ZE_APICALL xCommandQueueCreate(ze_context_handle_t hContext, ze_device_handle_t hDevice,
                                            const ze_command_queue_desc_t* desc, ze_command_queue_handle_t* ph) {
   return guard("zeCommandQueueCreate", ENTRY() {
@@ -490,11 +500,7 @@ ze_result_t ZE_APICALL xCommandQueueCreate(ze_context_handle_t hContext, ze_devi
     REQ_HANDLE(hDevice);
     REQ_PTR(desc);
     REQ_PTR(ph);
-    if (desc->flags > 0x1 || desc->mode > ZE_COMMAND_QUEUE_MODE_ASYNCHRONOUS ||
-        desc->priority > ZE_COMMAND_QUEUE_PRIORITY_PRIORITY_HIGH) {
-      return ZE_RESULT_ERROR_INVALID_ENUMERATION;
-    }
-    if (desc->ordinal >= 1 || desc->index >= kNumQueues) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    if (const ze_result_t r = check_queue_desc(*desc); r != ZE_RESULT_SUCCESS) return r;
     *ph = new CommandQueue(*ctx_of(hContext), *dev_of(hDevice), *desc);
     return ZE_RESULT_SUCCESS;
   });
@@ -562,11 +568,7 @@ ze_result_t ZE_APICALL xCommandListCreateImmediate(ze_context_handle_t hContext,
     REQ_HANDLE(hDevice);
     REQ_PTR(desc);
     REQ_PTR(ph);
-    if (desc->flags > 0x1 || desc->mode > ZE_COMMAND_QUEUE_MODE_ASYNCHRONOUS ||
-        desc->priority > ZE_COMMAND_QUEUE_PRIORITY_PRIORITY_HIGH) {
-      return ZE_RESULT_ERROR_INVALID_ENUMERATION;
-    }
-    if (desc->ordinal >= 1 || desc->index >= kNumQueues) return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    if (const ze_result_t r = check_queue_desc(*desc); r != ZE_RESULT_SUCCESS) return r;
     *ph = new CommandList(*ctx_of(hContext), *dev_of(hDevice), desc->ordinal, true, desc->mode);
     return ZE_RESULT_SUCCESS;
   });
