@@ -119,11 +119,6 @@ bool SvmManager::find_mirror(std::uint64_t addr, std::uint64_t* lo, std::uint64_
   return true;
 }
 
-RangePtr SvmManager::find_range(std::uint64_t addr) const {
-  std::lock_guard lk(driver_mu_);
-  return tree_.find(addr);
-}
-
 RangePtr SvmManager::find_or_insert(std::uint64_t addr) {
   std::lock_guard lk(driver_mu_);
   if (RangePtr r = tree_.find(addr)) return r;

@@ -86,7 +86,6 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
 
  private:
   RangePtr find_or_insert(std::uint64_t addr);
-  RangePtr find_range(std::uint64_t addr) const;
   // The range around addr with its migrate_mu held in `held`, or nullptr if
   // addr is not in a mirror. Ranges whose CPU mapping changed are removed on
   // the way (the fault path does not wait for the gc).
