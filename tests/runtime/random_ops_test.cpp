@@ -28,6 +28,13 @@ struct Slot {
   std::size_t n = 0;
   bool app = false;  // application mmap + mirror (else alloc_shared)
   std::vector<std::uint8_t> shadow;
+  std::string ops;  // the slot's recent operations, for failure messages
+  void note(const char* op, std::size_t off = 0, std::size_t len = 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s@%zx+%zx ", op, off, len);
+    ops += buf;
+    if (ops.size() > 600) ops.erase(0, ops.size() - 400);
+  }
 };
 
 class RandomOps {
@@ -80,9 +87,21 @@ class RandomOps {
       case 4: case 5: case 6: case 7: return gpu_write(s, off, len);
       case 8: case 9: case 10: return gpu_check(s, off, len);
       case 11: case 12: case 13: return cpu_check(s, off, len);
-      case 14: last_ = "prefetch device"; rt_.prefetch(s.p + off, len, Location::kDevice); return;
-      case 15: last_ = "prefetch system"; rt_.prefetch(s.p + off, len, Location::kSystem); return;
-      case 16: last_ = "evict"; rt_.evict(s.p + off, len); return;
+      case 14:
+        last_ = "prefetch device";
+        s.note("pd", off, len);
+        rt_.prefetch(s.p + off, len, Location::kDevice);
+        return;
+      case 15:
+        last_ = "prefetch system";
+        s.note("ps", off, len);
+        rt_.prefetch(s.p + off, len, Location::kSystem);
+        return;
+      case 16:
+        last_ = "evict";
+        s.note("ev", off, len);
+        rt_.evict(s.p + off, len);
+        return;
       case 17: if (s.app && remap_) return remap(s); return gpu_write(s, off, len);
       default: if (rnd(4) == 0) return drop(s); return cpu_check(s, off, len);
     }
@@ -130,18 +149,23 @@ class RandomOps {
     if (!dst) return;
     void* q = mremap(s.p, s.n, s.n, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
     ASSERT_EQ(q, dst);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "mremap %p->%p", static_cast<void*>(s.p), q);
+    s.note(buf);
     s.p = static_cast<std::uint8_t*>(q);
     drain_events(rt_);  // the runtime hears of the move before the GPU uses the new address
   }
 
   void cpu_write(Slot& s, std::size_t off, std::size_t len) {
     last_ = "cpu write";
+    s.note("cw", off, len);
     const auto v = static_cast<std::uint8_t>(rng_());
     for (std::size_t i = 0; i < len; ++i) s.shadow[off + i] = s.p[off + i] = static_cast<std::uint8_t>(v + i);
   }
 
   void gpu_write(Slot& s, std::size_t off, std::size_t len) {
     last_ = "gpu write";
+    s.note("gw", off, len);
     std::vector<std::uint8_t> data(len);
     const auto v = static_cast<std::uint8_t>(rng_());
     for (std::size_t i = 0; i < len; ++i) data[i] = static_cast<std::uint8_t>(v ^ (i * 7));
@@ -155,12 +179,28 @@ class RandomOps {
     std::vector<std::uint8_t> data(len);
     const std::uint64_t a = reinterpret_cast<std::uint64_t>(s.p + off);
     rt_.launch(1, [&](const WorkItem&, DeviceAccessor& acc) { acc.read(a, data.data(), len); });
-    for (std::size_t i = 0; i < len; ++i) mismatches_ += data[i] != s.shadow[off + i];
+    std::size_t bad = 0, first = 0;
+    for (std::size_t i = 0; i < len; ++i) {
+      if (data[i] != s.shadow[off + i] && bad++ == 0) first = off + i;
+    }
+    if (bad) report(s, "gpu read", first, bad);
   }
 
   void cpu_check(Slot& s, std::size_t off, std::size_t len) {
     last_ = "cpu read";
-    for (std::size_t i = 0; i < len; ++i) mismatches_ += s.p[off + i] != s.shadow[off + i];
+    std::size_t bad = 0, first = 0;
+    for (std::size_t i = 0; i < len; ++i) {
+      if (s.p[off + i] != s.shadow[off + i] && bad++ == 0) first = off + i;
+    }
+    if (bad) report(s, "cpu read", first, bad);
+  }
+
+  void report(Slot& s, const char* what, std::size_t first, std::size_t bad) {
+    mismatches_ += bad;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s: %zu bytes differ from offset %zx of %s %p+%zx; its recent ops: ", what,
+                  bad, first, s.app ? "app" : "svm", static_cast<void*>(s.p), s.n);
+    last_ = buf + s.ops;
   }
 
   void check_all() {
@@ -215,21 +255,13 @@ TEST(RandomOps, ConcurrentThreadsOnDisjointAllocationsAgreeWithTheirShadows) {
   EXPECT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }));
 }
 
-// Known failure, skipped unless XESVM_RANDOM_REMAP_RACE=1: with two threads
-// mmapping, mirroring, munmapping and mremapping application memory at once,
-// an mremap of a mirror is occasionally not seen by the runtime: its mirror
-// stays registered at the old address (a later alloc_shared there is refused
-// as "overlaps the mirrored region") and the new address is not SVM memory
-// (GPU fault "address is not SVM memory"). Seen about once in 3 runs of
-//   ctest -R '^RandomOps' -j2   (with this test enabled, on a loaded 2-vCPU VM)
-// Suspect: the VA a mapping frees is reusable before its userfaultfd event
-// (UNMAP/REMAP) is even queued, so the sim's event-driven mirror records can
-// be updated out of order with a concurrent mirror() at the same addresses.
+// Two threads mapping, mirroring, moving and unmapping application memory
+// at once: the kernel frees an unmapped or moved range's addresses before
+// it queues the event, so the other thread can reuse them and its events
+// can be read first. The sim must not let a stale UNMAP tear down a mirror
+// that moved in, nor place evicted bytes into a mapping that took over the
+// addresses (cpu_mirror.cpp, "Events of different threads").
 TEST(RandomOps, ConcurrentThreadsWithMremapAgreeWithTheirShadows) {
-  if (env_or("XESVM_RANDOM_REMAP_RACE", 0) == 0) {
-    GTEST_SKIP() << "known race: a concurrent mremap of a mirror is sometimes missed by the runtime "
-                    "(set XESVM_RANDOM_REMAP_RACE=1 to run)";
-  }
   const std::uint64_t ops = env_or("XESVM_RANDOM_OPS", 20000) / 2;
   const std::uint64_t seed = env_or("XESVM_RANDOM_SEED", 20261122);
   Runtime rt("sim:vram=16M,workers=2");

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <string>
+#include <vector>
 #include <thread>
 
 #include "test_util.hpp"
@@ -104,6 +106,78 @@ TEST(SharpEdges, MappingReplacedWhileAKernelRunsNeverReceivesItsWrites) {
     EXPECT_EQ(foreign, 0u) << "round " << round;
     munmap(p, n);
   }
+}
+
+// munmap frees addresses before the runtime can hear of it: another thread
+// may map the same addresses and mirror them while the UNMAP event is still
+// on its way. The new mirror must not be refused as an overlap with the old
+// one, nor torn down when the old mapping's event finally arrives.
+TEST(SharpEdges, MirrorOfAddressesWhoseUnmapIsStillInFlightSurvivesTheOldEvent) {
+  Runtime rt("sim:vram=16M,workers=2");
+  const std::size_t n = 64u << 10;
+  std::atomic<void*> base{nullptr};
+  std::atomic<int> rounds{0}, ready{0};
+  std::atomic<bool> stop{false};
+  std::string failure[2];
+  auto worker = [&](int t) {
+    // Warm up this thread's allocator first: its arena must not land in
+    // the hole the test is about to make.
+    std::vector<std::uint8_t> warm(1u << 20, 1);
+    ready.fetch_add(1);
+    while (!base.load()) std::this_thread::yield();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    for (std::uint32_t i = 0; !stop.load() && std::chrono::steady_clock::now() < deadline; ++i) {
+      void* p = mmap(base.load(), n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                     -1, 0);
+      if (p == MAP_FAILED) continue;  // the other thread holds it
+      if (p != base.load()) {
+        munmap(p, n);  // an old kernel that ignores MAP_FIXED_NOREPLACE
+        failure[t] = "MAP_FIXED_NOREPLACE unsupported";
+        stop.store(true);
+        return;
+      }
+      const std::uint32_t gen = t * 1000000u + i;
+      try {
+        rt.mirror(p, n);  // at once: the other thread's UNMAP may still be in flight
+        fill(p, n, gen);
+        rt.launch(pages(n), touch_pages_kernel(p, n, 1, /*write=*/true));  // the GPU must still see SVM memory
+        rt.prefetch(p, n, Location::kDevice);
+        rt.launch(pages(n), touch_pages_kernel(p, n, 1, /*write=*/true));
+        auto* b = static_cast<std::uint8_t*>(p);
+        for (std::size_t pg = 0; pg < n; pg += 4096) {  // the kernel added 2 to one word per page
+          std::uint32_t w;
+          std::memcpy(&w, b + pg, 4);
+          w -= 2;
+          std::memcpy(b + pg, &w, 4);
+        }
+        if (const std::size_t bad = mismatches(p, n, gen)) {
+          failure[t] = std::to_string(bad) + " bytes differ in round " + std::to_string(i);
+        }
+      } catch (const Error& e) {
+        failure[t] = std::string("round ") + std::to_string(i) + ": " + e.what();
+      }
+      munmap(p, n);  // no unmirror: the UNMAP event ends the mirror
+      rounds.fetch_add(1);
+      if (!failure[t].empty()) {
+        stop.store(true);
+        return;
+      }
+    }
+  };
+  std::thread a(worker, 0), b(worker, 1);
+  while (ready.load() < 2) std::this_thread::yield();
+  void* hole = map_aligned(n, 2u << 20);
+  ASSERT_NE(hole, nullptr);
+  munmap(hole, n);  // the addresses both threads compete for
+  base.store(hole);
+  a.join();
+  b.join();
+  if (failure[0] == "MAP_FIXED_NOREPLACE unsupported") GTEST_SKIP() << failure[0];
+  EXPECT_EQ(failure[0], "") << "thread 0";
+  EXPECT_EQ(failure[1], "") << "thread 1";
+  EXPECT_GT(rounds.load(), 20);
+  drain_events(rt);
+  EXPECT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }));
 }
 
 }  // namespace

@@ -42,6 +42,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <sstream>
 
 #include "runtime/backends/sim/cost_model.hpp"
@@ -191,7 +192,7 @@ CpuMirror::~CpuMirror() {
 
 CpuMirrorStats CpuMirror::stats() const {
   return {cpu_faults_device_.load(), cpu_faults_zero_.load(), pages_to_ram_.load(), events_.load(),
-          deferred_count_.load()};
+          deferred_count_.load(), stale_unmaps_.load()};
 }
 
 // ---------------------------------------------------------------------------
@@ -202,19 +203,11 @@ void CpuMirror::mirror(std::uint64_t start, std::size_t len, MirrorClient& clien
     throw Error(Error::Code::kInvalidArgument,
                 "sim device: mirror region must be page aligned and non-empty");
   }
-  // Events arrive after the fact: an UNMAP of an earlier mapping at these
-  // addresses may still be queued. Applied after this registration it
-  // would tear down the new mirror, so apply everything pending first
-  // (drain() costs a reader pass; skip it when nothing is pending: the
-  // descriptor has nothing to read, no read is in progress, and everything
-  // read has been applied).
-  const bool idle = [&] {
-    pollfd p{uffd_, POLLIN, 0};
-    if (poll(&p, 1, 0) != 0) return false;
-    std::lock_guard q(queue_mu_);
-    return reads_started_.load() == reads_done_.load() && applied_count_ == read_count_ && queue_.empty();
-  }();
-  if (!idle) drain();
+  // Events arrive after the fact: an UNMAP or REMAP of an earlier mapping
+  // at these addresses may still be on its way. Applied after this
+  // registration it would tear down (or move away) the new mirror, so
+  // settle every mapping change first.
+  settle_mapping_changes();
   std::lock_guard lk(mirrors_mu_);
   auto it = mirrors_.upper_bound(start);
   if (it != mirrors_.begin()) {
@@ -239,7 +232,66 @@ void CpuMirror::mirror(std::uint64_t start, std::size_t len, MirrorClient& clien
                 "sim device: cannot mirror the region (" + errno_text(e) +
                     "): expected private anonymous memory that is mapped in full");
   }
-  mirrors_[start] = Mirror{start + len, &client};
+  mirrors_[start] = Mirror{start + len, &client, /*moved=*/false};
+}
+
+// The kernel frees an unmapped (or moved) range's addresses before it even
+// queues the UNMAP/REMAP event, so another thread can map the same
+// addresses and ask for a mirror while the event is still to come: poll()
+// and the reader see nothing yet. What does see it is the descriptor's
+// mmap_changing count, raised under mmap_lock before the addresses are freed
+// and dropped only once the event has been read; every UFFDIO_WRITEPROTECT
+// checks it first and fails with EAGAIN while it is raised. An invalid mode
+// turns that check into a pure probe: EAGAIN while a change is in flight,
+// EINVAL (the mode check that follows) once none is.
+bool mapping_change_in_flight(int uffd) {
+  uffdio_writeprotect probe{};
+  probe.range = {0, kPageSize};
+  probe.mode = ~std::uint64_t{0};
+  return ioctl(uffd, UFFDIO_WRITEPROTECT, &probe) < 0 && errno == EAGAIN;
+}
+
+// UFFDIO_CONTINUE finds the VMA first and fails with ENOENT unless one VMA
+// registered with userfaultfd covers the whole range; it checks
+// mmap_changing before that (EAGAIN), and on private anonymous memory it
+// then always fails with EINVAL (CONTINUE is for shared memory): no side
+// effects on the memory we mirror.
+Registration registration(int uffd, std::uint64_t start, std::uint64_t len) {
+  uffdio_continue probe{};
+  probe.range = {start, len};
+  probe.mode = UFFDIO_CONTINUE_MODE_DONTWAKE;
+  if (ioctl(uffd, UFFDIO_CONTINUE, &probe) == 0) return Registration::kRegistered;
+  switch (errno) {
+    case EAGAIN: return Registration::kChanging;
+    case EINVAL:
+    case EEXIST: return Registration::kRegistered;
+    default: return Registration::kUnregistered;
+  }
+}
+
+bool CpuMirror::mapping_change_in_flight() const { return sim::mapping_change_in_flight(uffd_); }
+
+void CpuMirror::settle_mapping_changes() {
+  using Clock = std::chrono::steady_clock;
+  // Bounded: other threads' unmaps (and the sim's own MADV_DONTNEED) may
+  // keep the count raised for a while, but each is read within
+  // microseconds; a mapping this call must wait for was changed before it
+  // started.
+  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  for (unsigned i = 0; mapping_change_in_flight() && Clock::now() < deadline; ++i) {
+    drain();
+    if (i > 4) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  // Read but maybe not applied yet: apply it (drain() costs a reader pass;
+  // skip it when nothing is pending: the descriptor has nothing to read, no
+  // read is in progress, and everything read has been applied).
+  const bool idle = [&] {
+    pollfd p{uffd_, POLLIN, 0};
+    if (poll(&p, 1, 0) != 0) return false;
+    std::lock_guard q(queue_mu_);
+    return reads_started_.load() == reads_done_.load() && applied_count_ == read_count_ && queue_.empty();
+  }();
+  if (!idle) drain();
 }
 
 void CpuMirror::unmirror(std::uint64_t start, std::size_t len) {
@@ -255,14 +307,6 @@ void CpuMirror::unmirror(std::uint64_t start, std::size_t len) {
   uffdio_range r{start, len};
   ioctl(uffd_, UFFDIO_UNREGISTER, &r);  // ENOENT/EINVAL: the mapping is gone already
   drop_entries(start, start + len);
-}
-
-MirrorClient* CpuMirror::client_for(std::uint64_t addr) {
-  std::lock_guard lk(mirrors_mu_);
-  auto it = mirrors_.upper_bound(addr);
-  if (it == mirrors_.begin()) return nullptr;
-  --it;
-  return addr < it->second.end ? it->second.client : nullptr;
 }
 
 // ---------------------------------------------------------------------------
@@ -428,6 +472,20 @@ int CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_t len) 
   for (unsigned n = place_failures_.load(); n > 0;) {
     if (place_failures_.compare_exchange_weak(n, n - 1)) return EIO;
   }
+  // The address comes from the frame's device-private entry, which follows
+  // mapping events only once they are applied: after an munmap (or a move
+  // away) whose event is read but not applied, or applied since the caller
+  // looked the address up, another mapping may already sit there, and
+  // UFFDIO_COPY would put these bytes into it. Place only where each page's
+  // entry is still this frame's migration entry, with no event about the
+  // pages pending. (A change made between this check and the copy below
+  // keeps mmap_changing raised until its event is read: the copy fails with
+  // EAGAIN. Only a change whose event is also read in those few
+  // instructions escapes; user space cannot close that window.)
+  if (!placement_current(addr, src, len)) {
+    drain();
+    return ENOENT;
+  }
   std::size_t done = 0;
   int eagain = 0;
   while (done < len) {
@@ -452,6 +510,23 @@ int CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_t len) 
     return e;
   }
   return 0;
+}
+
+bool CpuMirror::placement_current(std::uint64_t addr, const std::byte* src, std::size_t len) {
+  {
+    std::lock_guard lk(entries_mu_);
+    for (std::size_t off = 0; off < len; off += kPageSize) {
+      const FrameId f = frames_.frame_at(src + off);
+      auto it = entries_.find(addr + off);
+      if (f == kNoFrame || it == entries_.end() || it->second.frame != f ||
+          it->second.state != EntryState::kEvicting) {
+        return false;
+      }
+    }
+  }
+  // Events read are applied in order, so those past the applied count are
+  // pending; any of them touching these pages may move or drop them.
+  return !mapping_changed_since(events_applied_.load(), addr, addr + len);
 }
 
 void CpuMirror::finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed) {
@@ -634,7 +709,16 @@ void CpuMirror::service_loop(std::stop_token st) {
 }
 
 void CpuMirror::notify(const Invalidation& inv) {
-  if (MirrorClient* c = client_for(inv.start)) c->invalidate(inv);
+  // The client of any mirror the change touches: an munmap may begin below
+  // the mirror it ends.
+  MirrorClient* c = nullptr;
+  {
+    std::lock_guard lk(mirrors_mu_);
+    auto it = mirrors_.upper_bound(inv.start);
+    if (it != mirrors_.begin() && std::prev(it)->second.end > inv.start) --it;
+    if (it != mirrors_.end() && it->first < std::max(inv.end, inv.start + 1)) c = it->second.client;
+  }
+  if (c) c->invalidate(inv);
 }
 
 void CpuMirror::drop_entries(std::uint64_t start, std::uint64_t end) {
@@ -662,6 +746,86 @@ void CpuMirror::move_entries(std::uint64_t from, std::uint64_t to, std::uint64_t
   }
 }
 
+// Forgets [start, end) of every mirror: the mapping there is gone.
+void CpuMirror::unmap_span(std::uint64_t start, std::uint64_t end) {
+  drop_entries(start, end);
+  notify({InvalidationKind::kUnmap, start, end, 0, {}});
+  std::lock_guard lk(mirrors_mu_);
+  std::vector<std::pair<std::uint64_t, Mirror>> keep;
+  for (auto it = mirrors_.begin(); it != mirrors_.end();) {
+    const std::uint64_t s = it->first, e = it->second.end;
+    if (e <= start || s >= end) {
+      ++it;
+      continue;
+    }
+    if (s < start) keep.emplace_back(s, Mirror{start, it->second.client, it->second.moved});
+    if (e > end) keep.emplace_back(end, Mirror{e, it->second.client, it->second.moved});
+    it = mirrors_.erase(it);
+  }
+  for (auto& k : keep) mirrors_[k.first] = k.second;
+}
+
+// Pieces of [start, end) that a REMAP moved a mirror to and that the kernel
+// still has registered: an UNMAP over them is older than the move.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> CpuMirror::live_moved_pieces(std::uint64_t start,
+                                                                                  std::uint64_t end) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> moved;
+  {
+    std::lock_guard lk(mirrors_mu_);
+    auto it = mirrors_.upper_bound(start);
+    if (it != mirrors_.begin()) --it;
+    for (; it != mirrors_.end() && it->first < end; ++it) {
+      if (it->second.end <= start || !it->second.moved) continue;
+      moved.emplace_back(std::max(it->first, start), std::min(it->second.end, end));
+    }
+  }
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> live;
+  for (auto [s, e] : moved) {
+    Registration reg = registration(uffd_, s, e - s);
+    // A change in flight may be what settles it (the move's own mremap
+    // thread has not resumed yet, or another unmap is on its way): wait
+    // for it to be read, bounded; the reader never waits for this thread.
+    for (int i = 0; reg == Registration::kChanging && i < 2000; ++i) {
+      std::this_thread::sleep_for(std::chrono::microseconds(i < 20 ? 5 : 100));
+      reg = registration(uffd_, s, e - s);
+    }
+    if (reg == Registration::kRegistered) live.emplace_back(s, e);
+  }
+  return live;
+}
+
+std::optional<CpuMirror::Message> CpuMirror::take_queued_move_from(std::uint64_t start, std::uint64_t end) {
+  // Let every change in flight be read: the mremap that freed these
+  // addresses may not have queued its event yet. Bounded; the thread of the
+  // move being applied holds the count too until it resumes.
+  for (int i = 0; mapping_change_in_flight() && i < 2000; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(i < 20 ? 5 : 100));
+  }
+  std::unique_lock lk(queue_mu_);
+  const std::uint64_t target = empty_passes_ + 2;
+  lk.unlock();
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto r = write(wake_fd_, &one, sizeof one);
+  lk.lock();
+  queue_cv_.wait_for(lk, std::chrono::milliseconds(500), [&] {
+    return empty_passes_ >= target - 1 || reader_.get_stop_token().stop_requested();
+  });
+  lk.unlock();
+  r = write(wake_fd_, &one, sizeof one);
+  lk.lock();
+  queue_cv_.wait_for(lk, std::chrono::milliseconds(500), [&] {
+    return empty_passes_ >= target || reader_.get_stop_token().stop_requested();
+  });
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (it->event == kMsgRemap && it->a < end && it->a + it->c > start) {
+      Message m = *it;
+      queue_.erase(it);
+      return m;
+    }
+  }
+  return std::nullopt;
+}
+
 void CpuMirror::apply(const Message& m) {
   events_.fetch_add(1, std::memory_order_relaxed);
   if (m.event == kMsgRemove) {
@@ -670,26 +834,47 @@ void CpuMirror::apply(const Message& m) {
     return;
   }
   if (m.event == kMsgUnmap) {
-    drop_entries(m.a, m.b);
-    notify({InvalidationKind::kUnmap, m.a, m.b, 0, {}});
-    // Forget the unmapped part of any mirror (the registration is gone).
-    std::lock_guard lk(mirrors_mu_);
-    std::vector<std::pair<std::uint64_t, Mirror>> keep;
-    for (auto it = mirrors_.begin(); it != mirrors_.end();) {
-      std::uint64_t s = it->first, e = it->second.end;
-      if (e <= m.a || s >= m.b) {
-        ++it;
-        continue;
-      }
-      if (s < m.a) keep.emplace_back(s, Mirror{m.a, it->second.client});
-      if (e > m.b) keep.emplace_back(m.b, Mirror{e, it->second.client});
-      it = mirrors_.erase(it);
+    // Events of different threads can arrive out of order: munmap frees
+    // the addresses before it queues its event, so another thread may map
+    // them and mremap a mirror there, and that REMAP can be read first.
+    // Such a stale UNMAP must not tear down the mirror that moved in: the
+    // parts the kernel still has registered are left alone. (A mirror
+    // registered by mirror() needs no such check: mirror() settles every
+    // change in flight before it registers.)
+    std::uint64_t a = m.a;
+    for (auto [s, e] : live_moved_pieces(m.a, m.b)) {
+      stale_unmaps_.fetch_add(1, std::memory_order_relaxed);
+      if (a < s) unmap_span(a, s);
+      a = e;
     }
-    for (auto& k : keep) mirrors_[k.first] = k.second;
+    if (a < m.b) unmap_span(a, m.b);
     return;
   }
   if (m.event == kMsgRemap) {
     const std::uint64_t from = m.a, to = m.b, len = m.c;
+    // The kernel unmapped whatever was at the target before the move (an
+    // MREMAP_FIXED over it, or an earlier munmap whose UNMAP event is
+    // still to come): anything still recorded there is dead.
+    bool target_taken = false;
+    {
+      std::lock_guard lk(mirrors_mu_);
+      auto it = mirrors_.upper_bound(to);
+      if (it != mirrors_.begin() && std::prev(it)->second.end > to) --it;
+      target_taken = it != mirrors_.end() && it->first < to + len;
+    }
+    if (target_taken) {
+      // Usually the mapping recorded there moved away first and its REMAP
+      // is queued behind this one, or still in flight (mremap frees the
+      // source before queueing its event, so this move could reuse the
+      // addresses). Apply that older move first; what is left is dead.
+      while (const auto older = take_queued_move_from(to, to + len)) {
+        apply(*older);
+        events_applied_.fetch_add(1);
+        std::lock_guard q(queue_mu_);
+        ++applied_count_;
+      }
+      unmap_span(to, to + len);
+    }
     move_entries(from, to, len);
     // The runtime hears of the move before the mirror record moves, so it can
     // find its client by the old address.
@@ -704,12 +889,12 @@ void CpuMirror::apply(const Message& m) {
         continue;
       }
       moved_client = it->second.client;
-      if (s < from) keep.emplace_back(s, Mirror{from, moved_client});
-      if (e > from + len) keep.emplace_back(from + len, Mirror{e, moved_client});
+      if (s < from) keep.emplace_back(s, Mirror{from, moved_client, it->second.moved});
+      if (e > from + len) keep.emplace_back(from + len, Mirror{e, moved_client, it->second.moved});
       it = mirrors_.erase(it);
     }
     for (auto& k : keep) mirrors_[k.first] = k.second;
-    if (moved_client) mirrors_[to] = Mirror{to + len, moved_client};
+    if (moved_client) mirrors_[to] = Mirror{to + len, moved_client, /*moved=*/true};
   }
 }
 

@@ -21,6 +21,14 @@
 //    with EAGAIN or ENOENT first drains every pending event (drain()) and
 //    then looks up where the page lives now: its bytes may be needed at a
 //    new address after mremap.
+//  * Events of different threads arrive out of order: munmap and mremap
+//    free addresses before queueing their event, so another thread's
+//    mapping there, and its event, can come first. mirror() first settles
+//    every change in flight (settle_mapping_changes()); a REMAP applies an
+//    older move out of its target first and drops whatever else is recorded
+//    there; an UNMAP spares what a REMAP moved in and the kernel still has
+//    registered (registration()); place() only writes where the page's
+//    entry still names the frame being evicted.
 //
 // Locking: entries_mu_ guards the device-private entries and the frame ->
 // address table; it is a leaf lock held for table updates only, never
@@ -33,6 +41,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -60,6 +69,22 @@ struct UffdFeatures {
   std::string describe() const;
 };
 
+/// True while the kernel has begun a mapping change (munmap, mremap,
+/// MADV_DONTNEED, fork) of memory registered with userfaultfd descriptor
+/// `uffd` whose event has not been read from it yet. The change's addresses
+/// may already be free for reuse. No side effects: the request is one the
+/// kernel refuses (EINVAL) once nothing is in flight.
+bool mapping_change_in_flight(int uffd);
+
+/// Whether userfaultfd registration covers [start, start+len) now, as the
+/// kernel sees it. kChanging: a mapping change is in flight (see
+/// mapping_change_in_flight()), ask again once it has been read.
+/// kRegistered needs one VMA to cover the whole range and says nothing about
+/// which descriptor registered it. Meant for private anonymous memory; on
+/// registered shared memory the probe maps page-cache pages already there.
+enum class Registration : std::uint8_t { kRegistered, kUnregistered, kChanging };
+Registration registration(int uffd, std::uint64_t start, std::uint64_t len);
+
 /// Counters of the CPU side.
 struct CpuMirrorStats {
   std::uint64_t cpu_faults_device = 0;  ///< MISSING faults on device-resident pages
@@ -67,6 +92,7 @@ struct CpuMirrorStats {
   std::uint64_t pages_to_ram = 0;       ///< pages moved back by CPU faults
   std::uint64_t events = 0;             ///< UNMAP/REMOVE/REMAP applied
   std::uint64_t deferred = 0;           ///< faults deferred on a busy frame
+  std::uint64_t stale_unmaps = 0;       ///< UNMAP pieces older than a REMAP onto them, ignored
 };
 
 class CpuMirror {
@@ -102,6 +128,13 @@ class CpuMirror {
 
   /// Waits until every event the kernel has queued so far is applied.
   void drain();
+  /// Waits (bounded) until no mapping change of mirrored memory is in flight
+  /// (begun by the kernel, event not read yet), then applies every event
+  /// read: afterwards no event older than the call is still to come.
+  void settle_mapping_changes();
+  /// True while the kernel has begun an munmap, mremap, MADV_DONTNEED or
+  /// fork touching mirrored memory whose event is not read yet.
+  bool mapping_change_in_flight() const;
   /// True while a mapping event (UNMAP, REMOVE, REMAP) is read but not applied.
   bool events_pending() const { return events_applied_.load() < events_read_.load(); }
   /// Test hook: the next n placements fail with EIO.
@@ -116,6 +149,7 @@ class CpuMirror {
   struct Mirror {
     std::uint64_t end;
     MirrorClient* client;
+    bool moved;  // put here by a REMAP, not by mirror()
   };
   struct Message {
     std::uint8_t event;
@@ -127,8 +161,11 @@ class CpuMirror {
   void apply(const Message& m);
   bool serve_fault(std::uint64_t page, std::uint64_t flags);  // false: defer
   void notify(const Invalidation& inv);
-  MirrorClient* client_for(std::uint64_t addr);
   void move_entries(std::uint64_t from, std::uint64_t to, std::uint64_t len);
+  void unmap_span(std::uint64_t start, std::uint64_t end);
+  bool placement_current(std::uint64_t addr, const std::byte* src, std::size_t len);
+  std::optional<Message> take_queued_move_from(std::uint64_t start, std::uint64_t end);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> live_moved_pieces(std::uint64_t start, std::uint64_t end);
   void drop_entries(std::uint64_t start, std::uint64_t end);
   bool is_dropping(std::uint64_t start, std::uint64_t end);
   int zero_page(std::uint64_t page);
@@ -169,7 +206,7 @@ class CpuMirror {
   std::atomic<std::uint64_t> reads_done_{0};     // ... and fully processed
 
   std::atomic<std::uint64_t> cpu_faults_device_{0}, cpu_faults_zero_{0}, pages_to_ram_{0},
-      events_{0}, deferred_count_{0};
+      events_{0}, deferred_count_{0}, stale_unmaps_{0};
   std::atomic<unsigned> place_failures_{0};
 
   std::jthread reader_;

@@ -286,6 +286,11 @@ const std::byte* FramePool::data(FrameId frame) const {
   return map_.base + static_cast<std::size_t>(frame) * kPageSize;
 }
 
+FrameId FramePool::frame_at(const std::byte* p) const noexcept {
+  if (p < map_.base || p >= map_.base + frame_count_ * kPageSize) return kNoFrame;
+  return static_cast<FrameId>(static_cast<std::size_t>(p - map_.base) / kPageSize);
+}
+
 DeviceMemoryUse FramePool::use() const noexcept {
   DeviceMemoryUse u;
   u.total = map_.bytes;

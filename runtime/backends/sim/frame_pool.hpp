@@ -78,6 +78,8 @@ class FramePool {
   /// Error(kInvalidArgument)). The pointer stays valid for the pool's life.
   std::byte* data(FrameId frame);
   const std::byte* data(FrameId frame) const;
+  /// The frame holding device-memory byte p; kNoFrame if p is not in it.
+  FrameId frame_at(const std::byte* p) const noexcept;
   std::size_t frame_count() const noexcept { return frame_count_; }
   /// total, used and high-water bytes.
   DeviceMemoryUse use() const noexcept;
