@@ -1,13 +1,16 @@
 // Randomized operations against a shadow copy: alloc, CPU writes, GPU
 // writes and reads, prefetch both ways, evict, free (munmap of an SVM
-// allocation), and mremap / munmap of application mirrors. Every byte the
-// CPU or the GPU reads is compared with the shadow: 0 mismatches.
+// allocation), mremap / munmap of application mirrors, and fork (the child
+// compares every slot with the shadow). Every byte the CPU or the GPU reads
+// is compared with the shadow: 0 mismatches.
 //
 // XESVM_RANDOM_OPS sets the number of operations (default 20000, the CI
 // setting; the long mode runs XESVM_RANDOM_OPS=1000000). XESVM_RANDOM_SEED
 // sets the seed (default: fixed); a failure prints the seed and step.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <random>
@@ -61,6 +64,7 @@ class RandomOps {
     return mismatches_;
   }
   std::uint64_t step() const { return step_; }
+  std::uint64_t forks() const { return forks_; }
   const std::string& last() const { return last_; }
 
  private:
@@ -79,6 +83,7 @@ class RandomOps {
 
   void one() {
     if (slots_.empty() || (slots_.size() < max_slots_ && rnd(16) == 0)) return alloc();
+    if (rnd(256) == 0) return fork_check();
     Slot& s = slots_[rnd(slots_.size())];
     const std::size_t off = rnd(s.n);
     const std::size_t len = 1 + rnd(std::min<std::size_t>(s.n - off, 3 * 4096) );
@@ -156,6 +161,32 @@ class RandomOps {
     drain_events(rt_);  // the runtime hears of the move before the GPU uses the new address
   }
 
+  // fork: the prepare handler brings every device-resident byte home, so the
+  // child, which inherits no userfaultfd registration, reads the same bytes
+  // as the parent. It checks this thread's slots (another thread's may be
+  // mid-write) and reports through its exit status; the parent goes on.
+  void fork_check() {
+    last_ = "fork";
+    for (Slot& s : slots_) s.note("fork");
+    const pid_t pid = fork();
+    if (pid < 0) return;  // out of processes: not this test's concern
+    if (pid == 0) {
+      std::size_t bad = 0;
+      for (const Slot& s : slots_) {
+        for (std::size_t i = 0; i < s.n; ++i) bad += s.p[i] != s.shadow[i];
+      }
+      _exit(bad == 0 ? 0 : 1);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    ++forks_;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      ++mismatches_;
+      last_ = "fork: the child saw bytes that differ from the shadow [" + history() + "]";
+    }
+  }
+
   void cpu_write(Slot& s, std::size_t off, std::size_t len) {
     last_ = "cpu write";
     s.note("cw", off, len);
@@ -214,6 +245,7 @@ class RandomOps {
   std::vector<Slot> slots_;
   std::size_t mismatches_ = 0;
   std::uint64_t step_ = 0;
+  std::uint64_t forks_ = 0;
   std::string last_;
 };
 
@@ -225,6 +257,7 @@ TEST(RandomOps, ShadowCopyAgreesAfterEveryOperation) {
     RandomOps r(rt, seed, 10);
     const std::size_t bad = r.run(ops);
     EXPECT_EQ(bad, 0u) << "seed " << seed << ", step " << r.step() << ", last op " << r.last();
+    EXPECT_GT(r.forks(), ops / 512) << "the fork operation hardly ran";
   }
   EXPECT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }))
       << rt.stats().device_bytes_in_use << " bytes of device memory leaked";
