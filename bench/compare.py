@@ -95,7 +95,37 @@ def main():
         v = "n/a" if value is None else (f"{value:.0f} {unit}" if unit == "ns" else f"{value:.2f}{unit}")
         verdict = "" if ok is None else ("PASS" if ok else "MISS")
         print(f"{label:<{width}}  {v:>10}  target {target:<9} {verdict}")
+    sweep(med)
     return 0
+
+
+def sweep(med):
+    """The serial-threshold sweep: parallel gain per call size, and the
+    crossover (the smallest size from which two workers never lose)."""
+    sizes = sorted({int(k.split("bytes:")[1].split("/")[0])
+                    for k in med if k.startswith("BM_BatchCopyThreshold/")})
+    if not sizes:
+        return
+    print()
+    print("batch copy serial threshold sweep (scattered 4K frames, 32 MiB in calls of N bytes)")
+    print(f"{'call bytes':>10}  {'serial ms':>9}  {'2 workers ms':>12}  {'parallel gain':>13}")
+    gains = []
+    for n in sizes:
+        ser = find(med, f"BM_BatchCopyThreshold/bytes:{n}/parallel:0/")
+        par = find(med, f"BM_BatchCopyThreshold/bytes:{n}/parallel:1/")
+        if ser is None or par is None:
+            continue
+        gains.append((n, ser / par))
+        print(f"{n:>10}  {ser / 1e6:>9.2f}  {par / 1e6:>12.2f}  {ser / par:>12.2f}x")
+    cross = None
+    for i, (n, _) in enumerate(gains):
+        if all(g >= 1.0 for _, g in gains[i:]):
+            cross = n
+            break
+    if cross is None:
+        print("crossover: none; two workers lose at every size here, so serial at every size")
+    else:
+        print(f"crossover: {cross} bytes (two workers do not lose from here up)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <exception>
+#include <mutex>
 #include <numeric>
 #include <thread>
 
@@ -20,6 +22,38 @@ namespace xesvm {
 BatchCopier::BatchCopier(BatchCopyOptions options)
     : options_(options), arena_(static_cast<int>(std::max(1u, options.workers))) {
   if (options_.batch_bytes < kPageSize) options_.batch_bytes = kPageSize;
+}
+
+void BatchCopier::for_each(std::size_t n, const std::function<void(std::size_t)>& fn) {
+  if (n == 0) return;
+#if defined(__SANITIZE_THREAD__)
+  // libtbb is not built with TSan: its task internals (stealing, range
+  // splitting) are reported as races in every parallel copy. Under TSan the
+  // same items go to plain threads, so the code they run stays checked.
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr first_error;
+  std::mutex error_mu;
+  std::vector<std::thread> ts;
+  for (unsigned w = 0; w < std::max(1u, options_.workers); ++w) {
+    ts.emplace_back([&] {
+      try {
+        for (std::size_t i; (i = next.fetch_add(1)) < n;) fn(i);
+      } catch (...) {
+        std::lock_guard lk(error_mu);
+        if (!first_error) first_error = std::current_exception();
+        next.store(n);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  if (first_error) std::rethrow_exception(first_error);
+#else
+  arena_.execute([&] {
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1), [&](const tbb::blocked_range<std::size_t>& br) {
+      for (std::size_t i = br.begin(); i != br.end(); ++i) fn(i);
+    });
+  });
+#endif
 }
 
 std::vector<CopyRun> BatchCopier::plan(std::span<const CopyPage> pages) const {
@@ -59,27 +93,7 @@ void BatchCopier::copy(std::span<const CopyPage> pages, CopyEngine& engine, std:
   if (total < options_.serial_threshold || options_.workers <= 1 || runs.size() == 1) {
     for (std::size_t r = 0; r < runs.size(); ++r) one(r);
   } else {
-#if defined(__SANITIZE_THREAD__)
-    // libtbb is not built with TSan: its task internals (stealing, range
-    // splitting) are reported as races in every parallel copy. Under TSan
-    // the same runs go to plain threads, so the copy code itself stays
-    // checked.
-    std::atomic<std::size_t> next{0};
-    std::vector<std::thread> ts;
-    for (unsigned w = 0; w < options_.workers; ++w) {
-      ts.emplace_back([&] {
-        for (std::size_t r; (r = next.fetch_add(1)) < runs.size();) one(r);
-      });
-    }
-    for (auto& t : ts) t.join();
-#else
-    arena_.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, runs.size(), 1),
-                        [&](const tbb::blocked_range<std::size_t>& br) {
-                          for (std::size_t r = br.begin(); r != br.end(); ++r) one(r);
-                        });
-    });
-#endif
+    for_each(runs.size(), one);
   }
   for (std::size_t r = 0; r < runs.size(); ++r) {
     const std::size_t n = runs[r].len / kPageSize;

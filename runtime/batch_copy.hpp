@@ -78,6 +78,12 @@ class BatchCopier {
   /// device and are retried by a later eviction).
   void copy(std::span<const CopyPage> pages, CopyEngine& engine, std::span<std::uint8_t> done);
 
+  /// Runs fn(0) .. fn(n-1) on the copier's workers (the bounded arena), in
+  /// any order and possibly at once, and returns when all have returned.
+  /// The first exception fn throws is rethrown here (under TSan, the rest
+  /// of the items are then skipped). fn may itself call copy().
+  void for_each(std::size_t n, const std::function<void(std::size_t)>& fn);
+
   const BatchCopyOptions& options() const { return options_; }
 
  private:

@@ -66,7 +66,7 @@ SvmManager::SvmManager(MechanismFace& mech, const RuntimeOptions& options)
     : mech_(mech),
       options_(options),
       notifier_(options.notifier_window),
-      copier_(BatchCopyOptions{std::max(1u, options.copy_workers), 256u << 10, 2u << 20, true}),
+      copier_(BatchCopyOptions{std::max(1u, options.copy_workers), options.copy_serial_threshold, 2u << 20, true}),
       evictor_(mech, notifier_, copier_, counters_, options.evict_retries),
       policy_({options.high_watermark, options.low_watermark, options.thrash_threshold, options.thrash_window_ns,
                options.thrash_cooldown_ns},
@@ -480,13 +480,27 @@ std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Locatio
 
 EvictResult SvmManager::evict(std::uint64_t start, std::size_t len) {
   check_span(start, len, "evict");
+  const std::vector<RangePtr> rs = ranges_in(start, start + len);
+  std::vector<EvictResult> res(rs.size());
+  auto one = [&](std::size_t i) {
+    std::lock_guard m(rs[i]->migrate_mu);
+    res[i] = evictor_.evict_va(*rs[i], start, start + len);
+  };
+  // Ranges are independent (each has its own lock and frames), and one
+  // range is often one 2 MiB run, which the batch copy cannot split: a span
+  // of many ranges is evicted range-parallel on the copier's workers.
+  std::uint64_t span = 0;
+  for (const RangePtr& r : rs) span += std::min(r->end, start + len) - std::max(r->start, start);
+  if (rs.size() > 1 && span >= copier_.options().serial_threshold) {
+    copier_.for_each(rs.size(), one);
+  } else {
+    for (std::size_t i = 0; i < rs.size(); ++i) one(i);
+  }
   EvictResult total;
-  for (const RangePtr& r : ranges_in(start, start + len)) {
-    std::lock_guard m(r->migrate_mu);
-    EvictResult res = evictor_.evict_va(*r, start, start + len);
-    total.pages_evicted += res.pages_evicted;
-    total.pages_skipped += res.pages_skipped;
-    total.retries += res.retries;
+  for (const EvictResult& r : res) {
+    total.pages_evicted += r.pages_evicted;
+    total.pages_skipped += r.pages_skipped;
+    total.retries += r.retries;
   }
   return total;
 }

@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -332,6 +333,48 @@ BENCHMARK(BM_BatchCopy)
     ->Args({1, 2})
     ->UseRealTime()
     ->Iterations(4);
+
+// The serial threshold sweep: the same scattered 4 KiB frames (every page
+// its own run, the case where parallelism can pay) copied in calls of
+// `bytes` each, serially (one worker) or always in parallel (two workers,
+// threshold 0). Below the size where parallel stops losing, the TBB
+// dispatch costs more than the second worker gains; compare.py prints the
+// crossover, which sets BatchCopyOptions::serial_threshold's default.
+constexpr std::size_t kSweepBytes = 32u << 20;
+
+void BM_BatchCopyThreshold(benchmark::State& state) {
+  const std::size_t call = static_cast<std::size_t>(state.range(0));
+  const bool parallel = state.range(1) != 0;
+  RawUffd raw(kSweepBytes);
+  auto* src = static_cast<std::uint8_t*>(map_aligned(2 * kSweepBytes));
+  std::memset(src, 0x5a, 2 * kSweepBytes);
+  std::vector<CopyPage> pages(kSweepBytes / kPage);
+  for (std::size_t i = 0; i < pages.size(); ++i) {
+    pages[i] = {reinterpret_cast<const std::byte*>(src + 2 * i * kPage),
+                reinterpret_cast<std::uint64_t>(raw.dst()) + i * kPage};
+  }
+  BatchCopier copier(BatchCopyOptions{parallel ? 2u : 1u, 0, 2u << 20, true});
+  std::vector<std::uint8_t> done(pages.size());
+  const std::size_t per_call = call / kPage;
+  for (auto _ : state) {
+    state.PauseTiming();
+    raw.empty();
+    UffdEngine engine(raw, pages);
+    state.ResumeTiming();
+    for (std::size_t first = 0; first < pages.size(); first += per_call) {
+      copier.copy(std::span<const CopyPage>(pages).subspan(first, per_call),
+                  engine, std::span<std::uint8_t>(done).subspan(first, per_call));
+    }
+  }
+  if (std::find(done.begin(), done.end(), 0) != done.end()) state.SkipWithError("a page was not copied");
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kSweepBytes));
+  munmap(src, 2 * kSweepBytes);
+}
+BENCHMARK(BM_BatchCopyThreshold)
+    ->ArgNames({"bytes", "parallel"})
+    ->ArgsProduct({{16 << 10, 64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20, 4 << 20}, {0, 1}})
+    ->UseRealTime()
+    ->Iterations(8);
 
 }  // namespace
 

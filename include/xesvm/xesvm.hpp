@@ -157,6 +157,9 @@ struct RuntimeOptions {
   std::uint64_t thrash_cooldown_ns = 500'000'000;
   unsigned evict_retries = 3;     ///< bounded retries of busy frames
   unsigned copy_workers = 2;      ///< parallel batch copy workers
+  /// Evictions moving fewer bytes than this copy on the calling thread; the
+  /// default is the crossover of the threshold sweep in bench/README.md.
+  std::size_t copy_serial_threshold = 256u << 10;
 };
 
 class RuntimeImpl;

@@ -96,6 +96,17 @@ void read_present(std::uint64_t start, std::size_t n, std::vector<bool>& present
 // An ioctl on the descriptor, retried while it fails with EAGAIN: that only
 // means an event (often our own MADV_DONTNEED's REMOVE from another thread)
 // is in flight and not read yet; the reader reads it within microseconds.
+// Sleeps in short steps while changing() holds, for at most 5 s (the
+// changes waited for end once the reader has read their events; a loaded
+// machine may not schedule the threads that made them for a while).
+template <class F>
+void wait_while(F changing) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (int i = 0; changing() && std::chrono::steady_clock::now() < deadline; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(i < 20 ? 5 : 100));
+  }
+}
+
 int ioctl_retry(int fd, unsigned long req, void* arg) {
   for (int i = 0;; ++i) {
     if (ioctl(fd, req, arg) == 0) return 0;
@@ -277,7 +288,7 @@ void CpuMirror::settle_mapping_changes() {
   // keep the count raised for a while, but each is read within
   // microseconds; a mapping this call must wait for was changed before it
   // started.
-  const auto deadline = Clock::now() + std::chrono::seconds(2);
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
   for (unsigned i = 0; mapping_change_in_flight() && Clock::now() < deadline; ++i) {
     drain();
     if (i > 4) std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -784,11 +795,9 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> CpuMirror::live_moved_piece
     Registration reg = registration(uffd_, s, e - s);
     // A change in flight may be what settles it (the move's own mremap
     // thread has not resumed yet, or another unmap is on its way): wait
-    // for it to be read, bounded; the reader never waits for this thread.
-    for (int i = 0; reg == Registration::kChanging && i < 2000; ++i) {
-      std::this_thread::sleep_for(std::chrono::microseconds(i < 20 ? 5 : 100));
-      reg = registration(uffd_, s, e - s);
-    }
+    // for it to be read. Only the reader is needed for that, never this
+    // thread, so the wait ends; the bound is for a stopped reader.
+    wait_while([&] { return (reg = registration(uffd_, s, e - s)) == Registration::kChanging; });
     if (reg == Registration::kRegistered) live.emplace_back(s, e);
   }
   return live;
@@ -798,9 +807,7 @@ std::optional<CpuMirror::Message> CpuMirror::take_queued_move_from(std::uint64_t
   // Let every change in flight be read: the mremap that freed these
   // addresses may not have queued its event yet. Bounded; the thread of the
   // move being applied holds the count too until it resumes.
-  for (int i = 0; mapping_change_in_flight() && i < 2000; ++i) {
-    std::this_thread::sleep_for(std::chrono::microseconds(i < 20 ? 5 : 100));
-  }
+  wait_while([&] { return mapping_change_in_flight(); });
   std::unique_lock lk(queue_mu_);
   const std::uint64_t target = empty_passes_ + 2;
   lk.unlock();
