@@ -58,7 +58,7 @@ struct CopyPage {
 
 struct BatchCopyOptions {
   unsigned workers = 2;
-  std::size_t serial_threshold = 256u << 10;  ///< below: copy serially
+  std::size_t serial_threshold = 64u << 10;   ///< below: copy serially (bench/README.md sweep)
   std::size_t batch_bytes = 2u << 20;         ///< upper bound of one batch
   bool coalesce = true;                       ///< false: page by page (baseline)
 };

@@ -159,7 +159,7 @@ struct RuntimeOptions {
   unsigned copy_workers = 2;      ///< parallel batch copy workers
   /// Evictions moving fewer bytes than this copy on the calling thread; the
   /// default is the crossover of the threshold sweep in bench/README.md.
-  std::size_t copy_serial_threshold = 256u << 10;
+  std::size_t copy_serial_threshold = 64u << 10;
 };
 
 class RuntimeImpl;
