@@ -18,6 +18,26 @@
 //  5. set the entry kResident and lift the write protection, which wakes the
 //     waiting writers; they fault again and take the page back.
 //
+// DOC: Mapping events out of order
+//
+// munmap and mremap free their addresses under mmap_lock and only then queue
+// their UNMAP/REMAP event (and wait until it is read), so another thread can
+// map, mirror or mremap into those addresses and have its event read first.
+// The kernel's userfaultfd context counts such changes in flight
+// (mmap_changing) from before the addresses are freed until the event is
+// read; two side-effect-free probes read it: mapping_change_in_flight() and
+// registration(). With them:
+//
+//  * mirror() settles first: it waits until no change is in flight and every
+//    event read is applied, so no event older than the registration follows;
+//  * a REMAP whose target still has records first applies an older queued
+//    move out of the target, then unmaps whatever is left there (the kernel
+//    unmapped it before the move, whatever the event order says);
+//  * an UNMAP spares the parts of a mirror a REMAP moved in that the kernel
+//    still has registered: it is older than the move;
+//  * place() writes a frame's bytes only where the page's entry still names
+//    that frame and no event about the page is pending.
+//
 // DOC: Locking
 //
 // entries_mu_ (device-private entries, frame -> address) is a leaf lock.
