@@ -113,9 +113,6 @@ void read_present(std::uint64_t start, std::size_t n, std::vector<bool>& present
   }
 }
 
-// An ioctl on the descriptor, retried while it fails with EAGAIN: that only
-// means an event (often our own MADV_DONTNEED's REMOVE from another thread)
-// is in flight and not read yet; the reader reads it within microseconds.
 // Sleeps in short steps while changing() holds, for at most 5 s (the
 // changes waited for end once the reader has read their events; a loaded
 // machine may not schedule the threads that made them for a while).
@@ -127,6 +124,9 @@ void wait_while(F changing) {
   }
 }
 
+// An ioctl on the descriptor, retried while it fails with EAGAIN: that only
+// means an event (often our own MADV_DONTNEED's REMOVE from another thread)
+// is in flight and not read yet; the reader reads it within microseconds.
 int ioctl_retry(int fd, unsigned long req, void* arg) {
   for (int i = 0;; ++i) {
     if (ioctl(fd, req, arg) == 0) return 0;
@@ -682,8 +682,7 @@ void CpuMirror::reader_loop(std::stop_token st) {
   }
 }
 
-void CpuMirror::drain() {
-  std::unique_lock lk(queue_mu_);
+void CpuMirror::await_reader_passes(std::unique_lock<std::mutex>& lk) {
   const std::uint64_t target = empty_passes_ + 2;
   lk.unlock();
   std::uint64_t one = 1;
@@ -697,6 +696,11 @@ void CpuMirror::drain() {
   r = write(wake_fd_, &one, sizeof one);
   lk.lock();
   queue_cv_.wait(lk, [&] { return empty_passes_ >= target || reader_.get_stop_token().stop_requested(); });
+}
+
+void CpuMirror::drain() {
+  std::unique_lock lk(queue_mu_);
+  await_reader_passes(lk);
   const std::uint64_t read = read_count_;
   queue_cv_.wait(lk, [&] { return applied_count_ >= read || service_.get_stop_token().stop_requested(); });
 }
@@ -824,25 +828,13 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> CpuMirror::live_moved_piece
 }
 
 std::optional<CpuMirror::Message> CpuMirror::take_queued_move_from(std::uint64_t start, std::uint64_t end) {
-  // Let every change in flight be read: the mremap that freed these
-  // addresses may not have queued its event yet. Bounded; the thread of the
-  // move being applied holds the count too until it resumes.
+  // Let every change in flight be read and queued: the mremap that freed
+  // these addresses may not have queued its event yet (the thread of the
+  // move being applied holds the count too until it resumes). The reader
+  // never waits for this thread.
   wait_while([&] { return mapping_change_in_flight(); });
   std::unique_lock lk(queue_mu_);
-  const std::uint64_t target = empty_passes_ + 2;
-  lk.unlock();
-  std::uint64_t one = 1;
-  [[maybe_unused]] auto r = write(wake_fd_, &one, sizeof one);
-  lk.lock();
-  queue_cv_.wait_for(lk, std::chrono::milliseconds(500), [&] {
-    return empty_passes_ >= target - 1 || reader_.get_stop_token().stop_requested();
-  });
-  lk.unlock();
-  r = write(wake_fd_, &one, sizeof one);
-  lk.lock();
-  queue_cv_.wait_for(lk, std::chrono::milliseconds(500), [&] {
-    return empty_passes_ >= target || reader_.get_stop_token().stop_requested();
-  });
+  await_reader_passes(lk);
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
     if (it->event == kMsgRemap && it->a < end && it->a + it->c > start) {
       Message m = *it;

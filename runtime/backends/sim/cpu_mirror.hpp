@@ -165,6 +165,10 @@ class CpuMirror {
   void unmap_span(std::uint64_t start, std::uint64_t end);
   bool placement_current(std::uint64_t addr, const std::byte* src, std::size_t len);
   std::optional<Message> take_queued_move_from(std::uint64_t start, std::uint64_t end);
+  // Waits until the reader has finished two passes that began after the
+  // call: everything the kernel queued before it is then in queue_.
+  // REQUIRES: lk holds queue_mu_ (released while waiting).
+  void await_reader_passes(std::unique_lock<std::mutex>& lk);
   std::vector<std::pair<std::uint64_t, std::uint64_t>> live_moved_pieces(std::uint64_t start, std::uint64_t end);
   void drop_entries(std::uint64_t start, std::uint64_t end);
   bool is_dropping(std::uint64_t start, std::uint64_t end);
