@@ -100,9 +100,9 @@ struct Allocation {
   std::uint64_t base = 0;    ///< the pointer the application sees
   std::size_t size = 0;
   std::uint64_t id = 0;
-  void* rt_ptr = nullptr;     ///< the SVM mapping holding the bytes
+  void* rt_ptr = nullptr;  ///< the SVM mapping holding the bytes
   std::size_t rt_len = 0;
-  std::uint64_t backing = 0;  ///< where the bytes are (== base unless kDevice)
+  std::uint64_t backing = 0;    ///< where the bytes are (== base unless kDevice)
   void* reservation = nullptr;  ///< kDevice: the PROT_NONE mapping
   std::size_t reservation_len = 0;
   std::mutex advice_mu;
@@ -192,8 +192,7 @@ class Context : public _ze_context_handle_t {
 /// Allocates USM memory; validates as zeMemAlloc* specifies. Returns the
 /// pointer. Throws ZeError.
 void* allocate(Context& ctx, MemKind kind, Device* dev, std::size_t size, std::size_t alignment,
-               std::uint32_t device_flags, std::uint32_t host_flags, const void* pnext_chain,
-               std::uint32_t ordinal);
+               std::uint32_t device_flags, std::uint32_t host_flags, const void* pnext_chain, std::uint32_t ordinal);
 /// Frees an allocation of ctx. Throws ZeError (INVALID_ARGUMENT) for an
 /// unknown pointer or one of another context.
 void release(Context& ctx, void* ptr);
@@ -292,7 +291,8 @@ class Executor {
 
 class CommandQueue : public _ze_command_queue_handle_t {
  public:
-  CommandQueue(Context& c, Device& d, const ze_command_queue_desc_t& desc) : ctx(c), dev(d), ordinal(desc.ordinal), mode(desc.mode) {}
+  CommandQueue(Context& c, Device& d, const ze_command_queue_desc_t& desc)
+      : ctx(c), dev(d), ordinal(desc.ordinal), mode(desc.mode) {}
   Context& ctx;
   Device& dev;
   const std::uint32_t ordinal;

@@ -171,7 +171,8 @@ void CommandList::add(Command c) {
   c.dev = &dev;
   auto cmd = std::make_shared<const Command>(std::move(c));
   if (!immediate) {
-    if (closed) fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, "append to a closed command list (zeCommandListReset reopens it)");
+    if (closed)
+      fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, "append to a closed command list (zeCommandListReset reopens it)");
     cmds.push_back(std::move(cmd));
     return;
   }

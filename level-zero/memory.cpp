@@ -32,15 +32,20 @@ std::string hex(std::uint64_t v) {
 
 std::uint8_t default_advice(MemKind k) {
   switch (k) {
-    case MemKind::kHost: return kPreferSystem;
-    case MemKind::kDevice: return kPreferDevice;
-    default: return 0;
+    case MemKind::kHost:
+      return kPreferSystem;
+    case MemKind::kDevice:
+      return kPreferDevice;
+    default:
+      return 0;
   }
 }
 
 Advice to_runtime_advice(std::uint8_t bits) {
   Advice a;
-  a.preferred = (bits & kPreferDevice) ? Location::kDevice : (bits & kPreferSystem) ? Location::kSystem : Location::kNone;
+  a.preferred = (bits & kPreferDevice)   ? Location::kDevice
+                : (bits & kPreferSystem) ? Location::kSystem
+                                         : Location::kNone;
   a.read_mostly = bits & kReadMostly;
   a.atomic = bits & kAtomic;
   return a;
@@ -102,8 +107,10 @@ void* svm_map(Device& home, std::size_t len, std::size_t align) {
 
 // Undoes svm_map; the bytes are not wanted any more.
 void svm_unmap(Device& home, void* p, std::size_t len) {
-  if (SvmManager* m = home.runtime().impl().manager()) m->discard(reinterpret_cast<std::uint64_t>(p), len);
-  else home.runtime().unmirror(p, len);
+  if (SvmManager* m = home.runtime().impl().manager())
+    m->discard(reinterpret_cast<std::uint64_t>(p), len);
+  else
+    home.runtime().unmirror(p, len);
   munmap(p, len);
 }
 
@@ -115,12 +122,17 @@ void fail(ze_result_t code, const std::string& what) { throw ZeError{code, what}
 
 ze_result_t to_result(const Error& e) {
   switch (e.code()) {
-    case Error::Code::kInvalidArgument: return ZE_RESULT_ERROR_INVALID_ARGUMENT;
-    case Error::Code::kOutOfMemory: return ZE_RESULT_ERROR_OUT_OF_DEVICE_MEMORY;
-    case Error::Code::kUnsupported: return ZE_RESULT_ERROR_UNSUPPORTED_FEATURE;
-    case Error::Code::kDeviceLost: return ZE_RESULT_ERROR_DEVICE_LOST;
+    case Error::Code::kInvalidArgument:
+      return ZE_RESULT_ERROR_INVALID_ARGUMENT;
+    case Error::Code::kOutOfMemory:
+      return ZE_RESULT_ERROR_OUT_OF_DEVICE_MEMORY;
+    case Error::Code::kUnsupported:
+      return ZE_RESULT_ERROR_UNSUPPORTED_FEATURE;
+    case Error::Code::kDeviceLost:
+      return ZE_RESULT_ERROR_DEVICE_LOST;
     case Error::Code::kBusy:
-    case Error::Code::kBackend: break;
+    case Error::Code::kBackend:
+      break;
   }
   return ZE_RESULT_ERROR_UNKNOWN;
 }
@@ -129,7 +141,8 @@ ze_result_t to_result(const Error& e) {
 
 std::uint64_t Xlate::operator()(std::uint64_t addr, std::size_t n) const {
   if (spans_.empty()) return addr;
-  auto it = std::upper_bound(spans_.begin(), spans_.end(), addr, [](std::uint64_t a, const Span& s) { return a < s.start; });
+  auto it =
+      std::upper_bound(spans_.begin(), spans_.end(), addr, [](std::uint64_t a, const Span& s) { return a < s.start; });
   if (it == spans_.begin()) return addr;
   --it;
   if (addr >= it->end) return addr;
@@ -258,21 +271,28 @@ Device::Device(std::uint32_t index, std::string uri) : index_(index), uri_(std::
 
 void* allocate(Context& ctx, MemKind kind, Device* dev, std::size_t size, std::size_t alignment,
                std::uint32_t device_flags, std::uint32_t host_flags, const void* pnext, std::uint32_t ordinal) {
-  const char* what = kind == MemKind::kHost ? "zeMemAllocHost" : kind == MemKind::kDevice ? "zeMemAllocDevice" : "zeMemAllocShared";
+  const char* what = kind == MemKind::kHost     ? "zeMemAllocHost"
+                     : kind == MemKind::kDevice ? "zeMemAllocDevice"
+                                                : "zeMemAllocShared";
   const std::string w = what;
-  if (kind != MemKind::kHost && device_flags > 0x7) fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, w + ": unknown device_desc->flags");
-  if (kind != MemKind::kDevice && host_flags > 0xf) fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, w + ": unknown host_desc->flags");
+  if (kind != MemKind::kHost && device_flags > 0x7)
+    fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, w + ": unknown device_desc->flags");
+  if (kind != MemKind::kDevice && host_flags > 0xf)
+    fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, w + ": unknown host_desc->flags");
   if (size == 0) fail(ZE_RESULT_ERROR_UNSUPPORTED_SIZE, w + ": size is 0");
-  if (alignment & (alignment - 1)) fail(ZE_RESULT_ERROR_UNSUPPORTED_ALIGNMENT, w + ": alignment is not 0 or a power of two");
+  if (alignment & (alignment - 1))
+    fail(ZE_RESULT_ERROR_UNSUPPORTED_ALIGNMENT, w + ": alignment is not 0 or a power of two");
   if (kind != MemKind::kHost && dev && ordinal != 0) {
-    fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, w + ": device_desc->ordinal " + std::to_string(ordinal) + " >= 1 memory ordinal");
+    fail(ZE_RESULT_ERROR_INVALID_ARGUMENT,
+         w + ": device_desc->ordinal " + std::to_string(ordinal) + " >= 1 memory ordinal");
   }
   Driver& drv = ctx.driver;
   Device& home = dev ? *dev : *drv.devices().front();
   const bool relaxed = relaxed_size(pnext);
   const std::uint64_t limit = kind == MemKind::kHost || relaxed ? kHostLimit : home.vram();
   if (size > limit) {
-    fail(ZE_RESULT_ERROR_UNSUPPORTED_SIZE, w + ": size " + std::to_string(size) + " exceeds maxMemAllocSize " + std::to_string(limit) +
+    fail(ZE_RESULT_ERROR_UNSUPPORTED_SIZE, w + ": size " + std::to_string(size) + " exceeds maxMemAllocSize " +
+                                               std::to_string(limit) +
                                                (relaxed ? "" : " (ze_relaxed_allocation_limits_exp_desc_t lifts it)"));
   }
   if (alignment > (1ull << 30)) fail(ZE_RESULT_ERROR_UNSUPPORTED_ALIGNMENT, w + ": alignment above 1 GiB");
@@ -307,7 +327,8 @@ void* allocate(Context& ctx, MemKind kind, Device* dev, std::size_t size, std::s
     }
     a->rt_len = len;
   } catch (const Error& e) {
-    fail(e.code() == Error::Code::kOutOfMemory ? ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY : to_result(e), w + ": " + e.what());
+    fail(e.code() == Error::Code::kOutOfMemory ? ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY : to_result(e),
+         w + ": " + e.what());
   }
   a->advice.assign(len / kPage, default_advice(kind));
   if (default_advice(kind)) {
@@ -333,8 +354,8 @@ void release(Context& ctx, void* ptr) {
   Driver& drv = ctx.driver;
   auto a = drv.find(reinterpret_cast<std::uint64_t>(ptr));
   if (!a || a->base != reinterpret_cast<std::uint64_t>(ptr)) {
-    fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, "zeMemFree: " + hex(reinterpret_cast<std::uint64_t>(ptr)) +
-                                               " is not the start of a live allocation");
+    fail(ZE_RESULT_ERROR_INVALID_ARGUMENT,
+         "zeMemFree: " + hex(reinterpret_cast<std::uint64_t>(ptr)) + " is not the start of a live allocation");
   }
   if (a->ctx != &ctx) fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, "zeMemFree: the allocation belongs to another context");
   if (!drv.remove_allocation(a->base)) fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, "zeMemFree: freed concurrently");
@@ -345,7 +366,9 @@ std::shared_ptr<Allocation> require_range(const void* ptr, std::size_t size, con
   Driver& drv = Driver::get();
   const std::uint64_t p = reinterpret_cast<std::uint64_t>(ptr);
   auto a = drv.find(p);
-  if (!a) fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, std::string(what) + ": " + hex(p) + " is not in a USM allocation of this driver");
+  if (!a)
+    fail(ZE_RESULT_ERROR_INVALID_ARGUMENT,
+         std::string(what) + ": " + hex(p) + " is not in a USM allocation of this driver");
   if (size > a->base + a->size - p) {
     fail(ZE_RESULT_ERROR_INVALID_SIZE, std::string(what) + ": " + std::to_string(size) + " bytes at " + hex(p) +
                                            " run past the end of their allocation");
@@ -363,17 +386,32 @@ void apply_advice(Device& dev, const void* ptr, std::size_t size, ze_memory_advi
   for (std::size_t i = first; i < last; ++i) {
     std::uint8_t& b = a->advice[i];
     switch (advice) {
-      case ZE_MEMORY_ADVICE_SET_READ_MOSTLY: b |= kReadMostly; break;
-      case ZE_MEMORY_ADVICE_CLEAR_READ_MOSTLY: b &= ~kReadMostly; break;
-      case ZE_MEMORY_ADVICE_SET_PREFERRED_LOCATION: b = (b & ~kPreferSystem) | kPreferDevice; break;
+      case ZE_MEMORY_ADVICE_SET_READ_MOSTLY:
+        b |= kReadMostly;
+        break;
+      case ZE_MEMORY_ADVICE_CLEAR_READ_MOSTLY:
+        b &= ~kReadMostly;
+        break;
+      case ZE_MEMORY_ADVICE_SET_PREFERRED_LOCATION:
+        b = (b & ~kPreferSystem) | kPreferDevice;
+        break;
       case ZE_MEMORY_ADVICE_CLEAR_PREFERRED_LOCATION:
         b = (b & ~(kPreferSystem | kPreferDevice)) | default_advice(a->kind);
         break;
-      case ZE_MEMORY_ADVICE_SET_NON_ATOMIC_MOSTLY: b &= ~kAtomic; break;
-      case ZE_MEMORY_ADVICE_CLEAR_NON_ATOMIC_MOSTLY: b |= kAtomic; break;
-      case ZE_MEMORY_ADVICE_BIAS_CACHED: b = (b & ~kBiasUncached) | kBiasCached; break;
-      case ZE_MEMORY_ADVICE_BIAS_UNCACHED: b = (b & ~kBiasCached) | kBiasUncached; break;
-      default: fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, "zeCommandListAppendMemAdvise: unknown advice");
+      case ZE_MEMORY_ADVICE_SET_NON_ATOMIC_MOSTLY:
+        b &= ~kAtomic;
+        break;
+      case ZE_MEMORY_ADVICE_CLEAR_NON_ATOMIC_MOSTLY:
+        b |= kAtomic;
+        break;
+      case ZE_MEMORY_ADVICE_BIAS_CACHED:
+        b = (b & ~kBiasUncached) | kBiasCached;
+        break;
+      case ZE_MEMORY_ADVICE_BIAS_UNCACHED:
+        b = (b & ~kBiasCached) | kBiasUncached;
+        break;
+      default:
+        fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, "zeCommandListAppendMemAdvise: unknown advice");
     }
   }
   push_advice(*a, first, last);
@@ -400,8 +438,8 @@ namespace {
 struct Piece {
   std::uint64_t dst, src;  // translated
   std::size_t n;
-  std::size_t phase;       // fills: offset into the pattern
-  bool dst_dev, src_dev;   // reached through the device accessor
+  std::size_t phase;      // fills: offset into the pattern
+  bool dst_dev, src_dev;  // reached through the device accessor
 };
 
 // Where the bytes of addr are and whether the engine reaches them through
@@ -441,14 +479,17 @@ void run_copy(Device& dev, const std::vector<CopySeg>& segs, const std::vector<s
     } else {
       std::memcpy(buf.data(), reinterpret_cast<const void*>(p.src), p.n);
     }
-    if (p.dst_dev) acc->write(p.dst, buf.data(), p.n);
-    else std::memcpy(reinterpret_cast<void*>(p.dst), buf.data(), p.n);
+    if (p.dst_dev)
+      acc->write(p.dst, buf.data(), p.n);
+    else
+      std::memcpy(reinterpret_cast<void*>(p.dst), buf.data(), p.n);
   };
   if (!any_dev) {
     for (const Piece& p : pieces) do_piece(p, nullptr);
     return;
   }
-  dev.runtime().launch(pieces.size(), [&](const WorkItem& wi, DeviceAccessor& acc) { do_piece(pieces[wi.global_id], &acc); });
+  dev.runtime().launch(pieces.size(),
+                       [&](const WorkItem& wi, DeviceAccessor& acc) { do_piece(pieces[wi.global_id], &acc); });
 }
 
 }  // namespace xesvm::ze

@@ -35,14 +35,17 @@ std::shared_ptr<Library> load(const std::string& path, int memfd) {
   lib->desc = fn();
   if (!lib->desc || lib->desc->abi_version != XESVM_ZE_KERNEL_ABI_VERSION) {
     fail(ZE_RESULT_ERROR_INVALID_NATIVE_BINARY, "kernel library " + path + " has ABI version " +
-                                                    std::to_string(lib->desc ? lib->desc->abi_version : 0) + "; expected " +
-                                                    std::to_string(XESVM_ZE_KERNEL_ABI_VERSION));
+                                                    std::to_string(lib->desc ? lib->desc->abi_version : 0) +
+                                                    "; expected " + std::to_string(XESVM_ZE_KERNEL_ABI_VERSION));
   }
   for (std::uint32_t i = 0; i < lib->desc->num_kernels; ++i) {
     const xesvm_ze_kernel_desc& k = lib->desc->kernels[i];
     bool ok = k.name && k.fn && k.num_args <= XESVM_ZE_MAX_KERNEL_ARGS && (k.num_args == 0 || k.arg_sizes);
-    for (std::uint32_t a = 0; ok && a < k.num_args; ++a) ok = k.arg_sizes[a] >= 1 && k.arg_sizes[a] <= XESVM_ZE_MAX_ARG_SIZE;
-    if (!ok) fail(ZE_RESULT_ERROR_INVALID_NATIVE_BINARY, "kernel library " + path + ": kernel " + std::to_string(i) + " is malformed");
+    for (std::uint32_t a = 0; ok && a < k.num_args; ++a)
+      ok = k.arg_sizes[a] >= 1 && k.arg_sizes[a] <= XESVM_ZE_MAX_ARG_SIZE;
+    if (!ok)
+      fail(ZE_RESULT_ERROR_INVALID_NATIVE_BINARY,
+           "kernel library " + path + ": kernel " + std::to_string(i) + " is malformed");
   }
   return lib;
 }
@@ -58,7 +61,8 @@ std::unique_ptr<Module> create_module(Context& ctx, Device& dev, const ze_module
     log(why);
     fail(ZE_RESULT_ERROR_UNSUPPORTED_FEATURE, why);
   }
-  if (desc.format != ZE_MODULE_FORMAT_NATIVE) fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, "zeModuleCreate: unknown format");
+  if (desc.format != ZE_MODULE_FORMAT_NATIVE)
+    fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, "zeModuleCreate: unknown format");
   auto m = std::make_unique<Module>(ctx, dev);
   const auto* in = desc.pInputModule;
   m->binary.assign(in, in + desc.inputSize);
@@ -66,9 +70,13 @@ std::unique_ptr<Module> create_module(Context& ctx, Device& dev, const ze_module
   if (desc.inputSize > plen && std::memcmp(in, kPrefix, plen) == 0) {
     std::string path(reinterpret_cast<const char*>(in) + plen, desc.inputSize - plen);
     if (!path.empty() && path.back() == '\0') path.pop_back();
-    if (path.empty() || path.find('\0') != std::string::npos) fail(ZE_RESULT_ERROR_INVALID_NATIVE_BINARY, "zeModuleCreate: bad library path");
+    if (path.empty() || path.find('\0') != std::string::npos)
+      fail(ZE_RESULT_ERROR_INVALID_NATIVE_BINARY, "zeModuleCreate: bad library path");
     m->lib = load(path, -1);
-  } else if (desc.inputSize >= 4 && std::memcmp(in, "\x7f" "ELF", 4) == 0) {
+  } else if (desc.inputSize >= 4 && std::memcmp(in,
+                                                "\x7f"
+                                                "ELF",
+                                                4) == 0) {
     int fd = memfd_create("xesvm-ze-kernels", MFD_CLOEXEC);
     if (fd < 0) fail(ZE_RESULT_ERROR_OUT_OF_HOST_MEMORY, "zeModuleCreate: memfd_create failed");
     std::size_t done = 0;
@@ -82,8 +90,9 @@ std::unique_ptr<Module> create_module(Context& ctx, Device& dev, const ze_module
     }
     m->lib = load("/proc/self/fd/" + std::to_string(fd), fd);
   } else {
-    fail(ZE_RESULT_ERROR_INVALID_NATIVE_BINARY, "zeModuleCreate: a native module is \"" XESVM_ZE_NATIVE_PREFIX
-                                                "/path/lib.so\" or an ELF shared library image (include/xesvm/ze_kernel.h)");
+    fail(ZE_RESULT_ERROR_INVALID_NATIVE_BINARY,
+         "zeModuleCreate: a native module is \"" XESVM_ZE_NATIVE_PREFIX
+         "/path/lib.so\" or an ELF shared library image (include/xesvm/ze_kernel.h)");
   }
   return m;
 }
@@ -125,7 +134,9 @@ struct MemCtx {
   }
   std::uint64_t at(std::uint64_t addr, std::size_t n) {
     std::uint64_t a = (*xlate)(addr, n);
-    if (!a) throw Error(Error::Code::kDeviceLost, "access of " + std::to_string(n) + " bytes runs past the end of a device allocation");
+    if (!a)
+      throw Error(Error::Code::kDeviceLost,
+                  "access of " + std::to_string(n) + " bytes runs past the end of a device allocation");
     return a;
   }
 };
@@ -160,8 +171,8 @@ int mem_add64(void* c, std::uint64_t addr, std::uint64_t v, std::uint64_t* old) 
 std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t& groups) {
   for (std::uint32_t i = 0; i < k.desc.num_args; ++i) {
     if (!k.set[i]) {
-      fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, std::string("zeCommandListAppendLaunchKernel: argument ") + std::to_string(i) +
-                                                 " of kernel '" + k.desc.name + "' was never set");
+      fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, std::string("zeCommandListAppendLaunchKernel: argument ") +
+                                                 std::to_string(i) + " of kernel '" + k.desc.name + "' was never set");
     }
   }
   struct Launch {
@@ -171,7 +182,10 @@ std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t
     std::uint32_t local[3];
     std::uint32_t count[3];
   };
-  auto l = std::make_shared<Launch>(Launch{k.lib, k.desc.fn, k.args, {k.group[0], k.group[1], k.group[2]},
+  auto l = std::make_shared<Launch>(Launch{k.lib,
+                                           k.desc.fn,
+                                           k.args,
+                                           {k.group[0], k.group[1], k.group[2]},
                                            {groups.groupCountX, groups.groupCountY, groups.groupCountZ}});
   Device* d = &dev;
   return [l, d] {

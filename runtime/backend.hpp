@@ -71,9 +71,9 @@ struct PageSnapshot {
 
 /// Kinds of CPU-side change a backend reports for a mirrored region.
 enum class InvalidationKind : std::uint8_t {
-  kUnmap,       ///< munmap: the range is gone; free its device frames
-  kDiscard,     ///< madvise(DONTNEED) by the application: the bytes are zero now
-  kRemap,       ///< mremap: [start,end) moved to [new_start, new_start+len)
+  kUnmap,          ///< munmap: the range is gone; free its device frames
+  kDiscard,        ///< madvise(DONTNEED) by the application: the bytes are zero now
+  kRemap,          ///< mremap: [start,end) moved to [new_start, new_start+len)
   kMigratedToRam,  ///< a CPU touch moved device pages back (migrate_to_ram)
 };
 
@@ -126,8 +126,7 @@ class MechanismFace {
   /// bytes (one of kChunkSizes), tagging each with `owner`. Returns the
   /// frames in address order, or std::nullopt when device memory is short
   /// (nothing is allocated then). REQUIRES: bytes is a multiple of chunk.
-  virtual std::optional<std::vector<FrameId>> alloc_frames(std::size_t bytes, std::size_t chunk,
-                                                           OwnerId owner) = 0;
+  virtual std::optional<std::vector<FrameId>> alloc_frames(std::size_t bytes, std::size_t chunk, OwnerId owner) = 0;
   /// Returns frames to the pool. REQUIRES: frames are allocated, unlocked,
   /// and no GPU page-table entry points at them.
   virtual void free_frames(std::span<const FrameId> frames) = 0;
@@ -156,8 +155,7 @@ class MechanismFace {
   /// dropped so a later CPU touch faults and migrates back. Returns how many
   /// pages moved; pages that could not move (unmapped meanwhile) have their
   /// frame set to kNoFrame in `frames` and stay the caller's to free.
-  virtual std::size_t migrate_to_device(std::span<const std::uint64_t> addrs,
-                                        std::span<FrameId> frames) = 0;
+  virtual std::size_t migrate_to_device(std::span<const std::uint64_t> addrs, std::span<FrameId> frames) = 0;
 
   // --- eviction primitives -------------------------------------------
 
@@ -259,8 +257,8 @@ class Engine {
 
 /// What a backend can do.
 struct BackendInfo {
-  std::string name;            ///< "sim", "xe"
-  std::string description;     ///< human-readable, for `xesvm info`
+  std::string name;                                             ///< "sim", "xe"
+  std::string description;                                      ///< human-readable, for `xesvm info`
   std::vector<std::pair<std::string, std::string>> properties;  ///< extra key/values
 };
 

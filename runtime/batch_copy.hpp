@@ -58,9 +58,9 @@ struct CopyPage {
 
 struct BatchCopyOptions {
   unsigned workers = 2;
-  std::size_t serial_threshold = 64u << 10;   ///< below: copy serially (bench/README.md sweep)
-  std::size_t batch_bytes = 2u << 20;         ///< upper bound of one batch
-  bool coalesce = true;                       ///< false: page by page (baseline)
+  std::size_t serial_threshold = 64u << 10;  ///< below: copy serially (bench/README.md sweep)
+  std::size_t batch_bytes = 2u << 20;        ///< upper bound of one batch
+  bool coalesce = true;                      ///< false: page by page (baseline)
 };
 
 class BatchCopier {

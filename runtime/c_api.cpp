@@ -43,9 +43,12 @@ int guard(F&& f) {
 
 xesvm::Location loc(xesvm_location l) {
   switch (l) {
-    case XESVM_LOCATION_SYSTEM: return xesvm::Location::kSystem;
-    case XESVM_LOCATION_DEVICE: return xesvm::Location::kDevice;
-    default: return xesvm::Location::kNone;
+    case XESVM_LOCATION_SYSTEM:
+      return xesvm::Location::kSystem;
+    case XESVM_LOCATION_DEVICE:
+      return xesvm::Location::kDevice;
+    default:
+      return xesvm::Location::kNone;
   }
 }
 
@@ -125,10 +128,21 @@ int xesvm_get_stats(xesvm_runtime* rt, xesvm_stats* out) {
   XESVM_REQUIRE(rt && out, "xesvm_get_stats: runtime or out is NULL");
   return guard([&] {
     xesvm::Stats s = rt->rt->stats();
-    *out = xesvm_stats{s.gpu_faults, s.cpu_faults, s.migrations_to_device, s.bytes_to_device,
-                       s.migrations_to_system, s.bytes_to_system, s.evictions, s.pages_evicted,
-                       s.invalidations, s.bind_retries, s.thrash_events, s.device_bytes_in_use,
-                       s.device_bytes_high_water, s.device_bytes_total, s.modelled_device_ns};
+    *out = xesvm_stats{s.gpu_faults,
+                       s.cpu_faults,
+                       s.migrations_to_device,
+                       s.bytes_to_device,
+                       s.migrations_to_system,
+                       s.bytes_to_system,
+                       s.evictions,
+                       s.pages_evicted,
+                       s.invalidations,
+                       s.bind_retries,
+                       s.thrash_events,
+                       s.device_bytes_in_use,
+                       s.device_bytes_high_water,
+                       s.device_bytes_total,
+                       s.modelled_device_ns};
   });
 }
 int xesvm_read(xesvm_accessor* acc, uint64_t src, void* dst, size_t n) {

@@ -62,13 +62,13 @@ EvictionScope::EvictionScope() { ++eviction_depth; }
 EvictionScope::~EvictionScope() { --eviction_depth; }
 bool EvictionScope::active() { return eviction_depth > 0; }
 
-EvictionEngine::EvictionEngine(MechanismFace& mech, Notifier& notifier, BatchCopier& copier,
-                               Counters& counters, unsigned retries)
+EvictionEngine::EvictionEngine(MechanismFace& mech, Notifier& notifier, BatchCopier& copier, Counters& counters,
+                               unsigned retries)
     : mech_(mech), notifier_(notifier), copier_(copier), counters_(counters), retries_(retries) {}
 
-std::vector<EvictionEngine::Candidate> EvictionEngine::pass(Range& r, const std::vector<Candidate>& cands,
-                                                            bool discard, std::uint64_t seq, bool check_seq,
-                                                            bool* seq_moved, EvictResult& res) {
+std::vector<EvictionEngine::Candidate> EvictionEngine::pass(Range& r, const std::vector<Candidate>& cands, bool discard,
+                                                            std::uint64_t seq, bool check_seq, bool* seq_moved,
+                                                            EvictResult& res) {
   std::vector<Candidate> busy;
   std::vector<FrameId> frames;
   {
@@ -82,8 +82,7 @@ std::vector<EvictionEngine::Candidate> EvictionEngine::pass(Range& r, const std:
         busy.push_back(c);
         continue;
       }
-      if (mech_.frame_owner(c.frame) != r.id ||
-          (c.expected_addr && mech_.frame_address(c.frame) != c.expected_addr)) {
+      if (mech_.frame_owner(c.frame) != r.id || (c.expected_addr && mech_.frame_address(c.frame) != c.expected_addr)) {
         mech_.frame_unlock(c.frame);  // freed or reused meanwhile: not ours
         continue;
       }

@@ -44,10 +44,9 @@ struct Notifier {
 
 /// Counters shared by the fault path and eviction.
 struct Counters {
-  std::atomic<std::uint64_t> gpu_faults{0}, migrations_to_device{0}, bytes_to_device{0},
-      migrations_to_system{0}, bytes_to_system{0}, evictions{0}, pages_evicted{0},
-      pages_evict_skipped{0}, evict_retries{0}, invalidations{0}, bind_retries{0}, thrash_events{0},
-      cpu_mapping_lookups_in_eviction{0};
+  std::atomic<std::uint64_t> gpu_faults{0}, migrations_to_device{0}, bytes_to_device{0}, migrations_to_system{0},
+      bytes_to_system{0}, evictions{0}, pages_evicted{0}, pages_evict_skipped{0}, evict_retries{0}, invalidations{0},
+      bind_retries{0}, thrash_events{0}, cpu_mapping_lookups_in_eviction{0};
 };
 
 /// Marks the calling thread as running eviction while alive: a lookup of
@@ -69,8 +68,7 @@ enum class EvictMode : std::uint8_t {
 
 class EvictionEngine {
  public:
-  EvictionEngine(MechanismFace& mech, Notifier& notifier, BatchCopier& copier, Counters& counters,
-                 unsigned retries);
+  EvictionEngine(MechanismFace& mech, Notifier& notifier, BatchCopier& copier, Counters& counters, unsigned retries);
   EvictionEngine(const EvictionEngine&) = delete;
   EvictionEngine& operator=(const EvictionEngine&) = delete;
 
@@ -88,8 +86,8 @@ class EvictionEngine {
     std::uint64_t expected_addr;  // VA entry: where the snapshot saw it; 0: any
   };
   // One pass of lock -> unmap -> copy -> finalize. Returns frames left busy.
-  std::vector<Candidate> pass(Range& r, const std::vector<Candidate>& cands, bool discard,
-                              std::uint64_t seq, bool check_seq, bool* seq_moved, EvictResult& res);
+  std::vector<Candidate> pass(Range& r, const std::vector<Candidate>& cands, bool discard, std::uint64_t seq,
+                              bool check_seq, bool* seq_moved, EvictResult& res);
 
   MechanismFace& mech_;
   Notifier& notifier_;

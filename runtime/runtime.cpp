@@ -96,8 +96,10 @@ RuntimeImpl::~RuntimeImpl() {
   }
   for (auto& [p, a] : allocs) {
     try {
-      if (manager_) manager_->discard(a.base, a.len);
-      else policy_->unmirror(a.base, a.len);
+      if (manager_)
+        manager_->discard(a.base, a.len);
+      else
+        policy_->unmirror(a.base, a.len);
     } catch (const Error&) {  // the mapping is gone already
     }
     munmap(reinterpret_cast<void*>(a.base), a.len);
@@ -116,8 +118,8 @@ void* RuntimeImpl::alloc_shared(std::size_t bytes, std::size_t alignment) {
   if (bytes == 0) throw Error(Error::Code::kInvalidArgument, "alloc_shared: size is 0; expected > 0");
   if (alignment == 0) alignment = kPageSize;
   if (alignment & (alignment - 1) || alignment > (2u << 20)) {
-    throw Error(Error::Code::kInvalidArgument, "alloc_shared: alignment " + std::to_string(alignment) +
-                                                   " is not a power of two up to 2 MiB");
+    throw Error(Error::Code::kInvalidArgument,
+                "alloc_shared: alignment " + std::to_string(alignment) + " is not a power of two up to 2 MiB");
   }
   if (bytes > (1ull << 46)) {
     throw Error(Error::Code::kInvalidArgument, "alloc_shared: size " + std::to_string(bytes) + " is too large");
@@ -158,8 +160,10 @@ void RuntimeImpl::free(void* ptr) {
     a = it->second;
     allocations_.erase(it);
   }
-  if (manager_) manager_->discard(a.base, a.len);
-  else policy_->unmirror(a.base, a.len);
+  if (manager_)
+    manager_->discard(a.base, a.len);
+  else
+    policy_->unmirror(a.base, a.len);
   munmap(reinterpret_cast<void*>(a.base), a.len);
 }
 
@@ -177,7 +181,8 @@ std::pair<std::uint64_t, std::size_t> RuntimeImpl::whole_pages(const void* ptr, 
   return {lo, hi - lo};
 }
 
-std::pair<std::uint64_t, std::size_t> RuntimeImpl::covering_pages(const void* ptr, std::size_t bytes, const char* what) {
+std::pair<std::uint64_t, std::size_t> RuntimeImpl::covering_pages(const void* ptr, std::size_t bytes,
+                                                                  const char* what) {
   if (!ptr) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": null pointer");
   if (bytes == 0) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": size is 0; expected > 0");
   const std::uint64_t p = reinterpret_cast<std::uint64_t>(ptr);
@@ -220,8 +225,8 @@ Residency RuntimeImpl::residency(const void* ptr, std::size_t bytes) {
 void RuntimeImpl::launch(std::uint64_t global_size, const Kernel& kernel) {
   Engine* e = backend_->engine();
   if (!e) {
-    throw Error(Error::Code::kUnsupported, "launch: backend '" + backend_->info().name +
-                                               "' has no execution engine for host kernels");
+    throw Error(Error::Code::kUnsupported,
+                "launch: backend '" + backend_->info().name + "' has no execution engine for host kernels");
   }
   if (!kernel) throw Error(Error::Code::kInvalidArgument, "launch: empty kernel");
   e->launch(global_size, kernel);
@@ -229,7 +234,8 @@ void RuntimeImpl::launch(std::uint64_t global_size, const Kernel& kernel) {
 
 Stats RuntimeImpl::stats() const {
   Stats s;
-  if (manager_) manager_->add_stats(s);
+  if (manager_)
+    manager_->add_stats(s);
   else {
     DeviceMemoryUse use = policy_->device_memory();
     s.device_bytes_in_use = use.used;
@@ -260,7 +266,9 @@ void Runtime::free(void* ptr) { impl_->free(ptr); }
 void Runtime::mirror(void* ptr, std::size_t bytes) { impl_->mirror(ptr, bytes); }
 void Runtime::unmirror(void* ptr, std::size_t bytes) { impl_->unmirror(ptr, bytes); }
 bool Runtime::advise(void* ptr, std::size_t bytes, const Advice& a) { return impl_->advise(ptr, bytes, a); }
-std::uint64_t Runtime::prefetch(void* ptr, std::size_t bytes, Location where) { return impl_->prefetch(ptr, bytes, where); }
+std::uint64_t Runtime::prefetch(void* ptr, std::size_t bytes, Location where) {
+  return impl_->prefetch(ptr, bytes, where);
+}
 EvictResult Runtime::evict(void* ptr, std::size_t bytes) { return impl_->evict(ptr, bytes); }
 Residency Runtime::residency(const void* ptr, std::size_t bytes) { return impl_->residency(ptr, bytes); }
 void Runtime::launch(std::uint64_t global_size, const Kernel& kernel) { impl_->launch(global_size, kernel); }

@@ -183,9 +183,9 @@ void SvmManager::unmirror(std::uint64_t start, std::size_t len) {
     std::lock_guard lk(driver_mu_);
     auto it = mirrors_.find(start);
     if (it == mirrors_.end() || it->second != start + len) {
-      throw Error(Error::Code::kInvalidArgument,
-                  "unmirror: [" + hex(start) + ", +" + hex(len) + ") is not a mirrored region; expected the exact "
-                  "region passed to mirror()");
+      throw Error(Error::Code::kInvalidArgument, "unmirror: [" + hex(start) + ", +" + hex(len) +
+                                                     ") is not a mirrored region; expected the exact "
+                                                     "region passed to mirror()");
     }
   }
   for (const RangePtr& r : ranges_in(start, start + len)) remove_range(r, EvictMode::kTeardown);
@@ -464,8 +464,8 @@ std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Locatio
     r->cooldown_until.store(0, std::memory_order_relaxed);  // an explicit request wins over heuristics
     r->evicted_at.store(0, std::memory_order_relaxed);
     if (!migrate_range_to_device(*r)) {
-      throw Error(Error::Code::kOutOfMemory,
-                  "prefetch: device memory exhausted at " + hex(a) + "; expected room for " + hex(r->size()) + " bytes");
+      throw Error(Error::Code::kOutOfMemory, "prefetch: device memory exhausted at " + hex(a) + "; expected room for " +
+                                                 hex(r->size()) + " bytes");
     }
     get_pages_and_bind(*r);
     r->last_gpu_use.store(PressurePolicy::now_ns(), std::memory_order_relaxed);

@@ -78,9 +78,7 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   std::size_t range_count() const;
 
   /// Test hook: called between get-pages and bind on the fault path.
-  void set_before_bind_hook(std::function<void(std::uint64_t range_start)> hook) {
-    before_bind_ = std::move(hook);
-  }
+  void set_before_bind_hook(std::function<void(std::uint64_t range_start)> hook) { before_bind_ = std::move(hook); }
   /// Serializes against fork(): held exclusive from prepare to parent/child.
   std::shared_mutex& fork_lock() { return fork_mu_; }
 

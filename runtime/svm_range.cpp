@@ -76,8 +76,9 @@ std::vector<RangePtr> RangeTree::all() const {
   return out;
 }
 
-std::optional<std::pair<std::uint64_t, std::size_t>> RangeTree::choose_chunk(
-    std::uint64_t addr, std::uint64_t lo, std::uint64_t hi, std::size_t window) const {
+std::optional<std::pair<std::uint64_t, std::size_t>> RangeTree::choose_chunk(std::uint64_t addr, std::uint64_t lo,
+                                                                             std::uint64_t hi,
+                                                                             std::size_t window) const {
   if (addr < lo || addr >= hi) return std::nullopt;
   const std::uint64_t win_lo = addr & ~(std::uint64_t(window) - 1);
   const std::uint64_t win_hi = win_lo + window;
@@ -93,9 +94,8 @@ std::optional<std::pair<std::uint64_t, std::size_t>> RangeTree::choose_chunk(
 
 NotifierWindows::NotifierWindows(std::size_t window_size) : size_(window_size) {
   if (window_size < (2u << 20) || (window_size & (window_size - 1))) {
-    throw Error(Error::Code::kInvalidArgument,
-                "notifier window of " + std::to_string(window_size) +
-                    " bytes; expected a power of two of at least 2 MiB");
+    throw Error(Error::Code::kInvalidArgument, "notifier window of " + std::to_string(window_size) +
+                                                   " bytes; expected a power of two of at least 2 MiB");
   }
 }
 

@@ -41,7 +41,7 @@ struct Range {
   Range(const Range&) = delete;
   Range& operator=(const Range&) = delete;
 
-  const OwnerId id;          ///< tag of this range's device frames
+  const OwnerId id;  ///< tag of this range's device frames
   const std::uint64_t start;
   const std::uint64_t end;
 
@@ -60,10 +60,10 @@ struct Range {
 
   // Guarded by the driver lock (advice) or atomic (policy bookkeeping).
   Advice advice{};
-  std::atomic<std::uint64_t> last_gpu_use{0};   ///< recency of GPU use (ns)
-  std::atomic<std::uint64_t> evicted_at{0};     ///< last pressure eviction (ns)
-  std::atomic<unsigned> refaults{0};            ///< evict+refault in the window
-  std::atomic<std::uint64_t> cooldown_until{0}; ///< thrash: stay in RAM till then
+  std::atomic<std::uint64_t> last_gpu_use{0};    ///< recency of GPU use (ns)
+  std::atomic<std::uint64_t> evicted_at{0};      ///< last pressure eviction (ns)
+  std::atomic<unsigned> refaults{0};             ///< evict+refault in the window
+  std::atomic<std::uint64_t> cooldown_until{0};  ///< thrash: stay in RAM till then
 
   std::size_t device_pages() const {
     std::size_t n = 0;
@@ -93,10 +93,8 @@ class RangeTree {
   /// [lo, hi) and inside addr's notifier window, and overlaps no range here.
   /// Returns {start, size}, or nullopt if even 4 KiB does not fit (addr
   /// outside [lo, hi) or inside an existing range).
-  std::optional<std::pair<std::uint64_t, std::size_t>> choose_chunk(std::uint64_t addr,
-                                                                    std::uint64_t lo,
-                                                                    std::uint64_t hi,
-                                                                    std::size_t window) const;
+  std::optional<std::pair<std::uint64_t, std::size_t>> choose_chunk(std::uint64_t addr, std::uint64_t lo,
+                                                                    std::uint64_t hi, std::size_t window) const;
 
  private:
   static constexpr std::uint16_t kNoSlot = 0xffff;
@@ -107,8 +105,8 @@ class RangeTree {
   };
   static std::uint64_t block_of(std::uint64_t a) { return a >> 21; }
   static std::size_t page_in_block(std::uint64_t a) { return (a >> kPageShift) & 511; }
-  absl::btree_map<std::uint64_t, RangePtr> tree_;                          // start -> range
-  absl::flat_hash_map<std::uint64_t, std::unique_ptr<Block>> blocks_;    // 2 MiB block -> its ranges
+  absl::btree_map<std::uint64_t, RangePtr> tree_;                      // start -> range
+  absl::flat_hash_map<std::uint64_t, std::unique_ptr<Block>> blocks_;  // 2 MiB block -> its ranges
 };
 
 class NotifierWindows {

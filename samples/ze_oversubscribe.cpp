@@ -28,12 +28,13 @@ namespace {
 constexpr std::size_t kBuffers = 4;
 
 struct Run {
-  double seconds = 0;          // wall time
-  double device_seconds = 0;   // device clock: the sim's modelled device time
+  double seconds = 0;         // wall time
+  double device_seconds = 0;  // device clock: the sim's modelled device time
   bool ok = true;
 };
 
-Run stream(ZeSample& ze, ze_kernel_handle_t k, const std::vector<float*>& bufs, std::size_t bytes, int passes, bool managed) {
+Run stream(ZeSample& ze, ze_kernel_handle_t k, const std::vector<float*>& bufs, std::size_t bytes, int passes,
+           bool managed) {
   for (float* b : bufs) {  // the CPU writes the input: the data starts in RAM
     for (std::size_t i = 0; i < bytes / sizeof(float); ++i) b[i] = 1.0f;
   }

@@ -16,13 +16,13 @@
 #endif
 
 // Exits with a message naming the call if it did not return SUCCESS.
-#define ZE_CHECK(call)                                                                       \
-  do {                                                                                       \
-    ze_result_t r_ = (call);                                                                 \
-    if (r_ != ZE_RESULT_SUCCESS) {                                                           \
+#define ZE_CHECK(call)                                                                           \
+  do {                                                                                           \
+    ze_result_t r_ = (call);                                                                     \
+    if (r_ != ZE_RESULT_SUCCESS) {                                                               \
       std::fprintf(stderr, "%s:%d: %s failed: 0x%x\n", __FILE__, __LINE__, #call, (unsigned)r_); \
-      std::exit(1);                                                                          \
-    }                                                                                        \
+      std::exit(1);                                                                              \
+    }                                                                                            \
   } while (0)
 
 struct ZeSample {
@@ -46,13 +46,19 @@ struct ZeSample {
     ZE_CHECK(zeDeviceGet(driver, &n, &device));
     ze_context_desc_t cd{ZE_STRUCTURE_TYPE_CONTEXT_DESC, nullptr, 0};
     ZE_CHECK(zeContextCreate(driver, &cd, &ctx));
-    ze_command_queue_desc_t qd{ZE_STRUCTURE_TYPE_COMMAND_QUEUE_DESC, nullptr, 0, 0, 0,
-                               ZE_COMMAND_QUEUE_MODE_SYNCHRONOUS, ZE_COMMAND_QUEUE_PRIORITY_NORMAL};
+    ze_command_queue_desc_t qd{
+        ZE_STRUCTURE_TYPE_COMMAND_QUEUE_DESC, nullptr, 0, 0, 0, ZE_COMMAND_QUEUE_MODE_SYNCHRONOUS,
+        ZE_COMMAND_QUEUE_PRIORITY_NORMAL};
     ZE_CHECK(zeCommandListCreateImmediate(ctx, device, &qd, &list));
     const char* env = std::getenv("XESVM_ZE_KERNELS");
     const std::string blob = std::string("xesvm-kernels:") + (env && *env ? env : XESVM_ZE_SAMPLE_KERNELS);
-    ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_NATIVE, blob.size(),
-                        reinterpret_cast<const std::uint8_t*>(blob.data()), nullptr, nullptr};
+    ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC,
+                        nullptr,
+                        ZE_MODULE_FORMAT_NATIVE,
+                        blob.size(),
+                        reinterpret_cast<const std::uint8_t*>(blob.data()),
+                        nullptr,
+                        nullptr};
     ZE_CHECK(zeModuleCreate(ctx, device, &md, &module, nullptr));
   }
   ~ZeSample() {

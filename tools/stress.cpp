@@ -66,9 +66,12 @@ class Progress {
 
 const char* pattern_name(Pattern p) {
   switch (p) {
-    case Pattern::kGridStride: return "grid-stride";
-    case Pattern::kBlockStride: return "block-stride";
-    case Pattern::kRandom: return "random";
+    case Pattern::kGridStride:
+      return "grid-stride";
+    case Pattern::kBlockStride:
+      return "block-stride";
+    case Pattern::kRandom:
+      return "random";
   }
   return "?";
 }
@@ -143,8 +146,10 @@ StressResult run_stress(const StressOptions& o, Pattern pattern) {
       std::vector<char> seen(r.pages, 0);
       std::vector<std::uint64_t> missing;
       for (auto& p : order) {
-        if (seen[p]) p = ~0ull;
-        else seen[p] = 1;
+        if (seen[p])
+          p = ~0ull;
+        else
+          seen[p] = 1;
       }
       for (std::uint64_t p = 0; p < r.pages; ++p) {
         if (!seen[p]) missing.push_back(p);

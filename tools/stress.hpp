@@ -33,9 +33,9 @@ struct StressResult {
   std::string pattern;
   std::uint64_t working_set = 0, device_memory = 0, pages = 0;
   double wall_s = 0, modelled_s = 0, gpu_gb_per_s = 0;
-  std::uint64_t gpu_faults = 0, cpu_faults = 0, migrations_to_device = 0, migrations_to_system = 0,
-                bytes_to_device = 0, bytes_to_system = 0, evictions = 0, pages_evicted = 0,
-                thrash_events = 0, bind_retries = 0, data_errors = 0, high_water = 0;
+  std::uint64_t gpu_faults = 0, cpu_faults = 0, migrations_to_device = 0, migrations_to_system = 0, bytes_to_device = 0,
+                bytes_to_system = 0, evictions = 0, pages_evicted = 0, thrash_events = 0, bind_retries = 0,
+                data_errors = 0, high_water = 0;
 };
 
 const char* pattern_name(Pattern p);

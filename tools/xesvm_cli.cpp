@@ -73,8 +73,10 @@ int cmd_stress(const StressOptions& o) {
   for (auto p : o.patterns) {
     StressResult r = xesvm::tools::run_stress(o, p);
     errors += r.data_errors;
-    if (o.json) all.push_back(to_json(r));
-    else print_report(r);
+    if (o.json)
+      all.push_back(to_json(r));
+    else
+      print_report(r);
   }
   if (o.json) std::cout << nlohmann::json{{"backend", o.backend}, {"results", all}}.dump(2) << "\n";
   if (errors) std::fprintf(stderr, "xesvm stress: %llu data errors\n", static_cast<unsigned long long>(errors));

@@ -258,7 +258,8 @@ void BM_EvictScattered(benchmark::State& state) {
   auto* frag = static_cast<std::uint8_t*>(rt.alloc_shared(vram));
   std::memset(frag, 7, vram);
   rt.prefetch(frag, vram, Location::kDevice);
-  for (std::size_t off = 0; off < vram; off += 2 * kPage) benchmark::DoNotOptimize(static_cast<volatile std::uint8_t*>(frag)[off]);
+  for (std::size_t off = 0; off < vram; off += 2 * kPage)
+    benchmark::DoNotOptimize(static_cast<volatile std::uint8_t*>(frag)[off]);
   auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(kEvictBytes));
   std::memset(p, 0x42, kEvictBytes);
   auto& dev = dynamic_cast<sim::SimDevice&>(rt.impl().backend());
@@ -306,7 +307,8 @@ void BM_BatchCopy(benchmark::State& state) {
   std::memset(src, 0x11, bytes);
   std::vector<CopyPage> pages(bytes / kPage);
   for (std::size_t i = 0; i < pages.size(); ++i) {
-    pages[i] = {reinterpret_cast<const std::byte*>(src + i * kPage), reinterpret_cast<std::uint64_t>(raw.dst()) + i * kPage};
+    pages[i] = {reinterpret_cast<const std::byte*>(src + i * kPage),
+                reinterpret_cast<std::uint64_t>(raw.dst()) + i * kPage};
   }
   BatchCopier copier(BatchCopyOptions{workers, 256u << 10, 2u << 20, coalesce});
   std::vector<std::uint8_t> done(pages.size());
@@ -362,8 +364,8 @@ void BM_BatchCopyThreshold(benchmark::State& state) {
     UffdEngine engine(raw, pages);
     state.ResumeTiming();
     for (std::size_t first = 0; first < pages.size(); first += per_call) {
-      copier.copy(std::span<const CopyPage>(pages).subspan(first, per_call),
-                  engine, std::span<std::uint8_t>(done).subspan(first, per_call));
+      copier.copy(std::span<const CopyPage>(pages).subspan(first, per_call), engine,
+                  std::span<std::uint8_t>(done).subspan(first, per_call));
     }
   }
   if (std::find(done.begin(), done.end(), 0) != done.end()) state.SkipWithError("a page was not copied");

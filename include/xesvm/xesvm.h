@@ -26,9 +26,13 @@ typedef enum xesvm_status {
   XESVM_ERROR_UNKNOWN = -99
 } xesvm_status;
 
-typedef enum xesvm_location { XESVM_LOCATION_NONE = 0, XESVM_LOCATION_SYSTEM = 1, XESVM_LOCATION_DEVICE = 2 } xesvm_location;
+typedef enum xesvm_location {
+  XESVM_LOCATION_NONE = 0,
+  XESVM_LOCATION_SYSTEM = 1,
+  XESVM_LOCATION_DEVICE = 2
+} xesvm_location;
 
-typedef struct xesvm_runtime xesvm_runtime; /* opaque */
+typedef struct xesvm_runtime xesvm_runtime;   /* opaque */
 typedef struct xesvm_accessor xesvm_accessor; /* opaque: valid inside a kernel call only */
 
 typedef struct xesvm_advice {

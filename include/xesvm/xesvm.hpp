@@ -79,23 +79,23 @@ struct Residency {
 /// Counters of one Runtime. Times in nanoseconds.
 struct Stats {
   std::uint64_t gpu_faults = 0;
-  std::uint64_t cpu_faults = 0;             ///< CPU touches of device-resident data
-  std::uint64_t migrations_to_device = 0;   ///< ranges moved (operations)
+  std::uint64_t cpu_faults = 0;            ///< CPU touches of device-resident data
+  std::uint64_t migrations_to_device = 0;  ///< ranges moved (operations)
   std::uint64_t bytes_to_device = 0;
   std::uint64_t migrations_to_system = 0;
   std::uint64_t bytes_to_system = 0;
-  std::uint64_t evictions = 0;              ///< ranges evicted under pressure
+  std::uint64_t evictions = 0;  ///< ranges evicted under pressure
   std::uint64_t pages_evicted = 0;
   std::uint64_t pages_evict_skipped = 0;
   std::uint64_t invalidations = 0;
-  std::uint64_t bind_retries = 0;           ///< sequence moved between get-pages and bind
-  std::uint64_t thrash_events = 0;          ///< ranges pinned to RAM for thrashing
+  std::uint64_t bind_retries = 0;                     ///< sequence moved between get-pages and bind
+  std::uint64_t thrash_events = 0;                    ///< ranges pinned to RAM for thrashing
   std::uint64_t cpu_mapping_lookups_in_eviction = 0;  ///< must stay 0
   std::uint64_t device_bytes_in_use = 0;
   std::uint64_t device_bytes_high_water = 0;
   std::uint64_t device_bytes_total = 0;
-  std::uint64_t modelled_device_ns = 0;     ///< the cost model's device time
-  std::uint64_t link_bytes = 0;             ///< bytes charged to the host link
+  std::uint64_t modelled_device_ns = 0;  ///< the cost model's device time
+  std::uint64_t link_bytes = 0;          ///< bytes charged to the host link
 };
 
 /// Kind of GPU access.
@@ -150,13 +150,13 @@ using Kernel = std::function<void(const WorkItem&, DeviceAccessor&)>;
 /// Options of a Runtime beyond the backend URI.
 struct RuntimeOptions {
   std::size_t notifier_window = 512u << 20;  ///< notifier window size (power of two)
-  double high_watermark = 0.95;   ///< start evicting above this device fill
-  double low_watermark = 0.85;    ///< evict down to this fill
-  unsigned thrash_threshold = 3;  ///< evictions+refaults within the window
+  double high_watermark = 0.95;              ///< start evicting above this device fill
+  double low_watermark = 0.85;               ///< evict down to this fill
+  unsigned thrash_threshold = 3;             ///< evictions+refaults within the window
   std::uint64_t thrash_window_ns = 200'000'000;
   std::uint64_t thrash_cooldown_ns = 500'000'000;
-  unsigned evict_retries = 3;     ///< bounded retries of busy frames
-  unsigned copy_workers = 2;      ///< parallel batch copy workers
+  unsigned evict_retries = 3;  ///< bounded retries of busy frames
+  unsigned copy_workers = 2;   ///< parallel batch copy workers
   /// Evictions moving fewer bytes than this copy on the calling thread; the
   /// default is the crossover of the threshold sweep in bench/README.md.
   std::size_t copy_serial_threshold = 64u << 10;

@@ -63,12 +63,12 @@ extern "C" {
 
 /* The ids of one work item. Linear ids count x fastest, then y, then z. */
 typedef struct xesvm_ze_item {
-  uint64_t global_id[3];    /* group_id * local_size + local_id */
-  uint64_t global_size[3];  /* group_count * local_size */
+  uint64_t global_id[3];   /* group_id * local_size + local_id */
+  uint64_t global_size[3]; /* group_count * local_size */
   uint32_t local_id[3];
-  uint32_t local_size[3];   /* zeKernelSetGroupSize */
+  uint32_t local_size[3]; /* zeKernelSetGroupSize */
   uint32_t group_id[3];
-  uint32_t group_count[3];  /* ze_group_count_t of the launch */
+  uint32_t group_count[3]; /* ze_group_count_t of the launch */
   uint64_t global_linear_id;
   uint64_t global_linear_size;
 } xesvm_ze_item;
@@ -87,8 +87,7 @@ typedef struct xesvm_ze_memory {
 } xesvm_ze_memory;
 
 /* A kernel entry: called once per work item. */
-typedef void (*xesvm_ze_kernel_fn)(const xesvm_ze_item* item, const xesvm_ze_memory* mem,
-                                   const void* const* args);
+typedef void (*xesvm_ze_kernel_fn)(const xesvm_ze_item* item, const xesvm_ze_memory* mem, const void* const* args);
 
 /* One kernel of a library. arg_sizes has num_args entries, each 1..
  * XESVM_ZE_MAX_ARG_SIZE bytes; zeKernelSetArgumentValue must pass exactly that

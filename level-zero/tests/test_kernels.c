@@ -56,6 +56,7 @@ static const xesvm_ze_kernel_desc k_kernels[] = {
     {"fixed_group", count, 1, k_ptr_arg, {4, 2, 1}},
 };
 
-static const xesvm_ze_module_desc k_module = {XESVM_ZE_KERNEL_ABI_VERSION, sizeof k_kernels / sizeof k_kernels[0], k_kernels};
+static const xesvm_ze_module_desc k_module = {XESVM_ZE_KERNEL_ABI_VERSION, sizeof k_kernels / sizeof k_kernels[0],
+                                              k_kernels};
 
 __attribute__((visibility("default"))) const xesvm_ze_module_desc* xesvm_ze_module(void) { return &k_module; }

@@ -40,8 +40,8 @@ bool intercept_mode() {
   return e && std::string(e) == "1";
 }
 
-#define SKIP_IF_INTERCEPT()                                                                              \
-  if (intercept_mode())                                                                                  \
+#define SKIP_IF_INTERCEPT()                                                                            \
+  if (intercept_mode())                                                                                \
   GTEST_SKIP() << "intercept mode: the loader dereferences NULL handles and handle arrays before the " \
                   "driver can return INVALID_NULL_HANDLE / INVALID_SIZE"
 
@@ -118,7 +118,8 @@ class Ze : public ::testing::Test {
   }
   void forget(void* p) { allocs.erase(std::find(allocs.begin(), allocs.end(), p)); }
   ze_event_handle_t event(std::uint32_t index) {
-    ze_event_desc_t ed{ZE_STRUCTURE_TYPE_EVENT_DESC, nullptr, index, ZE_EVENT_SCOPE_FLAG_HOST, ZE_EVENT_SCOPE_FLAG_HOST};
+    ze_event_desc_t ed{ZE_STRUCTURE_TYPE_EVENT_DESC, nullptr, index, ZE_EVENT_SCOPE_FLAG_HOST,
+                       ZE_EVENT_SCOPE_FLAG_HOST};
     ze_event_handle_t e = nullptr;
     EXPECT_EQ(ZE_RESULT_SUCCESS, zeEventCreate(pool, &ed, &e));
     if (e) events.push_back(e);
@@ -145,8 +146,13 @@ class Ze : public ::testing::Test {
   }
   ze_module_handle_t module_from_path(ze_module_build_log_handle_t* log = nullptr) {
     std::string blob = std::string("xesvm-kernels:") + XESVM_ZE_TEST_KERNELS;
-    ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_NATIVE, blob.size(),
-                        reinterpret_cast<const std::uint8_t*>(blob.data()), nullptr, nullptr};
+    ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC,
+                        nullptr,
+                        ZE_MODULE_FORMAT_NATIVE,
+                        blob.size(),
+                        reinterpret_cast<const std::uint8_t*>(blob.data()),
+                        nullptr,
+                        nullptr};
     ze_module_handle_t m = nullptr;
     EXPECT_EQ(ZE_RESULT_SUCCESS, zeModuleCreate(ctx, device, &md, &m, log));
     return m;
@@ -288,7 +294,8 @@ TEST_F(Ze, NullHandlesAreRejected) {
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_HANDLE, zeContextMakeMemoryResident(ctx, nullptr, &v, 4));
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_HANDLE, zeContextEvictMemory(nullptr, device, &v, 4));
   int x = 0;
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_HANDLE, zeCommandListAppendMemAdvise(list, nullptr, &x, 4, ZE_MEMORY_ADVICE_SET_READ_MOSTLY));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_HANDLE,
+            zeCommandListAppendMemAdvise(list, nullptr, &x, 4, ZE_MEMORY_ADVICE_SET_READ_MOSTLY));
   // NULL arrays with a count.
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_SIZE, zeCommandListAppendBarrier(list, nullptr, 1, nullptr));
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeCommandQueueExecuteCommandLists(queue, 1, nullptr, nullptr));
@@ -364,7 +371,8 @@ TEST_F(Ze, MiscellaneousEntryPoints) {
   EXPECT_NE(~0ull, *ts);
   EXPECT_LE(*ts, dev2);
   EXPECT_GT(dev2, dev) << "device work advances the device clock";
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeCommandListAppendWriteGlobalTimestamp(imm, nullptr, nullptr, 0, nullptr));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER,
+            zeCommandListAppendWriteGlobalTimestamp(imm, nullptr, nullptr, 0, nullptr));
 }
 
 // --- allocations --------------------------------------------------------------
@@ -425,7 +433,9 @@ TEST_F(Ze, AllocPropertiesAddressRangeAndFree) {
     std::size_t n;
     ze_memory_type_t t;
     ze_device_handle_t dev;
-  } cases[] = {{s, 10000, ZE_MEMORY_TYPE_SHARED, device}, {d, 5000, ZE_MEMORY_TYPE_DEVICE, device}, {h, 3000, ZE_MEMORY_TYPE_HOST, nullptr}};
+  } cases[] = {{s, 10000, ZE_MEMORY_TYPE_SHARED, device},
+               {d, 5000, ZE_MEMORY_TYPE_DEVICE, device},
+               {h, 3000, ZE_MEMORY_TYPE_HOST, nullptr}};
   std::vector<std::uint64_t> ids;
   for (const Case& c : cases) {
     for (std::size_t off : {std::size_t{0}, c.n / 2, c.n - 1}) {
@@ -522,13 +532,17 @@ TEST_F(Ze, CopyRoundTripThroughEveryKind) {
   EXPECT_EQ(0, std::memcmp(src.data(), h, n));
   // And back on the synchronous immediate list, at unaligned offsets.
   std::vector<unsigned char> back2(n, 0);
-  ZE_OK(zeCommandListAppendMemoryCopy(sync_imm, static_cast<char*>(d) + 1, static_cast<char*>(s) + 3, n - 3, nullptr, 0, nullptr));
+  ZE_OK(zeCommandListAppendMemoryCopy(sync_imm, static_cast<char*>(d) + 1, static_cast<char*>(s) + 3, n - 3, nullptr, 0,
+                                      nullptr));
   ZE_OK(zeCommandListAppendMemoryCopy(sync_imm, back2.data(), static_cast<char*>(d) + 1, n - 3, nullptr, 0, nullptr));
   EXPECT_EQ(0, std::memcmp(src.data() + 3, back2.data(), n - 3));
   // Errors.
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_SIZE, zeCommandListAppendMemoryCopy(imm, d, src.data(), n + 1, nullptr, 0, nullptr));
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeCommandListAppendMemoryCopy(imm, nullptr, s, 4, nullptr, 0, nullptr));
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeCommandListAppendMemoryCopy(imm, s, nullptr, 4, nullptr, 0, nullptr));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_SIZE,
+            zeCommandListAppendMemoryCopy(imm, d, src.data(), n + 1, nullptr, 0, nullptr));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER,
+            zeCommandListAppendMemoryCopy(imm, nullptr, s, 4, nullptr, 0, nullptr));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER,
+            zeCommandListAppendMemoryCopy(imm, s, nullptr, 4, nullptr, 0, nullptr));
 }
 
 TEST_F(Ze, FillPatterns) {
@@ -556,8 +570,10 @@ TEST_F(Ze, FillPatterns) {
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_SIZE, zeCommandListAppendMemoryFill(imm, d, pat, 0, 512, nullptr, 0, nullptr));
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_SIZE, zeCommandListAppendMemoryFill(imm, d, pat, 4, 10, nullptr, 0, nullptr));
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_SIZE, zeCommandListAppendMemoryFill(imm, d, pat, 4, n + 4, nullptr, 0, nullptr));
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeCommandListAppendMemoryFill(imm, d, nullptr, 4, 4, nullptr, 0, nullptr));
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeCommandListAppendMemoryFill(imm, nullptr, pat, 4, 4, nullptr, 0, nullptr));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER,
+            zeCommandListAppendMemoryFill(imm, d, nullptr, 4, 4, nullptr, 0, nullptr));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER,
+            zeCommandListAppendMemoryFill(imm, nullptr, pat, 4, 4, nullptr, 0, nullptr));
 }
 
 TEST_F(Ze, CopyRegion2DAnd3D) {
@@ -647,12 +663,17 @@ TEST_F(Ze, EveryAdviceValueIsAccepted) {
   EXPECT_EQ(0u, cpu_resident_pages(p, n));
   for (unsigned char c : out) ASSERT_EQ(0x33, c);
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ENUMERATION,
-            zeCommandListAppendMemAdvise(imm, device, p, n, static_cast<ze_memory_advice_t>(ZE_MEMORY_ADVICE_BIAS_UNCACHED + 1)));
+            zeCommandListAppendMemAdvise(imm, device, p, n,
+                                         static_cast<ze_memory_advice_t>(ZE_MEMORY_ADVICE_BIAS_UNCACHED + 1)));
   int stack = 0;
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandListAppendMemAdvise(imm, device, &stack, 4, ZE_MEMORY_ADVICE_SET_READ_MOSTLY));
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_SIZE, zeCommandListAppendMemAdvise(imm, device, p, 0, ZE_MEMORY_ADVICE_SET_READ_MOSTLY));
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_SIZE, zeCommandListAppendMemAdvise(imm, device, p, n + 1, ZE_MEMORY_ADVICE_SET_READ_MOSTLY));
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeCommandListAppendMemAdvise(imm, device, nullptr, 4, ZE_MEMORY_ADVICE_SET_READ_MOSTLY));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT,
+            zeCommandListAppendMemAdvise(imm, device, &stack, 4, ZE_MEMORY_ADVICE_SET_READ_MOSTLY));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_SIZE,
+            zeCommandListAppendMemAdvise(imm, device, p, 0, ZE_MEMORY_ADVICE_SET_READ_MOSTLY));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_SIZE,
+            zeCommandListAppendMemAdvise(imm, device, p, n + 1, ZE_MEMORY_ADVICE_SET_READ_MOSTLY));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER,
+            zeCommandListAppendMemAdvise(imm, device, nullptr, 4, ZE_MEMORY_ADVICE_SET_READ_MOSTLY));
 }
 
 // --- events, fences, queues, lists ------------------------------------------------
@@ -772,11 +793,13 @@ TEST_F(Ze, QueueAndListRules) {
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeCommandListCreate(ctx, device, nullptr, &l));
   // Execution rules.
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_SIZE, zeCommandQueueExecuteCommandLists(queue, 0, &list, nullptr));
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandQueueExecuteCommandLists(queue, 1, &list, nullptr)) << "not closed";
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandQueueExecuteCommandLists(queue, 1, &list, nullptr))
+      << "not closed";
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_COMMAND_LIST_TYPE, zeCommandQueueExecuteCommandLists(queue, 1, &imm, nullptr));
   ZE_OK(zeCommandListClose(list));
   int x = 0, y = 1;
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandListAppendMemoryCopy(list, &x, &y, 4, nullptr, 0, nullptr)) << "closed";
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandListAppendMemoryCopy(list, &x, &y, 4, nullptr, 0, nullptr))
+      << "closed";
   ZE_OK(zeCommandListReset(list));
   ZE_OK(zeCommandListAppendMemoryCopy(list, &x, &y, 4, nullptr, 0, nullptr));
   ZE_OK(run_list());
@@ -837,7 +860,8 @@ TEST_F(Ze, NativeModuleFromPathAndImage) {
   std::ifstream f(XESVM_ZE_TEST_KERNELS, std::ios::binary);
   std::vector<std::uint8_t> image((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   ASSERT_GT(image.size(), 4u);
-  ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_NATIVE, image.size(), image.data(), nullptr, nullptr};
+  ze_module_desc_t md{
+      ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_NATIVE, image.size(), image.data(), nullptr, nullptr};
   ZE_OK(zeModuleCreate(ctx, device, &md, &m, nullptr));
   ze_kernel_handle_t k2 = kernel(m, "count");
   auto* counter = static_cast<std::uint32_t*>(shared(4));
@@ -858,7 +882,8 @@ TEST_F(Ze, ModuleErrors) {
   // intercept mode the log of a failed build cannot be used: ask for none.
   ze_module_build_log_handle_t* plog = intercept_mode() ? nullptr : &log;
   const std::uint8_t spirv[] = {0x03, 0x02, 0x23, 0x07, 0, 0, 1, 0};
-  ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, sizeof spirv, spirv, nullptr, nullptr};
+  ze_module_desc_t md{
+      ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, sizeof spirv, spirv, nullptr, nullptr};
   ZE_EXPECT(ZE_RESULT_ERROR_UNSUPPORTED_FEATURE, zeModuleCreate(ctx, device, &md, &m, plog));
   std::size_t n = 0;
   if (plog) {
@@ -911,8 +936,10 @@ TEST_F(Ze, ModuleErrors) {
   EXPECT_EQ(0u, 6 % gy);
   EXPECT_LE(gx * gy * gz, 1024u);
   ze_group_count_t g{1, 1, 1};
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandListAppendLaunchKernel(imm, k, &g, nullptr, 0, nullptr)) << "arguments unset";
-  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeCommandListAppendLaunchKernel(imm, k, nullptr, nullptr, 0, nullptr));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandListAppendLaunchKernel(imm, k, &g, nullptr, 0, nullptr))
+      << "arguments unset";
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER,
+            zeCommandListAppendLaunchKernel(imm, k, nullptr, nullptr, 0, nullptr));
   ze_kernel_handle_t fixed = kernel(m, "fixed_group");
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_GROUP_SIZE_DIMENSION, zeKernelSetGroupSize(fixed, 8, 1, 1));
   ZE_OK(zeKernelSetGroupSize(fixed, 4, 2, 1));

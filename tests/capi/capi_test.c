@@ -6,15 +6,14 @@
 #include "xesvm/xesvm.h"
 
 static int passed, failed;
-#define CHECK(cond)                                              \
-  do {                                                           \
-    if (cond) {                                                  \
-      ++passed;                                                  \
-    } else {                                                     \
-      ++failed;                                                  \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: %s\n", __FILE__, \
-              __LINE__, #cond, xesvm_last_error());              \
-    }                                                            \
+#define CHECK(cond)                                                                                    \
+  do {                                                                                                 \
+    if (cond) {                                                                                        \
+      ++passed;                                                                                        \
+    } else {                                                                                           \
+      ++failed;                                                                                        \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed: %s\n", __FILE__, __LINE__, #cond, xesvm_last_error()); \
+    }                                                                                                  \
   } while (0)
 
 static void add_one(uint64_t gid, uint64_t gsize, xesvm_accessor* acc, void* user) {

@@ -22,7 +22,8 @@ void expect_error(const std::function<void()>& f, Error::Code code, std::initial
   } catch (const Error& e) {
     EXPECT_EQ(static_cast<int>(e.code()), static_cast<int>(code)) << what << ": " << e.what();
     const std::string msg = e.what();
-    for (const char* w : words) EXPECT_NE(msg.find(w), std::string::npos) << what << ": '" << msg << "' lacks '" << w << "'";
+    for (const char* w : words)
+      EXPECT_NE(msg.find(w), std::string::npos) << what << ": '" << msg << "' lacks '" << w << "'";
   } catch (const std::exception& e) {
     ADD_FAILURE() << what << ": threw a non-xesvm exception: " << e.what();
   }

@@ -349,8 +349,10 @@ TEST(Eviction, ConcurrentEvictionAndGpuKernelsLoseNoWrite) {
     std::size_t i = 0;
     while (!stop.load()) {
       // Alternate whole-buffer and per-range evictions.
-      if (i++ % 2) evicted += rt.evict(w, n).pages_evicted;
-      else evicted += rt.evict(reinterpret_cast<std::uint8_t*>(w) + (i % 4) * (2u << 20), 2u << 20).pages_evicted;
+      if (i++ % 2)
+        evicted += rt.evict(w, n).pages_evicted;
+      else
+        evicted += rt.evict(reinterpret_cast<std::uint8_t*>(w) + (i % 4) * (2u << 20), 2u << 20).pages_evicted;
       std::this_thread::yield();
     }
   });

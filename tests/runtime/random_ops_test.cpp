@@ -83,15 +83,29 @@ class RandomOps {
 
   void one() {
     if (slots_.empty() || (slots_.size() < max_slots_ && rnd(16) == 0)) return alloc();
-    if (rnd(256) == 0) return fork_check();
+    if (rnd(256) == 0) return fork_check();  // (a no-op under TSan: see fork_check)
     Slot& s = slots_[rnd(slots_.size())];
     const std::size_t off = rnd(s.n);
-    const std::size_t len = 1 + rnd(std::min<std::size_t>(s.n - off, 3 * 4096) );
+    const std::size_t len = 1 + rnd(std::min<std::size_t>(s.n - off, 3 * 4096));
     switch (rnd(20)) {
-      case 0: case 1: case 2: case 3: return cpu_write(s, off, len);
-      case 4: case 5: case 6: case 7: return gpu_write(s, off, len);
-      case 8: case 9: case 10: return gpu_check(s, off, len);
-      case 11: case 12: case 13: return cpu_check(s, off, len);
+      case 0:
+      case 1:
+      case 2:
+      case 3:
+        return cpu_write(s, off, len);
+      case 4:
+      case 5:
+      case 6:
+      case 7:
+        return gpu_write(s, off, len);
+      case 8:
+      case 9:
+      case 10:
+        return gpu_check(s, off, len);
+      case 11:
+      case 12:
+      case 13:
+        return cpu_check(s, off, len);
       case 14:
         last_ = "prefetch device";
         s.note("pd", off, len);
@@ -107,8 +121,12 @@ class RandomOps {
         s.note("ev", off, len);
         rt_.evict(s.p + off, len);
         return;
-      case 17: if (s.app && remap_) return remap(s); return gpu_write(s, off, len);
-      default: if (rnd(4) == 0) return drop(s); return cpu_check(s, off, len);
+      case 17:
+        if (s.app && remap_) return remap(s);
+        return gpu_write(s, off, len);
+      default:
+        if (rnd(4) == 0) return drop(s);
+        return cpu_check(s, off, len);
     }
   }
 
@@ -166,6 +184,10 @@ class RandomOps {
   // as the parent. It checks this thread's slots (another thread's may be
   // mid-write) and reports through its exit status; the parent goes on.
   void fork_check() {
+#if defined(__SANITIZE_THREAD__)
+    return;  // TSan supports fork in threaded processes only partly; the
+             // release and ASan runs cover this operation
+#endif
     last_ = "fork";
     for (Slot& s : slots_) s.note("fork");
     const pid_t pid = fork();
@@ -229,8 +251,8 @@ class RandomOps {
   void report(Slot& s, const char* what, std::size_t first, std::size_t bad) {
     mismatches_ += bad;
     char buf[160];
-    std::snprintf(buf, sizeof buf, "%s: %zu bytes differ from offset %zx of %s %p+%zx; its recent ops: ", what,
-                  bad, first, s.app ? "app" : "svm", static_cast<void*>(s.p), s.n);
+    std::snprintf(buf, sizeof buf, "%s: %zu bytes differ from offset %zx of %s %p+%zx; its recent ops: ", what, bad,
+                  first, s.app ? "app" : "svm", static_cast<void*>(s.p), s.n);
     last_ = buf + s.ops;
   }
 
@@ -257,7 +279,9 @@ TEST(RandomOps, ShadowCopyAgreesAfterEveryOperation) {
     RandomOps r(rt, seed, 10);
     const std::size_t bad = r.run(ops);
     EXPECT_EQ(bad, 0u) << "seed " << seed << ", step " << r.step() << ", last op " << r.last();
+#if !defined(__SANITIZE_THREAD__)
     EXPECT_GT(r.forks(), ops / 512) << "the fork operation hardly ran";
+#endif
   }
   EXPECT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }))
       << rt.stats().device_bytes_in_use << " bytes of device memory leaked";

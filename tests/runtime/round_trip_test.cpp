@@ -1,9 +1,9 @@
 // CPU write -> GPU read/write -> CPU read round trips, byte-checked.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <atomic>
 
 #include <fcntl.h>
 
@@ -84,8 +84,9 @@ TEST(RoundTrip, SyscallOnDeviceResidentMemoryMigratesItBackWithKernelFaults) {
   for (auto& [k, v] : rt.describe()) {
     if (k == "userfaultfd") kernel_faults = v.rfind("kernel-faults", 0) == 0;
   }
-  if (!kernel_faults) GTEST_SKIP() << "this process may not handle kernel-mode userfaults (needs root, "
-                                      "CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1)";
+  if (!kernel_faults)
+    GTEST_SKIP() << "this process may not handle kernel-mode userfaults (needs root, "
+                    "CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1)";
   const std::size_t n = 64u << 10;
   auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
   fill(p, n, 3);

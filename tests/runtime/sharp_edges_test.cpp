@@ -7,8 +7,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <string>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -20,8 +20,8 @@ TEST(SharpEdges, MirrorOfMallocBufferKeepsPartialEdgePagesInSystemMemory) {
   void* raw = nullptr;
   ASSERT_EQ(posix_memalign(&raw, 4096, 6 * 4096), 0);
   auto* block = static_cast<std::uint8_t*>(raw);
-  std::uint8_t* buf = block + 100;      // an application buffer inside the block
-  const std::size_t n = 3 * 4096;       // covers pages 0..3 partially: whole pages 1 and 2
+  std::uint8_t* buf = block + 100;  // an application buffer inside the block
+  const std::size_t n = 3 * 4096;   // covers pages 0..3 partially: whole pages 1 and 2
   fill(block, 6 * 4096, 9);
   rt.mirror(buf, n);
   rt.prefetch(buf, n, Location::kDevice);
@@ -127,8 +127,7 @@ TEST(SharpEdges, MirrorOfAddressesWhoseUnmapIsStillInFlightSurvivesTheOldEvent) 
     while (!base.load()) std::this_thread::yield();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
     for (std::uint32_t i = 0; !stop.load() && std::chrono::steady_clock::now() < deadline; ++i) {
-      void* p = mmap(base.load(), n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
-                     -1, 0);
+      void* p = mmap(base.load(), n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
       if (p == MAP_FAILED) continue;  // the other thread holds it
       if (p != base.load()) {
         munmap(p, n);  // an old kernel that ignores MAP_FIXED_NOREPLACE

@@ -12,9 +12,7 @@ namespace {
 constexpr std::uint64_t K4 = 4u << 10, K64 = 64u << 10, M2 = 2u << 20;
 constexpr std::uint64_t kBase = 0x40000000;  // 1 GiB: aligned to every chunk and window
 
-RangePtr make(OwnerId id, std::uint64_t start, std::size_t size) {
-  return std::make_shared<Range>(id, start, size);
-}
+RangePtr make(OwnerId id, std::uint64_t start, std::size_t size) { return std::make_shared<Range>(id, start, size); }
 
 using Chunk = std::optional<std::pair<std::uint64_t, std::size_t>>;
 Chunk chunk(std::uint64_t s, std::size_t c) { return std::make_pair(s, c); }

@@ -84,9 +84,7 @@ TEST(SimEngine, KernelReadsAndWritesDeviceFramesByteExact) {
     ASSERT_EQ(got, static_cast<std::uint32_t>(i * 2654435761u)) << i;
   }
   std::vector<std::uint32_t> back(2 * kPageSize / 4);
-  rig.engine.launch(1, [&](const WorkItem&, DeviceAccessor& a) {
-    a.read(va, back.data(), back.size() * 4);
-  });
+  rig.engine.launch(1, [&](const WorkItem&, DeviceAccessor& a) { a.read(va, back.data(), back.size() * 4); });
   for (std::size_t i = 0; i < back.size(); ++i) {
     ASSERT_EQ(back[i], static_cast<std::uint32_t>(i * 2654435761u));
   }
@@ -104,7 +102,7 @@ TEST(SimEngine, AccessSpanningADevicePageAndASystemPage) {
   std::memset(rig.pool.data((*frame)[0]), 0xd1, kPageSize);
   std::memset(mem.bytes() + kPageSize, 0x5a, kPageSize);
   rig.table.bind(mem.addr(), std::vector<PageSnapshot>{{PagePlace::kDevice, true, (*frame)[0]},
-                                                      {PagePlace::kSystem, true, kNoFrame}});
+                                                       {PagePlace::kSystem, true, kNoFrame}});
   unsigned char got[16] = {};
   const unsigned char pattern[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
   rig.engine.launch(1, [&](const WorkItem&, DeviceAccessor& a) {
@@ -193,8 +191,7 @@ TEST(SimEngine, AccessToMunmappedSystemPageIsAGpuFaultNotACrash) {
   // Far below the kernel's mmap base, so no later mapping of this process
   // (sanitizer runtimes included) fills the hole left by munmap.
   void* hint = reinterpret_cast<void*>(0x7e9000000000ull);
-  void* p = ::mmap(hint, kPageSize, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  void* p = ::mmap(hint, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   if (p == MAP_FAILED) {
     p = ::mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   }
@@ -258,9 +255,8 @@ TEST(SimEngine, EachWorkerGetsOneContiguousSlice) {
 TEST(SimEngine, LaunchFromInsideAKernelIsRejected) {
   SimRig rig(1);
   try {
-    rig.engine.launch(1, [&](const WorkItem&, DeviceAccessor&) {
-      rig.engine.launch(1, [](const WorkItem&, DeviceAccessor&) {});
-    });
+    rig.engine.launch(
+        1, [&](const WorkItem&, DeviceAccessor&) { rig.engine.launch(1, [](const WorkItem&, DeviceAccessor&) {}); });
     FAIL() << "expected a rejected nested launch";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Error::Code::kInvalidArgument);
@@ -276,8 +272,10 @@ TEST(SimEngine, MisalignedAtomicIsRejected) {
   for (std::uint64_t off : {2ull, 4ull}) {
     try {
       rig.engine.launch(1, [&](const WorkItem&, DeviceAccessor& a) {
-        if (off == 2) (void)a.atomic_add(va + off, 1);
-        else (void)a.atomic_add64(va + off, 1);
+        if (off == 2)
+          (void)a.atomic_add(va + off, 1);
+        else
+          (void)a.atomic_add64(va + off, 1);
       });
       FAIL() << "expected a rejected misaligned atomic at +" << off;
     } catch (const Error& e) {
@@ -292,7 +290,7 @@ TEST(SimEngine, WithPageWritesBackOnDeviceAndSystemPages) {
   auto frame = rig.pool.alloc(kPageSize, kPageSize, 1);
   ASSERT_TRUE(frame);
   rig.table.bind(mem.addr(), std::vector<PageSnapshot>{{PagePlace::kDevice, true, (*frame)[0]},
-                                                      {PagePlace::kSystem, true, kNoFrame}});
+                                                       {PagePlace::kSystem, true, kNoFrame}});
   std::memset(mem.bytes() + kPageSize + 100, 3, 50);
   rig.engine.launch(1, [&](const WorkItem&, DeviceAccessor& a) {
     for (std::uint64_t base : {mem.addr(), mem.addr() + kPageSize}) {

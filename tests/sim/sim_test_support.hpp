@@ -16,8 +16,7 @@ namespace xesvm::sim::test {
 inline std::uint64_t page_of(std::uint64_t addr) { return addr & ~std::uint64_t{kPageSize - 1}; }
 
 struct SimRig {
-  explicit SimRig(unsigned workers, std::size_t vram = 4u << 20)
-      : pool(vram), engine(table, pool, cost, workers) {}
+  explicit SimRig(unsigned workers, std::size_t vram = 4u << 20) : pool(vram), engine(table, pool, cost, workers) {}
   GpuPageTable table;
   FramePool pool;
   CostModel cost;

@@ -79,10 +79,13 @@ TEST(XeOpen, SendsQueriesVmCreateMirrorBindAndProbeInOrder) {
   std::vector<unsigned long> order;
   for (const RecordedCall& c : s->calls) order.push_back(c.request);
   const std::vector<unsigned long> want = {
-      u::kIoctlDeviceQuery, u::kIoctlDeviceQuery,  // CONFIG: size, data
-      u::kIoctlDeviceQuery, u::kIoctlDeviceQuery,  // MEM_REGIONS: size, data
-      u::kIoctlVmCreate,    u::kIoctlVmBind,       // fence written at bind: no wait needed
-      u::kIoctlVmQueryMemRangeAttrs,               // MADVISE probe
+      u::kIoctlDeviceQuery,
+      u::kIoctlDeviceQuery,  // CONFIG: size, data
+      u::kIoctlDeviceQuery,
+      u::kIoctlDeviceQuery,  // MEM_REGIONS: size, data
+      u::kIoctlVmCreate,
+      u::kIoctlVmBind,                // fence written at bind: no wait needed
+      u::kIoctlVmQueryMemRangeAttrs,  // MADVISE probe
   };
   EXPECT_EQ(order, want);
 
@@ -307,8 +310,8 @@ TEST_F(XePolicy, PrefetchToAdvisedLocationConsultsMadvise) {
   auto binds = s_->calls_of(u::kIoctlVmBind);
   ASSERT_EQ(binds.size(), 1u);
   EXPECT_EQ(binds[0].as<u::drm_xe_vm_bind>().bind.prefetch_mem_region_instance, 0xffffffffu);
-  EXPECT_EQ(binds[0].arg,
-            bytes_of(expected_bind(binds[0], 7, u::kVmBindOpPrefetch, 0, 0x1000, 0x1000, u::kConsultMemAdvisePrefLoc, 2)));
+  EXPECT_EQ(binds[0].arg, bytes_of(expected_bind(binds[0], 7, u::kVmBindOpPrefetch, 0, 0x1000, 0x1000,
+                                                 u::kConsultMemAdvisePrefLoc, 2)));
 }
 
 TEST_F(XePolicy, PrefetchWaitsForItsFence) {
@@ -402,7 +405,8 @@ TEST_F(XePolicy, ConcurrentBindsGetIncreasingFenceValuesInSubmissionOrder) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([this, t] {
-      for (int i = 0; i < 50; ++i) be_->prefetch(0x100000 * (t + 1), 0x1000, i % 2 ? Location::kDevice : Location::kSystem);
+      for (int i = 0; i < 50; ++i)
+        be_->prefetch(0x100000 * (t + 1), 0x1000, i % 2 ? Location::kDevice : Location::kSystem);
     });
   }
   for (auto& th : threads) th.join();
@@ -467,8 +471,8 @@ TEST_F(XePolicy, AdvisePreferredDeviceAndAtomics) {
   EXPECT_TRUE(be_->advise(0x10000, 0x20000, a));
   auto m = s_->calls_of(u::kIoctlMadvise);
   ASSERT_EQ(m.size(), 2u);
-  EXPECT_EQ(m[0].arg, bytes_of(expected_madvise(0x10000, 0x20000, u::kMemRangeAttrPreferredLoc,
-                                                u::kPreferredLocDefaultDevice)));
+  EXPECT_EQ(m[0].arg,
+            bytes_of(expected_madvise(0x10000, 0x20000, u::kMemRangeAttrPreferredLoc, u::kPreferredLocDefaultDevice)));
   EXPECT_EQ(m[1].arg, bytes_of(expected_madvise(0x10000, 0x20000, u::kMemRangeAttrAtomic, u::kAtomicDevice)));
 }
 
@@ -666,7 +670,7 @@ TEST_F(XeMirror, MirrorValidatesAndIssuesNoIoctl) {
   be_->mirror(addr_, kLen / 2);
   EXPECT_TRUE(s_->calls.empty());
   EXPECT_THROW(be_->mirror(addr_ + 4096, 4096), Error);  // overlaps
-  be_->mirror(addr_ + kLen / 2, kLen / 2);                // adjacent is fine
+  be_->mirror(addr_ + kLen / 2, kLen / 2);               // adjacent is fine
   EXPECT_THROW(be_->mirror(addr_ + 1, 4096), Error);
 }
 

@@ -1,7 +1,7 @@
 // Render-node discovery: what is looked at and what the "no Xe device"
 // error says, on directories made for the test and on this machine.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -121,7 +121,8 @@ TEST(XeDiscovery, NamedNodeThatIsNotXeIsRefused) {
 
 TEST(XeDiscovery, ThisMachineWithoutDevDri) {
   struct stat st {};
-  if (::stat("/dev/dri", &st) == 0) GTEST_SKIP() << "this machine has /dev/dri; the case without it cannot be shown here";
+  if (::stat("/dev/dri", &st) == 0)
+    GTEST_SKIP() << "this machine has /dev/dri; the case without it cannot be shown here";
   xe::Discovery d = xe::discover_render_nodes();
   EXPECT_FALSE(d.dir_exists);
   try {

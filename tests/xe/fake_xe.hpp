@@ -73,7 +73,7 @@ struct FakeXeState {
   FenceMode fence_mode = FenceMode::kOnBind;
   // Script.
   std::map<unsigned long, std::deque<int>> fail_next;  ///< errnos returned in order, per request
-  unsigned range_attr_enospc = 0;  ///< fill calls of QUERY_MEM_RANGE_ATTRS answered ENOSPC
+  unsigned range_attr_enospc = 0;                      ///< fill calls of QUERY_MEM_RANGE_ATTRS answered ENOSPC
   std::vector<u::drm_xe_mem_range_attr> range_attrs;
   // Observed.
   std::vector<RecordedCall> calls;
@@ -147,15 +147,22 @@ class FakeXe final : public XeIoctl {
       return err;
     }
     switch (request) {
-      case u::kIoctlDeviceQuery: return device_query(*static_cast<u::drm_xe_device_query*>(arg));
-      case u::kIoctlVmCreate: return vm_create(*static_cast<u::drm_xe_vm_create*>(arg));
-      case u::kIoctlVmDestroy: return 0;
-      case u::kIoctlVmBind: return vm_bind(*static_cast<u::drm_xe_vm_bind*>(arg));
-      case u::kIoctlWaitUserFence: return wait_fence(*static_cast<u::drm_xe_wait_user_fence*>(arg));
-      case u::kIoctlMadvise: return s_->madvise ? 0 : EINVAL;
+      case u::kIoctlDeviceQuery:
+        return device_query(*static_cast<u::drm_xe_device_query*>(arg));
+      case u::kIoctlVmCreate:
+        return vm_create(*static_cast<u::drm_xe_vm_create*>(arg));
+      case u::kIoctlVmDestroy:
+        return 0;
+      case u::kIoctlVmBind:
+        return vm_bind(*static_cast<u::drm_xe_vm_bind*>(arg));
+      case u::kIoctlWaitUserFence:
+        return wait_fence(*static_cast<u::drm_xe_wait_user_fence*>(arg));
+      case u::kIoctlMadvise:
+        return s_->madvise ? 0 : EINVAL;
       case u::kIoctlVmQueryMemRangeAttrs:
         return query_attrs(*static_cast<u::drm_xe_vm_query_mem_range_attr*>(arg));
-      default: return EINVAL;  // what drm_ioctl answers for an unknown driver ioctl
+      default:
+        return EINVAL;  // what drm_ioctl answers for an unknown driver ioctl
     }
   }
 

@@ -20,7 +20,8 @@ TEST(XeUapi, IoctlNumbersMatchReferenceValues) {
 }
 
 TEST(XeUapi, IoctlNumbersMatchLibdrmEncoding) {
-  EXPECT_EQ(u::kIoctlDeviceQuery, static_cast<unsigned long>(DRM_IOWR(DRM_COMMAND_BASE + 0x00, u::drm_xe_device_query)));
+  EXPECT_EQ(u::kIoctlDeviceQuery,
+            static_cast<unsigned long>(DRM_IOWR(DRM_COMMAND_BASE + 0x00, u::drm_xe_device_query)));
   EXPECT_EQ(u::kIoctlVmCreate, static_cast<unsigned long>(DRM_IOWR(DRM_COMMAND_BASE + 0x03, u::drm_xe_vm_create)));
   EXPECT_EQ(u::kIoctlVmDestroy, static_cast<unsigned long>(DRM_IOW(DRM_COMMAND_BASE + 0x04, u::drm_xe_vm_destroy)));
   EXPECT_EQ(u::kIoctlVmBind, static_cast<unsigned long>(DRM_IOW(DRM_COMMAND_BASE + 0x05, u::drm_xe_vm_bind)));

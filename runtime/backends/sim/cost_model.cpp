@@ -13,8 +13,7 @@ CostModel::CostModel(LinkParams params) : params_(params) {
       !std::isfinite(params_.link_latency_ns) || params_.link_latency_ns < 0) {
     throw Error(Error::Code::kInvalidArgument,
                 "CostModel: link " + std::to_string(params_.link_gb_per_s) + " GB/s, latency " +
-                    std::to_string(params_.link_latency_ns) + " ns, local " +
-                    std::to_string(params_.local_gb_per_s) +
+                    std::to_string(params_.link_latency_ns) + " ns, local " + std::to_string(params_.local_gb_per_s) +
                     " GB/s is invalid; expected positive bandwidths and a non-negative latency");
   }
 }
@@ -24,9 +23,7 @@ void CostModel::charge_link(std::uint64_t bytes, std::uint64_t transfers) noexce
   link_transfers_.fetch_add(transfers, std::memory_order_relaxed);
 }
 
-void CostModel::charge_local(std::uint64_t bytes) noexcept {
-  local_bytes_.fetch_add(bytes, std::memory_order_relaxed);
-}
+void CostModel::charge_local(std::uint64_t bytes) noexcept { local_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
 
 std::uint64_t CostModel::modelled_ns() const noexcept {
   const double ns = static_cast<double>(link_bytes()) / params_.link_gb_per_s +
@@ -36,15 +33,9 @@ std::uint64_t CostModel::modelled_ns() const noexcept {
   return static_cast<std::uint64_t>(std::llround(ns));
 }
 
-std::uint64_t CostModel::link_bytes() const noexcept {
-  return link_bytes_.load(std::memory_order_relaxed);
-}
-std::uint64_t CostModel::link_transfers() const noexcept {
-  return link_transfers_.load(std::memory_order_relaxed);
-}
-std::uint64_t CostModel::local_bytes() const noexcept {
-  return local_bytes_.load(std::memory_order_relaxed);
-}
+std::uint64_t CostModel::link_bytes() const noexcept { return link_bytes_.load(std::memory_order_relaxed); }
+std::uint64_t CostModel::link_transfers() const noexcept { return link_transfers_.load(std::memory_order_relaxed); }
+std::uint64_t CostModel::local_bytes() const noexcept { return local_bytes_.load(std::memory_order_relaxed); }
 
 void CostModel::reset() noexcept {
   faults_.store(0, std::memory_order_relaxed);

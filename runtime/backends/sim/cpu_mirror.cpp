@@ -177,8 +177,7 @@ CpuMirror::CpuMirror(FramePool& frames, GpuPageTable& gpu, CostModel& cost, bool
   features_.event_remove = have & UFFD_FEATURE_EVENT_REMOVE;
   features_.event_unmap = have & UFFD_FEATURE_EVENT_UNMAP;
   features_.event_remap = have & UFFD_FEATURE_EVENT_REMAP;
-  if (!features_.write_protect || !features_.event_remove || !features_.event_unmap ||
-      !features_.event_remap) {
+  if (!features_.write_protect || !features_.event_remove || !features_.event_unmap || !features_.event_remap) {
     throw Error(Error::Code::kUnsupported,
                 "sim device: userfaultfd lacks a required feature (have: " + features_.describe() +
                     "; need wp, event-remove, event-unmap, event-remap)");
@@ -190,9 +189,8 @@ CpuMirror::CpuMirror(FramePool& frames, GpuPageTable& gpu, CostModel& cost, bool
   }
   uffdio_api want{};
   want.api = UFFD_API;
-  want.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_REMOVE |
-                  UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP |
-                  (features_.wp_unpopulated ? UFFD_FEATURE_WP_UNPOPULATED : 0);
+  want.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP |
+                  UFFD_FEATURE_EVENT_REMAP | (features_.wp_unpopulated ? UFFD_FEATURE_WP_UNPOPULATED : 0);
   if (ioctl(uffd_, UFFDIO_API, &want) < 0) {
     int e = errno;
     ::close(uffd_);
@@ -223,7 +221,7 @@ CpuMirror::~CpuMirror() {
 
 CpuMirrorStats CpuMirror::stats() const {
   return {cpu_faults_device_.load(), cpu_faults_zero_.load(), pages_to_ram_.load(), events_.load(),
-          deferred_count_.load(), stale_unmaps_.load()};
+          deferred_count_.load(),    stale_unmaps_.load()};
 }
 
 // ---------------------------------------------------------------------------
@@ -231,8 +229,7 @@ CpuMirrorStats CpuMirror::stats() const {
 
 void CpuMirror::mirror(std::uint64_t start, std::size_t len, MirrorClient& client) {
   if (start % kPageSize || len % kPageSize || len == 0) {
-    throw Error(Error::Code::kInvalidArgument,
-                "sim device: mirror region must be page aligned and non-empty");
+    throw Error(Error::Code::kInvalidArgument, "sim device: mirror region must be page aligned and non-empty");
   }
   // Events arrive after the fact: an UNMAP or REMAP of an earlier mapping
   // at these addresses may still be on its way. Applied after this
@@ -246,12 +243,12 @@ void CpuMirror::mirror(std::uint64_t start, std::size_t len, MirrorClient& clien
     if (prev->second.end > start) it = prev;
   }
   if (it != mirrors_.end() && it->first < start + len) {
-    throw Error(Error::Code::kInvalidArgument,
-                "sim device: region overlaps an existing mirror at 0x" + [&] {
-                  std::ostringstream os;
-                  os << std::hex << it->first;
-                  return os.str();
-                }());
+    throw Error(
+        Error::Code::kInvalidArgument, "sim device: region overlaps an existing mirror at 0x" + [&] {
+          std::ostringstream os;
+          os << std::hex << it->first;
+          return os.str();
+        }());
   }
   uffdio_register reg{};
   reg.range.start = start;
@@ -259,9 +256,8 @@ void CpuMirror::mirror(std::uint64_t start, std::size_t len, MirrorClient& clien
   reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
   if (ioctl(uffd_, UFFDIO_REGISTER, &reg) < 0) {
     int e = errno;
-    throw Error(Error::Code::kInvalidArgument,
-                "sim device: cannot mirror the region (" + errno_text(e) +
-                    "): expected private anonymous memory that is mapped in full");
+    throw Error(Error::Code::kInvalidArgument, "sim device: cannot mirror the region (" + errno_text(e) +
+                                                   "): expected private anonymous memory that is mapped in full");
   }
   mirrors_[start] = Mirror{start + len, &client, /*moved=*/false};
 }
@@ -293,10 +289,13 @@ Registration registration(int uffd, std::uint64_t start, std::uint64_t len) {
   probe.mode = UFFDIO_CONTINUE_MODE_DONTWAKE;
   if (ioctl(uffd, UFFDIO_CONTINUE, &probe) == 0) return Registration::kRegistered;
   switch (errno) {
-    case EAGAIN: return Registration::kChanging;
+    case EAGAIN:
+      return Registration::kChanging;
     case EINVAL:
-    case EEXIST: return Registration::kRegistered;
-    default: return Registration::kUnregistered;
+    case EEXIST:
+      return Registration::kRegistered;
+    default:
+      return Registration::kUnregistered;
   }
 }
 
@@ -330,8 +329,7 @@ void CpuMirror::unmirror(std::uint64_t start, std::size_t len) {
     std::lock_guard lk(mirrors_mu_);
     auto it = mirrors_.find(start);
     if (it == mirrors_.end() || it->second.end != start + len) {
-      throw Error(Error::Code::kInvalidArgument,
-                  "sim device: unmirror of a region that is not mirrored as a whole");
+      throw Error(Error::Code::kInvalidArgument, "sim device: unmirror of a region that is not mirrored as a whole");
     }
     mirrors_.erase(it);
   }
@@ -363,8 +361,7 @@ void CpuMirror::snapshot(std::uint64_t start, std::span<PageSnapshot> out) {
   }
 }
 
-std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs,
-                                         std::span<FrameId> frames) {
+std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, std::span<FrameId> frames) {
   const std::size_t n = addrs.size();
   std::vector<bool> ok(n, false);
   {
@@ -447,8 +444,8 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs,
     }
     {
       std::lock_guard lk(drop_mu_);
-      dropping_.erase(std::find(dropping_.begin(), dropping_.end(),
-                                std::pair<std::uint64_t, std::uint64_t>{start, start + len}));
+      dropping_.erase(
+          std::find(dropping_.begin(), dropping_.end(), std::pair<std::uint64_t, std::uint64_t>{start, start + len}));
     }
     bytes += len;
   }
@@ -549,8 +546,7 @@ bool CpuMirror::placement_current(std::uint64_t addr, const std::byte* src, std:
     for (std::size_t off = 0; off < len; off += kPageSize) {
       const FrameId f = frames_.frame_at(src + off);
       auto it = entries_.find(addr + off);
-      if (f == kNoFrame || it == entries_.end() || it->second.frame != f ||
-          it->second.state != EntryState::kEvicting) {
+      if (f == kNoFrame || it == entries_.end() || it->second.frame != f || it->second.state != EntryState::kEvicting) {
         return false;
       }
     }
@@ -648,15 +644,14 @@ void CpuMirror::reader_loop(std::stop_token st) {
               recent_.emplace_back(events_read_.fetch_add(1) + 1, m.arg.remove.start, m.arg.remove.end);
               if (recent_.size() > 256) recent_.pop_front();
             }
-            batch.push_back({m.event == UFFD_EVENT_UNMAP ? kMsgUnmap : kMsgRemove, m.arg.remove.start,
-                             m.arg.remove.end, 0});
+            batch.push_back(
+                {m.event == UFFD_EVENT_UNMAP ? kMsgUnmap : kMsgRemove, m.arg.remove.start, m.arg.remove.end, 0});
             break;
           case UFFD_EVENT_REMAP:
             gpu_.unbind(m.arg.remap.from, m.arg.remap.from + m.arg.remap.len);
             {
               std::lock_guard lk(recent_mu_);
-              recent_.emplace_back(events_read_.fetch_add(1) + 1, m.arg.remap.from,
-                                   m.arg.remap.from + m.arg.remap.len);
+              recent_.emplace_back(events_read_.fetch_add(1) + 1, m.arg.remap.from, m.arg.remap.from + m.arg.remap.len);
               if (recent_.size() > 256) recent_.pop_front();
             }
             batch.push_back({kMsgRemap, m.arg.remap.from, m.arg.remap.to, m.arg.remap.len});
@@ -710,8 +705,7 @@ void CpuMirror::service_loop(std::stop_token st) {
   std::unique_lock lk(queue_mu_);
   while (!st.stop_requested()) {
     if (queue_.empty()) {
-      queue_cv_.wait_for(lk, deferred_.empty() ? 100ms : 200us,
-                         [&] { return !queue_.empty() || st.stop_requested(); });
+      queue_cv_.wait_for(lk, deferred_.empty() ? 100ms : 200us, [&] { return !queue_.empty() || st.stop_requested(); });
       if (queue_.empty() && !deferred_.empty()) {
         std::vector<Message> retry;
         retry.swap(deferred_);

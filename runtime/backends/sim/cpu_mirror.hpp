@@ -59,13 +59,13 @@ class CostModel;
 
 /// What the kernel's userfaultfd offers this process.
 struct UffdFeatures {
-  bool kernel_faults = false;     ///< syscalls touching device data migrate it back
-  bool write_protect = false;     ///< UFFD_FEATURE_PAGEFAULT_FLAG_WP
-  bool wp_unpopulated = false;    ///< UFFD_FEATURE_WP_UNPOPULATED
+  bool kernel_faults = false;   ///< syscalls touching device data migrate it back
+  bool write_protect = false;   ///< UFFD_FEATURE_PAGEFAULT_FLAG_WP
+  bool wp_unpopulated = false;  ///< UFFD_FEATURE_WP_UNPOPULATED
   bool event_remove = false;
   bool event_unmap = false;
   bool event_remap = false;
-  std::uint64_t raw = 0;          ///< the feature mask the kernel reported
+  std::uint64_t raw = 0;  ///< the feature mask the kernel reported
   std::string describe() const;
 };
 
@@ -184,7 +184,7 @@ class CpuMirror {
 
   mutable std::mutex entries_mu_;
   std::unordered_map<std::uint64_t, Entry> entries_;  // page -> device-private entry
-  std::vector<std::uint64_t> frame_addr_;            // frame -> page (0 = none)
+  std::vector<std::uint64_t> frame_addr_;             // frame -> page (0 = none)
 
   std::mutex mirrors_mu_;
   std::map<std::uint64_t, Mirror> mirrors_;  // start -> mirror
@@ -196,21 +196,21 @@ class CpuMirror {
   std::condition_variable queue_cv_;
   std::deque<Message> queue_;
   std::vector<Message> deferred_;
-  std::uint64_t read_count_ = 0;      // messages queued (queue_mu_)
-  std::uint64_t applied_count_ = 0;   // messages applied (queue_mu_)
-  std::uint64_t empty_passes_ = 0;    // reader passes that found the fd empty
+  std::uint64_t read_count_ = 0;     // messages queued (queue_mu_)
+  std::uint64_t applied_count_ = 0;  // messages applied (queue_mu_)
+  std::uint64_t empty_passes_ = 0;   // reader passes that found the fd empty
   // True if a mapping event overlapping [start, end) was read after the
   // reader had seen `since` mapping events.
   bool mapping_changed_since(std::uint64_t since, std::uint64_t start, std::uint64_t end);
   std::mutex recent_mu_;
   std::deque<std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>> recent_;  // (seq, start, end)
-  std::atomic<std::uint64_t> events_read_{0};     // mapping events seen by the reader
-  std::atomic<std::uint64_t> events_applied_{0};  // ... and applied by the service thread
-  std::atomic<std::uint64_t> reads_started_{0};  // read() calls begun by the reader
-  std::atomic<std::uint64_t> reads_done_{0};     // ... and fully processed
+  std::atomic<std::uint64_t> events_read_{0};                                   // mapping events seen by the reader
+  std::atomic<std::uint64_t> events_applied_{0};                                // ... and applied by the service thread
+  std::atomic<std::uint64_t> reads_started_{0};                                 // read() calls begun by the reader
+  std::atomic<std::uint64_t> reads_done_{0};                                    // ... and fully processed
 
-  std::atomic<std::uint64_t> cpu_faults_device_{0}, cpu_faults_zero_{0}, pages_to_ram_{0},
-      events_{0}, deferred_count_{0}, stale_unmaps_{0};
+  std::atomic<std::uint64_t> cpu_faults_device_{0}, cpu_faults_zero_{0}, pages_to_ram_{0}, events_{0},
+      deferred_count_{0}, stale_unmaps_{0};
   std::atomic<unsigned> place_failures_{0};
 
   std::jthread reader_;

@@ -26,9 +26,12 @@ std::string hex(std::uint64_t v) {
 
 const char* access_name(Access a) {
   switch (a) {
-    case Access::kRead: return "read";
-    case Access::kWrite: return "write";
-    case Access::kAtomic: return "atomic";
+    case Access::kRead:
+      return "read";
+    case Access::kWrite:
+      return "write";
+    case Access::kAtomic:
+      return "atomic";
   }
   return "unknown";
 }
@@ -41,14 +44,12 @@ Error invalid(const std::string& what) { return Error(Error::Code::kInvalidArgum
 bool vm_transfer(pid_t pid, bool write, std::uint64_t remote, void* local, std::size_t n) {
   iovec l{local, n};
   iovec r{reinterpret_cast<void*>(remote), n};
-  const ssize_t done = write ? ::process_vm_writev(pid, &l, 1, &r, 1, 0)
-                             : ::process_vm_readv(pid, &l, 1, &r, 1, 0);
+  const ssize_t done = write ? ::process_vm_writev(pid, &l, 1, &r, 1, 0) : ::process_vm_readv(pid, &l, 1, &r, 1, 0);
   if (done == static_cast<ssize_t>(n)) return true;
   if (done >= 0 || errno == EFAULT) return false;
-  throw Error(Error::Code::kBackend,
-              std::string("GPU access to system memory at ") + hex(remote) + ": " +
-                  (write ? "process_vm_writev" : "process_vm_readv") + " failed: " +
-                  std::strerror(errno) + "; expected the process to be able to access itself");
+  throw Error(Error::Code::kBackend, std::string("GPU access to system memory at ") + hex(remote) + ": " +
+                                         (write ? "process_vm_writev" : "process_vm_readv") + " failed: " +
+                                         std::strerror(errno) + "; expected the process to be able to access itself");
 }
 
 }  // namespace
@@ -184,11 +185,10 @@ class SimEngine::Accessor final : public DeviceAccessor {
     const std::uint64_t page = addr & ~kPageMask;
     for (unsigned attempt = 0;; ++attempt) {
       if (attempt == kMaxPageRetries) {
-        throw Error(Error::Code::kBusy,
-                    "GPU " + std::string(access_name(access)) + " at " + hex(addr) +
-                        " still not possible after " + std::to_string(kMaxPageRetries) +
-                        " retries of page " + hex(page) +
-                        "; expected the fault handler to map the page or fail the fault");
+        throw Error(Error::Code::kBusy, "GPU " + std::string(access_name(access)) + " at " + hex(addr) +
+                                            " still not possible after " + std::to_string(kMaxPageRetries) +
+                                            " retries of page " + hex(page) +
+                                            "; expected the fault handler to map the page or fail the fault");
       }
       std::uint64_t gen = 0;
       const Next next = e_.table_.with_lookup(page, [&](const Pte& pte) {
@@ -234,8 +234,8 @@ class SimEngine::Accessor final : public DeviceAccessor {
   template <class T>
   T atomic_add_impl(std::uint64_t addr, T v) {
     if (addr % sizeof(T) != 0) {
-      throw invalid("atomic_add: address " + hex(addr) + " is not aligned to " +
-                    std::to_string(sizeof(T)) + " bytes; expected a naturally aligned word");
+      throw invalid("atomic_add: address " + hex(addr) + " is not aligned to " + std::to_string(sizeof(T)) +
+                    " bytes; expected a naturally aligned word");
     }
     T result{};
     on_page(
@@ -310,9 +310,7 @@ SimEngine::~SimEngine() {
   threads_.clear();  // joins
 }
 
-void SimEngine::set_fault_handler(GpuFaultHandler* handler) {
-  handler_.store(handler, std::memory_order_release);
-}
+void SimEngine::set_fault_handler(GpuFaultHandler* handler) { handler_.store(handler, std::memory_order_release); }
 
 void SimEngine::launch(std::uint64_t global_size, const Kernel& kernel) {
   if (!kernel) {

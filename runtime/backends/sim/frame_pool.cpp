@@ -28,11 +28,10 @@ FramePool::FramePool(std::size_t bytes) {
     throw invalid("FramePool: device memory size " + std::to_string(bytes) +
                   " bytes is invalid; expected a non-zero multiple of 2 MiB");
   }
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
-    throw Error(Error::Code::kOutOfMemory, "FramePool: cannot map " + std::to_string(bytes) +
-                                               " bytes of device memory: " + std::strerror(errno));
+    throw Error(Error::Code::kOutOfMemory,
+                "FramePool: cannot map " + std::to_string(bytes) + " bytes of device memory: " + std::strerror(errno));
   }
   map_.base = static_cast<std::byte*>(p);
   map_.bytes = bytes;
@@ -68,9 +67,7 @@ bool FramePool::take_injected_failure() noexcept {
   return false;
 }
 
-void FramePool::inject_alloc_failures(unsigned n) noexcept {
-  injected_failures_.store(n, std::memory_order_relaxed);
-}
+void FramePool::inject_alloc_failures(unsigned n) noexcept { injected_failures_.store(n, std::memory_order_relaxed); }
 
 // Chunks of `order` that can be handed out without failing: whole free
 // blocks of that order plus those obtainable by splitting larger ones. Free
@@ -125,8 +122,7 @@ void FramePool::mark_allocated(FrameId first, std::size_t frames) {
   for (std::size_t i = 0; i < frames; ++i) allocated_[first + i] = 1;
 }
 
-std::optional<std::vector<FrameId>> FramePool::alloc(std::size_t bytes, std::size_t chunk,
-                                                     OwnerId owner) {
+std::optional<std::vector<FrameId>> FramePool::alloc(std::size_t bytes, std::size_t chunk, OwnerId owner) {
   unsigned order = 3;
   for (unsigned o = 0; o < 3; ++o) {
     if (chunk == kOrderFrames[o] * kPageSize) order = o;
@@ -137,8 +133,7 @@ std::optional<std::vector<FrameId>> FramePool::alloc(std::size_t bytes, std::siz
   }
   if (bytes == 0 || bytes % chunk != 0) {
     throw invalid("FramePool::alloc: size " + std::to_string(bytes) +
-                  " is invalid; expected a non-zero multiple of the chunk size " +
-                  std::to_string(chunk));
+                  " is invalid; expected a non-zero multiple of the chunk size " + std::to_string(chunk));
   }
   if (owner == kNoOwner) {
     throw invalid("FramePool::alloc: owner is kNoOwner; expected the id of the owning range");
@@ -166,8 +161,7 @@ std::optional<std::vector<FrameId>> FramePool::alloc(std::size_t bytes, std::siz
         out.push_back(id);
       }
     }
-    const std::uint64_t used =
-        used_bytes_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    const std::uint64_t used = used_bytes_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
     if (used > high_water_.load(std::memory_order_relaxed)) {
       high_water_.store(used, std::memory_order_relaxed);
     }
@@ -199,8 +193,7 @@ void FramePool::free(std::span<const FrameId> frames) {
   std::sort(sorted.begin(), sorted.end());
   for (FrameId f : sorted) check_frame(f, "free");
   if (auto dup = std::adjacent_find(sorted.begin(), sorted.end()); dup != sorted.end()) {
-    throw invalid("FramePool::free: frame " + std::to_string(*dup) +
-                  " is listed twice; expected each frame once");
+    throw invalid("FramePool::free: frame " + std::to_string(*dup) + " is listed twice; expected each frame once");
   }
   std::lock_guard lk(mu_);
   for (FrameId f : sorted) {
@@ -237,8 +230,7 @@ void FramePool::set_owner(FrameId frame, OwnerId owner) {
   }
   std::lock_guard lk(mu_);
   if (allocated_[frame] == 0) {
-    throw invalid("FramePool::set_owner: frame " + std::to_string(frame) +
-                  " is free; expected an allocated frame");
+    throw invalid("FramePool::set_owner: frame " + std::to_string(frame) + " is free; expected an allocated frame");
   }
   const OwnerId old = owners_[frame].load(std::memory_order_relaxed);
   if (old == owner) return;

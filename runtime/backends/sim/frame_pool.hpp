@@ -118,9 +118,9 @@ class FramePool {
   // Buddy state (mu_): free blocks per order (0 = 4 KiB frames by frame id,
   // 1 = 64 KiB blocks by first frame, 2 = 2 MiB blocks by first frame).
   std::set<FrameId> free_[3];
-  std::vector<std::uint8_t> allocated_;         // per frame
-  std::vector<std::uint8_t> free_in_group_;     // free frames per 64 KiB group
-  std::vector<std::uint8_t> free_groups_;       // wholly free groups per 2 MiB block
+  std::vector<std::uint8_t> allocated_;      // per frame
+  std::vector<std::uint8_t> free_in_group_;  // free frames per 64 KiB group
+  std::vector<std::uint8_t> free_groups_;    // wholly free groups per 2 MiB block
   std::unordered_map<OwnerId, std::set<FrameId>> by_owner_;
 };
 

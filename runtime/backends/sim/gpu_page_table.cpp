@@ -115,8 +115,7 @@ void GpuPageTable::unbind(std::uint64_t start, std::uint64_t end) {
     const std::uint64_t lo = std::max(start, dir_va);
     const std::uint64_t hi = std::min(end - 1, dir_va + (kPtesPerDir * kPageSize - 1));
     for (std::uint64_t va = lo; va <= hi && dir.used != 0; va += kPageSize) {
-      const bool last = dir.used == 1 && dir.ptes[(va >> kPageShift) & (kPtesPerDir - 1)].kind !=
-                                             Pte::Kind::kNone;
+      const bool last = dir.used == 1 && dir.ptes[(va >> kPageShift) & (kPtesPerDir - 1)].kind != Pte::Kind::kNone;
       clear_pte(va);
       if (last) break;  // the Dir is gone
       if (va + kPageSize < va) break;

@@ -23,7 +23,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <thread>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -31,6 +30,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <span>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 

@@ -20,9 +20,12 @@ std::uint64_t parse_size(std::string_view key, std::string_view v) {
   }
   std::string_view suffix(p, static_cast<std::size_t>(v.data() + v.size() - p));
   std::uint64_t mul = 1;
-  if (suffix == "K" || suffix == "k") mul = 1ull << 10;
-  else if (suffix == "M" || suffix == "m") mul = 1ull << 20;
-  else if (suffix == "G" || suffix == "g") mul = 1ull << 30;
+  if (suffix == "K" || suffix == "k")
+    mul = 1ull << 10;
+  else if (suffix == "M" || suffix == "m")
+    mul = 1ull << 20;
+  else if (suffix == "G" || suffix == "g")
+    mul = 1ull << 30;
   else if (!suffix.empty()) {
     bad_option("bad size suffix '" + std::string(suffix) + "' for " + std::string(key), "K, M or G");
   }
@@ -53,7 +56,8 @@ SimConfig parse_sim_options(std::string_view options) {
     std::string_view k = kv.substr(0, eq), v = kv.substr(eq + 1);
     if (k == "vram") {
       std::uint64_t b = parse_size(k, v);
-      if (b == 0 || b % (2u << 20)) bad_option("vram=" + std::string(v) + " is not a non-zero multiple of 2M", "e.g. vram=256M");
+      if (b == 0 || b % (2u << 20))
+        bad_option("vram=" + std::string(v) + " is not a non-zero multiple of 2M", "e.g. vram=256M");
       c.vram_bytes = b;
     } else if (k == "workers") {
       std::uint64_t w = parse_size(k, v);
@@ -101,8 +105,8 @@ BackendInfo SimDevice::info() const {
       {"device memory", mib(config_.vram_bytes)},
       {"chunk sizes", "2M 64K 4K"},
       {"engine workers", std::to_string(config_.workers)},
-      {"link", std::to_string(config_.link.link_gb_per_s) + " GB/s, " +
-                   std::to_string(config_.link.link_latency_ns) + " ns latency"},
+      {"link", std::to_string(config_.link.link_gb_per_s) + " GB/s, " + std::to_string(config_.link.link_latency_ns) +
+                   " ns latency"},
       {"local bandwidth", std::to_string(config_.link.local_gb_per_s) + " GB/s"},
       {"fault latency", std::to_string(config_.link.fault_latency_ns) + " ns"},
       {"userfaultfd", cpu_->features().describe()},
@@ -117,17 +121,14 @@ void SimDevice::add_stats(Stats& s) const {
   s.cpu_faults += c.cpu_faults_device;
 }
 
-std::optional<std::vector<FrameId>> SimDevice::alloc_frames(std::size_t bytes, std::size_t chunk,
-                                                            OwnerId owner) {
+std::optional<std::vector<FrameId>> SimDevice::alloc_frames(std::size_t bytes, std::size_t chunk, OwnerId owner) {
   return frames_->alloc(bytes, chunk, owner);
 }
 void SimDevice::free_frames(std::span<const FrameId> frames) { frames_->free(frames); }
 OwnerId SimDevice::frame_owner(FrameId frame) const { return frames_->owner(frame); }
 std::vector<FrameId> SimDevice::frames_of(OwnerId owner) const { return frames_->frames_of(owner); }
 DeviceMemoryUse SimDevice::device_memory() const { return frames_->use(); }
-void SimDevice::mirror(std::uint64_t start, std::size_t len, MirrorClient& client) {
-  cpu_->mirror(start, len, client);
-}
+void SimDevice::mirror(std::uint64_t start, std::size_t len, MirrorClient& client) { cpu_->mirror(start, len, client); }
 void SimDevice::unmirror(std::uint64_t start, std::size_t len) { cpu_->unmirror(start, len); }
 void SimDevice::snapshot(std::uint64_t start, std::span<PageSnapshot> out) { cpu_->snapshot(start, out); }
 std::size_t SimDevice::migrate_to_device(std::span<const std::uint64_t> addrs, std::span<FrameId> frames) {
@@ -145,9 +146,7 @@ int SimDevice::place(std::uint64_t addr, const std::byte* src, std::size_t len) 
 void SimDevice::finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed) {
   cpu_->finalize(frames, committed);
 }
-std::span<const std::byte> SimDevice::frame_bytes(FrameId frame) const {
-  return {frames_->data(frame), kPageSize};
-}
+std::span<const std::byte> SimDevice::frame_bytes(FrameId frame) const { return {frames_->data(frame), kPageSize}; }
 void SimDevice::bind(std::uint64_t start, std::span<const PageSnapshot> pages) { gpu_->bind(start, pages); }
 void SimDevice::unbind(std::uint64_t start, std::uint64_t end) { gpu_->unbind(start, end); }
 

@@ -57,8 +57,7 @@ class SimDevice final : public Backend, public MechanismFace {
   void add_stats(Stats& stats) const override;
 
   // MechanismFace
-  std::optional<std::vector<FrameId>> alloc_frames(std::size_t bytes, std::size_t chunk,
-                                                   OwnerId owner) override;
+  std::optional<std::vector<FrameId>> alloc_frames(std::size_t bytes, std::size_t chunk, OwnerId owner) override;
   void free_frames(std::span<const FrameId> frames) override;
   OwnerId frame_owner(FrameId frame) const override;
   std::vector<FrameId> frames_of(OwnerId owner) const override;
@@ -66,8 +65,7 @@ class SimDevice final : public Backend, public MechanismFace {
   void mirror(std::uint64_t start, std::size_t len, MirrorClient& client) override;
   void unmirror(std::uint64_t start, std::size_t len) override;
   void snapshot(std::uint64_t start, std::span<PageSnapshot> out) override;
-  std::size_t migrate_to_device(std::span<const std::uint64_t> addrs,
-                                std::span<FrameId> frames) override;
+  std::size_t migrate_to_device(std::span<const std::uint64_t> addrs, std::span<FrameId> frames) override;
   bool frame_trylock(FrameId frame) override;
   void frame_unlock(FrameId frame) override;
   std::uint64_t frame_address(FrameId frame) const override;

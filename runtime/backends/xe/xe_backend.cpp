@@ -93,12 +93,10 @@ void XeBackend::open_sequence() {
   }
   if (config_.va_bits < 32 || config_.va_bits > 57) {
     throw Error(Error::Code::kUnsupported, "xe: " + where + ": refused: the CONFIG query reports " +
-                                               std::to_string(config_.va_bits) +
-                                               " VA bits (expected 32..57)");
+                                               std::to_string(config_.va_bits) + " VA bits (expected 32..57)");
   }
   mirror_end_ = 1ull << config_.va_bits;
-  pat_index_ = options_.pat_index == kPatIndexAuto ? wb_pat_index_for_device(config_.device_id)
-                                                  : options_.pat_index;
+  pat_index_ = options_.pat_index == kPatIndexAuto ? wb_pat_index_for_device(config_.device_id) : options_.pat_index;
 
   regions_ = query_mem_regions();
   for (const XeMemRegion& r : regions_) {
@@ -112,19 +110,18 @@ void XeBackend::open_sequence() {
   create.flags = uapi::kVmCreateFlagLrMode | uapi::kVmCreateFlagFaultMode;
   if (int err = io_->ioctl(uapi::kIoctlVmCreate, &create); err != 0) {
     if (err == EINVAL || err == EOPNOTSUPP || err == ENOTTY) {
-      throw Error(Error::Code::kUnsupported,
-                  "xe: " + where +
-                      ": refused: the kernel has no fault mode for this device "
-                      "(DRM_IOCTL_XE_VM_CREATE with LR_MODE | FAULT_MODE failed: " +
-                      errno_text(err) + "); SVM needs recoverable GPU page faults");
+      throw Error(Error::Code::kUnsupported, "xe: " + where +
+                                                 ": refused: the kernel has no fault mode for this device "
+                                                 "(DRM_IOCTL_XE_VM_CREATE with LR_MODE | FAULT_MODE failed: " +
+                                                 errno_text(err) + "); SVM needs recoverable GPU page faults");
     }
     throw ioctl_error("open: create an LR_MODE | FAULT_MODE VM", uapi::kIoctlVmCreate, err);
   }
   vm_id_ = create.vm_id;
   vm_created_ = true;
 
-  std::uint64_t seq = submit_bind(uapi::kVmBindOpMap, uapi::kVmBindFlagCpuAddrMirror, 0,
-                                  mirror_end_, 0, "open: bind the CPU address mirror " + range_text(0, mirror_end_));
+  std::uint64_t seq = submit_bind(uapi::kVmBindOpMap, uapi::kVmBindFlagCpuAddrMirror, 0, mirror_end_, 0,
+                                  "open: bind the CPU address mirror " + range_text(0, mirror_end_));
   wait_fence(seq, "open: bind the CPU address mirror");
   probe_madvise();
 }
@@ -217,8 +214,7 @@ void XeBackend::check_range(std::string_view op, std::uint64_t start, std::size_
     why = "the range leaves the mirrored GPU VA span " + range_text(0, mirror_end_);
   }
   if (!why.empty()) {
-    throw Error(Error::Code::kInvalidArgument,
-                "xe: " + std::string(op) + " " + range_text(start, len) + ": " + why);
+    throw Error(Error::Code::kInvalidArgument, "xe: " + std::string(op) + " " + range_text(start, len) + ": " + why);
   }
 }
 
@@ -285,8 +281,8 @@ void XeBackend::mirror(std::uint64_t start, std::size_t len) {
   check_range("mirror", start, len);
   if (::msync(reinterpret_cast<void*>(start), len, MS_ASYNC) != 0) {
     throw Error(Error::Code::kInvalidArgument,
-                "xe: mirror " + range_text(start, len) + ": the CPU has no mapping for all of it (msync: " +
-                    errno_text(errno) + ")");
+                "xe: mirror " + range_text(start, len) +
+                    ": the CPU has no mapping for all of it (msync: " + errno_text(errno) + ")");
   }
   std::lock_guard<std::mutex> lock(mirrors_mutex_);
   const std::uint64_t end = start + len;
@@ -351,8 +347,8 @@ int XeBackend::madvise_call(std::uint64_t start, std::uint64_t len, std::uint32_
 bool XeBackend::advise(std::uint64_t start, std::size_t len, const Advice& advice) {
   check_range("advise", start, len);
   if (!has_madvise() || advice.read_mostly) return false;
-  const std::uint32_t loc = advice.preferred == Location::kSystem ? uapi::kPreferredLocDefaultSystem
-                                                                  : uapi::kPreferredLocDefaultDevice;
+  const std::uint32_t loc =
+      advice.preferred == Location::kSystem ? uapi::kPreferredLocDefaultSystem : uapi::kPreferredLocDefaultDevice;
   std::uint32_t atomic = uapi::kAtomicUndefined;
   if (advice.atomic) {
     atomic = advice.preferred == Location::kSystem ? uapi::kAtomicGlobal : uapi::kAtomicDevice;
@@ -363,8 +359,7 @@ bool XeBackend::advise(std::uint64_t start, std::size_t len, const Advice& advic
     has_madvise_.store(false, std::memory_order_relaxed);
     return false;
   }
-  if (madvise_call(start, len, uapi::kMemRangeAttrAtomic, atomic, "advise " + r + ": atomic policy") ==
-      ENOTTY) {
+  if (madvise_call(start, len, uapi::kMemRangeAttrAtomic, atomic, "advise " + r + ": atomic policy") == ENOTTY) {
     has_madvise_.store(false, std::memory_order_relaxed);
     return false;
   }
@@ -388,9 +383,9 @@ std::uint64_t XeBackend::prefetch(std::uint64_t start, std::size_t len, Location
       break;
     case Location::kNone:
       if (!has_madvise()) {
-        throw Error(Error::Code::kUnsupported,
-                    "xe: prefetch " + r + " to the advised location: the kernel has no MADVISE (" +
-                        madvise_probe_note_ + ")");
+        throw Error(
+            Error::Code::kUnsupported,
+            "xe: prefetch " + r + " to the advised location: the kernel has no MADVISE (" + madvise_probe_note_ + ")");
       }
       region = uapi::kConsultMemAdvisePrefLoc;
       what = "prefetch " + r + " to the advised location";
@@ -468,8 +463,9 @@ std::vector<XeRangeAttributes> XeBackend::range_attributes(std::uint64_t start, 
   check_range("range attributes of", start, len);
   const std::string what = "query the memory attributes of " + range_text(start, len);
   if (!has_madvise()) {
-    throw Error(Error::Code::kUnsupported, "xe: " + what + ": the kernel has no DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS (" +
-                                               madvise_probe_note_ + ")");
+    throw Error(
+        Error::Code::kUnsupported,
+        "xe: " + what + ": the kernel has no DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS (" + madvise_probe_note_ + ")");
   }
   for (unsigned attempt = 0; attempt < kRangeAttrRestarts; ++attempt) {
     uapi::drm_xe_vm_query_mem_range_attr q{};
@@ -483,8 +479,8 @@ std::vector<XeRangeAttributes> XeBackend::range_attributes(std::uint64_t start, 
     const std::uint64_t elem = q.sizeof_mem_range_attr;
     if (count == 0) return {};
     if (elem == 0 || elem > (1u << 16)) {
-      throw Error(Error::Code::kBackend, "xe: " + what + ": the kernel reports an element size of " +
-                                             std::to_string(elem) + " bytes");
+      throw Error(Error::Code::kBackend,
+                  "xe: " + what + ": the kernel reports an element size of " + std::to_string(elem) + " bytes");
     }
     std::vector<std::uint64_t> buf((count * elem + 7) / 8, 0);
     q.vector_of_mem_attr = ptr_value(buf.data());
@@ -502,8 +498,8 @@ std::vector<XeRangeAttributes> XeBackend::range_attributes(std::uint64_t start, 
     }
     return out;
   }
-  throw Error(Error::Code::kBusy, "xe: " + what + ": the ranges kept changing (ENOSPC " +
-                                      std::to_string(kRangeAttrRestarts) + " times)");
+  throw Error(Error::Code::kBusy,
+              "xe: " + what + ": the ranges kept changing (ENOSPC " + std::to_string(kRangeAttrRestarts) + " times)");
 }
 
 BackendInfo XeBackend::info() const {
@@ -554,8 +550,7 @@ void XeBackend::add_stats(Stats& stats) const {
 
 // --- opening by path --------------------------------------------------------------
 
-std::unique_ptr<Backend> open_xe_backend(std::string_view path_or_empty, std::string_view dri_dir,
-                                         XeOptions options) {
+std::unique_ptr<Backend> open_xe_backend(std::string_view path_or_empty, std::string_view dri_dir, XeOptions options) {
   std::string path(path_or_empty);
   if (path.empty()) {
     Discovery d = discover_render_nodes(dri_dir);

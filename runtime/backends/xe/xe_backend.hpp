@@ -59,10 +59,10 @@ std::uint16_t wb_pat_index_for_device(std::uint32_t device_id);
 
 /// Options of an XeBackend.
 struct XeOptions {
-  std::string node_path;               ///< shown by info(); "" if not a node
-  std::uint16_t pat_index = kPatIndexAuto;  ///< PAT index of every bind
+  std::string node_path;                           ///< shown by info(); "" if not a node
+  std::uint16_t pat_index = kPatIndexAuto;         ///< PAT index of every bind
   std::int64_t fence_timeout_ns = 60'000'000'000;  ///< one WAIT_USER_FENCE
-  unsigned evict_busy_retries = 3;     ///< EBUSY retries of an eviction
+  unsigned evict_busy_retries = 3;                 ///< EBUSY retries of an eviction
 };
 
 /// What DEVICE_QUERY CONFIG reported.
@@ -213,8 +213,8 @@ class XeBackend final : public Backend, public PolicyFace {
 
   // User fence: the kernel writes completed bind sequence numbers here.
   alignas(8) std::atomic<std::uint64_t> fence_{0};
-  std::mutex bind_mutex_;          // serializes VM_BIND submission
-  std::uint64_t next_seq_ = 0;     // guarded by bind_mutex_
+  std::mutex bind_mutex_;       // serializes VM_BIND submission
+  std::uint64_t next_seq_ = 0;  // guarded by bind_mutex_
   std::atomic<std::uint64_t> last_issued_{0};
 
   std::mutex mirrors_mutex_;
@@ -240,8 +240,7 @@ class XeBackend final : public Backend, public PolicyFace {
 std::unique_ptr<Backend> open_xe_backend(std::string_view path_or_empty);
 
 /// open_xe_backend() searching `dri_dir` instead of /dev/dri, with options.
-std::unique_ptr<Backend> open_xe_backend(std::string_view path_or_empty, std::string_view dri_dir,
-                                         XeOptions options);
+std::unique_ptr<Backend> open_xe_backend(std::string_view path_or_empty, std::string_view dri_dir, XeOptions options);
 
 }  // namespace xesvm::xe
 

@@ -29,7 +29,7 @@ struct RenderNodeProbe {
 
 /// Everything a discovery looked at.
 struct Discovery {
-  std::string dri_dir;          ///< the directory searched
+  std::string dri_dir;  ///< the directory searched
   bool dir_exists = false;
   std::vector<RenderNodeProbe> nodes;  ///< in path order
   /// The first node whose driver is "xe", if any.

@@ -44,14 +44,22 @@ int DrmIoctl::ioctl(unsigned long request, void* arg) {
 
 std::string ioctl_name(unsigned long request) {
   switch (request) {
-    case uapi::kIoctlDeviceQuery: return "DRM_IOCTL_XE_DEVICE_QUERY";
-    case uapi::kIoctlVmCreate: return "DRM_IOCTL_XE_VM_CREATE";
-    case uapi::kIoctlVmDestroy: return "DRM_IOCTL_XE_VM_DESTROY";
-    case uapi::kIoctlVmBind: return "DRM_IOCTL_XE_VM_BIND";
-    case uapi::kIoctlWaitUserFence: return "DRM_IOCTL_XE_WAIT_USER_FENCE";
-    case uapi::kIoctlMadvise: return "DRM_IOCTL_XE_MADVISE";
-    case uapi::kIoctlVmQueryMemRangeAttrs: return "DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS";
-    default: break;
+    case uapi::kIoctlDeviceQuery:
+      return "DRM_IOCTL_XE_DEVICE_QUERY";
+    case uapi::kIoctlVmCreate:
+      return "DRM_IOCTL_XE_VM_CREATE";
+    case uapi::kIoctlVmDestroy:
+      return "DRM_IOCTL_XE_VM_DESTROY";
+    case uapi::kIoctlVmBind:
+      return "DRM_IOCTL_XE_VM_BIND";
+    case uapi::kIoctlWaitUserFence:
+      return "DRM_IOCTL_XE_WAIT_USER_FENCE";
+    case uapi::kIoctlMadvise:
+      return "DRM_IOCTL_XE_MADVISE";
+    case uapi::kIoctlVmQueryMemRangeAttrs:
+      return "DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS";
+    default:
+      break;
   }
   char buf[32];
   std::snprintf(buf, sizeof buf, "ioctl 0x%08lx", request);

@@ -42,7 +42,7 @@ constexpr std::size_t ioc_size(unsigned long request) { return (request >> 16) &
 /// The command number encoded in a request (_IOC_NR).
 constexpr unsigned ioc_nr(unsigned long request) { return request & 0xffu; }
 
-inline constexpr unsigned kDrmIoctlBase = 'd';   ///< DRM_IOCTL_BASE
+inline constexpr unsigned kDrmIoctlBase = 'd';     ///< DRM_IOCTL_BASE
 inline constexpr unsigned kDrmCommandBase = 0x40;  ///< DRM_COMMAND_BASE
 
 // --- command numbers (offsets from DRM_COMMAND_BASE) -------------------------
@@ -313,8 +313,8 @@ inline constexpr unsigned long kIoctlVmDestroy =
     ioc(kIocWrite, kDrmIoctlBase, kDrmCommandBase + kXeVmDestroy, sizeof(drm_xe_vm_destroy));
 inline constexpr unsigned long kIoctlVmBind =
     ioc(kIocWrite, kDrmIoctlBase, kDrmCommandBase + kXeVmBind, sizeof(drm_xe_vm_bind));
-inline constexpr unsigned long kIoctlWaitUserFence = ioc(
-    kIocRead | kIocWrite, kDrmIoctlBase, kDrmCommandBase + kXeWaitUserFence, sizeof(drm_xe_wait_user_fence));
+inline constexpr unsigned long kIoctlWaitUserFence =
+    ioc(kIocRead | kIocWrite, kDrmIoctlBase, kDrmCommandBase + kXeWaitUserFence, sizeof(drm_xe_wait_user_fence));
 inline constexpr unsigned long kIoctlMadvise =
     ioc(kIocWrite, kDrmIoctlBase, kDrmCommandBase + kXeMadvise, sizeof(drm_xe_madvise));
 inline constexpr unsigned long kIoctlVmQueryMemRangeAttrs =

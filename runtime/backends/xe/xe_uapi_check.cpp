@@ -95,8 +95,7 @@ XESVM_SAME_VALUE(DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR, u::kVmBindFlagCpuAddrMirro
 XESVM_SAME_LAYOUT(drm_xe_vm_bind_op, cpu_addr_mirror_offset);
 #endif
 #if defined(DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC)
-XESVM_SAME_VALUE(static_cast<std::uint32_t>(DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC),
-                 u::kConsultMemAdvisePrefLoc);
+XESVM_SAME_VALUE(static_cast<std::uint32_t>(DRM_XE_CONSULT_MEM_ADVISE_PREF_LOC), u::kConsultMemAdvisePrefLoc);
 #endif
 
 XESVM_SAME_SIZE(drm_xe_vm_bind);
@@ -153,10 +152,8 @@ XESVM_SAME_LAYOUT(drm_xe_madvise, reserved);
 XESVM_SAME_VALUE(DRM_XE_MEM_RANGE_ATTR_PREFERRED_LOC, u::kMemRangeAttrPreferredLoc);
 XESVM_SAME_VALUE(DRM_XE_MEM_RANGE_ATTR_ATOMIC, u::kMemRangeAttrAtomic);
 XESVM_SAME_VALUE(DRM_XE_MEM_RANGE_ATTR_PAT, u::kMemRangeAttrPat);
-XESVM_SAME_VALUE(static_cast<std::uint32_t>(DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE),
-                 u::kPreferredLocDefaultDevice);
-XESVM_SAME_VALUE(static_cast<std::uint32_t>(DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM),
-                 u::kPreferredLocDefaultSystem);
+XESVM_SAME_VALUE(static_cast<std::uint32_t>(DRM_XE_PREFERRED_LOC_DEFAULT_DEVICE), u::kPreferredLocDefaultDevice);
+XESVM_SAME_VALUE(static_cast<std::uint32_t>(DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM), u::kPreferredLocDefaultSystem);
 XESVM_SAME_VALUE(DRM_XE_MIGRATE_ALL_PAGES, u::kMigrateAllPages);
 XESVM_SAME_VALUE(DRM_XE_ATOMIC_UNDEFINED, u::kAtomicUndefined);
 XESVM_SAME_VALUE(DRM_XE_ATOMIC_DEVICE, u::kAtomicDevice);
