@@ -145,6 +145,7 @@ class RandomOps {
       s.p = static_cast<std::uint8_t*>(rt_.alloc_shared(s.n));
     }
     s.shadow.assign(s.n, 0);
+    s.note(s.app ? "mmap+mirror" : "alloc_shared");
     slots_.push_back(std::move(s));
   }
 
@@ -257,7 +258,10 @@ class RandomOps {
   }
 
   void check_all() {
-    for (Slot& s : slots_) cpu_check(s, 0, s.n);
+    for (Slot& s : slots_) {
+      cpu_check(s, 0, s.n);
+      if (mismatches_) return;  // keep the first report
+    }
   }
 
   Runtime& rt_;
