@@ -303,6 +303,9 @@ TEST(RandomOps, ShadowCopyAgreesAfterEveryOperation) {
   EXPECT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }))
       << rt.stats().device_bytes_in_use << " bytes of device memory leaked";
   EXPECT_EQ(rt.stats().cpu_mapping_lookups_in_eviction, 0u);
+  const sim::CpuMirrorStats cs = sim_device(rt).cpu().stats();
+  std::printf("sim: %llu stale UNMAP pieces ignored, %llu unreadable runs left in RAM\n",
+              static_cast<unsigned long long>(cs.stale_unmaps), static_cast<unsigned long long>(cs.unreadable_runs));
 }
 
 TEST(RandomOps, ConcurrentThreadsOnDisjointAllocationsAgreeWithTheirShadows) {

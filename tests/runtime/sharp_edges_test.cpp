@@ -108,6 +108,28 @@ TEST(SharpEdges, MappingReplacedWhileAKernelRunsNeverReceivesItsWrites) {
   }
 }
 
+// A page the process cannot read (here PROT_NONE) inside a run being moved
+// to the device: its bytes never reach a frame, so the run must not be
+// dropped from RAM, or that page's bytes are gone when it is readable again.
+TEST(SharpEdges, UnreadablePageInAMigrationKeepsEveryByte) {
+  Runtime rt("sim:vram=16M,workers=2");
+  const std::size_t n = 16 * 4096;
+  auto* p = static_cast<std::uint8_t*>(map_aligned(n, 64u << 10));
+  ASSERT_NE(p, nullptr);
+  fill(p, n, 31);
+  rt.mirror(p, n);
+  ASSERT_EQ(mprotect(p + 5 * 4096, 4096, PROT_NONE), 0);
+  try {
+    rt.prefetch(p, n, Location::kDevice);
+  } catch (const Error&) {
+    // refusing is fine; losing bytes is not
+  }
+  ASSERT_EQ(mprotect(p + 5 * 4096, 4096, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(mismatches(p, n, 31), 0u);
+  rt.unmirror(p, n);
+  munmap(p, n);
+}
+
 // munmap frees addresses before the runtime can hear of it: another thread
 // may map the same addresses and mirror them while the UNMAP event is still
 // on its way. The new mirror must not be refused as an overlap with the old

@@ -426,7 +426,13 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
     }
     // The pages may have been unmapped meanwhile and something new mapped
     // there (events arrive after the fact): never drop someone else's pages.
-    if (mapping_changed_since(events_before, start, start + len)) {
+    // Nor drop pages whose bytes did not reach their frame: a run with an
+    // unreadable page stays in RAM as a whole.
+    const bool all_read =
+        std::all_of(ok.begin() + static_cast<std::ptrdiff_t>(first),
+                    ok.begin() + static_cast<std::ptrdiff_t>(first + count), [](bool b) { return b; });
+    if (!all_read) unreadable_runs_.fetch_add(1, std::memory_order_relaxed);
+    if (!all_read || mapping_changed_since(events_before, start, start + len)) {
       for (std::size_t k = first; k < first + count; ++k) ok[k] = false;
       continue;
     }

@@ -93,6 +93,7 @@ struct CpuMirrorStats {
   std::uint64_t events = 0;             ///< UNMAP/REMOVE/REMAP applied
   std::uint64_t deferred = 0;           ///< faults deferred on a busy frame
   std::uint64_t stale_unmaps = 0;       ///< UNMAP pieces older than a REMAP onto them, ignored
+  std::uint64_t unreadable_runs = 0;    ///< runs left in RAM: a page could not be read
 };
 
 class CpuMirror {
@@ -210,7 +211,7 @@ class CpuMirror {
   std::atomic<std::uint64_t> reads_done_{0};                                    // ... and fully processed
 
   std::atomic<std::uint64_t> cpu_faults_device_{0}, cpu_faults_zero_{0}, pages_to_ram_{0}, events_{0},
-      deferred_count_{0}, stale_unmaps_{0};
+      deferred_count_{0}, stale_unmaps_{0}, unreadable_runs_{0};
   std::atomic<unsigned> place_failures_{0};
 
   std::jthread reader_;
