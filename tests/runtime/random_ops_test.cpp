@@ -9,11 +9,14 @@
 // sets the seed (default: fixed); a failure prints the seed, the step and
 // the failing slot's recent operations. XESVM_RANDOM_FORK=N forks about once
 // in N operations (default 256; 0: never, with the same random draws).
+// XESVM_RANDOM_CHECK_EVERY=N compares every slot after every N operations
+// (default 1000).
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 #include <thread>
@@ -50,6 +53,7 @@ class RandomOps {
     const std::uint64_t f = env_or("XESVM_RANDOM_FORK", 256);
     fork_every_ = f == 0 ? 256 : f;  // the same draws either way
     fork_ = f != 0;
+    check_every_ = std::max<std::uint64_t>(1, env_or("XESVM_RANDOM_CHECK_EVERY", 1000));
   }
   ~RandomOps() {
     for (Slot& s : slots_) release(s);
@@ -65,7 +69,7 @@ class RandomOps {
         last_ += std::string(" threw: ") + e.what() + " [" + history() + "]";
         return mismatches_ + 1;
       }
-      if (step % 1000 == 999) check_all();
+      if (step % check_every_ == check_every_ - 1) check_all();
     }
     if (mismatches_ == 0) check_all();  // else keep the report of the first
     return mismatches_;
@@ -283,6 +287,7 @@ class RandomOps {
   std::uint64_t forks_ = 0;
   std::uint64_t fork_every_ = 256;
   bool fork_ = true;
+  std::uint64_t check_every_ = 1000;
   std::string last_;
 };
 
