@@ -99,6 +99,14 @@ class MirrorClient {
   virtual void invalidate(const Invalidation& inv) = 0;
 };
 
+/// What a copy of one run of pages achieved: its first `bytes` are in place
+/// (a multiple of kPageSize); `error` is 0 if the whole run is, else the
+/// errno that stopped it.
+struct CopyStatus {
+  std::size_t bytes = 0;
+  int error = 0;
+};
+
 /// Device-memory figures, in bytes.
 struct DeviceMemoryUse {
   std::uint64_t total = 0;
@@ -172,11 +180,14 @@ class MechanismFace {
   /// The copy engine of eviction: places len bytes from src (device frame
   /// memory of locked, unmapped frames) as the CPU pages at [addr, addr+len),
   /// allocating the RAM pages without any CPU mapping lookup by the runtime.
-  /// Copy and commit in one (for the sim: UFFDIO_COPY). Returns 0 on success
-  /// or an errno: on EAGAIN/ENOENT every pending CPU event has been applied
-  /// before it returns, so frame_address() then says where each frame's data
-  /// belongs now (0: nowhere, the bytes are no longer needed).
-  virtual int place(std::uint64_t addr, const std::byte* src, std::size_t len) = 0;
+  /// Copy and commit in one (for the sim: UFFDIO_COPY). Returns how many
+  /// bytes from the start are in place and, if not all, the errno that
+  /// stopped it: on EAGAIN/ENOENT every pending CPU event has been applied
+  /// before it returns, so frame_address() then says where each remaining
+  /// frame's data belongs now (0: nowhere, the bytes are no longer needed).
+  /// Pages reported in place must not be placed again: a second placement
+  /// fails (EEXIST), the page exists.
+  virtual CopyStatus place(std::uint64_t addr, const std::byte* src, std::size_t len) = 0;
   /// Ends an eviction: committed frames lose their CPU migration state and
   /// their pages are RAM again; uncommitted ones go back to device-resident.
   /// Unlocks every frame. Does not free them.

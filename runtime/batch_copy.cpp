@@ -86,10 +86,10 @@ std::vector<CopyRun> BatchCopier::plan(std::span<const CopyPage> pages) const {
 void BatchCopier::copy(std::span<const CopyPage> pages, CopyEngine& engine, std::span<std::uint8_t> done) {
   for (std::size_t i = 0; i < pages.size(); ++i) done[i] = pages[i].dst == 0;
   std::vector<CopyRun> runs = plan(pages);
-  std::vector<int> rc(runs.size(), 0);
+  std::vector<CopyStatus> st(runs.size());
   const std::size_t total = std::accumulate(runs.begin(), runs.end(), std::size_t{0},
                                             [](std::size_t s, const CopyRun& r) { return s + r.len; });
-  auto one = [&](std::size_t r) { rc[r] = engine.copy(runs[r]); };
+  auto one = [&](std::size_t r) { st[r] = engine.copy(runs[r]); };
   if (total < options_.serial_threshold || options_.workers <= 1 || runs.size() == 1) {
     for (std::size_t r = 0; r < runs.size(); ++r) one(r);
   } else {
@@ -97,12 +97,12 @@ void BatchCopier::copy(std::span<const CopyPage> pages, CopyEngine& engine, std:
   }
   for (std::size_t r = 0; r < runs.size(); ++r) {
     const std::size_t n = runs[r].len / kPageSize;
-    if (rc[r] == 0) {
-      for (std::size_t k = 0; k < n; ++k) done[runs[r].first + k] = 1;
-      continue;
-    }
-    // Page by page, at the address each page's bytes belong to now.
-    for (std::size_t k = 0; k < n; ++k) {
+    // The pages copied before a failure are in place: copying them again
+    // would fail (the page exists) and leave them on the device too.
+    const std::size_t copied = st[r].error == 0 ? n : std::min(n, st[r].bytes / kPageSize);
+    for (std::size_t k = 0; k < copied; ++k) done[runs[r].first + k] = 1;
+    // The rest page by page, at the address each page's bytes belong to now.
+    for (std::size_t k = copied; k < n; ++k) {
       const std::size_t idx = runs[r].first + k;
       for (int attempt = 0; attempt < 4; ++attempt) {
         std::uint64_t dst = engine.current_address(idx);
@@ -110,7 +110,7 @@ void BatchCopier::copy(std::span<const CopyPage> pages, CopyEngine& engine, std:
           done[idx] = 1;  // the mapping is gone: the bytes are not needed
           break;
         }
-        int e = engine.copy(CopyRun{dst, pages[idx].src, kPageSize, idx});
+        const int e = engine.copy(CopyRun{dst, pages[idx].src, kPageSize, idx}).error;
         if (e == 0) {
           done[idx] = 1;
           break;

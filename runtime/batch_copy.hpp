@@ -9,9 +9,10 @@
 // task overhead would cost more than it gains.
 //
 // The bytes are moved by a CopyEngine, the interface a hardware copy engine
-// (the Xe blitter) implements too: copy one run, report success or an errno.
-// A run that fails is retried page by page, each page at the address its
-// frame's data belongs to *now* (an mremap may have moved it meanwhile).
+// (the Xe blitter) implements too: copy one run, report how far it got and
+// the errno that stopped it. The rest of a run that fails is retried page by
+// page, each page at the address its frame's data belongs to *now* (an
+// mremap may have moved it meanwhile); the pages already copied are done.
 //
 // Concurrency: a BatchCopier may be used by several threads at once; its
 // arena bounds the total copy parallelism. CopyEngine::copy must be
@@ -43,8 +44,9 @@ struct CopyRun {
 class CopyEngine {
  public:
   virtual ~CopyEngine() = default;
-  /// Returns 0 or an errno. Must be thread-safe.
-  virtual int copy(const CopyRun& run) = 0;
+  /// Returns the bytes copied from the run's start (whole pages) and, if
+  /// not all, the errno that stopped the copy. Must be thread-safe.
+  virtual CopyStatus copy(const CopyRun& run) = 0;
   /// Where page `index`'s bytes belong now (after a failed run), 0 if they
   /// are no longer needed anywhere.
   virtual std::uint64_t current_address(std::size_t index) = 0;

@@ -48,7 +48,7 @@ thread_local int eviction_depth = 0;
 class PlacementEngine final : public CopyEngine {
  public:
   PlacementEngine(MechanismFace& mech, std::span<const FrameId> frames) : mech_(mech), frames_(frames) {}
-  int copy(const CopyRun& run) override { return mech_.place(run.dst, run.src, run.len); }
+  CopyStatus copy(const CopyRun& run) override { return mech_.place(run.dst, run.src, run.len); }
   std::uint64_t current_address(std::size_t index) override { return mech_.frame_address(frames_[index]); }
 
  private:

@@ -139,12 +139,13 @@ class RawUffd {
   }
   std::uint8_t* dst() const { return dst_; }
   void empty() { madvise(dst_, bytes_, MADV_DONTNEED); }
-  int copy(std::uint64_t dst, const void* src, std::size_t len) const {
+  CopyStatus copy(std::uint64_t dst, const void* src, std::size_t len) const {
     uffdio_copy c{};
     c.dst = dst;
     c.src = reinterpret_cast<std::uint64_t>(src);
     c.len = len;
-    return ioctl(fd_, UFFDIO_COPY, &c) == 0 ? 0 : errno;
+    if (ioctl(fd_, UFFDIO_COPY, &c) == 0) return {len, 0};
+    return {c.copy > 0 ? static_cast<std::size_t>(c.copy) : 0, errno};
   }
 
  private:
@@ -290,7 +291,7 @@ BENCHMARK(BM_EvictScattered)->ArgNames({"workers"})->Arg(2)->UseRealTime()->Iter
 class UffdEngine final : public CopyEngine {
  public:
   UffdEngine(const RawUffd& raw, std::span<const CopyPage> pages) : raw_(raw), pages_(pages) {}
-  int copy(const CopyRun& run) override { return raw_.copy(run.dst, run.src, run.len); }
+  CopyStatus copy(const CopyRun& run) override { return raw_.copy(run.dst, run.src, run.len); }
   std::uint64_t current_address(std::size_t index) override { return pages_[index].dst; }
 
  private:

@@ -197,6 +197,29 @@ TEST(Eviction, PlacementFailuresPartwayThroughABatchLeavePagesOnTheDevice) {
   rt.free(p);
 }
 
+// A copy engine may stop partway through a run. The pages it placed are
+// RAM pages now: placing them again would fail (the page exists) and leave
+// them both in RAM and on the device.
+TEST(Eviction, PlacementThatStopsPartwayThroughARunKeepsThePagesItPlaced) {
+  RuntimeOptions o;
+  o.evict_retries = 0;  // one pass
+  Runtime rt(kUri, o);
+  const std::size_t n = 2u << 20;
+  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
+  rt.prefetch(p, n, Location::kDevice);
+  rt.launch(pages(n), write_pattern_kernel(p, n, 11));
+  ASSERT_EQ(rt.residency(p, n).device_bytes, n);
+  sim_device(rt).cpu().inject_short_placement(100);  // the 512-page run stops after 100
+  EvictResult res = rt.evict(p, n);
+  EXPECT_EQ(res.pages_evicted, pages(n));
+  EXPECT_EQ(res.pages_skipped, 0u);
+  EXPECT_EQ(rt.residency(p, n).device_bytes, 0u);
+  EXPECT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }));
+  EXPECT_EQ(mismatches(p, n, 11), 0u);
+  EXPECT_EQ(gpu_mismatches(rt, p, n, 11), 0u);
+  rt.free(p);
+}
+
 TEST(Eviction, PlacementFailureOfTheWholeCopyKeepsBytesReadableByTheCpu) {
   RuntimeOptions o;
   o.evict_retries = 0;

@@ -10,7 +10,11 @@
 // the failing slot's recent operations. XESVM_RANDOM_FORK=N forks about once
 // in N operations (default 256; 0: never, with the same random draws).
 // XESVM_RANDOM_CHECK_EVERY=N compares every slot after every N operations
-// (default 1000).
+// (default 1000). XESVM_RANDOM_AUDIT=1 (single-threaded runs) also audits
+// the slot each operation touched without touching it: every page the sim
+// reports on the device must hold the shadow's bytes in its frame, every
+// page in RAM must hold them in place, and every absent page must be zeros
+// in the shadow. A failure then names the operation that broke the state.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -47,13 +51,14 @@ struct Slot {
 
 class RandomOps {
  public:
-  RandomOps(Runtime& rt, std::uint64_t seed, unsigned max_slots, bool remap = true)
+  RandomOps(Runtime& rt, std::uint64_t seed, unsigned max_slots, bool remap = true, bool audit = false)
       : rt_(rt), rng_(seed), max_slots_(max_slots), remap_(remap) {
     // XESVM_RANDOM_FORK=0 leaves fork out; =N forks once in about N operations.
     const std::uint64_t f = env_or("XESVM_RANDOM_FORK", 256);
     fork_every_ = f == 0 ? 256 : f;  // the same draws either way
     fork_ = f != 0;
     check_every_ = std::max<std::uint64_t>(1, env_or("XESVM_RANDOM_CHECK_EVERY", 1000));
+    audit_ = audit || env_or("XESVM_RANDOM_AUDIT", 0) != 0;
   }
   ~RandomOps() {
     for (Slot& s : slots_) release(s);
@@ -69,6 +74,7 @@ class RandomOps {
         last_ += std::string(" threw: ") + e.what() + " [" + history() + "]";
         return mismatches_ + 1;
       }
+      if (audit_ && mismatches_ == 0 && touched_ < slots_.size()) audit(slots_[touched_]);
       if (step % check_every_ == check_every_ - 1) check_all();
     }
     if (mismatches_ == 0) check_all();  // else keep the report of the first
@@ -95,9 +101,11 @@ class RandomOps {
   }
 
   void one() {
+    touched_ = ~std::size_t{0};
     if (slots_.empty() || (slots_.size() < max_slots_ && rnd(16) == 0)) return alloc();
     if (rnd(fork_every_) == 0 && fork_) return fork_check();  // (a no-op under TSan: see fork_check)
-    Slot& s = slots_[rnd(slots_.size())];
+    touched_ = rnd(slots_.size());
+    Slot& s = slots_[touched_];
     const std::size_t off = rnd(s.n);
     const std::size_t len = 1 + rnd(std::min<std::size_t>(s.n - off, 3 * 4096));
     switch (rnd(20)) {
@@ -264,10 +272,47 @@ class RandomOps {
 
   void report(Slot& s, const char* what, std::size_t first, std::size_t bad) {
     mismatches_ += bad;
-    char buf[160];
+    char buf[400];
     std::snprintf(buf, sizeof buf, "%s: %zu bytes differ from offset %zx of %s %p+%zx; its recent ops: ", what, bad,
                   first, s.app ? "app" : "svm", static_cast<void*>(s.p), s.n);
     last_ = buf + s.ops;
+  }
+
+  // Compares the slot's state as the sim holds it with the shadow, without
+  // a CPU access that would move a page (see XESVM_RANDOM_AUDIT above).
+  void audit(Slot& s) {
+    sim::SimDevice& dev = sim_device(rt_);
+    std::vector<PageSnapshot> snap(pages(s.n));
+    dev.snapshot(reinterpret_cast<std::uint64_t>(s.p), snap);
+    for (std::size_t i = 0; i < snap.size(); ++i) {
+      const std::size_t off = i * 4096, n = std::min<std::size_t>(4096, s.n - off);
+      const std::uint8_t* have = nullptr;
+      static const std::uint8_t kZeros[4096] = {};
+      switch (snap[i].place) {
+        case PagePlace::kDevice:
+          have = reinterpret_cast<const std::uint8_t*>(dev.frame_bytes(snap[i].frame).data());
+          break;
+        case PagePlace::kSystem:
+          have = s.p + off;
+          break;
+        case PagePlace::kAbsent:
+          have = kZeros;
+          break;
+      }
+      std::size_t bad = 0;
+      for (std::size_t k = 0; k < n; ++k) bad += have[k] != s.shadow[off + k];
+      if (bad) {
+        static const char* const kPlace[] = {"absent", "in RAM", "on the device"};
+        std::size_t cpu_bad = 0;  // what a CPU read sees now
+        for (std::size_t k = 0; k < n; ++k) cpu_bad += s.p[off + k] != s.shadow[off + k];
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "audit after %s: page %zx (%s, frame %u): %zu bytes differ (a CPU read: %zu); ",
+                      last_.c_str(), off, kPlace[static_cast<int>(snap[i].place)], static_cast<unsigned>(snap[i].frame),
+                      bad, cpu_bad);
+        report(s, buf, off, bad);
+        return;
+      }
+    }
   }
 
   void check_all() {
@@ -288,6 +333,8 @@ class RandomOps {
   std::uint64_t fork_every_ = 256;
   bool fork_ = true;
   std::uint64_t check_every_ = 1000;
+  bool audit_ = false;
+  std::size_t touched_ = ~std::size_t{0};  // the slot the last operation used
   std::string last_;
 };
 
@@ -311,6 +358,17 @@ TEST(RandomOps, ShadowCopyAgreesAfterEveryOperation) {
   const sim::CpuMirrorStats cs = sim_device(rt).cpu().stats();
   std::printf("sim: %llu stale UNMAP pieces ignored, %llu unreadable runs left in RAM\n",
               static_cast<unsigned long long>(cs.stale_unmaps), static_cast<unsigned long long>(cs.unreadable_runs));
+}
+
+// The same operations, each followed by an audit of the slot it used (see
+// XESVM_RANDOM_AUDIT above): a broken state is caught at the operation that
+// made it, not when the bytes are next read.
+TEST(RandomOps, DeviceAndRamStateMatchesTheShadowAfterEveryOperation) {
+  const std::uint64_t ops = env_or("XESVM_RANDOM_OPS", 20000) / 4;
+  const std::uint64_t seed = env_or("XESVM_RANDOM_SEED", 20261122) + 7;
+  Runtime rt("sim:vram=16M,workers=2");
+  RandomOps r(rt, seed, 10, /*remap=*/true, /*audit=*/true);
+  EXPECT_EQ(r.run(ops), 0u) << "seed " << seed << ", step " << r.step() << ", last op " << r.last();
 }
 
 TEST(RandomOps, ConcurrentThreadsOnDisjointAllocationsAgreeWithTheirShadows) {

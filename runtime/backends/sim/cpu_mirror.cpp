@@ -342,9 +342,18 @@ void CpuMirror::unmirror(std::uint64_t start, std::size_t len) {
 // Snapshot and migration to the device
 
 void CpuMirror::snapshot(std::uint64_t start, std::span<PageSnapshot> out) {
+  // The page tables are read before the entries: a page moved to RAM in
+  // between (placed, then its entry erased) would look absent with no entry.
+  // Such moves bump placements_; read again if one happened meanwhile.
   std::vector<bool> present;
-  read_present(start, out.size(), present);
-  std::lock_guard lk(entries_mu_);
+  std::unique_lock lk(entries_mu_, std::defer_lock);
+  for (unsigned attempt = 0;; ++attempt) {
+    const std::uint64_t before = placements_.load();
+    read_present(start, out.size(), present);
+    lk.lock();
+    if (placements_.load() == before || attempt == 8) break;
+    lk.unlock();
+  }
   for (std::size_t i = 0; i < out.size(); ++i) {
     auto it = entries_.find(start + i * kPageSize);
     if (it != entries_.end() && it->second.state != EntryState::kEvicting) {
@@ -502,9 +511,14 @@ void CpuMirror::unmap(std::span<const FrameId> frames) {
   gpu_.zap_frames(frames);
 }
 
-int CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_t len) {
+CopyStatus CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_t len) {
   for (unsigned n = place_failures_.load(); n > 0;) {
-    if (place_failures_.compare_exchange_weak(n, n - 1)) return EIO;
+    if (place_failures_.compare_exchange_weak(n, n - 1)) return {0, EIO};
+  }
+  if (std::size_t k = short_placement_.load();
+      k && len > k * kPageSize && short_placement_.compare_exchange_strong(k, 0)) {
+    const CopyStatus head = place(addr, src, k * kPageSize);
+    return {head.bytes, head.error ? head.error : EIO};
   }
   // The address comes from the frame's device-private entry, which follows
   // mapping events only once they are applied: after an munmap (or a move
@@ -515,22 +529,22 @@ int CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_t len) 
   // pages pending. (A change made between this check and the copy below
   // keeps mmap_changing raised until its event is read: the copy fails with
   // EAGAIN. Only a change whose event is also read in those few
-  // instructions escapes; user space cannot close that window.)
-  if (!placement_current(addr, src, len)) {
-    drain();
-    return ENOENT;
-  }
+  // instructions escapes; user space cannot close that window.) The check
+  // is repeated before every retry: a copy that met EAGAIN waits for an
+  // event to be read, and once it is, the addresses may belong to another
+  // mapping — even a new mirror, whose registration applied the event.
   std::size_t done = 0;
   int eagain = 0;
   while (done < len) {
+    if (!placement_current(addr + done, src + done, len - done)) {
+      drain();
+      return {done, ENOENT};
+    }
     uffdio_copy c{};
     c.dst = addr + done;
     c.src = reinterpret_cast<std::uint64_t>(src + done);
     c.len = len - done;
-    if (ioctl(uffd_, UFFDIO_COPY, &c) == 0) {
-      done = len;
-      break;
-    }
+    if (ioctl(uffd_, UFFDIO_COPY, &c) == 0) return {len, 0};
     int e = errno;
     if (c.copy > 0) {
       done += static_cast<std::size_t>(c.copy);
@@ -541,9 +555,9 @@ int CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_t len) 
       continue;
     }
     if (e == EAGAIN || e == ENOENT) drain();
-    return e;
+    return {done, e};
   }
-  return 0;
+  return {done, 0};
 }
 
 bool CpuMirror::placement_current(std::uint64_t addr, const std::byte* src, std::size_t len) {
@@ -569,7 +583,7 @@ void CpuMirror::finalize(std::span<const FrameId> frames, std::span<const std::u
       FrameId f = frames[i];
       std::uint64_t a = frame_addr_[f];
       if (committed[i]) {
-        if (a) entries_.erase(a);
+        if (a && entries_.erase(a)) placements_.fetch_add(1);
         frame_addr_[f] = 0;
       } else if (a) {
         auto it = entries_.find(a);
@@ -988,7 +1002,10 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
   {
     std::lock_guard lk(entries_mu_);
     auto it = entries_.find(page);
-    if (it != entries_.end() && it->second.frame == e.frame) entries_.erase(it);
+    if (it != entries_.end() && it->second.frame == e.frame) {
+      entries_.erase(it);
+      placements_.fetch_add(1);
+    }
     frame_addr_[e.frame] = 0;
   }
   // The frame still carries its range's owner tag, so an eviction that

@@ -122,9 +122,10 @@ class CpuMirror {
   std::uint64_t frame_address(FrameId frame) const;
   void unmap(std::span<const FrameId> frames);
   /// Places len bytes from src (device frame memory) at CPU address addr.
-  /// Returns 0 or an errno; on EAGAIN/ENOENT all pending events have been
-  /// applied before it returns, so frame_address() tells where to retry.
-  int place(std::uint64_t addr, const std::byte* src, std::size_t len);
+  /// Returns the bytes placed from the start and, if not all, the errno
+  /// that stopped it; on EAGAIN/ENOENT all pending events have been applied
+  /// before it returns, so frame_address() tells where to retry the rest.
+  CopyStatus place(std::uint64_t addr, const std::byte* src, std::size_t len);
   void finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed);
 
   /// Waits until every event the kernel has queued so far is applied.
@@ -140,6 +141,10 @@ class CpuMirror {
   bool events_pending() const { return events_applied_.load() < events_read_.load(); }
   /// Test hook: the next n placements fail with EIO.
   void inject_place_failures(unsigned n) { place_failures_.store(n); }
+  /// Test hook: the next placement of more than `pages` pages places only
+  /// the first `pages` of them, then fails with EIO (a copy that stops
+  /// partway through a run).
+  void inject_short_placement(std::size_t pages) { short_placement_.store(pages); }
 
  private:
   enum class EntryState : std::uint8_t { kInbound, kResident, kEvicting };
@@ -186,6 +191,7 @@ class CpuMirror {
   mutable std::mutex entries_mu_;
   std::unordered_map<std::uint64_t, Entry> entries_;  // page -> device-private entry
   std::vector<std::uint64_t> frame_addr_;             // frame -> page (0 = none)
+  std::atomic<std::uint64_t> placements_{0};          // entries erased once their page was placed in RAM
 
   std::mutex mirrors_mu_;
   std::map<std::uint64_t, Mirror> mirrors_;  // start -> mirror
@@ -213,6 +219,7 @@ class CpuMirror {
   std::atomic<std::uint64_t> cpu_faults_device_{0}, cpu_faults_zero_{0}, pages_to_ram_{0}, events_{0},
       deferred_count_{0}, stale_unmaps_{0}, unreadable_runs_{0};
   std::atomic<unsigned> place_failures_{0};
+  std::atomic<std::size_t> short_placement_{0};
 
   std::jthread reader_;
   std::jthread service_;

@@ -138,10 +138,10 @@ bool SimDevice::frame_trylock(FrameId frame) { return frames_->trylock(frame); }
 void SimDevice::frame_unlock(FrameId frame) { frames_->unlock(frame); }
 std::uint64_t SimDevice::frame_address(FrameId frame) const { return cpu_->frame_address(frame); }
 void SimDevice::unmap(std::span<const FrameId> frames) { cpu_->unmap(frames); }
-int SimDevice::place(std::uint64_t addr, const std::byte* src, std::size_t len) {
-  int rc = cpu_->place(addr, src, len);
-  if (rc == 0) cost_->charge_link(len, 1);
-  return rc;
+CopyStatus SimDevice::place(std::uint64_t addr, const std::byte* src, std::size_t len) {
+  const CopyStatus st = cpu_->place(addr, src, len);
+  if (st.bytes) cost_->charge_link(st.bytes, 1);
+  return st;
 }
 void SimDevice::finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed) {
   cpu_->finalize(frames, committed);

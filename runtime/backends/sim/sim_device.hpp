@@ -70,7 +70,7 @@ class SimDevice final : public Backend, public MechanismFace {
   void frame_unlock(FrameId frame) override;
   std::uint64_t frame_address(FrameId frame) const override;
   void unmap(std::span<const FrameId> frames) override;
-  int place(std::uint64_t addr, const std::byte* src, std::size_t len) override;
+  CopyStatus place(std::uint64_t addr, const std::byte* src, std::size_t len) override;
   void finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed) override;
   std::span<const std::byte> frame_bytes(FrameId frame) const override;
   bool cpu_events_pending() const override {
