@@ -36,7 +36,8 @@
 //  * an UNMAP spares the parts of a mirror a REMAP moved in that the kernel
 //    still has registered: it is older than the move;
 //  * place() writes a frame's bytes only where the page's entry still names
-//    that frame and no event about the page is pending.
+//    that frame and no event about the page is pending, checked again
+//    before every retry of a copy that met a change in flight.
 //
 // DOC: Locking
 //
