@@ -15,8 +15,11 @@
 //     skipped; a locked frame is kept only if it still belongs to this range
 //     (and, for the VA entry, still backs the address the snapshot saw) —
 //     the sequence alone cannot prove that;
-//  3. unmap: GPU mappings of the frames are zapped and CPU touches of their
-//     pages wait from here on;
+//  3. unmap, under the notifier lock held exclusive: the notifier windows of
+//     the frames' current addresses are bumped (not only the range's own:
+//     after an mremap the data lives at another range's addresses), GPU
+//     mappings of the frames are zapped, and CPU touches of their pages
+//     wait from here on;
 //  4-6. copy + commit: BatchCopier places the bytes as the CPU pages in
 //     coalesced runs over parallel workers (the sim's placement allocates
 //     the RAM pages, so no CPU mapping is consulted);
@@ -31,7 +34,7 @@
 // DOC: Locking
 //
 // Caller: the range's migrate_mu. Here: the notifier lock (shared in step 2,
-// exclusive in step 7), frame trylocks. Nothing is held across the copy but
+// exclusive in steps 3 and 7), frame trylocks. Nothing is held across the copy but
 // the frame locks, so a CPU fault on a page being evicted simply waits for
 // its placement.
 #include "runtime/evict.hpp"
@@ -91,7 +94,26 @@ std::vector<EvictionEngine::Candidate> EvictionEngine::pass(Range& r, const std:
   }
   if (frames.empty()) return busy;
 
-  mech_.unmap(frames);
+  // Step 3 is the MMU_NOTIFY_MIGRATE invalidation of migrate_device. A
+  // frame's data need not sit inside r: after an mremap the old range is
+  // evicted into the addresses the data moved to, where a new range may be
+  // binding these very frames (its snapshot reports them as device pages).
+  // So the windows bumped are those of each frame's current address, as the
+  // device's migration entry records it, and the bump and the zap are one
+  // step under the notifier lock: a bind that raced either finds its
+  // sequence moved or is zapped; one that starts later sees the pages in
+  // migration (system pages, which wait for the placement).
+  {
+    std::unique_lock nl(notifier_.lock);
+    std::vector<std::uint64_t> windows;
+    for (FrameId f : frames) {
+      if (const std::uint64_t a = mech_.frame_address(f)) windows.push_back(notifier_.windows.window_of(a));
+    }
+    std::sort(windows.begin(), windows.end());
+    windows.erase(std::unique(windows.begin(), windows.end()), windows.end());
+    for (std::uint64_t w : windows) notifier_.windows.bump(w, w + 1);
+    mech_.unmap(frames);
+  }
 
   std::vector<std::uint8_t> done(frames.size(), 0);
   if (discard) {

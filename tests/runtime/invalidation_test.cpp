@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "test_util.hpp"
@@ -205,6 +206,61 @@ TEST(Invalidation, CpuTouchBetweenGetPagesAndBindForcesASequenceRetry) {
   EXPECT_EQ(mismatches(p, n, 10), 0u);
   rt.free(p);
   EXPECT_EQ(rt.stats().device_bytes_in_use, 0u);
+}
+
+// After an mremap the old range is evicted into the addresses its data moved
+// to, where a new range may already be binding the same frames (its snapshot
+// reports them as device pages). The eviction must invalidate binds at the
+// data's current address, not only in the old range's notifier window.
+TEST(Invalidation, EvictionOfAMovedRangeInvalidatesABindAtTheNewAddress) {
+  RuntimeOptions o;
+  o.notifier_window = 2u << 20;  // the old and new addresses in different windows
+  Runtime rt(kUri, o);
+  const std::size_t n = 4 * 4096;
+  auto* a = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
+  auto* c = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
+  ASSERT_TRUE(a && c);
+  rt.mirror(a, n);
+  rt.launch(pages(n), write_pattern_kernel(a, n, 21));  // the bytes live on the device only
+  const std::vector<FrameId> f = device_frames(rt, a, n);
+  for (FrameId fr : f) ASSERT_NE(fr, kNoFrame);
+  auto& dev = sim_device(rt);
+  // Keep the old range's teardown from finishing until the new range's bind.
+  // (The last page: the gc tears ranges down one after another, in address
+  // order, and the fault path may have made more than one.)
+  constexpr std::size_t kHeld = 3;
+  ASSERT_TRUE(dev.frame_trylock(f[kHeld]));
+  std::atomic<bool> held{true};
+  struct Release {  // never leave the frame locked: teardown would wait forever
+    std::function<void()> fn;
+    ~Release() { fn(); }
+  } release{[&] {
+    if (held.exchange(false)) dev.frame_unlock(f[kHeld]);
+  }};
+  ASSERT_EQ(mremap(a, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, c), c);
+  drain_events(rt);
+  ASSERT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 4096; }))  // all but the held frame
+      << rt.stats().device_bytes_in_use;
+  ASSERT_EQ(dev.frame_address(f[kHeld]), reinterpret_cast<std::uint64_t>(c + kHeld * 4096));
+  std::atomic<int> fired{0};
+  rt.impl().manager()->set_before_bind_hook([&](std::uint64_t) {
+    if (fired.exchange(1)) return;
+    // The snapshot just taken shows the held page in its old frame; now the
+    // old range evicts it and frees the frame.
+    if (held.exchange(false)) dev.frame_unlock(f[kHeld]);
+    EXPECT_TRUE(wait_until([&] { return dev.frame_owner(f[kHeld]) == kNoOwner; }));
+  });
+  // Only the held page faults, so the hook fires in a bind that covers it.
+  std::uint8_t* page = c + kHeld * 4096;
+  rt.launch(1, write_pattern_kernel(page, 4096, 22));
+  rt.impl().manager()->set_before_bind_hook(nullptr);
+  EXPECT_EQ(fired.load(), 1);
+  EXPECT_EQ(mismatches(page, 4096, 22), 0u) << "a GPU write went to the freed frame";
+  EXPECT_EQ(gpu_mismatches(rt, page, 4096, 22), 0u);
+  EXPECT_EQ(mismatches(c, kHeld * 4096, 21), 0u);
+  rt.unmirror(c, n);
+  munmap(c, n);
+  EXPECT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }));
 }
 
 TEST(Invalidation, PartialMunmapBetweenGetPagesAndBindAbandonsTheBind) {
