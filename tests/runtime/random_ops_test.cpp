@@ -212,22 +212,54 @@ class RandomOps {
 #endif
     last_ = "fork";
     for (Slot& s : slots_) s.note("fork");
+    int fds[2];
+    if (pipe(fds) != 0) return;
     const pid_t pid = fork();
-    if (pid < 0) return;  // out of processes: not this test's concern
-    if (pid == 0) {
-      std::size_t bad = 0;
-      for (const Slot& s : slots_) {
-        for (std::size_t i = 0; i < s.n; ++i) bad += s.p[i] != s.shadow[i];
-      }
-      _exit(bad == 0 ? 0 : 1);
+    if (pid < 0) {  // out of processes: not this test's concern
+      close(fds[0]);
+      close(fds[1]);
+      return;
     }
+    if (pid == 0) {
+      // The first differing page goes back to the parent for the report.
+      std::size_t where[3] = {0, 0, 0};  // slot + 1, offset, bytes differing in its page
+      for (std::size_t k = 0; k < slots_.size() && !where[0]; ++k) {
+        const Slot& s = slots_[k];
+        for (std::size_t i = 0; i < s.n; ++i) {
+          if (s.p[i] == s.shadow[i]) continue;
+          where[0] = k + 1;
+          where[1] = i;
+          for (std::size_t j = i & ~std::size_t{4095}; j < std::min(s.n, (i | 4095) + 1); ++j) {
+            where[2] += s.p[j] != s.shadow[j];
+          }
+          break;
+        }
+      }
+      [[maybe_unused]] auto w = write(fds[1], where, sizeof where);
+      _exit(where[0] == 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    std::size_t where[3] = {0, 0, 0};
+    [[maybe_unused]] auto got = read(fds[0], where, sizeof where);
+    close(fds[0]);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     ++forks_;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
       ++mismatches_;
-      last_ = "fork: the child saw bytes that differ from the shadow [" + history() + "]";
+      last_ = "fork: the child saw bytes that differ from the shadow";
+      if (where[0] && where[0] <= slots_.size()) {
+        Slot& s = slots_[where[0] - 1];
+        const std::size_t page = where[1] & ~std::size_t{4095};
+        std::size_t parent_bad = 0;  // what the parent reads there now
+        for (std::size_t j = page; j < std::min(s.n, page + 4096); ++j) parent_bad += s.p[j] != s.shadow[j];
+        char buf[200];
+        std::snprintf(buf, sizeof buf, ", from offset %zx of %s %p+%zx (%zu bytes of its page; the parent reads %zu)",
+                      where[1], s.app ? "app" : "svm", static_cast<void*>(s.p), s.n, where[2], parent_bad);
+        last_ += buf + std::string("; its recent ops: ") + s.ops;
+      }
+      last_ += " [" + history() + "]";
     }
   }
 
