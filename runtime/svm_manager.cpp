@@ -167,6 +167,10 @@ void SvmManager::remove_range(const RangePtr& r, EvictMode mode) {
   std::lock_guard m(r->migrate_mu);
   {
     std::unique_lock nl(notifier_.lock);
+    // A range whose CPU mapping changed (moved by mremap, say) may hold
+    // bytes that now belong at other addresses: they are placed there, not
+    // discarded, whoever frees the addresses the range was made for.
+    if (r->unmapped && mode == EvictMode::kDiscard) mode = EvictMode::kTeardown;
     r->unmapped = true;
     notifier_.windows.bump(r->start, r->end);
     mech_.unbind(r->start, r->end);
@@ -423,7 +427,7 @@ void SvmManager::gc_loop(std::stop_token st) {
       std::unique_lock g(gc_mu_);
       gc_cv_.wait_for(g, std::chrono::milliseconds(50), [&] { return !gc_queue_.empty() || st.stop_requested(); });
     }
-    collect_garbage();
+    if (!gc_paused_.load()) collect_garbage();
   }
 }
 

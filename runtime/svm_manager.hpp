@@ -25,6 +25,7 @@
 // Not copyable. Destroying it evicts nothing: the Runtime unmirrors first.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -58,6 +59,9 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   void wait() override {}
 
   /// Like unmirror(), but the bytes are not wanted (the memory is freed).
+  /// Only bytes that still live at [start, start+len) are dropped: a range
+  /// there whose mapping moved away (mremap; its gc not done yet) is torn
+  /// down, its bytes placed where they live now.
   void discard(std::uint64_t start, std::size_t len);
   /// Brings every device-resident byte back to RAM (teardown mode).
   void evict_all();
@@ -79,6 +83,13 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
 
   /// Test hook: called between get-pages and bind on the fault path.
   void set_before_bind_hook(std::function<void(std::uint64_t range_start)> hook) { before_bind_ = std::move(hook); }
+  /// Test hook: while paused, the gc thread leaves its queue alone (ranges
+  /// whose mapping changed stay in the tree until a fault or a teardown
+  /// meets them).
+  void set_gc_paused(bool paused) {
+    gc_paused_.store(paused);
+    gc_cv_.notify_one();
+  }
   /// Serializes against fork(): held exclusive from prepare to parent/child.
   std::shared_mutex& fork_lock() { return fork_mu_; }
 
@@ -124,6 +135,7 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   std::condition_variable gc_cv_;
   std::deque<RangePtr> gc_queue_;
   std::function<void(std::uint64_t)> before_bind_;
+  std::atomic<bool> gc_paused_{false};
   std::jthread gc_;
 };
 

@@ -263,6 +263,35 @@ TEST(Invalidation, EvictionOfAMovedRangeInvalidatesABindAtTheNewAddress) {
   EXPECT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }));
 }
 
+// Freeing memory drops the bytes at its addresses, and only those. A range
+// left there by a mirror that mremap moved away (its gc not done yet) holds
+// the moved mirror's bytes: they must reach the new addresses.
+TEST(Invalidation, DiscardAtAddressesAMovedMirrorLeftKeepsTheBytesThatMoved) {
+  Runtime rt(kUri);
+  SvmManager& m = *rt.impl().manager();
+  const std::size_t n = 4 * 4096;
+  auto* a = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
+  auto* c = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
+  ASSERT_TRUE(a && c);
+  rt.mirror(a, n);
+  rt.launch(pages(n), write_pattern_kernel(a, n, 31));  // the bytes live on the device only
+  ASSERT_EQ(rt.residency(a, n).device_bytes, n);
+  m.set_gc_paused(true);  // the moved mirror's old ranges stay in the tree
+  ASSERT_EQ(mremap(a, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, c), c);
+  drain_events(rt);
+  // New memory at the old addresses, mirrored and freed (what free() of an
+  // alloc_shared allocation there does).
+  ASSERT_EQ(mmap(a, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0), a);
+  rt.mirror(a, n);
+  m.discard(reinterpret_cast<std::uint64_t>(a), n);
+  munmap(a, n);
+  m.set_gc_paused(false);
+  EXPECT_EQ(mismatches(c, n, 31), 0u);
+  rt.unmirror(c, n);
+  munmap(c, n);
+  EXPECT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }));
+}
+
 TEST(Invalidation, PartialMunmapBetweenGetPagesAndBindAbandonsTheBind) {
   Runtime rt(kUri);
   const std::size_t n = 2u << 20;
