@@ -103,11 +103,14 @@ std::vector<EvictionEngine::Candidate> EvictionEngine::pass(Range& r, const std:
   // step under the notifier lock: a bind that raced either finds its
   // sequence moved or is zapped; one that starts later sees the pages in
   // migration (system pages, which wait for the placement).
+  std::vector<std::uint64_t> addrs(frames.size());
   {
     std::unique_lock nl(notifier_.lock);
     std::vector<std::uint64_t> windows;
-    for (FrameId f : frames) {
-      if (const std::uint64_t a = mech_.frame_address(f)) windows.push_back(notifier_.windows.window_of(a));
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      addrs[i] = mech_.frame_address(frames[i]);
+      const std::uint64_t w = notifier_.windows.window_of(addrs[i]);
+      if (addrs[i] && (windows.empty() || windows.back() != w)) windows.push_back(w);
     }
     std::sort(windows.begin(), windows.end());
     windows.erase(std::unique(windows.begin(), windows.end()), windows.end());
@@ -120,9 +123,9 @@ std::vector<EvictionEngine::Candidate> EvictionEngine::pass(Range& r, const std:
     std::fill(done.begin(), done.end(), 1);
   } else {
     std::vector<CopyPage> pages(frames.size());
-    for (std::size_t i = 0; i < frames.size(); ++i) {
-      pages[i] = CopyPage{mech_.frame_bytes(frames[i]).data(), mech_.frame_address(frames[i])};
-    }
+    // The addresses read at unmap: placement checks each against the
+    // frame's entry and retries where the data lives by then.
+    for (std::size_t i = 0; i < frames.size(); ++i) pages[i] = CopyPage{mech_.frame_bytes(frames[i]).data(), addrs[i]};
     PlacementEngine engine(mech_, frames);
     copier_.copy(pages, engine, done);
   }

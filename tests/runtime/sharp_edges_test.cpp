@@ -69,6 +69,10 @@ TEST(SharpEdges, MremapRacingAnEvictionKeepsEveryByte) {
   }
 }
 
+// GPU writes to system memory go by virtual address, through the write
+// gate. The kernel's pages stay in RAM here (advice), so what is checked is
+// the gate alone: a migration's MADV_DONTNEED racing the replacement is a
+// separate, documented window (README, "Known limits").
 TEST(SharpEdges, MappingReplacedWhileAKernelRunsNeverReceivesItsWrites) {
   Runtime rt("sim:vram=16M,workers=2");
   const std::size_t n = 4u << 20;
@@ -77,6 +81,7 @@ TEST(SharpEdges, MappingReplacedWhileAKernelRunsNeverReceivesItsWrites) {
     ASSERT_NE(p, MAP_FAILED);
     std::memset(p, 0, n);
     rt.mirror(p, n);
+    ASSERT_TRUE(rt.advise(p, n, Advice{Location::kSystem, false, false}));
     auto* words = static_cast<std::uint32_t*>(p);
     std::atomic<bool> replaced{false};
     std::thread replacer([&] {
@@ -102,8 +107,11 @@ TEST(SharpEdges, MappingReplacedWhileAKernelRunsNeverReceivesItsWrites) {
     // new one, which holds exactly what the CPU wrote.
     const auto* b = static_cast<const std::uint8_t*>(p);
     std::size_t foreign = 0;
-    for (std::size_t i = 0; i < n; ++i) foreign += b[i] != 0xab;
-    EXPECT_EQ(foreign, 0u) << "round " << round;
+    int first = -1;  // the first foreign byte's value
+    for (std::size_t i = 0; i < n; ++i) {
+      if (b[i] != 0xab && foreign++ == 0) first = b[i];
+    }
+    EXPECT_EQ(foreign, 0u) << "round " << round << ", first foreign byte 0x" << std::hex << first;
     munmap(p, n);
   }
 }
