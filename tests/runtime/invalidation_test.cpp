@@ -208,6 +208,17 @@ TEST(Invalidation, CpuTouchBetweenGetPagesAndBindForcesASequenceRetry) {
   EXPECT_EQ(rt.stats().device_bytes_in_use, 0u);
 }
 
+// An application mirror of n bytes at *a whose bytes (pattern `gen`) live on
+// the device only, and free 2 MiB-aligned addresses *c to move it to.
+void device_resident_mirror(Runtime& rt, std::size_t n, std::uint32_t gen, std::uint8_t** a, std::uint8_t** c) {
+  *a = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
+  *c = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
+  ASSERT_TRUE(*a && *c);
+  rt.mirror(*a, n);
+  rt.launch(pages(n), write_pattern_kernel(*a, n, gen));
+  ASSERT_EQ(rt.residency(*a, n).device_bytes, n);
+}
+
 // After an mremap the old range is evicted into the addresses its data moved
 // to, where a new range may already be binding the same frames (its snapshot
 // reports them as device pages). The eviction must invalidate binds at the
@@ -217,11 +228,8 @@ TEST(Invalidation, EvictionOfAMovedRangeInvalidatesABindAtTheNewAddress) {
   o.notifier_window = 2u << 20;  // the old and new addresses in different windows
   Runtime rt(kUri, o);
   const std::size_t n = 4 * 4096;
-  auto* a = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
-  auto* c = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
-  ASSERT_TRUE(a && c);
-  rt.mirror(a, n);
-  rt.launch(pages(n), write_pattern_kernel(a, n, 21));  // the bytes live on the device only
+  std::uint8_t *a, *c;
+  ASSERT_NO_FATAL_FAILURE(device_resident_mirror(rt, n, 21, &a, &c));
   const std::vector<FrameId> f = device_frames(rt, a, n);
   for (FrameId fr : f) ASSERT_NE(fr, kNoFrame);
   auto& dev = sim_device(rt);
@@ -270,12 +278,8 @@ TEST(Invalidation, DiscardAtAddressesAMovedMirrorLeftKeepsTheBytesThatMoved) {
   Runtime rt(kUri);
   SvmManager& m = *rt.impl().manager();
   const std::size_t n = 4 * 4096;
-  auto* a = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
-  auto* c = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
-  ASSERT_TRUE(a && c);
-  rt.mirror(a, n);
-  rt.launch(pages(n), write_pattern_kernel(a, n, 31));  // the bytes live on the device only
-  ASSERT_EQ(rt.residency(a, n).device_bytes, n);
+  std::uint8_t *a, *c;
+  ASSERT_NO_FATAL_FAILURE(device_resident_mirror(rt, n, 31, &a, &c));
   m.set_gc_paused(true);  // the moved mirror's old ranges stay in the tree
   ASSERT_EQ(mremap(a, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, c), c);
   drain_events(rt);
