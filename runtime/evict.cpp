@@ -34,9 +34,9 @@
 // DOC: Locking
 //
 // Caller: the range's migrate_mu. Here: the notifier lock (shared in step 2,
-// exclusive in steps 3 and 7), frame trylocks. Nothing is held across the copy but
-// the frame locks, so a CPU fault on a page being evicted simply waits for
-// its placement.
+// exclusive in steps 3 and 7), frame trylocks. Nothing is held across the
+// copy but the frame locks, so a CPU fault on a page being evicted simply
+// waits for its placement.
 #include "runtime/evict.hpp"
 
 #include <algorithm>

@@ -425,7 +425,10 @@ void SvmManager::gc_loop(std::stop_token st) {
   while (!st.stop_requested()) {
     {
       std::unique_lock g(gc_mu_);
-      gc_cv_.wait_for(g, std::chrono::milliseconds(50), [&] { return !gc_queue_.empty() || st.stop_requested(); });
+      // Paused (a test hook), a non-empty queue must not end the wait: the
+      // loop would spin until it is resumed.
+      gc_cv_.wait_for(g, std::chrono::milliseconds(50),
+                      [&] { return (!gc_queue_.empty() && !gc_paused_.load()) || st.stop_requested(); });
     }
     if (!gc_paused_.load()) collect_garbage();
   }
