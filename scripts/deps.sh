@@ -16,8 +16,12 @@ PACKAGES=(
   # kernel series harness
   linux-source-6.12 qemu-system-x86 busybox-static
   bc bison flex libelf-dev libssl-dev dwarves cpio xz-utils kmod rsync sparse
-  # benchmark comparison scripts
+  # benchmark comparison scripts, the install and command-line tests
   python3
+  # `xesvm stress --plot` / `xesvm plot`
+  gnuplot-nox
+  # the Debian package: cpack's dpkg-shlibdeps, and lintian in its test
+  dpkg-dev lintian
 )
 
 missing=()

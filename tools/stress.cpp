@@ -9,6 +9,12 @@
 #include <numeric>
 #include <random>
 
+#include <exception>
+#include <memory>
+#include <thread>
+
+#include "tools/caps.hpp"
+#include "tools/trace.hpp"
 #include "xesvm/xesvm.hpp"
 
 namespace xesvm::tools {
@@ -85,65 +91,40 @@ std::vector<Pattern> parse_patterns(const std::string& s) {
               "unknown pattern '" + s + "'; expected grid-stride, block-stride, random or all");
 }
 
-StressResult run_stress(const StressOptions& o, Pattern pattern) {
-  if (!(o.oversubscription > 0) || o.oversubscription > 64) {
-    throw Error(Error::Code::kInvalidArgument, "oversubscription must be in (0, 64]");
-  }
-  if (o.cpu_fraction < 0 || o.cpu_fraction > 1) {
-    throw Error(Error::Code::kInvalidArgument, "cpu fraction must be in [0, 1]");
-  }
-  Runtime rt(o.backend);
-  const Stats s0 = rt.stats();
-  StressResult r;
-  r.pattern = pattern_name(pattern);
-  r.device_memory = s0.device_bytes_total;
-  std::uint64_t ws = static_cast<std::uint64_t>(o.oversubscription * static_cast<double>(r.device_memory));
-  ws = std::max<std::uint64_t>(2u << 20, ws & ~std::uint64_t((2u << 20) - 1));
-  r.working_set = ws;
-  r.pages = ws / kPage;
+namespace {
 
-  auto* base = static_cast<std::uint32_t*>(rt.alloc_shared(ws));
-  std::vector<std::uint32_t> gen(r.pages, 0);
-  for (std::uint64_t p = 0; p < r.pages; ++p) {
-    std::uint32_t* pg = base + p * kWords;
-    for (std::size_t w = 0; w < kWords; ++w) pg[w] = word(p, w, 0);
-  }
+// One host thread's share of the working set: its allocation, the
+// generation of each page, and the steps of one pass.
+struct Slice {
+  struct Step {
+    std::uint64_t first_page = 0, npages = 0;
+    std::vector<std::uint64_t> pages;
+  };
+  std::uint32_t* base = nullptr;
+  std::uint64_t pages = 0;
+  std::vector<std::uint32_t> gen;
+  std::vector<Step> steps;
+  std::uint64_t data_errors = 0, passes = 0;
+};
 
-  // Page order of one pass, by work-item id. The engine hands each worker a
-  // contiguous block of ids, so grid-stride interleaves the workers over
-  // consecutive pages and block-stride gives each worker its own block.
-  // A backend without an execution engine (xe: kernels need GPU code) runs
-  // the policy-only variant: each step prefetches its window to device
-  // memory, then the CPU does the kernel's work (its touches migrate back).
-  const bool has_engine = [&] {
-    for (auto& [k, v] : rt.describe()) {
-      if (k == "faces") return v.find("engine") != std::string::npos;
-    }
-    return false;
-  }();
-  const bool prefetch = o.prefetch || !has_engine;
-  if (!has_engine) r.pattern += " (policy only: no engine)";
-  const unsigned workers = [&] {
-    for (auto& [k, v] : rt.describe()) {
-      if (k == "engine workers") return static_cast<unsigned>(std::stoul(v));
-    }
-    return 1u;
-  }();
-  std::vector<std::uint64_t> order(r.pages);
-  std::mt19937_64 rng(o.seed);
+// Page order of one pass, by work-item id. The engine hands each worker a
+// contiguous block of ids, so grid-stride interleaves the workers over
+// consecutive pages and block-stride gives each worker its own block.
+std::vector<std::uint64_t> pass_order(Pattern pattern, std::uint64_t pages, unsigned workers, std::mt19937_64& rng) {
+  std::vector<std::uint64_t> order(pages);
   switch (pattern) {
     case Pattern::kBlockStride:
       std::iota(order.begin(), order.end(), 0);
       break;
     case Pattern::kGridStride: {
-      const std::uint64_t per = (r.pages + workers - 1) / workers;
-      for (std::uint64_t id = 0; id < r.pages; ++id) {
+      const std::uint64_t per = (pages + workers - 1) / workers;
+      for (std::uint64_t id = 0; id < pages; ++id) {
         std::uint64_t w = id / per, j = id % per;
         std::uint64_t p = j * workers + w;
-        order[id] = p < r.pages ? p : id;  // tail: keep it a permutation
+        order[id] = p < pages ? p : id;  // tail: keep it a permutation
       }
       // Repair duplicates the tail mapping may have made.
-      std::vector<char> seen(r.pages, 0);
+      std::vector<char> seen(pages, 0);
       std::vector<std::uint64_t> missing;
       for (auto& p : order) {
         if (seen[p])
@@ -151,7 +132,7 @@ StressResult run_stress(const StressOptions& o, Pattern pattern) {
         else
           seen[p] = 1;
       }
-      for (std::uint64_t p = 0; p < r.pages; ++p) {
+      for (std::uint64_t p = 0; p < pages; ++p) {
         if (!seen[p]) missing.push_back(p);
       }
       for (auto& p : order) {
@@ -167,78 +148,188 @@ StressResult run_stress(const StressOptions& o, Pattern pattern) {
       std::shuffle(order.begin(), order.end(), rng);
       break;
   }
+  return order;
+}
 
-  if (prefetch) {
-    Advice a;
-    a.preferred = Location::kDevice;
-    rt.advise(base, ws, a);
+}  // namespace
+
+StressResult run_stress(const StressOptions& o, Pattern pattern, TraceWriter* trace, std::chrono::milliseconds interval,
+                        std::chrono::steady_clock::time_point trace_origin) {
+  if (!(o.oversubscription > 0) || o.oversubscription > 64) {
+    throw Error(Error::Code::kInvalidArgument, "oversubscription must be in (0, 64]");
   }
+  if (o.cpu_fraction < 0 || o.cpu_fraction > 1) {
+    throw Error(Error::Code::kInvalidArgument, "cpu fraction must be in [0, 1]");
+  }
+  if (o.threads < 1 || o.threads > 64) throw Error(Error::Code::kInvalidArgument, "threads must be in [1, 64]");
+  if (!(o.duration_s >= 0) || o.duration_s > 86400) {
+    throw Error(Error::Code::kInvalidArgument, "duration must be in [0, 86400] seconds");
+  }
+  if (o.duration_s == 0 && o.passes == 0) throw Error(Error::Code::kInvalidArgument, "passes must be at least 1");
+  Runtime rt(o.backend);
+  const Stats s0 = rt.stats();
+  // The trace covers the Runtime's whole life, set-up and final check
+  // included, so its rows add up to the counters reported at the end.
+  std::unique_ptr<StatsSampler> sampler;
+  if (trace) sampler = std::make_unique<StatsSampler>([&rt] { return rt.stats(); }, interval, *trace, trace_origin);
+  const BackendCaps caps = backend_caps(rt);
+  StressResult r;
+  r.pattern = pattern_name(pattern);
+  r.threads = o.threads;
+  r.device_memory = s0.device_bytes_total;
+  constexpr std::uint64_t k2M = 2u << 20;
+  std::uint64_t per_thread =
+      static_cast<std::uint64_t>(o.oversubscription * static_cast<double>(r.device_memory)) / o.threads;
+  per_thread = std::max<std::uint64_t>(k2M, per_thread & ~(k2M - 1));
+  r.working_set = per_thread * o.threads;
+  r.pages = r.working_set / kPage;
 
-  std::atomic<std::uint64_t> gpu_errors{0};
-  const std::uint64_t cpu_pages = static_cast<std::uint64_t>(o.cpu_fraction * static_cast<double>(r.pages));
-  // Plain mode: one launch over the whole order. Prefetch mode works in
-  // address windows of half the device memory: prefetch the window, then run
-  // the pattern restricted to its pages (same relative order, so grid-stride
-  // stays grid-stride inside the window).
-  struct Step {
-    std::uint64_t first_page = 0, npages = 0;
-    std::vector<std::uint64_t> pages;
-  };
-  std::vector<Step> steps;
-  if (!prefetch) {
-    steps.push_back({0, r.pages, order});
-  } else {
-    const std::uint64_t window = std::max<std::uint64_t>(512, r.device_memory / 2 / kPage);
-    for (std::uint64_t lo = 0; lo < r.pages; lo += window) {
-      Step st{lo, std::min(window, r.pages - lo), {}};
-      for (std::uint64_t p : order) {
-        if (p >= lo && p < lo + st.npages) st.pages.push_back(p);
+  // A backend without an execution engine (xe: kernels need GPU code) runs
+  // the policy-only variant: each step prefetches its window to device
+  // memory, then the CPU does the kernel's work (its touches migrate back).
+  const bool has_engine = caps.has_engine;
+  const bool prefetch = o.prefetch || !has_engine;
+  r.policy_only = !has_engine;
+  if (!has_engine) r.pattern += " (policy only: no engine)";
+  const unsigned workers = std::max(1u, caps.engine_workers);
+
+  std::vector<Slice> slices(o.threads);
+  for (unsigned t = 0; t < o.threads; ++t) {
+    Slice& sl = slices[t];
+    sl.pages = per_thread / kPage;
+    sl.base = static_cast<std::uint32_t*>(rt.alloc_shared(per_thread));
+    sl.gen.assign(sl.pages, 0);
+    for (std::uint64_t p = 0; p < sl.pages; ++p) {
+      std::uint32_t* pg = sl.base + p * kWords;
+      for (std::size_t w = 0; w < kWords; ++w) pg[w] = word(p, w, 0);
+    }
+    std::mt19937_64 rng(o.seed + t);
+    const std::vector<std::uint64_t> order = pass_order(pattern, sl.pages, workers, rng);
+    if (prefetch) {
+      Advice a;
+      a.preferred = Location::kDevice;
+      rt.advise(sl.base, per_thread, a);
+    }
+    // Plain mode: one launch over the whole order. Prefetch mode works in
+    // address windows of half the device memory (shared by the threads):
+    // prefetch the window, then run the pattern restricted to its pages
+    // (same relative order, so grid-stride stays grid-stride inside it).
+    if (!prefetch) {
+      sl.steps.push_back({0, sl.pages, order});
+    } else {
+      const std::uint64_t window = std::max<std::uint64_t>(512, r.device_memory / 2 / kPage / o.threads);
+      for (std::uint64_t lo = 0; lo < sl.pages; lo += window) {
+        Slice::Step st{lo, std::min(window, sl.pages - lo), {}};
+        for (std::uint64_t p : order) {
+          if (p >= lo && p < lo + st.npages) st.pages.push_back(p);
+        }
+        sl.steps.push_back(std::move(st));
       }
-      steps.push_back(std::move(st));
     }
   }
-  Progress progress(o.progress && !o.json, std::string(r.pattern), o.passes * steps.size());
-  auto t0 = std::chrono::steady_clock::now();
-  std::uint64_t step_no = 0;
-  for (unsigned pass = 0; pass < o.passes; ++pass) {
-    for (const Step& st : steps) {
-      if (prefetch) rt.prefetch(base + st.first_page * kWords, st.npages * kPage, Location::kDevice);
-      const std::vector<std::uint64_t>& pages = st.pages;
-      if (!has_engine) {
-        for (std::uint64_t p : pages) gpu_errors += check_and_advance(base + p * kWords, p, gen[p]++);
+
+  const bool timed = o.duration_s > 0;
+  const auto duration =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.duration_s));
+  Progress progress(o.progress && !o.json, std::string(r.pattern),
+                    timed ? static_cast<std::uint64_t>(o.duration_s * 1000) : o.passes * slices[0].steps.size());
+  const auto t0 = std::chrono::steady_clock::now();
+
+  auto drive = [&](unsigned t) {
+    Slice& sl = slices[t];
+    std::mt19937_64 rng(o.seed * 7919 + t);
+    std::atomic<std::uint64_t> gpu_errors{0};
+    const std::uint64_t cpu_pages = static_cast<std::uint64_t>(o.cpu_fraction * static_cast<double>(sl.pages));
+    std::uint64_t step_no = 0;
+    auto report = [&] {
+      if (t != 0) return;
+      if (timed) {
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+        progress.update(std::min<std::uint64_t>(static_cast<std::uint64_t>(ms.count()),
+                                                static_cast<std::uint64_t>(o.duration_s * 1000)));
+      } else {
         progress.update(++step_no);
-        continue;
       }
-      rt.launch(pages.size(), [&](const WorkItem& wi, DeviceAccessor& acc) {
-        const std::uint64_t p = pages[wi.global_id];
-        const std::uint32_t g = gen[p];
-        acc.with_page(reinterpret_cast<std::uint64_t>(base + p * kWords), kPage, Access::kWrite,
-                      [&](std::span<std::byte> bytes) {
-                        gpu_errors.fetch_add(check_and_advance(reinterpret_cast<std::uint32_t*>(bytes.data()), p, g),
-                                             std::memory_order_relaxed);
-                      });
-        gen[p] = g + 1;
+    };
+    for (unsigned pass = 0;; ++pass) {
+      if (timed ? (pass > 0 && std::chrono::steady_clock::now() - t0 >= duration) : pass >= o.passes) break;
+      for (const Slice::Step& st : sl.steps) {
+        if (prefetch) rt.prefetch(sl.base + st.first_page * kWords, st.npages * kPage, Location::kDevice);
+        const std::vector<std::uint64_t>& pages = st.pages;
+        if (!has_engine) {
+          for (std::uint64_t p : pages) gpu_errors += check_and_advance(sl.base + p * kWords, p, sl.gen[p]++);
+          report();
+          continue;
+        }
+        rt.launch(pages.size(), [&](const WorkItem& wi, DeviceAccessor& acc) {
+          const std::uint64_t p = pages[wi.global_id];
+          const std::uint32_t g = sl.gen[p];
+          acc.with_page(reinterpret_cast<std::uint64_t>(sl.base + p * kWords), kPage, Access::kWrite,
+                        [&](std::span<std::byte> bytes) {
+                          gpu_errors.fetch_add(check_and_advance(reinterpret_cast<std::uint32_t*>(bytes.data()), p, g),
+                                               std::memory_order_relaxed);
+                        });
+          sl.gen[p] = g + 1;
+        });
+        report();
+      }
+      // CPU touches of a random fraction of the pages (they migrate back).
+      for (std::uint64_t k = 0; k < cpu_pages; ++k) {
+        const std::uint64_t p = rng() % sl.pages;
+        sl.data_errors += check_and_advance(sl.base + p * kWords, p, sl.gen[p]);
+        ++sl.gen[p];
+      }
+      ++sl.passes;
+    }
+    if (timed && t == 0) progress.update(static_cast<std::uint64_t>(o.duration_s * 1000));
+    sl.data_errors += gpu_errors.load();
+  };
+
+  if (o.threads == 1) {
+    drive(0);
+  } else {
+    std::vector<std::thread> threads;
+    std::vector<std::exception_ptr> failures(o.threads);
+    for (unsigned t = 0; t < o.threads; ++t) {
+      threads.emplace_back([&, t] {
+        try {
+          drive(t);
+        } catch (...) {
+          failures[t] = std::current_exception();
+        }
       });
-      progress.update(++step_no);
     }
-    // CPU touches of a random fraction of the pages (they migrate back).
-    for (std::uint64_t k = 0; k < cpu_pages; ++k) {
-      const std::uint64_t p = rng() % r.pages;
-      r.data_errors += check_and_advance(base + p * kWords, p, gen[p]);
-      ++gen[p];
+    for (auto& th : threads) th.join();
+    for (auto& f : failures) {
+      if (f) {
+        if (sampler) sampler->stop();
+        std::rethrow_exception(f);
+      }
     }
   }
-  auto t1 = std::chrono::steady_clock::now();
+  const auto t1 = std::chrono::steady_clock::now();
+
   // Final check of every byte.
-  for (std::uint64_t p = 0; p < r.pages; ++p) {
-    const std::uint32_t* pg = base + p * kWords;
-    for (std::size_t w = 0; w < kWords; ++w) r.data_errors += pg[w] != word(p, w, gen[p]);
+  for (Slice& sl : slices) {
+    for (std::uint64_t p = 0; p < sl.pages; ++p) {
+      const std::uint32_t* pg = sl.base + p * kWords;
+      for (std::size_t w = 0; w < kWords; ++w) sl.data_errors += pg[w] != word(p, w, sl.gen[p]);
+    }
+    r.data_errors += sl.data_errors;
+    r.passes += sl.passes;
   }
-  r.data_errors += gpu_errors.load();
-  const Stats s = rt.stats();
+  // With a trace, the counters reported are those of its last row.
+  Stats s;
+  if (sampler) {
+    sampler->stop();
+    s = sampler->last();
+  } else {
+    s = rt.stats();
+  }
+  r.stats = s;
   r.wall_s = std::chrono::duration<double>(t1 - t0).count();
   r.modelled_s = static_cast<double>(s.modelled_device_ns - s0.modelled_device_ns) * 1e-9;
-  r.gpu_gb_per_s = static_cast<double>(o.passes * ws) / 1e9 / std::max(1e-9, r.wall_s);
+  r.gpu_gb_per_s = static_cast<double>(r.passes * per_thread) / 1e9 / std::max(1e-9, r.wall_s);
   r.gpu_faults = s.gpu_faults;
   r.cpu_faults = s.cpu_faults;
   r.migrations_to_device = s.migrations_to_device;
@@ -250,7 +341,7 @@ StressResult run_stress(const StressOptions& o, Pattern pattern) {
   r.thrash_events = s.thrash_events;
   r.bind_retries = s.bind_retries;
   r.high_water = s.device_bytes_high_water;
-  rt.free(base);
+  for (Slice& sl : slices) rt.free(sl.base);
   return r;
 }
 

@@ -7,11 +7,19 @@
 // per-page, per-generation pattern: each GPU or CPU touch verifies the whole
 // page and writes the next generation, so every byte is checked on every
 // touch and once more at the end.
+//
+// With threads > 1 the working set is split into one allocation per host
+// thread, and each thread sweeps its own allocation with its own kernels
+// and CPU touches, concurrently. With duration_s > 0 every thread runs
+// passes until the time is up (at least one pass).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "xesvm/xesvm.hpp"
 
 namespace xesvm::tools {
 
@@ -27,7 +35,11 @@ struct StressOptions {
   std::uint64_t seed = 1;
   bool json = false;
   bool progress = true;
+  double duration_s = 0;  ///< > 0: run passes until this much time has passed
+  unsigned threads = 1;   ///< host threads, each with its own allocation
 };
+
+class TraceWriter;
 
 struct StressResult {
   std::string pattern;
@@ -36,13 +48,21 @@ struct StressResult {
   std::uint64_t gpu_faults = 0, cpu_faults = 0, migrations_to_device = 0, migrations_to_system = 0, bytes_to_device = 0,
                 bytes_to_system = 0, evictions = 0, pages_evicted = 0, thrash_events = 0, bind_retries = 0,
                 data_errors = 0, high_water = 0;
+  unsigned threads = 1;
+  std::uint64_t passes = 0;  ///< passes completed, summed over the threads
+  bool policy_only = false;  ///< the backend has no engine: prefetch + CPU work
+  Stats stats;               ///< every counter of the run's Runtime at the end
 };
 
 const char* pattern_name(Pattern p);
 /// Parses "grid-stride", "block-stride", "random" or "all". Throws Error.
 std::vector<Pattern> parse_patterns(const std::string& s);
 
-/// Runs one pattern. Throws xesvm::Error on backend failures.
-StressResult run_stress(const StressOptions& o, Pattern p);
+/// Runs one pattern on a Runtime of its own. If trace is not null, samples
+/// the Runtime's counters into it every `interval` (times measured from
+/// trace_origin). Throws xesvm::Error on bad options and backend failures.
+StressResult run_stress(const StressOptions& o, Pattern p, TraceWriter* trace = nullptr,
+                        std::chrono::milliseconds interval = std::chrono::milliseconds(100),
+                        std::chrono::steady_clock::time_point trace_origin = {});
 
 }  // namespace xesvm::tools
