@@ -69,7 +69,7 @@ PlotResult plot_trace(const std::string& csv_path, const std::string& png_path, 
   }
   const std::vector<std::string> want = trace_columns();
   for (const char* c : {"time_s", "interval_s", "device_bytes_in_use", "device_bytes_total", "bytes_to_device",
-                        "bytes_to_system", "gpu_faults", "evictions", "thrash_events"}) {
+                        "bytes_to_system", "gpu_faults", "cpu_faults", "evictions", "thrash_events"}) {
     if (!column(header, c)) {
       bad("'" + csv_path + "' is not an xesvm trace: its header has no column '" + c +
           "'; expected the CSV `xesvm stress --trace` writes");
@@ -95,7 +95,7 @@ PlotResult plot_trace(const std::string& csv_path, const std::string& png_path, 
      << "set terminal pngcairo size 1200,900 noenhanced font ',10'\n"
      << "set output " << quoted(png_path, "PNG path") << "\n"
      << "set multiplot layout 3,1 title " << quoted(title, "title") << "\n"
-     << "set grid\nset key outside right top\nset lmargin 12\nset rmargin 28\n"
+     << "set grid\nset key outside right top\nset lmargin 12\nset rmargin 34\n"
      << "MiB = 1048576.0\n"
      << "set ylabel 'device memory (MiB)'\nset yrange [0:*]\n"
      << "plot " << data << " skip 1 using " << col("time_s") << ":($" << col("device_bytes_in_use")
@@ -105,11 +105,13 @@ PlotResult plot_trace(const std::string& csv_path, const std::string& png_path, 
      << "plot " << data << " skip 1 using " << col("time_s") << ":($" << col("bytes_to_device") << "/MiB/$"
      << col("interval_s") << ") with lines lw 2 title 'to device', '' skip 1 using " << col("time_s") << ":($"
      << col("bytes_to_system") << "/MiB/$" << col("interval_s") << ") with lines lw 2 title 'to system'\n"
-     << "set xlabel 'time (s)'\nset ylabel 'events per interval'\n"
+     << "set xlabel 'time (s)'\nset ylabel 'GPU faults, evictions, thrash events'\n"
+     << "set y2tics\nset ytics nomirror\nset y2range [0:*]\n"
      << "plot " << data << " skip 1 using " << col("time_s") << ":" << col("gpu_faults")
      << " with lines lw 2 title 'GPU faults', '' skip 1 using " << col("time_s") << ":" << col("evictions")
      << " with lines lw 2 title 'evictions (ranges)', '' skip 1 using " << col("time_s") << ":" << col("thrash_events")
-     << " with lines lw 2 title 'thrash events'\n"
+     << " with lines lw 2 title 'thrash events', '' skip 1 using " << col("time_s") << ":" << col("cpu_faults")
+     << " axes x1y2 with lines lw 1 dt 3 title 'CPU faults (right)'\n"
      << "unset multiplot\n";
 
   // The script goes through a temporary file: gnuplot reads it by name.

@@ -3,7 +3,7 @@
 // Three panels over time: device memory in use against its capacity
 // (residency), migration throughput to the device and to system memory
 // (MiB/s over each interval), and GPU faults, evictions and thrash events per
-// interval.
+// interval with CPU faults (pages) on a second axis.
 #pragma once
 
 #include <cstdint>
