@@ -13,7 +13,6 @@
 #include <memory>
 #include <thread>
 
-#include "tools/caps.hpp"
 #include "tools/trace.hpp"
 #include "xesvm/xesvm.hpp"
 
@@ -172,7 +171,7 @@ StressResult run_stress(const StressOptions& o, Pattern pattern, TraceWriter* tr
   // included, so its rows add up to the counters reported at the end.
   std::unique_ptr<StatsSampler> sampler;
   if (trace) sampler = std::make_unique<StatsSampler>([&rt] { return rt.stats(); }, interval, *trace, trace_origin);
-  const BackendCaps caps = backend_caps(rt);
+  const Capabilities caps = rt.capabilities();
   StressResult r;
   r.pattern = pattern_name(pattern);
   r.threads = o.threads;
@@ -187,7 +186,7 @@ StressResult run_stress(const StressOptions& o, Pattern pattern, TraceWriter* tr
   // A backend without an execution engine (xe: kernels need GPU code) runs
   // the policy-only variant: each step prefetches its window to device
   // memory, then the CPU does the kernel's work (its touches migrate back).
-  const bool has_engine = caps.has_engine;
+  const bool has_engine = caps.has_engine && caps.host_kernels;  // the kernels here are C++ callables
   const bool prefetch = o.prefetch || !has_engine;
   r.policy_only = !has_engine;
   if (!has_engine) r.pattern += " (policy only: no engine)";

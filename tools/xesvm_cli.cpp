@@ -23,7 +23,6 @@
 #include <optional>
 #include <sstream>
 
-#include "tools/caps.hpp"
 #include "tools/launch.hpp"
 #include "tools/plot.hpp"
 #include "tools/stress.hpp"
@@ -56,11 +55,12 @@ json stats_json(const xesvm::Stats& s) {
   return j;
 }
 
-json caps_json(const xesvm::tools::BackendCaps& c) {
+json caps_json(const xesvm::Capabilities& c) {
   return {{"backend", c.backend},
           {"has_engine", c.has_engine},
           {"engine_workers", c.engine_workers},
           {"has_mechanism", c.has_mechanism},
+          {"host_kernels", c.host_kernels},
           {"kernel_mode_faults", c.kernel_mode_faults},
           {"device_memory_bytes", c.device_memory_bytes}};
 }
@@ -159,7 +159,7 @@ int cmd_info(const std::string& backend, bool as_json) {
     json props = json::object();
     for (auto& [k, v] : d) props[k] = value_json(v);
     std::cout << json{{"uri", backend},
-                      {"capabilities", caps_json(xesvm::tools::backend_caps(rt))},
+                      {"capabilities", caps_json(rt.capabilities())},
                       {"properties", props},
                       {"stats", stats_json(rt.stats())}}
                      .dump(2)
@@ -188,7 +188,7 @@ int cmd_devices(bool as_json) {
     json j = {{"uri", uri}};
     try {
       xesvm::Runtime rt(uri);
-      const auto caps = xesvm::tools::backend_caps(rt);
+      const auto caps = rt.capabilities();
       j["state"] = "available";
       j["backend"] = caps.backend;
       j["capabilities"] = caps_json(caps);
