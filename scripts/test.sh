@@ -3,7 +3,9 @@
 #   0. clang-format --dry-run --Werror over the C and C++ sources (all but
 #      level-zero/entry_points.cpp, whose ENTRY() lambdas clang-format 14
 #      cannot lay out),
-#   1. a Release build with the whole GoogleTest suite,
+#   1. a Release build with the whole GoogleTest suite, and the install,
+#      Debian package, `xesvm run` and command-line tests (ctest label
+#      install: tests/install/),
 #   2. an ASan+UBSan build with the suite,
 #   3. a TSan build with the concurrency tests (no fork: TSan does not
 #      support fork in threaded processes),

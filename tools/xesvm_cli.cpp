@@ -338,7 +338,8 @@ int cmd_run(const xesvm::tools::LaunchOptions& lo, bool dry_run, bool as_json) {
   try {
     plan = xesvm::tools::plan_launch(lo);
     // Fail here, saying why, rather than in the application's zeInit.
-    if (!lo.backend.empty()) xesvm::Runtime probe(lo.backend);
+    // (The driver's own default is the tool's.)
+    xesvm::Runtime probe(lo.backend.empty() ? kDefaultBackend : lo.backend);
   } catch (const xesvm::tools::LaunchError& e) {
     std::fprintf(stderr, "xesvm run: %s\n", e.message.c_str());
     return e.exit_code;
