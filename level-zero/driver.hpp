@@ -1,12 +1,19 @@
 // The xesvm Level Zero driver: the objects behind the Level Zero handles.
 //
 // One Driver (a process-wide singleton created by the first zeInit and
-// destroyed at exit or unload) owns one
-// Device per runtime backend named in XESVM_ZE_BACKEND (';'-separated URIs,
-// default "sim:vram=256M"); each Device owns an xesvm::Runtime. Every Level
-// Zero handle is a pointer to one of the classes below (each derives from the
-// opaque struct the handle type names), so no dispatch table or wrapper is
-// needed; the loader may wrap them in intercept mode.
+// destroyed at exit or unload) owns one Device per runtime backend named in
+// XESVM_BACKEND (';'-separated URIs, default "sim:vram=256M"; the older
+// XESVM_ZE_BACKEND is read when XESVM_BACKEND is unset); each Device owns an
+// xesvm::Runtime. Every Level Zero handle is a pointer to one of the classes
+// below (each derives, through Registered, from the opaque struct the handle
+// type names), so no dispatch table or wrapper is needed; the loader may wrap
+// them in intercept mode.
+//
+// Handles: every object registers its handle in a process-wide registry when
+// it is built and leaves it when destroyed, so an entry point can tell a live
+// handle of the kind it expects from NULL, a destroyed handle, a handle of
+// another kind or garbage, and answer with an error instead of dereferencing
+// it (api.hpp, live()).
 //
 // Memory: shared and host allocations are SVM ranges of the device's Runtime
 // (the same pointer on CPU and device). A device allocation is a PROT_NONE
@@ -61,6 +68,47 @@ struct _ze_module_build_log_handle_t {};
 struct _ze_kernel_handle_t {};
 
 namespace xesvm::ze {
+
+/// The kinds of object a handle can name.
+enum class HandleKind : std::uint8_t {
+  kDriver,
+  kDevice,
+  kContext,
+  kCommandQueue,
+  kCommandList,
+  kFence,
+  kEventPool,
+  kEvent,
+  kModule,
+  kBuildLog,
+  kKernel,
+};
+
+/// The registry of live handles. Thread-safe. A handle is the address of the
+/// handle struct inside its object; it is registered for exactly the lifetime
+/// of the object (Registered below).
+namespace handles {
+/// Records h as a live handle of kind k. REQUIRES: h is not registered.
+void add(const void* h, HandleKind k);
+/// Forgets h (a no-op if it is not registered).
+void remove(const void* h);
+/// True if h is a live handle of kind k.
+bool is(const void* h, HandleKind k);
+}  // namespace handles
+
+/// Base of every object behind a handle: derives from the handle struct and
+/// keeps the object in the registry from construction to destruction. Not
+/// copyable (a copy would be an object no handle names).
+template <class Handle, HandleKind K>
+class Registered : public Handle {
+ public:
+  using handle_type = Handle*;
+  static constexpr HandleKind kKind = K;
+  Registered() { handles::add(static_cast<Handle*>(this), K); }
+  ~Registered() { handles::remove(static_cast<Handle*>(this)); }
+  Registered(const Registered&) = delete;
+  Registered& operator=(const Registered&) = delete;
+};
 
 /// Writes one line "xesvm-ze: <msg>" to stderr.
 void log(const std::string& msg);
@@ -124,7 +172,7 @@ class Xlate {
   std::vector<Span> spans_;  // sorted by start
 };
 
-class Driver : public _ze_driver_handle_t {
+class Driver : public Registered<_ze_driver_handle_t, HandleKind::kDriver> {
  public:
   /// The process-wide driver, creating it on first use. Throws ZeError
   /// (UNINITIALIZED) if no backend could be opened; the failure is cached.
@@ -161,7 +209,7 @@ class Driver : public _ze_driver_handle_t {
   std::atomic<std::uint64_t> alloc_ids_{0};
 };
 
-class Device : public _ze_device_handle_t {
+class Device : public Registered<_ze_device_handle_t, HandleKind::kDevice> {
  public:
   Device(std::uint32_t index, std::string uri);
   std::uint32_t index() const { return index_; }
@@ -181,7 +229,7 @@ class Device : public _ze_device_handle_t {
   unsigned workers_ = 1;
 };
 
-class Context : public _ze_context_handle_t {
+class Context : public Registered<_ze_context_handle_t, HandleKind::kContext> {
  public:
   explicit Context(Driver& d) : driver(d) {}
   Driver& driver;
@@ -217,7 +265,7 @@ void run_copy(Device& dev, const std::vector<CopySeg>& segs, const std::vector<s
 
 // --- events, fences, execution (exec.cpp) ----------------------------------
 
-class EventPool : public _ze_event_pool_handle_t {
+class EventPool : public Registered<_ze_event_pool_handle_t, HandleKind::kEventPool> {
  public:
   EventPool(Context& c, ze_event_pool_flags_t f, std::uint32_t n) : ctx(c), flags(f), count(n) {}
   Context& ctx;
@@ -226,9 +274,11 @@ class EventPool : public _ze_event_pool_handle_t {
   std::atomic<std::uint32_t> live{0};
 };
 
-class Event : public _ze_event_handle_t {
+class Event : public Registered<_ze_event_handle_t, HandleKind::kEvent> {
  public:
-  Event(EventPool& p, std::uint32_t i) : pool(p), index(i) {}
+  /// Counted in the pool's `live` while it exists.
+  Event(EventPool& p, std::uint32_t i) : pool(p), index(i) { ++pool.live; }
+  ~Event() { --pool.live; }
   EventPool& pool;
   const std::uint32_t index;
   /// Signals (recording `end`, device clock ns) and wakes waiters.
@@ -289,7 +339,7 @@ class Executor {
   std::thread thread_;
 };
 
-class CommandQueue : public _ze_command_queue_handle_t {
+class CommandQueue : public Registered<_ze_command_queue_handle_t, HandleKind::kCommandQueue> {
  public:
   CommandQueue(Context& c, Device& d, const ze_command_queue_desc_t& desc)
       : ctx(c), dev(d), ordinal(desc.ordinal), mode(desc.mode) {}
@@ -300,7 +350,7 @@ class CommandQueue : public _ze_command_queue_handle_t {
   Executor exec;
 };
 
-class Fence : public _ze_fence_handle_t {
+class Fence : public Registered<_ze_fence_handle_t, HandleKind::kFence> {
  public:
   explicit Fence(CommandQueue& q) : queue(q) {}
   CommandQueue& queue;
@@ -310,7 +360,7 @@ class Fence : public _ze_fence_handle_t {
 
 class Kernel;
 
-class CommandList : public _ze_command_list_handle_t {
+class CommandList : public Registered<_ze_command_list_handle_t, HandleKind::kCommandList> {
  public:
   CommandList(Context& c, Device& d, std::uint32_t ord, bool imm, ze_command_queue_mode_t m)
       : ctx(c), dev(d), ordinal(ord), immediate(imm), mode(m) {
@@ -327,6 +377,13 @@ class CommandList : public _ze_command_list_handle_t {
 
   /// Records (regular) or runs (immediate) a command. Throws ZeError.
   void add(Command c);
+  /// In place of a command whose append failed with code: a command that
+  /// signals `signal` in order, so that no waiter is left on an event no
+  /// command will signal. On a regular list it also fails its submission
+  /// with code (the error zeCommandQueueSynchronize returns); an immediate
+  /// list already returned the error from the append. Never throws for a
+  /// list that accepts commands; does nothing on a closed regular list.
+  void add_failed(Event* signal, ze_result_t code, std::string what);
 };
 
 /// Validates a wait list as the Append* functions specify. Throws ZeError.
@@ -334,7 +391,7 @@ std::vector<Event*> wait_list(std::uint32_t n, ze_event_handle_t* events);
 
 // --- modules and kernels (module.cpp) --------------------------------------
 
-class BuildLog : public _ze_module_build_log_handle_t {
+class BuildLog : public Registered<_ze_module_build_log_handle_t, HandleKind::kBuildLog> {
  public:
   explicit BuildLog(std::string s) : text(std::move(s)) {}
   std::string text;
@@ -348,7 +405,7 @@ struct Library {
   ~Library();
 };
 
-class Module : public _ze_module_handle_t {
+class Module : public Registered<_ze_module_handle_t, HandleKind::kModule> {
  public:
   Module(Context& c, Device& d) : ctx(c), dev(d) {}
   Context& ctx;
@@ -362,7 +419,7 @@ class Module : public _ze_module_handle_t {
 /// text in what.
 std::unique_ptr<Module> create_module(Context& ctx, Device& dev, const ze_module_desc_t& desc);
 
-class Kernel : public _ze_kernel_handle_t {
+class Kernel : public Registered<_ze_kernel_handle_t, HandleKind::kKernel> {
  public:
   Kernel(Module& m, const xesvm_ze_kernel_desc& d);
   ~Kernel();

@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <shared_mutex>
 #include <sstream>
+#include <unordered_map>
 
 #include "level-zero/driver.hpp"
 #include "runtime/runtime_impl.hpp"
@@ -150,6 +152,40 @@ std::uint64_t Xlate::operator()(std::uint64_t addr, std::size_t n) const {
   return it->backing + (addr - it->start);
 }
 
+// --- the registry of live handles ------------------------------------------
+
+namespace {
+struct HandleRegistry {
+  std::shared_mutex mu;
+  std::unordered_map<const void*, HandleKind> live;
+};
+// Built on first use (by the first Driver), so it outlives the driver's
+// teardown at exit.
+HandleRegistry& registry() {
+  static HandleRegistry r;
+  return r;
+}
+}  // namespace
+
+namespace handles {
+void add(const void* h, HandleKind k) {
+  HandleRegistry& r = registry();
+  std::unique_lock lk(r.mu);
+  r.live[h] = k;
+}
+void remove(const void* h) {
+  HandleRegistry& r = registry();
+  std::unique_lock lk(r.mu);
+  r.live.erase(h);
+}
+bool is(const void* h, HandleKind k) {
+  HandleRegistry& r = registry();
+  std::shared_lock lk(r.mu);
+  auto it = r.live.find(h);
+  return it != r.live.end() && it->second == k;
+}
+}  // namespace handles
+
 // --- Driver and devices ----------------------------------------------------
 
 namespace {
@@ -168,9 +204,21 @@ ze_result_t g_init_result = ZE_RESULT_ERROR_UNINITIALIZED;
 std::string g_init_error;
 }  // namespace
 
+// The backend URIs: XESVM_BACKEND, the one variable every xesvm program
+// reads; XESVM_ZE_BACKEND, its deprecated alias, when XESVM_BACKEND is unset.
+std::string backend_list() {
+  const char* env = std::getenv("XESVM_BACKEND");
+  if (env && *env) return env;
+  env = std::getenv("XESVM_ZE_BACKEND");
+  if (env && *env) {
+    log("XESVM_ZE_BACKEND is deprecated; set XESVM_BACKEND instead");
+    return env;
+  }
+  return "sim:vram=256M";
+}
+
 Driver::Driver() {
-  const char* env = std::getenv("XESVM_ZE_BACKEND");
-  std::string list = env && *env ? env : "sim:vram=256M";
+  const std::string list = backend_list();
   std::size_t pos = 0;
   while (pos <= list.size()) {
     std::size_t semi = list.find(';', pos);
@@ -181,7 +229,7 @@ Driver::Driver() {
     }
     pos = semi + 1;
   }
-  if (devices_.empty()) fail(ZE_RESULT_ERROR_UNINITIALIZED, "XESVM_ZE_BACKEND names no backend");
+  if (devices_.empty()) fail(ZE_RESULT_ERROR_UNINITIALIZED, "XESVM_BACKEND names no backend");
 }
 
 Driver& Driver::get() {

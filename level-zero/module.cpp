@@ -151,17 +151,19 @@ int mem_write(void* c, std::uint64_t dst, const void* src, std::size_t n) {
   auto* m = static_cast<MemCtx*>(c);
   return m->guard([&] { m->acc->write(m->at(dst, n), src, n); });
 }
-int mem_add32(void* c, std::uint64_t addr, std::uint32_t v, std::uint32_t* old) {
+// Atomic fetch-add of a 32- or 64-bit word; *old (if not NULL) gets the
+// previous value (0 after a fault).
+template <class T>
+int mem_add(void* c, std::uint64_t addr, T v, T* old) {
   auto* m = static_cast<MemCtx*>(c);
-  std::uint32_t o = 0;
-  int r = m->guard([&] { o = m->acc->atomic_add(m->at(addr, 4), v); });
-  if (old) *old = o;
-  return r;
-}
-int mem_add64(void* c, std::uint64_t addr, std::uint64_t v, std::uint64_t* old) {
-  auto* m = static_cast<MemCtx*>(c);
-  std::uint64_t o = 0;
-  int r = m->guard([&] { o = m->acc->atomic_add64(m->at(addr, 8), v); });
+  T o = 0;
+  int r = m->guard([&] {
+    if constexpr (sizeof(T) == 4) {
+      o = m->acc->atomic_add(m->at(addr, 4), v);
+    } else {
+      o = m->acc->atomic_add64(m->at(addr, 8), v);
+    }
+  });
   if (old) *old = o;
   return r;
 }
@@ -213,7 +215,7 @@ std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t
       it.global_linear_id = it.global_id[0] + gsize[0] * (it.global_id[1] + gsize[1] * it.global_id[2]);
       it.global_linear_size = wi.global_size;
       MemCtx ctx{&acc, &xlate, false, {}};
-      const xesvm_ze_memory mem{&ctx, mem_read, mem_write, mem_add32, mem_add64};
+      const xesvm_ze_memory mem{&ctx, mem_read, mem_write, mem_add<std::uint32_t>, mem_add<std::uint64_t>};
       l->fn(&it, &mem, argv.data());
       if (ctx.failed) throw Error(Error::Code::kDeviceLost, "GPU fault in kernel: " + ctx.error);
     });

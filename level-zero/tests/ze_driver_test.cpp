@@ -47,6 +47,18 @@ bool intercept_mode() {
 
 constexpr std::uint64_t kWait = 60'000'000'000ull;  // 60 s
 
+// The one entry of a count-then-fill query (query(count, array)), after
+// checking that the query reports exactly one.
+template <class T, class Query>
+T only_entry(ze_structure_type_t stype, Query query) {
+  std::uint32_t n = 0;
+  EXPECT_EQ(ZE_RESULT_SUCCESS, query(&n, static_cast<T*>(nullptr)));
+  EXPECT_EQ(1u, n);
+  T v{stype, nullptr};
+  EXPECT_EQ(ZE_RESULT_SUCCESS, query(&n, &v));
+  return v;
+}
+
 // Pages of [p, p+n) resident in the CPU's page tables.
 std::size_t cpu_resident_pages(const void* p, std::size_t n) {
   const long ps = sysconf(_SC_PAGESIZE);
@@ -223,11 +235,9 @@ TEST_F(Ze, DeviceQueries) {
   ZE_OK(zeDeviceGetComputeProperties(device, &cp));
   EXPECT_EQ(1024u, cp.maxTotalGroupSize);
 
-  n = 0;
-  ZE_OK(zeDeviceGetMemoryProperties(device, &n, nullptr));
-  ASSERT_EQ(1u, n);
-  ze_device_memory_properties_t mp{ZE_STRUCTURE_TYPE_DEVICE_MEMORY_PROPERTIES, nullptr};
-  ZE_OK(zeDeviceGetMemoryProperties(device, &n, &mp));
+  const auto mp = only_entry<ze_device_memory_properties_t>(
+      ZE_STRUCTURE_TYPE_DEVICE_MEMORY_PROPERTIES,
+      [&](std::uint32_t* count, auto* out) { return zeDeviceGetMemoryProperties(device, count, out); });
   EXPECT_EQ(16u << 20, mp.totalSize);
   EXPECT_EQ(ZE_STRUCTURE_TYPE_DEVICE_MEMORY_PROPERTIES, mp.stype);
 
@@ -237,11 +247,9 @@ TEST_F(Ze, DeviceQueries) {
   EXPECT_TRUE(ap.deviceAllocCapabilities & ZE_MEMORY_ACCESS_CAP_FLAG_RW);
   EXPECT_EQ(0u, ap.sharedSystemAllocCapabilities);
 
-  n = 0;
-  ZE_OK(zeDeviceGetCommandQueueGroupProperties(device, &n, nullptr));
-  ASSERT_EQ(1u, n);
-  ze_command_queue_group_properties_t qg{ZE_STRUCTURE_TYPE_COMMAND_QUEUE_GROUP_PROPERTIES, nullptr};
-  ZE_OK(zeDeviceGetCommandQueueGroupProperties(device, &n, &qg));
+  const auto qg = only_entry<ze_command_queue_group_properties_t>(
+      ZE_STRUCTURE_TYPE_COMMAND_QUEUE_GROUP_PROPERTIES,
+      [&](std::uint32_t* count, auto* out) { return zeDeviceGetCommandQueueGroupProperties(device, count, out); });
   EXPECT_TRUE(qg.flags & ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COMPUTE);
   EXPECT_TRUE(qg.flags & ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COPY);
   EXPECT_EQ(128u, qg.maxMemoryFillPatternSize);
