@@ -229,9 +229,10 @@ ze_result_t ZE_APICALL AppendMemoryFill(ze_command_list_handle_t h, void* ptr, c
                                              " is not a power of two up to maxMemoryFillPatternSize (" +
                                              std::to_string(kMaxFillPattern) + ")");
     }
-    if (size % psize) fail(ZE_RESULT_ERROR_INVALID_SIZE, "size is not a multiple of pattern_size");
     check_span(ptr, size, "ptr");
     if (size == 0) return Command{};
+    // Whole patterns, then the leading bytes of the pattern for the rest
+    // (run_copy repeats the pattern from the start of the range).
     const auto* p = static_cast<const std::byte*>(pattern);
     return copy_command(l, {{reinterpret_cast<std::uint64_t>(ptr), 0, size}}, std::vector<std::byte>(p, p + psize));
   });
@@ -241,10 +242,12 @@ ze_result_t ZE_APICALL AppendMemoryFill(ze_command_list_handle_t h, void* ptr, c
 std::vector<CopySeg> region_segments(std::uint64_t d0, ze_copy_region_t dr, std::uint64_t dpitch, std::uint64_t dslice,
                                      std::uint64_t s0, ze_copy_region_t sr, std::uint64_t spitch,
                                      std::uint64_t sslice) {
+  dr.depth = std::max(dr.depth, 1u);
+  sr.depth = std::max(sr.depth, 1u);
   if (dr.width != sr.width || dr.height != sr.height || dr.depth != sr.depth) {
     fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, "the source and destination regions differ in size");
   }
-  if (!dr.width || !dr.height || !dr.depth) fail(ZE_RESULT_ERROR_INVALID_SIZE, "region width, height or depth is 0");
+  if (!dr.width || !dr.height) fail(ZE_RESULT_ERROR_INVALID_SIZE, "region width or height is 0");
   auto geometry_ok = [](const ze_copy_region_t& r, std::uint64_t pitch, std::uint64_t slice) {
     if (std::uint64_t(r.originX) + r.width > pitch) return false;
     return !((r.depth > 1 || r.originZ > 0) && (std::uint64_t(r.originY) + r.height) * pitch > slice);
