@@ -1162,4 +1162,133 @@ TEST_F(Ze, OversubscribedSharedMemoryKeepsItsBytes) {
   ZE_OK(zeModuleDestroy(m));
 }
 
+// --- handles: the registry, failed creates, every entry point -------------
+
+// Not a handle of any object: what an uninitialised local might hold.
+template <class H>
+H bogus() {
+  static std::uint64_t garbage[16] = {};
+  return reinterpret_cast<H>(&garbage[3]);
+}
+
+// A create that fails leaves NULL in its output handle, so that a program
+// which goes on with it gets INVALID_NULL_HANDLE rather than a crash. Each
+// failure is one the driver itself reports (the validation layer passes
+// these calls through).
+TEST_F(Ze, FailedCreatesLeaveNullHandles) {
+  const bool intercept = intercept_mode();
+  ze_device_handle_t bad_dev = bogus<ze_device_handle_t>();
+  ze_context_desc_t cd{ZE_STRUCTURE_TYPE_CONTEXT_DESC, nullptr, 0};
+  ze_context_handle_t c = bogus<ze_context_handle_t>();
+  if (!intercept) {
+    ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeContextCreateEx(driver, &cd, 1, &bad_dev, &c));
+    EXPECT_EQ(nullptr, c);
+  }
+  ze_command_queue_desc_t qd{ZE_STRUCTURE_TYPE_COMMAND_QUEUE_DESC, nullptr, 1, 0, 0, ZE_COMMAND_QUEUE_MODE_DEFAULT,
+                             ZE_COMMAND_QUEUE_PRIORITY_NORMAL};  // ordinal 1: there is one queue group
+  ze_command_queue_handle_t q = bogus<ze_command_queue_handle_t>();
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandQueueCreate(ctx, device, &qd, &q));
+  EXPECT_EQ(nullptr, q);
+  ze_command_list_handle_t l = bogus<ze_command_list_handle_t>();
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandListCreateImmediate(ctx, device, &qd, &l));
+  EXPECT_EQ(nullptr, l);
+  ze_command_list_desc_t ld{ZE_STRUCTURE_TYPE_COMMAND_LIST_DESC, nullptr, 1, 0};
+  l = bogus<ze_command_list_handle_t>();
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandListCreate(ctx, device, &ld, &l));
+  EXPECT_EQ(nullptr, l);
+  ze_event_desc_t ed{ZE_STRUCTURE_TYPE_EVENT_DESC, nullptr, 8, 0, 0};  // the pool has 8 events
+  ze_event_handle_t e = bogus<ze_event_handle_t>();
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeEventCreate(pool, &ed, &e));
+  EXPECT_EQ(nullptr, e);
+  ze_device_mem_alloc_desc_t dd{ZE_STRUCTURE_TYPE_DEVICE_MEM_ALLOC_DESC, nullptr, 0, 0};
+  ze_host_mem_alloc_desc_t hd{ZE_STRUCTURE_TYPE_HOST_MEM_ALLOC_DESC, nullptr, 0};
+  void* p = &e;
+  ZE_EXPECT(ZE_RESULT_ERROR_UNSUPPORTED_SIZE, zeMemAllocShared(ctx, &dd, &hd, 2 * vram, 0, device, &p));
+  EXPECT_EQ(nullptr, p);
+  p = &e;
+  ZE_EXPECT(ZE_RESULT_ERROR_UNSUPPORTED_SIZE, zeMemAllocDevice(ctx, &dd, 2 * vram, 0, device, &p));
+  EXPECT_EQ(nullptr, p);
+  p = &e;
+  ZE_EXPECT(ZE_RESULT_ERROR_UNSUPPORTED_ALIGNMENT, zeMemAllocHost(ctx, &hd, 64, std::size_t{1} << 31, &p));
+  EXPECT_EQ(nullptr, p);
+  const char junk[] = "not a kernel library";
+  ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC,
+                      nullptr,
+                      ZE_MODULE_FORMAT_NATIVE,
+                      sizeof junk,
+                      reinterpret_cast<const std::uint8_t*>(junk),
+                      nullptr,
+                      nullptr};
+  ze_module_handle_t m = bogus<ze_module_handle_t>();
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NATIVE_BINARY, zeModuleCreate(ctx, device, &md, &m, nullptr));
+  EXPECT_EQ(nullptr, m);
+  m = module_from_path();
+  ze_kernel_desc_t kd{ZE_STRUCTURE_TYPE_KERNEL_DESC, nullptr, 0, "no_such_kernel"};
+  ze_kernel_handle_t k = bogus<ze_kernel_handle_t>();
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_KERNEL_NAME, zeKernelCreate(m, &kd, &k));
+  EXPECT_EQ(nullptr, k);
+  if (!intercept) {
+    ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_HANDLE, zeKernelDestroy(k));  // the program goes on with it
+    ze_fence_desc_t fd{ZE_STRUCTURE_TYPE_FENCE_DESC, nullptr, 0};
+    ze_fence_handle_t f = bogus<ze_fence_handle_t>();
+    ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeFenceCreate(bogus<ze_command_queue_handle_t>(), &fd, &f));
+    EXPECT_EQ(nullptr, f);
+  }
+  ZE_OK(zeModuleDestroy(m));
+}
+
+// Handles are checked against the objects alive: a destroyed handle, a
+// handle of another kind and garbage are INVALID_ARGUMENT, never a crash.
+TEST_F(Ze, DestroyedAndForeignHandlesAreRejected) {
+  if (intercept_mode()) GTEST_SKIP() << "intercept mode: the loader dereferences the handle before the driver sees it";
+  ze_event_handle_t e = event(2);
+  ZE_OK(zeEventDestroy(e));
+  events.erase(std::find(events.begin(), events.end(), e));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeEventQueryStatus(e));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeEventDestroy(e));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandListAppendSignalEvent(imm, e));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandListAppendWaitOnEvents(imm, 1, &e));
+  // A list where an event is expected, an event where a list is.
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeEventHostSignal(reinterpret_cast<ze_event_handle_t>(list)));
+  ze_event_handle_t ok = event(3);
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeCommandListClose(reinterpret_cast<ze_command_list_handle_t>(ok)));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeContextGetStatus(bogus<ze_context_handle_t>()));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeKernelSetGroupSize(bogus<ze_kernel_handle_t>(), 1, 1, 1));
+}
+
+// zeCommandListAppendMemoryCopyFromContext: one address space, so a copy
+// from another context's allocation is a copy like any other.
+TEST_F(Ze, CopyFromAnotherContext) {
+  ze_context_desc_t cd{ZE_STRUCTURE_TYPE_CONTEXT_DESC, nullptr, 0};
+  ze_context_handle_t other = nullptr;
+  ZE_OK(zeContextCreate(driver, &cd, &other));
+  ze_device_mem_alloc_desc_t dd{ZE_STRUCTURE_TYPE_DEVICE_MEM_ALLOC_DESC, nullptr, 0, 0};
+  ze_host_mem_alloc_desc_t hd{ZE_STRUCTURE_TYPE_HOST_MEM_ALLOC_DESC, nullptr, 0};
+  const std::size_t n = 300000;
+  void* theirs = nullptr;
+  ZE_OK(zeMemAllocShared(other, &dd, &hd, n, 0, device, &theirs));
+  auto* src = static_cast<unsigned char*>(theirs);
+  for (std::size_t i = 0; i < n; ++i) src[i] = static_cast<unsigned char>(i * 31 + i / 4096);
+  void* mine = dev_mem(n);
+  ZE_OK(on_immediate([&](ze_command_list_handle_t l, ze_event_handle_t e) {
+    return zeCommandListAppendMemoryCopyFromContext(l, mine, other, theirs, n, e, 0, nullptr);
+  }));
+  std::vector<unsigned char> out(n);
+  ZE_OK(zeCommandListAppendMemoryCopy(sync_imm, out.data(), mine, n, nullptr, 0, nullptr));
+  EXPECT_EQ(0, std::memcmp(out.data(), src, n));
+  // On a regular list, signalling an event.
+  std::vector<unsigned char> back(n, 0);
+  ze_event_handle_t e = event(4);
+  ZE_OK(zeCommandListAppendMemoryCopyFromContext(list, back.data(), other, theirs, n, e, 0, nullptr));
+  ZE_OK(run_list());
+  EXPECT_EQ(ZE_RESULT_SUCCESS, zeEventHostSynchronize(e, kWait));
+  EXPECT_EQ(0, std::memcmp(back.data(), src, n));
+  if (!intercept_mode()) {
+    ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_HANDLE,
+              zeCommandListAppendMemoryCopyFromContext(imm, mine, nullptr, theirs, n, nullptr, 0, nullptr));
+  }
+  ZE_OK(zeMemFree(other, theirs));
+  ZE_OK(zeContextDestroy(other));
+}
+
 }  // namespace
