@@ -290,6 +290,10 @@ class Backend {
   virtual PolicyFace* policy() { return nullptr; }
   /// The execution engine, or nullptr if kernels cannot run on this backend.
   virtual Engine* engine() { return nullptr; }
+  /// True if a system call touching device-resident memory migrates it back
+  /// (the kernel resolves the fault). Backends whose kernel is the driver
+  /// always do; the sim only with kernel-mode userfaultfd faults.
+  virtual bool kernel_mode_faults() const { return true; }
   /// Adds backend counters (cost model, link bytes, ...) to `stats`.
   virtual void add_stats(Stats& stats) const { (void)stats; }
 };

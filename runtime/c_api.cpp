@@ -1,6 +1,7 @@
 // The C API (include/xesvm/xesvm.h) over the C++ Runtime.
 #include "xesvm/xesvm.h"
 
+#include <cstdio>
 #include <exception>
 #include <memory>
 #include <string>
@@ -86,6 +87,10 @@ int xesvm_unmirror(xesvm_runtime* rt, void* ptr, size_t bytes) {
   XESVM_REQUIRE(rt, "xesvm_unmirror: runtime is NULL");
   return guard([&] { rt->rt->unmirror(ptr, bytes); });
 }
+int xesvm_discard(xesvm_runtime* rt, void* ptr, size_t bytes) {
+  XESVM_REQUIRE(rt, "xesvm_discard: runtime is NULL");
+  return guard([&] { rt->rt->discard(ptr, bytes); });
+}
 int xesvm_advise(xesvm_runtime* rt, void* ptr, size_t bytes, const xesvm_advice* advice, int* applied) {
   XESVM_REQUIRE(rt && advice, "xesvm_advise: runtime or advice is NULL");
   XESVM_REQUIRE(advice->preferred >= XESVM_LOCATION_NONE && advice->preferred <= XESVM_LOCATION_DEVICE,
@@ -143,6 +148,20 @@ int xesvm_get_stats(xesvm_runtime* rt, xesvm_stats* out) {
                        s.device_bytes_high_water,
                        s.device_bytes_total,
                        s.modelled_device_ns};
+  });
+}
+int xesvm_get_capabilities(xesvm_runtime* rt, xesvm_capabilities* out) {
+  XESVM_REQUIRE(rt && out, "xesvm_get_capabilities: runtime or out is NULL");
+  return guard([&] {
+    xesvm::Capabilities c = rt->rt->capabilities();
+    *out = xesvm_capabilities{};
+    std::snprintf(out->backend, sizeof out->backend, "%s", c.backend.c_str());
+    out->has_engine = c.has_engine;
+    out->engine_workers = c.engine_workers;
+    out->has_mechanism = c.has_mechanism;
+    out->host_kernels = c.host_kernels;
+    out->kernel_mode_faults = c.kernel_mode_faults;
+    out->device_memory_bytes = c.device_memory_bytes;
   });
 }
 int xesvm_read(xesvm_accessor* acc, uint64_t src, void* dst, size_t n) {

@@ -202,6 +202,23 @@ void RuntimeImpl::unmirror(void* ptr, std::size_t bytes) {
   policy_->unmirror(s, n);
 }
 
+void RuntimeImpl::discard(void* ptr, std::size_t bytes) {
+  auto [s, n] = whole_pages(ptr, bytes, "discard");
+  {
+    std::lock_guard lk(mu_);
+    auto it = allocations_.upper_bound(s + n - 1);
+    if (it != allocations_.begin() && std::prev(it)->second.base + std::prev(it)->second.len > s) {
+      throw Error(Error::Code::kInvalidArgument, "discard: [" + hex(s) + ", +" + std::to_string(n) +
+                                                     ") is alloc_shared() memory; expected a mirror()ed "
+                                                     "region (free() alloc_shared memory)");
+    }
+  }
+  if (manager_)
+    manager_->discard_mirror(s, n);
+  else
+    policy_->unmirror(s, n);
+}
+
 bool RuntimeImpl::advise(void* ptr, std::size_t bytes, const Advice& advice) {
   auto [s, n] = covering_pages(ptr, bytes, "advise");
   return policy_->advise(s, n, advice);
@@ -246,6 +263,19 @@ Stats RuntimeImpl::stats() const {
   return s;
 }
 
+Capabilities RuntimeImpl::capabilities() const {
+  Capabilities c;
+  c.backend = backend_->info().name;
+  Engine* e = backend_->engine();
+  c.has_engine = e != nullptr;
+  c.engine_workers = e ? e->workers() : 0;
+  c.has_mechanism = backend_->mechanism() != nullptr;
+  c.host_kernels = e != nullptr;  // every engine runs Kernel callables
+  c.kernel_mode_faults = backend_->kernel_mode_faults();
+  c.device_memory_bytes = policy_->device_memory().total;
+  return c;
+}
+
 std::vector<std::pair<std::string, std::string>> RuntimeImpl::describe() const {
   BackendInfo i = backend_->info();
   std::vector<std::pair<std::string, std::string>> out{{"backend", i.name}, {"description", i.description}};
@@ -265,6 +295,7 @@ void* Runtime::alloc_shared(std::size_t bytes, std::size_t alignment) { return i
 void Runtime::free(void* ptr) { impl_->free(ptr); }
 void Runtime::mirror(void* ptr, std::size_t bytes) { impl_->mirror(ptr, bytes); }
 void Runtime::unmirror(void* ptr, std::size_t bytes) { impl_->unmirror(ptr, bytes); }
+void Runtime::discard(void* ptr, std::size_t bytes) { impl_->discard(ptr, bytes); }
 bool Runtime::advise(void* ptr, std::size_t bytes, const Advice& a) { return impl_->advise(ptr, bytes, a); }
 std::uint64_t Runtime::prefetch(void* ptr, std::size_t bytes, Location where) {
   return impl_->prefetch(ptr, bytes, where);
@@ -273,6 +304,7 @@ EvictResult Runtime::evict(void* ptr, std::size_t bytes) { return impl_->evict(p
 Residency Runtime::residency(const void* ptr, std::size_t bytes) { return impl_->residency(ptr, bytes); }
 void Runtime::launch(std::uint64_t global_size, const Kernel& kernel) { impl_->launch(global_size, kernel); }
 Stats Runtime::stats() const { return impl_->stats(); }
+Capabilities Runtime::capabilities() const { return impl_->capabilities(); }
 std::vector<std::pair<std::string, std::string>> Runtime::describe() const { return impl_->describe(); }
 
 }  // namespace xesvm

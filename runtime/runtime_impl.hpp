@@ -26,12 +26,14 @@ class RuntimeImpl {
   void free(void* ptr);
   void mirror(void* ptr, std::size_t bytes);
   void unmirror(void* ptr, std::size_t bytes);
+  void discard(void* ptr, std::size_t bytes);
   bool advise(void* ptr, std::size_t bytes, const Advice& advice);
   std::uint64_t prefetch(void* ptr, std::size_t bytes, Location where);
   EvictResult evict(void* ptr, std::size_t bytes);
   Residency residency(const void* ptr, std::size_t bytes);
   void launch(std::uint64_t global_size, const Kernel& kernel);
   Stats stats() const;
+  Capabilities capabilities() const;
   std::vector<std::pair<std::string, std::string>> describe() const;
 
   Backend& backend() { return *backend_; }

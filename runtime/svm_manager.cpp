@@ -181,17 +181,19 @@ void SvmManager::remove_range(const RangePtr& r, EvictMode mode) {
   tree_.erase(*r);
 }
 
-void SvmManager::unmirror(std::uint64_t start, std::size_t len) {
-  check_span(start, len, "unmirror");
-  {
-    std::lock_guard lk(driver_mu_);
-    auto it = mirrors_.find(start);
-    if (it == mirrors_.end() || it->second != start + len) {
-      throw Error(Error::Code::kInvalidArgument, "unmirror: [" + hex(start) + ", +" + hex(len) +
-                                                     ") is not a mirrored region; expected the exact "
-                                                     "region passed to mirror()");
-    }
+void SvmManager::require_mirror(std::uint64_t start, std::size_t len, const char* what) const {
+  check_span(start, len, what);
+  std::lock_guard lk(driver_mu_);
+  auto it = mirrors_.find(start);
+  if (it == mirrors_.end() || it->second != start + len) {
+    throw Error(Error::Code::kInvalidArgument, std::string(what) + ": [" + hex(start) + ", +" + hex(len) +
+                                                   ") is not a mirrored region; expected the exact "
+                                                   "region passed to mirror()");
   }
+}
+
+void SvmManager::unmirror(std::uint64_t start, std::size_t len) {
+  require_mirror(start, len, "unmirror");
   for (const RangePtr& r : ranges_in(start, start + len)) remove_range(r, EvictMode::kTeardown);
   mech_.unmirror(start, len);
   std::lock_guard lk(driver_mu_);
@@ -204,6 +206,11 @@ void SvmManager::discard(std::uint64_t start, std::size_t len) {
   mech_.unmirror(start, len);
   std::lock_guard lk(driver_mu_);
   mirrors_.erase(start);
+}
+
+void SvmManager::discard_mirror(std::uint64_t start, std::size_t len) {
+  require_mirror(start, len, "discard");
+  discard(start, len);
 }
 
 void SvmManager::evict_all() {

@@ -63,6 +63,9 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   /// there whose mapping moved away (mremap; its gc not done yet) is torn
   /// down, its bytes placed where they live now.
   void discard(std::uint64_t start, std::size_t len);
+  /// Runtime::discard(): discard() of exactly a region passed to mirror().
+  /// Throws Error (kInvalidArgument) for any other span.
+  void discard_mirror(std::uint64_t start, std::size_t len);
   /// Brings every device-resident byte back to RAM (teardown mode).
   void evict_all();
   /// Runtime teardown: unmirrors every region still mirrored (application
@@ -99,6 +102,8 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   // addr is not in a mirror. Ranges whose CPU mapping changed are removed on
   // the way (the fault path does not wait for the gc).
   RangePtr lock_live_range(std::uint64_t addr, std::unique_lock<std::mutex>& held);
+  // Throws unless [start, start+len) is exactly a mirrored region.
+  void require_mirror(std::uint64_t start, std::size_t len, const char* what) const;
   bool find_mirror(std::uint64_t addr, std::uint64_t* lo, std::uint64_t* hi) const;
   // REQUIRES r->migrate_mu. Returns false if device memory could not be had.
   bool migrate_range_to_device(Range& r);

@@ -49,6 +49,17 @@ typedef struct xesvm_stats {
   uint64_t modelled_device_ns;
 } xesvm_stats;
 
+/* What the backend can do (see xesvm::Capabilities in xesvm.hpp). */
+typedef struct xesvm_capabilities {
+  char backend[16];        /* "sim", "xe"; NUL-terminated */
+  int has_engine;          /* runs device work (xesvm_launch) */
+  unsigned engine_workers; /* 0 without an engine */
+  int has_mechanism;       /* user-space memory management (the runtime is the driver) */
+  int host_kernels;        /* xesvm_launch runs xesvm_kernel_fn callbacks */
+  int kernel_mode_faults;  /* syscalls touching device-resident memory migrate it back */
+  uint64_t device_memory_bytes;
+} xesvm_capabilities;
+
 /* A kernel: called once per work item with the device accessor. */
 typedef void (*xesvm_kernel_fn)(uint64_t global_id, uint64_t global_size, xesvm_accessor* acc, void* user);
 
@@ -64,6 +75,9 @@ int xesvm_alloc_shared(xesvm_runtime* rt, size_t bytes, size_t alignment, void**
 int xesvm_free(xesvm_runtime* rt, void* ptr);
 int xesvm_mirror(xesvm_runtime* rt, void* ptr, size_t bytes);
 int xesvm_unmirror(xesvm_runtime* rt, void* ptr, size_t bytes);
+/* Like xesvm_unmirror, but the contents are not wanted (the memory is about
+ * to be freed): device frames are freed, nothing is copied back. */
+int xesvm_discard(xesvm_runtime* rt, void* ptr, size_t bytes);
 /* *applied (may be NULL) is set to 0 if the backend cannot apply the advice. */
 int xesvm_advise(xesvm_runtime* rt, void* ptr, size_t bytes, const xesvm_advice* advice, int* applied);
 int xesvm_prefetch(xesvm_runtime* rt, void* ptr, size_t bytes, xesvm_location where, uint64_t* moved);
@@ -71,6 +85,7 @@ int xesvm_evict(xesvm_runtime* rt, void* ptr, size_t bytes, uint64_t* pages_evic
 int xesvm_residency(xesvm_runtime* rt, const void* ptr, size_t bytes, uint64_t* device_bytes);
 int xesvm_launch(xesvm_runtime* rt, uint64_t global_size, xesvm_kernel_fn kernel, void* user);
 int xesvm_get_stats(xesvm_runtime* rt, xesvm_stats* out);
+int xesvm_get_capabilities(xesvm_runtime* rt, xesvm_capabilities* out);
 
 /* Device accessor, for use inside a kernel only. */
 int xesvm_read(xesvm_accessor* acc, uint64_t src, void* dst, size_t n);

@@ -98,6 +98,26 @@ struct Stats {
   std::uint64_t link_bytes = 0;          ///< bytes charged to the host link
 };
 
+/// What the backend under a Runtime can do (Runtime::capabilities()). A
+/// plain value, filled once per call; it does not change over the life of a
+/// Runtime. Programs read these fields instead of matching describe() text.
+struct Capabilities {
+  std::string backend;          ///< the backend's name: "sim" or "xe"
+  bool has_engine = false;      ///< runs device work (launch) on this backend
+  unsigned engine_workers = 0;  ///< parallel workers of the engine; 0 without one
+  /// The backend's memory management lives in user space (the runtime is
+  /// the driver: frames, CPU mirror, GPU page table); false when the kernel
+  /// is the driver (xe).
+  bool has_mechanism = false;
+  bool host_kernels = false;  ///< launch() runs C++ callables (Kernel) as device work
+  /// A system call that touches device-resident memory (read() into it,
+  /// write() from it, a futex on it) migrates it back as a CPU touch does.
+  /// False on the sim in user-mode-only userfaultfd mode (kernel_faults=0, or
+  /// no permission for kernel-mode faults): such calls then fail with EFAULT.
+  bool kernel_mode_faults = false;
+  std::uint64_t device_memory_bytes = 0;  ///< device memory in total
+};
+
 /// Kind of GPU access.
 enum class Access : std::uint8_t { kRead, kWrite, kAtomic };
 
@@ -189,7 +209,20 @@ class Runtime {
   /// the edges stay in system memory. Throws if the region overlaps a mirror
   /// or is not mapped.
   void mirror(void* ptr, std::size_t bytes);
+  /// Stops mirroring [ptr, ptr+bytes), which must be exactly a region passed
+  /// to mirror(). Device-resident data is brought back to RAM first: every
+  /// byte reads afterwards as it did on the device. Throws Error
+  /// (kInvalidArgument) for a span that is not a mirrored region.
   void unmirror(void* ptr, std::size_t bytes);
+  /// Like unmirror(), but the contents are not wanted (the caller is about to
+  /// free the memory): device frames are freed, nothing is copied back, and
+  /// the pages read as unspecified bytes (zeros on the sim) until the caller
+  /// unmaps them. Bytes that a mapping move (mremap) took away from the
+  /// region are not dropped. On a backend whose kernel is the driver this is
+  /// unmirror(). REQUIRES: [ptr, ptr+bytes) is exactly a region passed to
+  /// mirror() (not alloc_shared() memory: free() that). Throws Error
+  /// (kInvalidArgument) otherwise.
+  void discard(void* ptr, std::size_t bytes);
 
   /// Advice for [ptr, ptr+bytes). Returns false if the backend cannot apply
   /// it (never silently dropped).
@@ -206,6 +239,9 @@ class Runtime {
   void launch(std::uint64_t global_size, const Kernel& kernel);
 
   Stats stats() const;
+  /// What the backend can do (see Capabilities). Never throws on a live
+  /// Runtime.
+  Capabilities capabilities() const;
   /// Key/value description of the backend (for `xesvm info`).
   std::vector<std::pair<std::string, std::string>> describe() const;
 

@@ -54,6 +54,17 @@ int main(void) {
   CHECK(xesvm_open("sim:vram=3M", &bad_rt) == XESVM_ERROR_INVALID_ARGUMENT);
   CHECK(xesvm_launch(rt, 1, NULL, NULL) == XESVM_ERROR_INVALID_ARGUMENT);
 
+  /* Capabilities as values. */
+  xesvm_capabilities caps;
+  CHECK(xesvm_get_capabilities(rt, &caps) == XESVM_OK);
+  CHECK(strcmp(caps.backend, "sim") == 0 && caps.has_engine && caps.engine_workers == 2 && caps.has_mechanism &&
+        caps.host_kernels && caps.device_memory_bytes == (16u << 20));
+  CHECK(xesvm_get_capabilities(rt, NULL) == XESVM_ERROR_INVALID_ARGUMENT);
+
+  /* Discard of an alloc_shared pointer is refused; of a mirror, it ends it. */
+  CHECK(xesvm_discard(rt, mem, n * sizeof(uint32_t)) == XESVM_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(xesvm_last_error(), "alloc_shared") != NULL);
+
   CHECK(xesvm_free(rt, mem) == XESVM_OK);
   xesvm_close(rt);
   printf("%d passed, %d failed\n", passed, failed);

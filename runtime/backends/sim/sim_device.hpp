@@ -55,6 +55,7 @@ class SimDevice final : public Backend, public MechanismFace {
   MechanismFace* mechanism() override { return this; }
   Engine* engine() override { return engine_.get(); }
   void add_stats(Stats& stats) const override;
+  bool kernel_mode_faults() const override { return cpu_->features().kernel_faults; }
 
   // MechanismFace
   std::optional<std::vector<FrameId>> alloc_frames(std::size_t bytes, std::size_t chunk, OwnerId owner) override;
