@@ -13,7 +13,6 @@
 #include <unordered_map>
 
 #include "level-zero/driver.hpp"
-#include "runtime/runtime_impl.hpp"
 
 namespace xesvm::ze {
 
@@ -109,10 +108,7 @@ void* svm_map(Device& home, std::size_t len, std::size_t align) {
 
 // Undoes svm_map; the bytes are not wanted any more.
 void svm_unmap(Device& home, void* p, std::size_t len) {
-  if (SvmManager* m = home.runtime().impl().manager())
-    m->discard(reinterpret_cast<std::uint64_t>(p), len);
-  else
-    home.runtime().unmirror(p, len);
+  home.runtime().discard(p, len);
   munmap(p, len);
 }
 
@@ -311,8 +307,9 @@ Xlate Driver::xlate() const {
 
 Device::Device(std::uint32_t index, std::string uri) : index_(index), uri_(std::move(uri)) {
   rt_ = std::make_unique<Runtime>(uri_);
-  vram_ = rt_->stats().device_bytes_total;
-  if (Engine* e = rt_->impl().backend().engine()) workers_ = e->workers();
+  const Capabilities caps = rt_->capabilities();
+  vram_ = caps.device_memory_bytes;
+  workers_ = std::max(caps.engine_workers, 1u);
 }
 
 // --- allocations -----------------------------------------------------------

@@ -49,6 +49,20 @@ TEST_F(Ze, DriverQueries) {
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeDriverGetExtensionProperties(driver, nullptr, nullptr));
 }
 
+// One device per backend URI in XESVM_BACKEND (or, when that is unset, its
+// deprecated alias XESVM_ZE_BACKEND); the device's name carries the URI.
+TEST_F(Ze, DeviceIsTheBackendTheEnvironmentNames) {
+  const char* uri = std::getenv("XESVM_BACKEND");
+  if (!uri || !*uri) uri = std::getenv("XESVM_ZE_BACKEND");
+  if (!uri || !*uri) GTEST_SKIP() << "neither XESVM_BACKEND nor XESVM_ZE_BACKEND is set";
+  ze_device_properties_t p{ZE_STRUCTURE_TYPE_DEVICE_PROPERTIES, nullptr};
+  ZE_OK(zeDeviceGetProperties(device, &p));
+  EXPECT_EQ(std::string("xesvm ") + uri, p.name);
+  const std::string s = uri;
+  const std::uint64_t mib = std::stoull(s.substr(s.find("vram=") + 5));
+  EXPECT_EQ(mib << 20, p.maxMemAllocSize);
+}
+
 TEST_F(Ze, DeviceQueries) {
   std::uint32_t n = 0;
   ZE_OK(zeDeviceGet(driver, &n, nullptr));
