@@ -313,11 +313,11 @@ ze_result_t ZE_APICALL AppendWriteGlobalTimestamp(ze_command_list_handle_t h, st
 }
 
 ze_result_t ZE_APICALL AppendMemoryPrefetch(ze_command_list_handle_t h, const void* ptr, size_t size) {
-  return append("zeCommandListAppendMemoryPrefetch", h, nullptr, 0, nullptr, [&](CommandList&) {
+  return append("zeCommandListAppendMemoryPrefetch", h, nullptr, 0, nullptr, [&](CommandList& l) {
     need(ptr, "ptr");
-    require_range(ptr, size, "ptr");
+    require_device_range(l.dev, ptr, size, "ptr");
     Command c;
-    c.body = [ptr, size] { prefetch_to_device(ptr, size); };
+    c.body = [d = &l.dev, ptr, size] { prefetch_to_device(*d, ptr, size); };
     return c;
   });
 }
@@ -329,7 +329,7 @@ ze_result_t ZE_APICALL AppendMemAdvise(ze_command_list_handle_t h, ze_device_han
     need(ptr, "ptr");
     check_enum(advice, ZE_MEMORY_ADVICE_BIAS_UNCACHED, "advice");
     if (size == 0) fail(ZE_RESULT_ERROR_INVALID_SIZE, "size is 0");
-    require_range(ptr, size, "ptr");
+    require_device_range(d, ptr, size, "ptr");
     Command c;
     c.body = [d = &d, ptr, size, advice] { apply_advice(*d, ptr, size, advice); };
     return c;

@@ -176,14 +176,16 @@ ze_result_t ZE_APICALL DeviceGetMemoryProperties(ze_device_handle_t hDevice, std
 
 ze_result_t ZE_APICALL DeviceGetMemoryAccessProperties(ze_device_handle_t hDevice,
                                                        ze_device_memory_access_properties_t* p) {
-  return query<Device>("zeDeviceGetMemoryAccessProperties", hDevice, "hDevice", p, [](Device&) {
+  return query<Device>("zeDeviceGetMemoryAccessProperties", hDevice, "hDevice", p, [](Device& d) {
     constexpr ze_memory_access_cap_flags_t kRwAtomic = ZE_MEMORY_ACCESS_CAP_FLAG_RW | ZE_MEMORY_ACCESS_CAP_FLAG_ATOMIC;
     ze_device_memory_access_properties_t v{};
     v.hostAllocCapabilities = kRwAtomic | ZE_MEMORY_ACCESS_CAP_FLAG_CONCURRENT;
     v.deviceAllocCapabilities = kRwAtomic;
     v.sharedSingleDeviceAllocCapabilities = kRwAtomic | ZE_MEMORY_ACCESS_CAP_FLAG_CONCURRENT;
     v.sharedCrossDeviceAllocCapabilities = 0;
-    v.sharedSystemAllocCapabilities = 0;
+    // The sim: the application's own memory, mirrored by the runtime on first
+    // use (system_memory.cpp).
+    v.sharedSystemAllocCapabilities = d.shared_system() ? kRwAtomic | ZE_MEMORY_ACCESS_CAP_FLAG_CONCURRENT : 0;
     return v;
   });
 }

@@ -60,9 +60,9 @@ ze_result_t residency(const char* fn, ze_context_handle_t hContext, ze_device_ha
                       Op op) {
   return guard(fn, [&]() -> ze_result_t {
     live<Context>(hContext, "hContext");
-    live<Device>(hDevice, "hDevice");
+    Device& d = live<Device>(hDevice, "hDevice");
     need(ptr, "ptr");
-    op(ptr, size);
+    op(d, ptr, size);
     return ZE_RESULT_SUCCESS;
   });
 }

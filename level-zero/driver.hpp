@@ -220,13 +220,41 @@ class Device : public Registered<_ze_device_handle_t, HandleKind::kDevice> {
   /// cost model (wall time on the sim would hide link and fault costs).
   std::uint64_t clock_ns() { return rt_->stats().modelled_device_ns; }
   unsigned workers() const { return workers_; }
+  /// Brings the system memory the device mirrors back to the application.
+  ~Device();
+
+  // --- shared-system memory (system_memory.cpp) -----------------------------
+  // On the sim, memory the application owns (malloc, mmap) is shared-system
+  // memory once the device's runtime mirrors it. The driver mirrors it on
+  // first use by a command; until then, and for what it never mirrors, the
+  // copy engine reads and writes it directly as a driver stages pageable
+  // host memory.
+
+  /// True if the device treats plain system memory as shared (the sim).
+  bool shared_system() const { return shared_system_; }
+  /// Mirrors the whole pages inside [p, p+n) that lie in a private anonymous
+  /// mapping of the application (malloc'd or mmap'd memory), unless they are
+  /// mirrored already. Partial pages at the edges stay in system memory, as
+  /// Runtime::mirror leaves them; the brk heap, stacks and file mappings are
+  /// never mirrored (the runtime's own threads use such memory). Thread-safe;
+  /// never throws: memory that cannot be mirrored stays plain.
+  void mirror_system(std::uint64_t p, std::size_t n);
+  /// The run of system memory that starts at addr: {true, end} if the
+  /// device mirrors [addr, end), {false, end} if [addr, end) is plain.
+  std::pair<bool, std::uint64_t> system_run(std::uint64_t addr) const;
 
  private:
+  // Mirrors [s, e) after populating it (see svm_map). REQUIRES sys_mu_.
+  bool mirror_pages(std::uint64_t s, std::uint64_t e);
+
   std::uint32_t index_;
   std::string uri_;
   std::unique_ptr<Runtime> rt_;
   std::uint64_t vram_ = 0;
   unsigned workers_ = 1;
+  bool shared_system_ = false;
+  mutable std::mutex sys_mu_;
+  std::map<std::uint64_t, std::uint64_t> sys_mirrors_;  ///< start -> end, page aligned
 };
 
 class Context : public Registered<_ze_context_handle_t, HandleKind::kContext> {
@@ -248,10 +276,14 @@ void release(Context& ctx, void* ptr);
 void release_allocation(const std::shared_ptr<Allocation>& a);
 /// Applies one ze_memory_advice_t to [ptr, ptr+size). Throws ZeError.
 void apply_advice(Device& dev, const void* ptr, std::size_t size, ze_memory_advice_t advice);
-/// Prefetches [ptr, ptr+size) to the device (host allocations stay). Throws.
-void prefetch_to_device(const void* ptr, std::size_t size);
+/// Prefetches [ptr, ptr+size) to dev (host allocations stay; system memory
+/// is mirrored first, its whole pages prefetched). Throws.
+void prefetch_to_device(Device& dev, const void* ptr, std::size_t size);
 /// Evicts [ptr, ptr+size) to system memory. Throws.
-void evict_to_system(const void* ptr, std::size_t size);
+void evict_to_system(Device& dev, const void* ptr, std::size_t size);
+/// The checks of a range a command hands to dev: inside one allocation
+/// (require_range), or system memory the device shares. Throws ZeError.
+void require_device_range(Device& dev, const void* ptr, std::size_t size, const char* what);
 /// Checks that [ptr, ptr+size) lies inside one allocation of ctx; returns it.
 std::shared_ptr<Allocation> require_range(const void* ptr, std::size_t size, const char* what);
 
@@ -262,6 +294,10 @@ struct CopySeg {
 };
 /// Runs copies (pattern empty) or fills on the device's engine. Throws Error.
 void run_copy(Device& dev, const std::vector<CopySeg>& segs, const std::vector<std::byte>& pattern);
+
+/// True if every page of [addr, addr+n) is mapped in the process
+/// (system_memory.cpp).
+bool system_mapped(std::uint64_t addr, std::size_t n);
 
 // --- events, fences, execution (exec.cpp) ----------------------------------
 

@@ -73,6 +73,13 @@ T* made(Create create) {
   return out;
 }
 
+// An address no mapping covers (a page mapped and unmapped again).
+inline void* unmapped_page() {
+  void* p = mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  munmap(p, 4096);
+  return p;
+}
+
 // Pages of [p, p+n) resident in the CPU's page tables.
 inline std::size_t cpu_resident_pages(const void* p, std::size_t n) {
   const long ps = sysconf(_SC_PAGESIZE);
