@@ -124,6 +124,9 @@ void Device::mirror_system(std::uint64_t p, std::size_t n) {
     }
     ++it;
   }
+  // Only whole pages are mirrored: a range without one needs no look at
+  // the process's mappings.
+  if (((p + kPage - 1) & ~(kPage - 1)) >= ((p + n) & ~(kPage - 1))) return;
   const std::optional<Mapping> m = anonymous_mapping(p);
   if (!m) return;
   const std::uint64_t s = (p + kPage - 1) & ~(kPage - 1);
