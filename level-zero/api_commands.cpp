@@ -160,10 +160,18 @@ ze_result_t append(const char* fn, ze_command_list_handle_t h, ze_event_handle_t
   });
 }
 
-// Checks that a span that starts in an allocation of the driver stays in it.
+// Checks that a span that starts in an allocation of the driver stays in
+// it, and that any other span is mapped memory (the copy engine reaches it
+// directly).
 void check_span(const void* p, std::size_t n, const char* what) {
   if (n == 0) return;
-  if (Driver::get().find(reinterpret_cast<std::uint64_t>(p))) require_range(p, n, what);
+  const std::uint64_t a = reinterpret_cast<std::uint64_t>(p);
+  if (Driver::get().find(a)) {
+    require_range(p, n, what);
+  } else if (!system_mapped(a, n)) {
+    fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, std::string(what) + ": " + std::to_string(n) +
+                                               " bytes that are neither in an allocation of the driver nor mapped");
+  }
 }
 
 // A command that copies segs (fills them with pattern, if not empty).

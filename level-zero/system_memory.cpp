@@ -7,7 +7,7 @@
 // stale (a buffer freed and another one allocated at the same addresses).
 // Before trusting a record, mirror_system asks the runtime: a region the
 // runtime still mirrors is refused by Runtime::mirror, a stale one is
-// accepted, and is then mirrored afresh.
+// accepted, and is then dropped and mirrored afresh with the rest.
 #include <sys/mman.h>
 
 #include <cstdio>
@@ -28,25 +28,39 @@ struct Mapping {
   std::uint64_t start, end;
 };
 
-// The private, anonymous, read-write mapping containing addr (as malloc and
-// mmap make them), from /proc/self/maps; nullopt for any other memory.
+// One line of /proc/self/maps, if it is a private, anonymous, read-write
+// mapping (as malloc and mmap make them).
+std::optional<Mapping> anonymous(const std::string& line) {
+  unsigned long long start = 0, end = 0, offset = 0;
+  unsigned long inode = 0;
+  char perms[5] = {}, dev[16] = {};
+  int path_at = 0;
+  if (std::sscanf(line.c_str(), "%llx-%llx %4s %llx %15s %lu %n", &start, &end, perms, &offset, dev, &inode, &path_at) <
+      6) {
+    return std::nullopt;
+  }
+  const bool named = static_cast<std::size_t>(path_at) < line.size();  // a file, [heap], [stack], ...
+  if (named || inode != 0 || perms[0] != 'r' || perms[1] != 'w' || perms[3] != 'p') return std::nullopt;
+  return Mapping{start, end};
+}
+
+// The run of adjacent private anonymous read-write mappings containing addr
+// (mirroring splits a mapping where userfaultfd registration starts and
+// ends), from /proc/self/maps; nullopt if addr is in no such mapping.
 std::optional<Mapping> anonymous_mapping(std::uint64_t addr) {
   std::ifstream maps("/proc/self/maps");
   std::string line;
+  std::optional<Mapping> run;
   while (std::getline(maps, line)) {
-    unsigned long long start = 0, end = 0, offset = 0;
-    unsigned long inode = 0;
-    char perms[5] = {}, dev[16] = {};
-    int path_at = 0;
-    if (std::sscanf(line.c_str(), "%llx-%llx %4s %llx %15s %lu %n", &start, &end, perms, &offset, dev, &inode,
-                    &path_at) < 6) {
+    const std::optional<Mapping> m = anonymous(line);
+    if (run) {
+      if (!m || m->start != run->end) break;
+      run->end = m->end;
       continue;
     }
-    if (addr < start || addr >= end) continue;
-    const bool named = static_cast<std::size_t>(path_at) < line.size();  // a file, [heap], [stack], ...
-    if (named || inode != 0 || perms[0] != 'r' || perms[1] != 'w' || perms[3] != 'p') return std::nullopt;
-    return Mapping{start, end};
+    if (m && m->start <= addr && addr < m->end) run = m;
   }
+  if (run) return run;
   return std::nullopt;
 }
 
@@ -99,7 +113,7 @@ void Device::mirror_system(std::uint64_t p, std::size_t n) {
   std::lock_guard lk(sys_mu_);
   // Records overlapping [p, p+n): one whose memory is gone is dropped; the
   // runtime accepts a mirror of one only if it let the memory go (stale),
-  // and that one is undone and made afresh.
+  // and that one is dropped too.
   auto it = sys_mirrors_.upper_bound(p);
   if (it != sys_mirrors_.begin() && std::prev(it)->second > p) --it;
   while (it != sys_mirrors_.end() && it->first < p + n) {
@@ -116,11 +130,11 @@ void Device::mirror_system(std::uint64_t p, std::size_t n) {
       // Still mirrored.
     }
     if (stale) {
+      // Undone; the gaps below mirror the memory afresh, in one piece with
+      // its neighbours where it can.
       rt_->unmirror(reinterpret_cast<void*>(rs), re - rs);
-      if (!mirror_pages(rs, re)) {
-        it = sys_mirrors_.erase(it);
-        continue;
-      }
+      it = sys_mirrors_.erase(it);
+      continue;
     }
     ++it;
   }
