@@ -295,8 +295,13 @@ struct CopySeg {
 /// Runs copies (pattern empty) or fills on the device's engine. Throws Error.
 void run_copy(Device& dev, const std::vector<CopySeg>& segs, const std::vector<std::byte>& pattern);
 
-/// True if every page of [addr, addr+n) is mapped in the process
-/// (system_memory.cpp).
+/// The process's readable and writable mappings, as sorted [start, end)
+/// runs, from /proc/self/maps (system_memory.cpp).
+std::vector<std::pair<std::uint64_t, std::uint64_t>> accessible_mappings();
+/// True if [addr, addr+n) lies in one run of maps.
+bool accessible(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& maps, std::uint64_t addr, std::size_t n);
+/// True if [addr, addr+n) is readable and writable memory of the process
+/// (reads /proc/self/maps).
 bool system_mapped(std::uint64_t addr, std::size_t n);
 
 // --- events, fences, execution (exec.cpp) ----------------------------------

@@ -452,10 +452,8 @@ void require_device_range(Device& dev, const void* ptr, std::size_t size, const 
     require_range(ptr, size, what);
     return;
   }
-  // System memory: it must be mapped (mincore fails with ENOMEM otherwise).
-  const std::uint64_t s = p & ~std::uint64_t{kPage - 1}, e = align_up(p + std::max<std::size_t>(size, 1), kPage);
-  std::vector<unsigned char> v((e - s) / kPage);
-  if (mincore(reinterpret_cast<void*>(s), e - s, v.data()) != 0) {
+  // System memory: it must be readable and writable memory.
+  if (!system_mapped(p, size)) {
     fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, std::string(what) + ": " + hex(p) + " + " + std::to_string(size) +
                                                " is neither in an allocation of the driver nor mapped memory");
   }

@@ -114,7 +114,9 @@ namespace {
 struct MemCtx {
   DeviceAccessor* acc;
   const Xlate* xlate;
-  bool system;  ///< the device shares plain system memory (Device::shared_system)
+  /// The accessible mappings when the device shares plain system memory
+  /// (Device::shared_system), else nullptr.
+  const std::vector<std::pair<std::uint64_t, std::uint64_t>>* system;
   bool failed = false;
   std::string error;
 
@@ -128,7 +130,7 @@ struct MemCtx {
     try {
       device_op(a);
     } catch (const Error& e) {
-      if (e.code() != Error::Code::kDeviceLost || !system || a != addr || !system_mapped(addr, n)) throw;
+      if (e.code() != Error::Code::kDeviceLost || !system || a != addr || !accessible(*system, addr, n)) throw;
       direct_op(addr);
     }
   }
@@ -224,6 +226,8 @@ std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t
     const std::uint64_t ngroups = std::uint64_t(l->count[0]) * l->count[1] * l->count[2];
     if (per_group == 0 || ngroups == 0) return;
     const Xlate xlate = Driver::get().xlate();
+    const auto maps =
+        d->shared_system() ? accessible_mappings() : std::vector<std::pair<std::uint64_t, std::uint64_t>>{};
     std::vector<const void*> argv;
     for (auto& a : l->args) argv.push_back(a.data());
     const std::uint64_t gsize[3] = {std::uint64_t(l->count[0]) * l->local[0], std::uint64_t(l->count[1]) * l->local[1],
@@ -243,7 +247,7 @@ std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t
       }
       it.global_linear_id = it.global_id[0] + gsize[0] * (it.global_id[1] + gsize[1] * it.global_id[2]);
       it.global_linear_size = wi.global_size;
-      MemCtx ctx{&acc, &xlate, d->shared_system(), false, {}};
+      MemCtx ctx{&acc, &xlate, d->shared_system() ? &maps : nullptr, false, {}};
       const xesvm_ze_memory mem{&ctx, mem_read, mem_write, mem_add<std::uint32_t>, mem_add<std::uint64_t>};
       l->fn(&it, &mem, argv.data());
       if (ctx.failed) throw Error(Error::Code::kDeviceLost, "GPU fault in kernel: " + ctx.error);

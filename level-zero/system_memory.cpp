@@ -10,6 +10,7 @@
 // accepted, and is then dropped and mirrored afresh with the rest.
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -81,9 +82,35 @@ bool mapped(std::uint64_t s, std::uint64_t e) {
 
 }  // namespace
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> accessible_mappings() {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    unsigned long long start = 0, end = 0;
+    char perms[5] = {};
+    if (std::sscanf(line.c_str(), "%llx-%llx %4s", &start, &end, perms) != 3) continue;
+    if (perms[0] != 'r' || perms[1] != 'w') continue;
+    if (!out.empty() && out.back().second == start) {
+      out.back().second = end;  // adjacent: one run
+    } else {
+      out.emplace_back(start, end);
+    }
+  }
+  return out;
+}
+
+bool accessible(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& maps, std::uint64_t addr, std::size_t n) {
+  auto it =
+      std::upper_bound(maps.begin(), maps.end(), addr,
+                       [](std::uint64_t a, const std::pair<std::uint64_t, std::uint64_t>& m) { return a < m.first; });
+  if (it == maps.begin()) return false;
+  --it;
+  return addr < it->second && n <= it->second - addr;
+}
+
 bool system_mapped(std::uint64_t addr, std::size_t n) {
-  const std::uint64_t s = addr & ~(kPage - 1);
-  return mapped(s, (addr + std::max<std::size_t>(n, 1) + kPage - 1) & ~(kPage - 1));
+  return accessible(accessible_mappings(), addr, std::max<std::size_t>(n, 1));
 }
 
 Device::~Device() {

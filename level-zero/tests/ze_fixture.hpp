@@ -73,10 +73,10 @@ T* made(Create create) {
   return out;
 }
 
-// An address no mapping covers (a page mapped and unmapped again).
+// An address the process cannot read or write (a page reserved PROT_NONE,
+// kept for the life of the process so that nothing else lands there).
 inline void* unmapped_page() {
-  void* p = mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  munmap(p, 4096);
+  static void* const p = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p;
 }
 
