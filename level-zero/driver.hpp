@@ -1,12 +1,19 @@
 // The xesvm Level Zero driver: the objects behind the Level Zero handles.
 //
 // One Driver (a process-wide singleton created by the first zeInit and
-// destroyed at exit or unload) owns one
-// Device per runtime backend named in XESVM_ZE_BACKEND (';'-separated URIs,
-// default "sim:vram=256M"); each Device owns an xesvm::Runtime. Every Level
-// Zero handle is a pointer to one of the classes below (each derives from the
-// opaque struct the handle type names), so no dispatch table or wrapper is
-// needed; the loader may wrap them in intercept mode.
+// destroyed at exit or unload) owns one Device per runtime backend named in
+// XESVM_BACKEND (';'-separated URIs, default "sim:vram=256M"; the older
+// XESVM_ZE_BACKEND is read when XESVM_BACKEND is unset); each Device owns an
+// xesvm::Runtime. Every Level Zero handle is a pointer to one of the classes
+// below (each derives, through Registered, from the opaque struct the handle
+// type names), so no dispatch table or wrapper is needed; the loader may wrap
+// them in intercept mode.
+//
+// Handles: every object registers its handle in a process-wide registry when
+// it is built and leaves it when destroyed, so an entry point can tell a live
+// handle of the kind it expects from NULL, a destroyed handle, a handle of
+// another kind or garbage, and answer with an error instead of dereferencing
+// it (api.hpp, live()).
 //
 // Memory: shared and host allocations are SVM ranges of the device's Runtime
 // (the same pointer on CPU and device). A device allocation is a PROT_NONE
@@ -61,6 +68,47 @@ struct _ze_module_build_log_handle_t {};
 struct _ze_kernel_handle_t {};
 
 namespace xesvm::ze {
+
+/// The kinds of object a handle can name.
+enum class HandleKind : std::uint8_t {
+  kDriver,
+  kDevice,
+  kContext,
+  kCommandQueue,
+  kCommandList,
+  kFence,
+  kEventPool,
+  kEvent,
+  kModule,
+  kBuildLog,
+  kKernel,
+};
+
+/// The registry of live handles. Thread-safe. A handle is the address of the
+/// handle struct inside its object; it is registered for exactly the lifetime
+/// of the object (Registered below).
+namespace handles {
+/// Records h as a live handle of kind k. REQUIRES: h is not registered.
+void add(const void* h, HandleKind k);
+/// Forgets h (a no-op if it is not registered).
+void remove(const void* h);
+/// True if h is a live handle of kind k.
+bool is(const void* h, HandleKind k);
+}  // namespace handles
+
+/// Base of every object behind a handle: derives from the handle struct and
+/// keeps the object in the registry from construction to destruction. Not
+/// copyable (a copy would be an object no handle names).
+template <class Handle, HandleKind K>
+class Registered : public Handle {
+ public:
+  using handle_type = Handle*;
+  static constexpr HandleKind kKind = K;
+  Registered() { handles::add(static_cast<Handle*>(this), K); }
+  ~Registered() { handles::remove(static_cast<Handle*>(this)); }
+  Registered(const Registered&) = delete;
+  Registered& operator=(const Registered&) = delete;
+};
 
 /// Writes one line "xesvm-ze: <msg>" to stderr.
 void log(const std::string& msg);
@@ -124,7 +172,7 @@ class Xlate {
   std::vector<Span> spans_;  // sorted by start
 };
 
-class Driver : public _ze_driver_handle_t {
+class Driver : public Registered<_ze_driver_handle_t, HandleKind::kDriver> {
  public:
   /// The process-wide driver, creating it on first use. Throws ZeError
   /// (UNINITIALIZED) if no backend could be opened; the failure is cached.
@@ -161,7 +209,7 @@ class Driver : public _ze_driver_handle_t {
   std::atomic<std::uint64_t> alloc_ids_{0};
 };
 
-class Device : public _ze_device_handle_t {
+class Device : public Registered<_ze_device_handle_t, HandleKind::kDevice> {
  public:
   Device(std::uint32_t index, std::string uri);
   std::uint32_t index() const { return index_; }
@@ -172,16 +220,44 @@ class Device : public _ze_device_handle_t {
   /// cost model (wall time on the sim would hide link and fault costs).
   std::uint64_t clock_ns() { return rt_->stats().modelled_device_ns; }
   unsigned workers() const { return workers_; }
+  /// Brings the system memory the device mirrors back to the application.
+  ~Device();
+
+  // --- shared-system memory (system_memory.cpp) -----------------------------
+  // On the sim, memory the application owns (malloc, mmap) is shared-system
+  // memory once the device's runtime mirrors it. The driver mirrors it on
+  // first use by a command; until then, and for what it never mirrors, the
+  // copy engine reads and writes it directly as a driver stages pageable
+  // host memory.
+
+  /// True if the device treats plain system memory as shared (the sim).
+  bool shared_system() const { return shared_system_; }
+  /// Mirrors the whole pages inside [p, p+n) that lie in a private anonymous
+  /// mapping of the application (malloc'd or mmap'd memory), unless they are
+  /// mirrored already. Partial pages at the edges stay in system memory, as
+  /// Runtime::mirror leaves them; the brk heap, stacks and file mappings are
+  /// never mirrored (the runtime's own threads use such memory). Thread-safe;
+  /// never throws: memory that cannot be mirrored stays plain.
+  void mirror_system(std::uint64_t p, std::size_t n);
+  /// The run of system memory that starts at addr: {true, end} if the
+  /// device mirrors [addr, end), {false, end} if [addr, end) is plain.
+  std::pair<bool, std::uint64_t> system_run(std::uint64_t addr) const;
 
  private:
+  // Mirrors [s, e) after populating it (see svm_map). REQUIRES sys_mu_.
+  bool mirror_pages(std::uint64_t s, std::uint64_t e);
+
   std::uint32_t index_;
   std::string uri_;
   std::unique_ptr<Runtime> rt_;
   std::uint64_t vram_ = 0;
   unsigned workers_ = 1;
+  bool shared_system_ = false;
+  mutable std::mutex sys_mu_;
+  std::map<std::uint64_t, std::uint64_t> sys_mirrors_;  ///< start -> end, page aligned
 };
 
-class Context : public _ze_context_handle_t {
+class Context : public Registered<_ze_context_handle_t, HandleKind::kContext> {
  public:
   explicit Context(Driver& d) : driver(d) {}
   Driver& driver;
@@ -200,10 +276,14 @@ void release(Context& ctx, void* ptr);
 void release_allocation(const std::shared_ptr<Allocation>& a);
 /// Applies one ze_memory_advice_t to [ptr, ptr+size). Throws ZeError.
 void apply_advice(Device& dev, const void* ptr, std::size_t size, ze_memory_advice_t advice);
-/// Prefetches [ptr, ptr+size) to the device (host allocations stay). Throws.
-void prefetch_to_device(const void* ptr, std::size_t size);
+/// Prefetches [ptr, ptr+size) to dev (host allocations stay; system memory
+/// is mirrored first, its whole pages prefetched). Throws.
+void prefetch_to_device(Device& dev, const void* ptr, std::size_t size);
 /// Evicts [ptr, ptr+size) to system memory. Throws.
-void evict_to_system(const void* ptr, std::size_t size);
+void evict_to_system(Device& dev, const void* ptr, std::size_t size);
+/// The checks of a range a command hands to dev: inside one allocation
+/// (require_range), or system memory the device shares. Throws ZeError.
+void require_device_range(Device& dev, const void* ptr, std::size_t size, const char* what);
 /// Checks that [ptr, ptr+size) lies inside one allocation of ctx; returns it.
 std::shared_ptr<Allocation> require_range(const void* ptr, std::size_t size, const char* what);
 
@@ -215,9 +295,18 @@ struct CopySeg {
 /// Runs copies (pattern empty) or fills on the device's engine. Throws Error.
 void run_copy(Device& dev, const std::vector<CopySeg>& segs, const std::vector<std::byte>& pattern);
 
+/// The process's readable and writable mappings, as sorted [start, end)
+/// runs, from /proc/self/maps (system_memory.cpp).
+std::vector<std::pair<std::uint64_t, std::uint64_t>> accessible_mappings();
+/// True if [addr, addr+n) lies in one run of maps.
+bool accessible(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& maps, std::uint64_t addr, std::size_t n);
+/// True if [addr, addr+n) is readable and writable memory of the process
+/// (reads /proc/self/maps).
+bool system_mapped(std::uint64_t addr, std::size_t n);
+
 // --- events, fences, execution (exec.cpp) ----------------------------------
 
-class EventPool : public _ze_event_pool_handle_t {
+class EventPool : public Registered<_ze_event_pool_handle_t, HandleKind::kEventPool> {
  public:
   EventPool(Context& c, ze_event_pool_flags_t f, std::uint32_t n) : ctx(c), flags(f), count(n) {}
   Context& ctx;
@@ -226,9 +315,11 @@ class EventPool : public _ze_event_pool_handle_t {
   std::atomic<std::uint32_t> live{0};
 };
 
-class Event : public _ze_event_handle_t {
+class Event : public Registered<_ze_event_handle_t, HandleKind::kEvent> {
  public:
-  Event(EventPool& p, std::uint32_t i) : pool(p), index(i) {}
+  /// Counted in the pool's `live` while it exists.
+  Event(EventPool& p, std::uint32_t i) : pool(p), index(i) { ++pool.live; }
+  ~Event() { --pool.live; }
   EventPool& pool;
   const std::uint32_t index;
   /// Signals (recording `end`, device clock ns) and wakes waiters.
@@ -289,7 +380,7 @@ class Executor {
   std::thread thread_;
 };
 
-class CommandQueue : public _ze_command_queue_handle_t {
+class CommandQueue : public Registered<_ze_command_queue_handle_t, HandleKind::kCommandQueue> {
  public:
   CommandQueue(Context& c, Device& d, const ze_command_queue_desc_t& desc)
       : ctx(c), dev(d), ordinal(desc.ordinal), mode(desc.mode) {}
@@ -300,7 +391,7 @@ class CommandQueue : public _ze_command_queue_handle_t {
   Executor exec;
 };
 
-class Fence : public _ze_fence_handle_t {
+class Fence : public Registered<_ze_fence_handle_t, HandleKind::kFence> {
  public:
   explicit Fence(CommandQueue& q) : queue(q) {}
   CommandQueue& queue;
@@ -310,7 +401,7 @@ class Fence : public _ze_fence_handle_t {
 
 class Kernel;
 
-class CommandList : public _ze_command_list_handle_t {
+class CommandList : public Registered<_ze_command_list_handle_t, HandleKind::kCommandList> {
  public:
   CommandList(Context& c, Device& d, std::uint32_t ord, bool imm, ze_command_queue_mode_t m)
       : ctx(c), dev(d), ordinal(ord), immediate(imm), mode(m) {
@@ -327,6 +418,13 @@ class CommandList : public _ze_command_list_handle_t {
 
   /// Records (regular) or runs (immediate) a command. Throws ZeError.
   void add(Command c);
+  /// In place of a command whose append failed with code: a command that
+  /// signals `signal` in order, so that no waiter is left on an event no
+  /// command will signal. On a regular list it also fails its submission
+  /// with code (the error zeCommandQueueSynchronize returns); an immediate
+  /// list already returned the error from the append. Never throws for a
+  /// list that accepts commands; does nothing on a closed regular list.
+  void add_failed(Event* signal, ze_result_t code, std::string what);
 };
 
 /// Validates a wait list as the Append* functions specify. Throws ZeError.
@@ -334,7 +432,7 @@ std::vector<Event*> wait_list(std::uint32_t n, ze_event_handle_t* events);
 
 // --- modules and kernels (module.cpp) --------------------------------------
 
-class BuildLog : public _ze_module_build_log_handle_t {
+class BuildLog : public Registered<_ze_module_build_log_handle_t, HandleKind::kBuildLog> {
  public:
   explicit BuildLog(std::string s) : text(std::move(s)) {}
   std::string text;
@@ -348,7 +446,7 @@ struct Library {
   ~Library();
 };
 
-class Module : public _ze_module_handle_t {
+class Module : public Registered<_ze_module_handle_t, HandleKind::kModule> {
  public:
   Module(Context& c, Device& d) : ctx(c), dev(d) {}
   Context& ctx;
@@ -362,7 +460,7 @@ class Module : public _ze_module_handle_t {
 /// text in what.
 std::unique_ptr<Module> create_module(Context& ctx, Device& dev, const ze_module_desc_t& desc);
 
-class Kernel : public _ze_kernel_handle_t {
+class Kernel : public Registered<_ze_kernel_handle_t, HandleKind::kKernel> {
  public:
   Kernel(Module& m, const xesvm_ze_kernel_desc& d);
   ~Kernel();

@@ -186,11 +186,29 @@ void CommandList::add(Command c) {
   if (prev != ZE_RESULT_SUCCESS) fail(prev, "an earlier immediate command failed");
 }
 
+void CommandList::add_failed(Event* signal, ze_result_t code, std::string what) {
+  Command c;
+  c.signal = signal;
+  c.dev = &dev;
+  if (immediate) {
+    // Not through add(): an earlier command's error stays for the next append.
+    exec->submit(CommandBatch{std::make_shared<const Command>(std::move(c))}, nullptr);
+    return;
+  }
+  if (closed) return;
+  c.body = [code, what = std::move(what)] { fail(code, what); };
+  cmds.push_back(std::make_shared<const Command>(std::move(c)));
+}
+
 std::vector<Event*> wait_list(std::uint32_t n, ze_event_handle_t* events) {
   if (n > 0 && !events) fail(ZE_RESULT_ERROR_INVALID_SIZE, "phWaitEvents is NULL but numWaitEvents > 0");
   std::vector<Event*> out;
   for (std::uint32_t i = 0; i < n; ++i) {
-    if (!events[i]) fail(ZE_RESULT_ERROR_INVALID_NULL_HANDLE, "phWaitEvents[" + std::to_string(i) + "] is NULL");
+    const std::string what = "phWaitEvents[" + std::to_string(i) + "]";
+    if (!events[i]) fail(ZE_RESULT_ERROR_INVALID_NULL_HANDLE, what + " is NULL");
+    if (!handles::is(events[i], HandleKind::kEvent)) {
+      fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, what + " is not a live event handle");
+    }
     out.push_back(static_cast<Event*>(events[i]));
   }
   return out;

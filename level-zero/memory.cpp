@@ -8,10 +8,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <shared_mutex>
 #include <sstream>
+#include <unordered_map>
 
 #include "level-zero/driver.hpp"
-#include "runtime/runtime_impl.hpp"
 
 namespace xesvm::ze {
 
@@ -107,10 +108,7 @@ void* svm_map(Device& home, std::size_t len, std::size_t align) {
 
 // Undoes svm_map; the bytes are not wanted any more.
 void svm_unmap(Device& home, void* p, std::size_t len) {
-  if (SvmManager* m = home.runtime().impl().manager())
-    m->discard(reinterpret_cast<std::uint64_t>(p), len);
-  else
-    home.runtime().unmirror(p, len);
+  home.runtime().discard(p, len);
   munmap(p, len);
 }
 
@@ -150,6 +148,40 @@ std::uint64_t Xlate::operator()(std::uint64_t addr, std::size_t n) const {
   return it->backing + (addr - it->start);
 }
 
+// --- the registry of live handles ------------------------------------------
+
+namespace {
+struct HandleRegistry {
+  std::shared_mutex mu;
+  std::unordered_map<const void*, HandleKind> live;
+};
+// Built on first use (by the first Driver), so it outlives the driver's
+// teardown at exit.
+HandleRegistry& registry() {
+  static HandleRegistry r;
+  return r;
+}
+}  // namespace
+
+namespace handles {
+void add(const void* h, HandleKind k) {
+  HandleRegistry& r = registry();
+  std::unique_lock lk(r.mu);
+  r.live[h] = k;
+}
+void remove(const void* h) {
+  HandleRegistry& r = registry();
+  std::unique_lock lk(r.mu);
+  r.live.erase(h);
+}
+bool is(const void* h, HandleKind k) {
+  HandleRegistry& r = registry();
+  std::shared_lock lk(r.mu);
+  auto it = r.live.find(h);
+  return it != r.live.end() && it->second == k;
+}
+}  // namespace handles
+
 // --- Driver and devices ----------------------------------------------------
 
 namespace {
@@ -168,9 +200,21 @@ ze_result_t g_init_result = ZE_RESULT_ERROR_UNINITIALIZED;
 std::string g_init_error;
 }  // namespace
 
+// The backend URIs: XESVM_BACKEND, the one variable every xesvm program
+// reads; XESVM_ZE_BACKEND, its deprecated alias, when XESVM_BACKEND is unset.
+std::string backend_list() {
+  const char* env = std::getenv("XESVM_BACKEND");
+  if (env && *env) return env;
+  env = std::getenv("XESVM_ZE_BACKEND");
+  if (env && *env) {
+    log("XESVM_ZE_BACKEND is deprecated; set XESVM_BACKEND instead");
+    return env;
+  }
+  return "sim:vram=256M";
+}
+
 Driver::Driver() {
-  const char* env = std::getenv("XESVM_ZE_BACKEND");
-  std::string list = env && *env ? env : "sim:vram=256M";
+  const std::string list = backend_list();
   std::size_t pos = 0;
   while (pos <= list.size()) {
     std::size_t semi = list.find(';', pos);
@@ -181,7 +225,7 @@ Driver::Driver() {
     }
     pos = semi + 1;
   }
-  if (devices_.empty()) fail(ZE_RESULT_ERROR_UNINITIALIZED, "XESVM_ZE_BACKEND names no backend");
+  if (devices_.empty()) fail(ZE_RESULT_ERROR_UNINITIALIZED, "XESVM_BACKEND names no backend");
 }
 
 Driver& Driver::get() {
@@ -263,8 +307,12 @@ Xlate Driver::xlate() const {
 
 Device::Device(std::uint32_t index, std::string uri) : index_(index), uri_(std::move(uri)) {
   rt_ = std::make_unique<Runtime>(uri_);
-  vram_ = rt_->stats().device_bytes_total;
-  if (Engine* e = rt_->impl().backend().engine()) workers_ = e->workers();
+  const Capabilities caps = rt_->capabilities();
+  vram_ = caps.device_memory_bytes;
+  workers_ = std::max(caps.engine_workers, 1u);
+  // The sim's runtime is the driver of its memory (a user-space mechanism):
+  // what it mirrors of the application's memory is shared-system memory.
+  shared_system_ = caps.backend == "sim" && caps.has_mechanism && caps.has_engine;
 }
 
 // --- allocations -----------------------------------------------------------
@@ -376,9 +424,53 @@ std::shared_ptr<Allocation> require_range(const void* ptr, std::size_t size, con
   return a;
 }
 
+namespace {
+
+// The whole pages of [ptr, ptr+size) (system memory: only those are
+// mirrored), as {start, length}; length 0 if there are none.
+std::pair<void*, std::size_t> whole_pages(const void* ptr, std::size_t size) {
+  const std::uint64_t p = reinterpret_cast<std::uint64_t>(ptr);
+  const std::uint64_t s = align_up(p, kPage), e = (p + size) & ~std::uint64_t{kPage - 1};
+  return {reinterpret_cast<void*>(s), s < e ? e - s : 0};
+}
+
+// Runtime advice for system memory, which keeps no per-page state: the one
+// hint of this call on top of the defaults.
+Advice system_advice(ze_memory_advice_t advice) {
+  Advice a;
+  if (advice == ZE_MEMORY_ADVICE_SET_READ_MOSTLY) a.read_mostly = true;
+  if (advice == ZE_MEMORY_ADVICE_SET_PREFERRED_LOCATION) a.preferred = Location::kDevice;
+  if (advice == ZE_MEMORY_ADVICE_CLEAR_NON_ATOMIC_MOSTLY) a.atomic = true;
+  return a;
+}
+
+}  // namespace
+
+void require_device_range(Device& dev, const void* ptr, std::size_t size, const char* what) {
+  const std::uint64_t p = reinterpret_cast<std::uint64_t>(ptr);
+  if (Driver::get().find(p) || !dev.shared_system()) {
+    require_range(ptr, size, what);
+    return;
+  }
+  // System memory: it must be readable and writable memory.
+  if (!system_mapped(p, size)) {
+    fail(ZE_RESULT_ERROR_INVALID_ARGUMENT, std::string(what) + ": " + hex(p) + " + " + std::to_string(size) +
+                                               " is neither in an allocation of the driver nor mapped memory");
+  }
+}
+
 void apply_advice(Device& dev, const void* ptr, std::size_t size, ze_memory_advice_t advice) {
-  (void)dev;
   if (size == 0) fail(ZE_RESULT_ERROR_INVALID_SIZE, "zeCommandListAppendMemAdvise: size is 0");
+  if (!Driver::get().find(reinterpret_cast<std::uint64_t>(ptr)) && dev.shared_system()) {
+    dev.mirror_system(reinterpret_cast<std::uint64_t>(ptr), size);
+    const auto [at, len] = whole_pages(ptr, size);
+    if (len && dev.system_run(reinterpret_cast<std::uint64_t>(at)).first) {
+      if (!dev.runtime().advise(at, len, system_advice(advice))) {
+        log("advice for system memory cannot be applied by backend '" + dev.uri() + "'");
+      }
+    }
+    return;
+  }
   auto a = require_range(ptr, size, "zeCommandListAppendMemAdvise");
   const std::uint64_t off = reinterpret_cast<std::uint64_t>(ptr) - a->base;
   const std::size_t first = off / kPage, last = align_up(off + size, kPage) / kPage;
@@ -417,14 +509,29 @@ void apply_advice(Device& dev, const void* ptr, std::size_t size, ze_memory_advi
   push_advice(*a, first, last);
 }
 
-void prefetch_to_device(const void* ptr, std::size_t size) {
+void prefetch_to_device(Device& dev, const void* ptr, std::size_t size) {
+  if (size && !Driver::get().find(reinterpret_cast<std::uint64_t>(ptr)) && dev.shared_system()) {
+    require_device_range(dev, ptr, size, "prefetch");
+    dev.mirror_system(reinterpret_cast<std::uint64_t>(ptr), size);
+    const auto [at, len] = whole_pages(ptr, size);
+    if (len && dev.system_run(reinterpret_cast<std::uint64_t>(at)).first) {
+      dev.runtime().prefetch(at, len, Location::kDevice);
+    }
+    return;
+  }
   auto a = require_range(ptr, size, "prefetch");
   if (a->kind == MemKind::kHost || size == 0) return;
   const std::uint64_t at = a->backing + (reinterpret_cast<std::uint64_t>(ptr) - a->base);
   a->home->runtime().prefetch(reinterpret_cast<void*>(at), size, Location::kDevice);
 }
 
-void evict_to_system(const void* ptr, std::size_t size) {
+void evict_to_system(Device& dev, const void* ptr, std::size_t size) {
+  if (size && !Driver::get().find(reinterpret_cast<std::uint64_t>(ptr)) && dev.shared_system()) {
+    require_device_range(dev, ptr, size, "evict");
+    const auto [at, len] = whole_pages(ptr, size);
+    if (len && dev.system_run(reinterpret_cast<std::uint64_t>(at)).first) dev.runtime().evict(at, len);
+    return;  // memory the device never mirrored is in system memory already
+  }
   auto a = require_range(ptr, size, "evict");
   if (size == 0) return;
   const std::uint64_t at = a->backing + (reinterpret_cast<std::uint64_t>(ptr) - a->base);
@@ -442,13 +549,30 @@ struct Piece {
   bool dst_dev, src_dev;  // reached through the device accessor
 };
 
-// Where the bytes of addr are and whether the engine reaches them through
-// the accessor (true) or directly as host memory (false).
-std::pair<std::uint64_t, bool> locate(Driver& drv, Device& dev, std::uint64_t addr) {
-  auto a = drv.find(addr);
-  if (!a) return {addr, false};  // plain host memory, not ours
-  const std::uint64_t at = a->backing + (addr - a->base);
-  return {at, a->home == &dev};
+// Where the bytes at addr are, whether the engine reaches them through the
+// accessor (true) or directly as host memory (false), and where that stops
+// being so.
+struct Place {
+  std::uint64_t at;
+  bool dev;
+  std::uint64_t end;  ///< the first address past the run of addr
+};
+Place locate(Driver& drv, Device& dev, std::uint64_t addr) {
+  if (auto a = drv.find(addr)) return {a->backing + (addr - a->base), a->home == &dev, a->base + a->size};
+  const auto [mirrored, end] = dev.system_run(addr);  // the application's own memory
+  return {addr, mirrored, end};
+}
+
+// The smallest and the largest address the segments touch (for fills, src
+// is unused), as {first, end}.
+std::pair<std::uint64_t, std::uint64_t> extent(const std::vector<CopySeg>& segs, bool src) {
+  std::uint64_t lo = UINT64_MAX, hi = 0;
+  for (const CopySeg& s : segs) {
+    const std::uint64_t a = src ? s.src : s.dst;
+    lo = std::min(lo, a);
+    hi = std::max(hi, a + s.n);
+  }
+  return {lo, hi};
 }
 
 }  // namespace
@@ -456,17 +580,34 @@ std::pair<std::uint64_t, bool> locate(Driver& drv, Device& dev, std::uint64_t ad
 void run_copy(Device& dev, const std::vector<CopySeg>& segs, const std::vector<std::byte>& pattern) {
   Driver& drv = Driver::get();
   const bool fill = !pattern.empty();
+  if (segs.empty()) return;
+  // The application's own memory is mirrored on first use (whole pages).
+  for (bool src : {false, true}) {
+    if (src && fill) break;
+    const auto [lo, hi] = extent(segs, src);
+    if (!drv.find(lo)) dev.mirror_system(lo, hi - lo);
+  }
   std::vector<Piece> pieces;
   bool any_dev = false;
   for (const CopySeg& s : segs) {
-    for (std::size_t off = 0; off < s.n; off += kCopyPiece) {
+    for (std::size_t off = 0; off < s.n;) {
       Piece p{};
-      p.n = std::min(kCopyPiece, s.n - off);
-      std::tie(p.dst, p.dst_dev) = locate(drv, dev, s.dst + off);
-      if (!fill) std::tie(p.src, p.src_dev) = locate(drv, dev, s.src + off);
+      const Place d = locate(drv, dev, s.dst + off);
+      std::uint64_t n = std::min<std::uint64_t>(kCopyPiece, s.n - off);
+      n = std::min(n, d.end - (s.dst + off));
+      p.dst = d.at;
+      p.dst_dev = d.dev;
+      if (!fill) {
+        const Place from = locate(drv, dev, s.src + off);
+        n = std::min(n, from.end - (s.src + off));
+        p.src = from.at;
+        p.src_dev = from.dev;
+      }
+      p.n = n;
       p.phase = fill ? off % pattern.size() : 0;
       any_dev |= p.dst_dev || p.src_dev;
       pieces.push_back(p);
+      off += n;
     }
   }
   auto do_piece = [&](const Piece& p, DeviceAccessor* acc) {

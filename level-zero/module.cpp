@@ -114,8 +114,26 @@ namespace {
 struct MemCtx {
   DeviceAccessor* acc;
   const Xlate* xlate;
+  /// The accessible mappings when the device shares plain system memory
+  /// (Device::shared_system), else nullptr.
+  const std::vector<std::pair<std::uint64_t, std::uint64_t>>* system;
   bool failed = false;
   std::string error;
+
+  // Runs device_op on the translated address. Plain system memory the device
+  // does not mirror (the accessor reports it as no SVM memory) is reached
+  // with direct_op instead when the device shares system memory, as the copy
+  // engine reaches it.
+  template <class DeviceOp, class DirectOp>
+  void access(std::uint64_t addr, std::size_t n, DeviceOp&& device_op, DirectOp&& direct_op) {
+    const std::uint64_t a = at(addr, n);
+    try {
+      device_op(a);
+    } catch (const Error& e) {
+      if (e.code() != Error::Code::kDeviceLost || !system || a != addr || !accessible(*system, addr, n)) throw;
+      direct_op(addr);
+    }
+  }
 
   template <class F>
   int guard(F&& f) {
@@ -143,25 +161,40 @@ struct MemCtx {
 
 int mem_read(void* c, std::uint64_t src, void* dst, std::size_t n) {
   auto* m = static_cast<MemCtx*>(c);
-  int r = m->guard([&] { m->acc->read(m->at(src, n), dst, n); });
+  int r = m->guard([&] {
+    m->access(
+        src, n, [&](std::uint64_t a) { m->acc->read(a, dst, n); },
+        [&](std::uint64_t a) { std::memcpy(dst, reinterpret_cast<const void*>(a), n); });
+  });
   if (r) std::memset(dst, 0, n);
   return r;
 }
 int mem_write(void* c, std::uint64_t dst, const void* src, std::size_t n) {
   auto* m = static_cast<MemCtx*>(c);
-  return m->guard([&] { m->acc->write(m->at(dst, n), src, n); });
+  return m->guard([&] {
+    m->access(
+        dst, n, [&](std::uint64_t a) { m->acc->write(a, src, n); },
+        [&](std::uint64_t a) { std::memcpy(reinterpret_cast<void*>(a), src, n); });
+  });
 }
-int mem_add32(void* c, std::uint64_t addr, std::uint32_t v, std::uint32_t* old) {
+// Atomic fetch-add of a 32- or 64-bit word; *old (if not NULL) gets the
+// previous value (0 after a fault).
+template <class T>
+int mem_add(void* c, std::uint64_t addr, T v, T* old) {
   auto* m = static_cast<MemCtx*>(c);
-  std::uint32_t o = 0;
-  int r = m->guard([&] { o = m->acc->atomic_add(m->at(addr, 4), v); });
-  if (old) *old = o;
-  return r;
-}
-int mem_add64(void* c, std::uint64_t addr, std::uint64_t v, std::uint64_t* old) {
-  auto* m = static_cast<MemCtx*>(c);
-  std::uint64_t o = 0;
-  int r = m->guard([&] { o = m->acc->atomic_add64(m->at(addr, 8), v); });
+  T o = 0;
+  int r = m->guard([&] {
+    m->access(
+        addr, sizeof(T),
+        [&](std::uint64_t a) {
+          if constexpr (sizeof(T) == 4) {
+            o = m->acc->atomic_add(a, v);
+          } else {
+            o = m->acc->atomic_add64(a, v);
+          }
+        },
+        [&](std::uint64_t a) { o = __atomic_fetch_add(reinterpret_cast<T*>(a), v, __ATOMIC_SEQ_CST); });
+  });
   if (old) *old = o;
   return r;
 }
@@ -193,6 +226,8 @@ std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t
     const std::uint64_t ngroups = std::uint64_t(l->count[0]) * l->count[1] * l->count[2];
     if (per_group == 0 || ngroups == 0) return;
     const Xlate xlate = Driver::get().xlate();
+    const auto maps =
+        d->shared_system() ? accessible_mappings() : std::vector<std::pair<std::uint64_t, std::uint64_t>>{};
     std::vector<const void*> argv;
     for (auto& a : l->args) argv.push_back(a.data());
     const std::uint64_t gsize[3] = {std::uint64_t(l->count[0]) * l->local[0], std::uint64_t(l->count[1]) * l->local[1],
@@ -212,8 +247,8 @@ std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t
       }
       it.global_linear_id = it.global_id[0] + gsize[0] * (it.global_id[1] + gsize[1] * it.global_id[2]);
       it.global_linear_size = wi.global_size;
-      MemCtx ctx{&acc, &xlate, false, {}};
-      const xesvm_ze_memory mem{&ctx, mem_read, mem_write, mem_add32, mem_add64};
+      MemCtx ctx{&acc, &xlate, d->shared_system() ? &maps : nullptr, false, {}};
+      const xesvm_ze_memory mem{&ctx, mem_read, mem_write, mem_add<std::uint32_t>, mem_add<std::uint64_t>};
       l->fn(&it, &mem, argv.data());
       if (ctx.failed) throw Error(Error::Code::kDeviceLost, "GPU fault in kernel: " + ctx.error);
     });

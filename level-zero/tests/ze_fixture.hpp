@@ -1,0 +1,214 @@
+// The fixture of the Level Zero driver tests (ze_driver_test.cpp,
+// ze_entry_points_test.cpp): one driver, device and context, immediate,
+// synchronous immediate and regular lists, a queue and an event pool, with
+// helpers that allocate, run lists and load the test kernels.
+//
+// The program links only the loader (libze_loader); ctest points
+// ZE_ENABLE_ALT_DRIVERS at the built driver and XESVM_BACKEND at a small
+// sim device, and runs it three times: plain, with the validation layer
+// (parameter validation on) and in the loader's intercept mode. Intercept
+// mode wraps every handle, and the loader dereferences handles and handle
+// arrays before the driver sees them, so tests that pass NULL handles or NULL
+// handle arrays skip there (saying so).
+//
+// Data movement is byte-checked; residency is observed with mincore(): a page
+// the sim moved to device memory is no longer resident in the CPU's page
+// tables.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <level_zero/ze_api.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#ifndef XESVM_ZE_TEST_KERNELS
+#error "XESVM_ZE_TEST_KERNELS must name the test kernel library"
+#endif
+
+namespace xesvm_ze_test {
+
+#define ZE_OK(x) ASSERT_EQ(ZE_RESULT_SUCCESS, (x))
+#define ZE_EXPECT(code, x) EXPECT_EQ(code, (x))
+
+inline bool intercept_mode() {
+  const char* e = std::getenv("ZE_ENABLE_LOADER_INTERCEPT");
+  return e && std::string(e) == "1";
+}
+
+#define SKIP_IF_INTERCEPT()                                                                            \
+  if (intercept_mode())                                                                                \
+  GTEST_SKIP() << "intercept mode: the loader dereferences NULL handles and handle arrays before the " \
+                  "driver can return INVALID_NULL_HANDLE / INVALID_SIZE"
+
+constexpr std::uint64_t kWait = 60'000'000'000ull;  // 60 s
+
+// The one entry of a count-then-fill query (query(count, array)), after
+// checking that the query reports exactly one.
+template <class T, class Query>
+T only_entry(ze_structure_type_t stype, Query query) {
+  std::uint32_t n = 0;
+  EXPECT_EQ(ZE_RESULT_SUCCESS, query(&n, static_cast<T*>(nullptr)));
+  EXPECT_EQ(1u, n);
+  T v{stype, nullptr};
+  EXPECT_EQ(ZE_RESULT_SUCCESS, query(&n, &v));
+  return v;
+}
+
+// What create(&out) makes, checking that it succeeds (T: the object type a
+// handle points to, or void for memory).
+template <class T, class Create>
+T* made(Create create) {
+  T* out = nullptr;
+  EXPECT_EQ(ZE_RESULT_SUCCESS, create(&out));
+  return out;
+}
+
+// An address the process cannot read or write (a page reserved PROT_NONE,
+// kept for the life of the process so that nothing else lands there).
+inline void* unmapped_page() {
+  static void* const p = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p;
+}
+
+// Pages of [p, p+n) resident in the CPU's page tables.
+inline std::size_t cpu_resident_pages(const void* p, std::size_t n) {
+  const long ps = sysconf(_SC_PAGESIZE);
+  std::vector<unsigned char> v((n + ps - 1) / ps);
+  if (mincore(const_cast<void*>(p), n, v.data()) != 0) return SIZE_MAX;
+  std::size_t r = 0;
+  for (unsigned char c : v) r += c & 1;
+  return r;
+}
+
+class Ze : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ZE_OK(zeInit(0));
+    std::uint32_t n = 1;
+    ZE_OK(zeDriverGet(&n, &driver));
+    n = 1;
+    ZE_OK(zeDeviceGet(driver, &n, &device));
+    ze_context_desc_t cd{ZE_STRUCTURE_TYPE_CONTEXT_DESC, nullptr, 0};
+    ZE_OK(zeContextCreate(driver, &cd, &ctx));
+    ze_command_queue_desc_t qd{ZE_STRUCTURE_TYPE_COMMAND_QUEUE_DESC, nullptr, 0, 0, 0, ZE_COMMAND_QUEUE_MODE_DEFAULT,
+                               ZE_COMMAND_QUEUE_PRIORITY_NORMAL};
+    ZE_OK(zeCommandListCreateImmediate(ctx, device, &qd, &imm));
+    qd.mode = ZE_COMMAND_QUEUE_MODE_SYNCHRONOUS;
+    ZE_OK(zeCommandListCreateImmediate(ctx, device, &qd, &sync_imm));
+    qd.mode = ZE_COMMAND_QUEUE_MODE_ASYNCHRONOUS;
+    ZE_OK(zeCommandQueueCreate(ctx, device, &qd, &queue));
+    ze_command_list_desc_t ld{ZE_STRUCTURE_TYPE_COMMAND_LIST_DESC, nullptr, 0, 0};
+    ZE_OK(zeCommandListCreate(ctx, device, &ld, &list));
+    ze_event_pool_desc_t pd{ZE_STRUCTURE_TYPE_EVENT_POOL_DESC, nullptr,
+                            ZE_EVENT_POOL_FLAG_HOST_VISIBLE | ZE_EVENT_POOL_FLAG_KERNEL_TIMESTAMP, 8};
+    ZE_OK(zeEventPoolCreate(ctx, &pd, 1, &device, &pool));
+    ze_device_properties_t props{ZE_STRUCTURE_TYPE_DEVICE_PROPERTIES, nullptr};
+    ZE_OK(zeDeviceGetProperties(device, &props));
+    vram = props.maxMemAllocSize;
+  }
+  void TearDown() override {
+    for (ze_event_handle_t e : events) zeEventDestroy(e);
+    if (pool) zeEventPoolDestroy(pool);
+    if (list) zeCommandListDestroy(list);
+    if (queue) zeCommandQueueDestroy(queue);
+    if (imm) zeCommandListDestroy(imm);
+    if (sync_imm) zeCommandListDestroy(sync_imm);
+    for (void* p : allocs) zeMemFree(ctx, p);
+    if (ctx) zeContextDestroy(ctx);
+  }
+
+  void* shared(std::size_t n, std::size_t align = 0) {
+    ze_device_mem_alloc_desc_t dd{ZE_STRUCTURE_TYPE_DEVICE_MEM_ALLOC_DESC, nullptr, 0, 0};
+    ze_host_mem_alloc_desc_t hd{ZE_STRUCTURE_TYPE_HOST_MEM_ALLOC_DESC, nullptr, 0};
+    void* p = nullptr;
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeMemAllocShared(ctx, &dd, &hd, n, align, device, &p));
+    if (p) allocs.push_back(p);
+    return p;
+  }
+  void* dev_mem(std::size_t n, std::size_t align = 0) {
+    ze_device_mem_alloc_desc_t dd{ZE_STRUCTURE_TYPE_DEVICE_MEM_ALLOC_DESC, nullptr, 0, 0};
+    void* p = nullptr;
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeMemAllocDevice(ctx, &dd, n, align, device, &p));
+    if (p) allocs.push_back(p);
+    return p;
+  }
+  void* host_mem(std::size_t n, std::size_t align = 0) {
+    ze_host_mem_alloc_desc_t hd{ZE_STRUCTURE_TYPE_HOST_MEM_ALLOC_DESC, nullptr, 0};
+    void* p = nullptr;
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeMemAllocHost(ctx, &hd, n, align, &p));
+    if (p) allocs.push_back(p);
+    return p;
+  }
+  void forget(void* p) { allocs.erase(std::find(allocs.begin(), allocs.end(), p)); }
+  ze_event_handle_t event(std::uint32_t index) {
+    ze_event_desc_t ed{ZE_STRUCTURE_TYPE_EVENT_DESC, nullptr, index, ZE_EVENT_SCOPE_FLAG_HOST,
+                       ZE_EVENT_SCOPE_FLAG_HOST};
+    ze_event_handle_t e = nullptr;
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeEventCreate(pool, &ed, &e));
+    if (e) events.push_back(e);
+    return e;
+  }
+  // Closes `list`, runs it on `queue`, waits, and resets it.
+  ze_result_t run_list() {
+    ze_result_t r = zeCommandListClose(list);
+    if (r != ZE_RESULT_SUCCESS) return r;
+    r = zeCommandQueueExecuteCommandLists(queue, 1, &list, nullptr);
+    if (r != ZE_RESULT_SUCCESS) return r;
+    r = zeCommandQueueSynchronize(queue, kWait);
+    zeCommandListReset(list);
+    return r;
+  }
+  // Runs one immediate command and waits for it through an event.
+  template <class F>
+  ze_result_t on_immediate(F&& append) {
+    ze_event_handle_t e = event(7);
+    zeEventHostReset(e);
+    ze_result_t r = append(imm, e);
+    if (r != ZE_RESULT_SUCCESS) return r;
+    return zeEventHostSynchronize(e, kWait);
+  }
+  ze_module_handle_t module_from_path(ze_module_build_log_handle_t* log = nullptr) {
+    std::string blob = std::string("xesvm-kernels:") + XESVM_ZE_TEST_KERNELS;
+    ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC,
+                        nullptr,
+                        ZE_MODULE_FORMAT_NATIVE,
+                        blob.size(),
+                        reinterpret_cast<const std::uint8_t*>(blob.data()),
+                        nullptr,
+                        nullptr};
+    return made<_ze_module_handle_t>([&](auto* h) { return zeModuleCreate(ctx, device, &md, h, log); });
+  }
+  ze_kernel_handle_t kernel(ze_module_handle_t m, const char* name) {
+    ze_kernel_desc_t kd{ZE_STRUCTURE_TYPE_KERNEL_DESC, nullptr, 0, name};
+    return made<_ze_kernel_handle_t>([&](auto* h) { return zeKernelCreate(m, &kd, h); });
+  }
+
+  ze_driver_handle_t driver = nullptr;
+  ze_device_handle_t device = nullptr;
+  ze_context_handle_t ctx = nullptr;
+  ze_command_list_handle_t imm = nullptr, sync_imm = nullptr, list = nullptr;
+  ze_command_queue_handle_t queue = nullptr;
+  ze_event_pool_handle_t pool = nullptr;
+  std::vector<ze_event_handle_t> events;
+  std::vector<void*> allocs;
+  std::uint64_t vram = 0;
+};
+
+// Not a handle of any object: what an uninitialised local might hold.
+template <class H>
+H bogus() {
+  static std::uint64_t garbage[16] = {};
+  return reinterpret_cast<H>(&garbage[3]);
+}
+
+}  // namespace xesvm_ze_test
