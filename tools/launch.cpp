@@ -73,7 +73,6 @@ LaunchPlan plan_launch(const LaunchOptions& opt) {
                         opt.keep_system_drivers ? plan.driver + ",libze_intel_gpu.so.1" : plan.driver);
   if (!opt.backend.empty()) {
     plan.env.emplace_back("XESVM_BACKEND", opt.backend);
-    plan.env.emplace_back("XESVM_ZE_BACKEND", opt.backend);
   }
 #ifdef XESVM_SAMPLE_KERNELS_FROM_BINDIR
   const char* k = std::getenv("XESVM_ZE_KERNELS");

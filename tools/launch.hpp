@@ -8,7 +8,6 @@
 //   ZE_ENABLE_ALT_DRIVERS  the driver's absolute path (with
 //                          keep_system_drivers also Intel's GPU driver name)
 //   XESVM_BACKEND          the backend URI, when one was chosen
-//   XESVM_ZE_BACKEND       the same URI, for drivers that still read it
 //   XESVM_ZE_KERNELS       the installed samples' kernels module, unless set
 // and then replaces itself with the application (execvp), so the
 // application's exit status is the command's.
