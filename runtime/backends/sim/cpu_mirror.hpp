@@ -94,6 +94,7 @@ struct CpuMirrorStats {
   std::uint64_t deferred = 0;           ///< faults deferred on a busy frame
   std::uint64_t stale_unmaps = 0;       ///< UNMAP pieces older than a REMAP onto them, ignored
   std::uint64_t unreadable_runs = 0;    ///< runs left in RAM: a page could not be read
+  std::uint64_t unmovable_runs = 0;     ///< runs (partly) left in RAM: MADV_DONTNEED refused (mlock)
 };
 
 class CpuMirror {
@@ -217,7 +218,7 @@ class CpuMirror {
   std::atomic<std::uint64_t> reads_done_{0};                                    // ... and fully processed
 
   std::atomic<std::uint64_t> cpu_faults_device_{0}, cpu_faults_zero_{0}, pages_to_ram_{0}, events_{0},
-      deferred_count_{0}, stale_unmaps_{0}, unreadable_runs_{0};
+      deferred_count_{0}, stale_unmaps_{0}, unreadable_runs_{0}, unmovable_runs_{0};
   std::atomic<unsigned> place_failures_{0};
   std::atomic<std::size_t> short_placement_{0};
 
