@@ -21,6 +21,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "runtime/backend.hpp"
 #include "runtime/runtime_impl.hpp"
@@ -56,6 +57,9 @@ void fork_release() {
   for (SvmManager* m : registry()) m->fork_lock().unlock();
   registry_mu().unlock();
 }
+
+// The runtime whose kernel the current thread is running a work item of.
+thread_local const RuntimeImpl* tl_kernel_of = nullptr;
 
 void install_fork_handlers() {
   static std::once_flag once;
@@ -114,6 +118,18 @@ RuntimeImpl::~RuntimeImpl() {
   manager_.reset();
 }
 
+void RuntimeImpl::wait_for_running_kernels(const char* what) {
+  if (tl_kernel_of == this) {
+    throw Error(Error::Code::kInvalidArgument,
+                std::string(what) +
+                    ": called from inside a kernel of this runtime; it waits for running kernels, "
+                    "so call it from outside the kernel");
+  }
+  std::unique_lock lk(launch_mu_);
+  const std::uint64_t before = next_launch_;
+  launch_cv_.wait(lk, [&] { return running_launches_.empty() || *running_launches_.begin() >= before; });
+}
+
 void* RuntimeImpl::alloc_shared(std::size_t bytes, std::size_t alignment) {
   if (bytes == 0) throw Error(Error::Code::kInvalidArgument, "alloc_shared: size is 0; expected > 0");
   if (alignment == 0) alignment = kPageSize;
@@ -160,6 +176,7 @@ void RuntimeImpl::free(void* ptr) {
     a = it->second;
     allocations_.erase(it);
   }
+  wait_for_running_kernels("free");
   if (manager_)
     manager_->discard(a.base, a.len);
   else
@@ -199,6 +216,7 @@ void RuntimeImpl::mirror(void* ptr, std::size_t bytes) {
 
 void RuntimeImpl::unmirror(void* ptr, std::size_t bytes) {
   auto [s, n] = whole_pages(ptr, bytes, "unmirror");
+  wait_for_running_kernels("unmirror");
   policy_->unmirror(s, n);
 }
 
@@ -213,6 +231,7 @@ void RuntimeImpl::discard(void* ptr, std::size_t bytes) {
                                                      "region (free() alloc_shared memory)");
     }
   }
+  wait_for_running_kernels("discard");
   if (manager_)
     manager_->discard_mirror(s, n);
   else
@@ -246,7 +265,31 @@ void RuntimeImpl::launch(std::uint64_t global_size, const Kernel& kernel) {
                 "launch: backend '" + backend_->info().name + "' has no execution engine for host kernels");
   }
   if (!kernel) throw Error(Error::Code::kInvalidArgument, "launch: empty kernel");
-  e->launch(global_size, kernel);
+  std::uint64_t id;
+  {
+    std::lock_guard lk(launch_mu_);
+    id = next_launch_++;
+    running_launches_.insert(id);
+  }
+  struct Done {
+    RuntimeImpl& rt;
+    std::uint64_t id;
+    ~Done() {
+      {
+        std::lock_guard lk(rt.launch_mu_);
+        rt.running_launches_.erase(id);
+      }
+      rt.launch_cv_.notify_all();
+    }
+  } done{*this, id};
+  e->launch(global_size, [&](const WorkItem& wi, DeviceAccessor& acc) {
+    const RuntimeImpl* outer = std::exchange(tl_kernel_of, this);
+    struct Restore {
+      const RuntimeImpl* prev;
+      ~Restore() { tl_kernel_of = prev; }
+    } restore{outer};
+    kernel(wi, acc);
+  });
 }
 
 Stats RuntimeImpl::stats() const {

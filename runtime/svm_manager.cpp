@@ -91,13 +91,10 @@ void SvmManager::detach() {
     left.assign(mirrors_.begin(), mirrors_.end());
   }
   for (auto [start, end] : left) {
-    for (const RangePtr& r : ranges_in(start, end)) remove_range(r, EvictMode::kTeardown);
     try {
-      mech_.unmirror(start, end - start);
+      end_mirror(start, end - start, EvictMode::kTeardown);
     } catch (const Error&) {  // unmapped or remapped meanwhile: nothing left to stop
     }
-    std::lock_guard lk(driver_mu_);
-    mirrors_.erase(start);
   }
   gc_.request_stop();
   gc_cv_.notify_all();
@@ -192,20 +189,30 @@ void SvmManager::require_mirror(std::uint64_t start, std::size_t len, const char
   }
 }
 
+// Ending a mirror: the region leaves the registry first, so that no GPU
+// fault can insert a range there any more; then the ranges are torn down
+// (each waits for a fault that holds it); then the backend stops mirroring.
+// In the other order a fault between the last two steps re-inserted a range
+// and migrated it, and the backend then dropped the frames' entries: the
+// bytes were lost and the frames leaked.
+void SvmManager::end_mirror(std::uint64_t start, std::size_t len, EvictMode mode) {
+  {
+    std::lock_guard lk(driver_mu_);
+    mirrors_.erase(start);
+  }
+  for (const RangePtr& r : ranges_in(start, start + len)) remove_range(r, mode);
+  if (before_unregister_) before_unregister_(start);
+  mech_.unmirror(start, len);
+}
+
 void SvmManager::unmirror(std::uint64_t start, std::size_t len) {
   require_mirror(start, len, "unmirror");
-  for (const RangePtr& r : ranges_in(start, start + len)) remove_range(r, EvictMode::kTeardown);
-  mech_.unmirror(start, len);
-  std::lock_guard lk(driver_mu_);
-  mirrors_.erase(start);
+  end_mirror(start, len, EvictMode::kTeardown);
 }
 
 void SvmManager::discard(std::uint64_t start, std::size_t len) {
   check_span(start, len, "discard");
-  for (const RangePtr& r : ranges_in(start, start + len)) remove_range(r, EvictMode::kDiscard);
-  mech_.unmirror(start, len);
-  std::lock_guard lk(driver_mu_);
-  mirrors_.erase(start);
+  end_mirror(start, len, EvictMode::kDiscard);
 }
 
 void SvmManager::discard_mirror(std::uint64_t start, std::size_t len) {

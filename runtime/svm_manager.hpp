@@ -93,6 +93,12 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
     gc_paused_.store(paused);
     gc_cv_.notify_one();
   }
+  /// Test hook: called when unmirror()/discard() has taken the region out
+  /// of the registry and torn its ranges down, before the backend stops
+  /// mirroring it.
+  void set_before_unregister_hook(std::function<void(std::uint64_t start)> hook) {
+    before_unregister_ = std::move(hook);
+  }
   /// Serializes against fork(): held exclusive from prepare to parent/child.
   std::shared_mutex& fork_lock() { return fork_mu_; }
 
@@ -111,6 +117,7 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   void get_pages_and_bind(Range& r);
   void make_room(std::uint64_t need, const Range* faulting);
   void remove_range(const RangePtr& r, EvictMode mode);
+  void end_mirror(std::uint64_t start, std::size_t len, EvictMode mode);
   std::vector<RangePtr> ranges_in(std::uint64_t start, std::uint64_t end) const;
   void gc_loop(std::stop_token st);
   void collect_garbage();
@@ -140,6 +147,7 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   std::condition_variable gc_cv_;
   std::deque<RangePtr> gc_queue_;
   std::function<void(std::uint64_t)> before_bind_;
+  std::function<void(std::uint64_t)> before_unregister_;
   std::atomic<bool> gc_paused_{false};
   std::jthread gc_;
 };
