@@ -240,12 +240,29 @@ void RuntimeImpl::discard(void* ptr, std::size_t bytes) {
 
 bool RuntimeImpl::advise(void* ptr, std::size_t bytes, const Advice& advice) {
   auto [s, n] = covering_pages(ptr, bytes, "advise");
+  if (advice.preferred != Location::kNone && advice.preferred != Location::kSystem &&
+      advice.preferred != Location::kDevice) {
+    throw Error(Error::Code::kInvalidArgument, "advise: preferred location " +
+                                                   std::to_string(static_cast<unsigned>(advice.preferred)) +
+                                                   " is not none, system or device; expected a Location value");
+  }
   return policy_->advise(s, n, advice);
 }
 
 std::uint64_t RuntimeImpl::prefetch(void* ptr, std::size_t bytes, Location where) {
   auto [s, n] = covering_pages(ptr, bytes, "prefetch");
-  return policy_->prefetch(s, n, where);
+  if (where != Location::kSystem && where != Location::kDevice) {
+    throw Error(Error::Code::kInvalidArgument,
+                "prefetch: location " +
+                    (where == Location::kNone ? std::string("none") : std::to_string(static_cast<unsigned>(where))) +
+                    " is not device or system; expected Location::kDevice or Location::kSystem");
+  }
+  if (manager_) {
+    const std::uint64_t p = reinterpret_cast<std::uint64_t>(ptr);
+    return manager_->prefetch_bytes(p, p + bytes, where);
+  }
+  // The kernel reports whole pages: never more than was asked for.
+  return std::min<std::uint64_t>(policy_->prefetch(s, n, where), bytes);
 }
 
 EvictResult RuntimeImpl::evict(void* ptr, std::size_t bytes) {
@@ -330,24 +347,60 @@ std::vector<std::pair<std::string, std::string>> RuntimeImpl::describe() const {
 
 // ---------------------------------------------------------------------------
 
-Runtime::Runtime(std::string_view uri, RuntimeOptions options) : impl_(std::make_unique<RuntimeImpl>(uri, options)) {}
+namespace {
+
+// Tunables outside these bounds are mistakes, not settings.
+const RuntimeOptions& validated(const RuntimeOptions& o) {
+  auto bad = [](const std::string& what, const std::string& expected) {
+    throw Error(Error::Code::kInvalidArgument, "RuntimeOptions: " + what + "; expected " + expected);
+  };
+  if (o.copy_workers == 0 || o.copy_workers > 64)
+    bad("copy_workers = " + std::to_string(o.copy_workers), "1..64 batch copy workers");
+  if (o.evict_retries > 1000)  // 0 is meaningful: one pass, busy frames reported at once
+    bad("evict_retries = " + std::to_string(o.evict_retries), "0..1000 retries of busy frames");
+  if (o.thrash_threshold == 0 || o.thrash_threshold > 1000)
+    bad("thrash_threshold = " + std::to_string(o.thrash_threshold), "1..1000 evictions and refaults");
+  constexpr std::uint64_t kHour = 3'600'000'000'000ull;
+  if (o.thrash_window_ns == 0 || o.thrash_window_ns > kHour)
+    bad("thrash_window_ns = " + std::to_string(o.thrash_window_ns), "1 ns .. 1 hour");
+  if (o.thrash_cooldown_ns > kHour)
+    bad("thrash_cooldown_ns = " + std::to_string(o.thrash_cooldown_ns), "at most 1 hour");
+  if (o.copy_serial_threshold > (1ull << 30))
+    bad("copy_serial_threshold = " + std::to_string(o.copy_serial_threshold), "at most 1 GiB");
+  return o;
+}
+
+}  // namespace
+
+Runtime::Runtime(std::string_view uri, RuntimeOptions options)
+    : impl_(std::make_unique<RuntimeImpl>(uri, validated(options))) {}
 Runtime::~Runtime() = default;
 Runtime::Runtime(Runtime&&) noexcept = default;
 Runtime& Runtime::operator=(Runtime&&) noexcept = default;
-void* Runtime::alloc_shared(std::size_t bytes, std::size_t alignment) { return impl_->alloc_shared(bytes, alignment); }
-void Runtime::free(void* ptr) { impl_->free(ptr); }
-void Runtime::mirror(void* ptr, std::size_t bytes) { impl_->mirror(ptr, bytes); }
-void Runtime::unmirror(void* ptr, std::size_t bytes) { impl_->unmirror(ptr, bytes); }
-void Runtime::discard(void* ptr, std::size_t bytes) { impl_->discard(ptr, bytes); }
-bool Runtime::advise(void* ptr, std::size_t bytes, const Advice& a) { return impl_->advise(ptr, bytes, a); }
-std::uint64_t Runtime::prefetch(void* ptr, std::size_t bytes, Location where) {
-  return impl_->prefetch(ptr, bytes, where);
+RuntimeImpl& Runtime::live(const char* what) const {
+  if (!impl_) {
+    throw Error(Error::Code::kInvalidArgument,
+                std::string(what) + ": this Runtime was moved from; expected a Runtime that owns a backend");
+  }
+  return *impl_;
 }
-EvictResult Runtime::evict(void* ptr, std::size_t bytes) { return impl_->evict(ptr, bytes); }
-Residency Runtime::residency(const void* ptr, std::size_t bytes) { return impl_->residency(ptr, bytes); }
-void Runtime::launch(std::uint64_t global_size, const Kernel& kernel) { impl_->launch(global_size, kernel); }
-Stats Runtime::stats() const { return impl_->stats(); }
-Capabilities Runtime::capabilities() const { return impl_->capabilities(); }
-std::vector<std::pair<std::string, std::string>> Runtime::describe() const { return impl_->describe(); }
+RuntimeImpl& Runtime::impl() { return live("impl"); }
+void* Runtime::alloc_shared(std::size_t bytes, std::size_t alignment) {
+  return live("alloc_shared").alloc_shared(bytes, alignment);
+}
+void Runtime::free(void* ptr) { live("free").free(ptr); }
+void Runtime::mirror(void* ptr, std::size_t bytes) { live("mirror").mirror(ptr, bytes); }
+void Runtime::unmirror(void* ptr, std::size_t bytes) { live("unmirror").unmirror(ptr, bytes); }
+void Runtime::discard(void* ptr, std::size_t bytes) { live("discard").discard(ptr, bytes); }
+bool Runtime::advise(void* ptr, std::size_t bytes, const Advice& a) { return live("advise").advise(ptr, bytes, a); }
+std::uint64_t Runtime::prefetch(void* ptr, std::size_t bytes, Location where) {
+  return live("prefetch").prefetch(ptr, bytes, where);
+}
+EvictResult Runtime::evict(void* ptr, std::size_t bytes) { return live("evict").evict(ptr, bytes); }
+Residency Runtime::residency(const void* ptr, std::size_t bytes) { return live("residency").residency(ptr, bytes); }
+void Runtime::launch(std::uint64_t global_size, const Kernel& kernel) { live("launch").launch(global_size, kernel); }
+Stats Runtime::stats() const { return live("stats").stats(); }
+Capabilities Runtime::capabilities() const { return live("capabilities").capabilities(); }
+std::vector<std::pair<std::string, std::string>> Runtime::describe() const { return live("describe").describe(); }
 
 }  // namespace xesvm

@@ -234,16 +234,20 @@ void SvmManager::make_room(std::uint64_t need, const Range* faulting) {
   std::lock_guard pl(pressure_mu_);
   std::uint64_t to_free = policy_.bytes_to_free(mech_.device_memory(), need);
   if (to_free == 0) return;
-  std::vector<RangePtr> resident;
+  std::vector<RangePtr> victims;
   {
-    std::lock_guard lk(driver_mu_);
-    std::shared_lock nl(notifier_.lock);
-    for (const RangePtr& r : tree_.all()) {
-      if (r->device_pages()) resident.push_back(r);
+    std::lock_guard lk(driver_mu_);  // order_victims reads advice
+    std::vector<RangePtr> resident;
+    {
+      std::shared_lock nl(notifier_.lock);
+      for (const RangePtr& r : tree_.all()) {
+        if (r->device_pages()) resident.push_back(r);
+      }
     }
+    victims = policy_.order_victims(std::move(resident), faulting);
   }
   std::uint64_t freed = 0;
-  for (const RangePtr& v : policy_.order_victims(std::move(resident), faulting)) {
+  for (const RangePtr& v : victims) {
     if (freed >= to_free) break;
     std::unique_lock m(v->migrate_mu, std::try_to_lock);
     if (!m.owns_lock()) continue;  // busy migrating: never wait on another range (ABBA)
@@ -256,7 +260,7 @@ void SvmManager::make_room(std::uint64_t need, const Range* faulting) {
   }
 }
 
-bool SvmManager::migrate_range_to_device(Range& r) {
+bool SvmManager::migrate_range_to_device(Range& r, std::uint64_t* moved_bytes, std::uint64_t lo, std::uint64_t hi) {
   std::vector<PageSnapshot> snap(r.pages());
   mech_.snapshot(r.start, snap);
   std::vector<std::uint64_t> addrs;
@@ -295,6 +299,10 @@ bool SvmManager::migrate_range_to_device(Range& r) {
         continue;
       }
       r.frames[(addrs[i] - r.start) / kPageSize] = f;
+      if (moved_bytes) {
+        const std::uint64_t a = std::max(addrs[i], lo), b = std::min(addrs[i] + kPageSize, hi);
+        if (a < b) *moved_bytes += b - a;
+      }
     }
   }
   if (!unused.empty()) mech_.free_frames(unused);
@@ -371,7 +379,14 @@ bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
     r = lock_live_range(addr, m);
   }
   if (!r) return false;
-  const bool to_device = !policy_.cooling(*r) && r->advice.preferred != Location::kSystem;
+  Advice advice;
+  {
+    std::lock_guard lk(driver_mu_);
+    advice = r->advice;
+  }
+  // Atomic advice places the range on the device whatever else holds (the
+  // make_device_exclusive analogue: device atomics then act on frames).
+  const bool to_device = advice.atomic || (!policy_.cooling(*r) && advice.preferred != Location::kSystem);
   if (to_device) migrate_range_to_device(*r);  // false: fall back to system pages
   get_pages_and_bind(*r);
   r->last_gpu_use.store(PressurePolicy::now_ns(), std::memory_order_relaxed);
@@ -451,26 +466,75 @@ void SvmManager::gc_loop(std::stop_token st) {
 // ---------------------------------------------------------------------------
 // Policy face: advice, prefetch, evict, residency
 
+bool SvmManager::any_mirror_in(std::uint64_t start, std::uint64_t end) const {
+  std::lock_guard lk(driver_mu_);
+  auto it = mirrors_.lower_bound(end);
+  return (it != mirrors_.begin() && std::prev(it)->second > start) || !tree_.overlapping(start, end).empty();
+}
+
 bool SvmManager::advise(std::uint64_t start, std::size_t len, const Advice& advice) {
   check_span(start, len, "advise");
+  if (advice.preferred != Location::kNone && advice.preferred != Location::kSystem &&
+      advice.preferred != Location::kDevice) {
+    throw Error(Error::Code::kInvalidArgument, "advise: preferred location " +
+                                                   std::to_string(static_cast<unsigned>(advice.preferred)) +
+                                                   " is not none, system or device; expected a Location value");
+  }
+  if (!any_mirror_in(start, start + len)) {
+    throw Error(Error::Code::kInvalidArgument,
+                "advise: [" + hex(start) + ", +" + hex(len) + ") is not in a mirrored region; expected SVM memory");
+  }
   std::lock_guard lk(driver_mu_);
   advice_.push_back({start, start + len, advice});
   for (const RangePtr& r : tree_.overlapping(start, start + len)) r->advice = advice;
-  return true;
+  // Preferred location and atomic placement are applied; read-mostly would
+  // need a duplicate in system memory that stays valid for CPU reads while
+  // the device holds the range, which the sim cannot keep coherent.
+  return !advice.read_mostly;
 }
 
 std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Location where) {
   check_span(start, len, "prefetch");
-  if (where == Location::kNone) {
-    throw Error(Error::Code::kInvalidArgument, "prefetch: location is none; expected device or system");
+  return prefetch_bytes(start, start + len, where);
+}
+
+std::uint64_t SvmManager::prefetch_bytes(std::uint64_t first, std::uint64_t last, Location where) {
+  if (where != Location::kSystem && where != Location::kDevice) {
+    throw Error(Error::Code::kInvalidArgument,
+                "prefetch: location " +
+                    (where == Location::kNone ? std::string("none") : std::to_string(static_cast<unsigned>(where))) +
+                    " is not device or system; expected Location::kDevice or "
+                    "Location::kSystem");
   }
-  const std::uint64_t end = start + len;
+  const std::uint64_t start = first & ~std::uint64_t(kPageSize - 1);
+  const std::uint64_t end = (last + kPageSize - 1) & ~std::uint64_t(kPageSize - 1);
+  check_span(start, end - start, "prefetch");
   if (where == Location::kSystem) {
-    EvictResult res = evict(start, len);
-    return res.pages_evicted * kPageSize;
+    // Counted in whole pages; the partial pages at the edges are evicted
+    // on their own so that only their share of [first, last) is counted.
+    if (!any_mirror_in(start, end)) {
+      throw Error(Error::Code::kInvalidArgument, "prefetch: [" + hex(first) + ", +" + hex(last - first) +
+                                                     ") is not in a mirrored region; expected SVM memory");
+    }
+    std::uint64_t moved = 0;
+    auto part = [&](std::uint64_t a, std::uint64_t b) {
+      if (a >= b) return;
+      const std::uint64_t pa = a & ~std::uint64_t(kPageSize - 1);
+      const std::uint64_t pb = (b + kPageSize - 1) & ~std::uint64_t(kPageSize - 1);
+      const EvictResult res = evict(pa, pb - pa);
+      moved += (pb - pa == kPageSize) ? (res.pages_evicted ? b - a : 0) : res.pages_evicted * kPageSize;
+    };
+    const std::uint64_t head_end = std::min(last, start + kPageSize);
+    part(first, head_end);
+    if (head_end < last) {
+      const std::uint64_t tail_start = std::max(head_end, (last - 1) & ~std::uint64_t(kPageSize - 1));
+      part(head_end, tail_start);
+      part(tail_start, last);
+    }
+    return moved;
   }
   std::shared_lock fork_guard(fork_mu_);
-  std::uint64_t before = counters_.bytes_to_device.load();
+  std::uint64_t moved = 0;
   bool any = false;
   for (std::uint64_t a = start; a < end;) {
     std::unique_lock<std::mutex> m;
@@ -484,7 +548,7 @@ std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Locatio
     any = true;
     r->cooldown_until.store(0, std::memory_order_relaxed);  // an explicit request wins over heuristics
     r->evicted_at.store(0, std::memory_order_relaxed);
-    if (!migrate_range_to_device(*r)) {
+    if (!migrate_range_to_device(*r, &moved, first, last)) {
       throw Error(Error::Code::kOutOfMemory, "prefetch: device memory exhausted at " + hex(a) + "; expected room for " +
                                                  hex(r->size()) + " bytes");
     }
@@ -493,15 +557,19 @@ std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Locatio
     a = r->end;
   }
   if (!any) {
-    throw Error(Error::Code::kInvalidArgument,
-                "prefetch: [" + hex(start) + ", +" + hex(len) + ") is not in a mirrored region; expected SVM memory");
+    throw Error(Error::Code::kInvalidArgument, "prefetch: [" + hex(first) + ", +" + hex(last - first) +
+                                                   ") is not in a mirrored region; expected SVM memory");
   }
-  return counters_.bytes_to_device.load() - before;
+  return moved;
 }
 
 EvictResult SvmManager::evict(std::uint64_t start, std::size_t len) {
   check_span(start, len, "evict");
   const std::vector<RangePtr> rs = ranges_in(start, start + len);
+  if (rs.empty() && !any_mirror_in(start, start + len)) {
+    throw Error(Error::Code::kInvalidArgument,
+                "evict: [" + hex(start) + ", +" + hex(len) + ") is not in a mirrored region; expected SVM memory");
+  }
   std::vector<EvictResult> res(rs.size());
   auto one = [&](std::size_t i) {
     std::lock_guard m(rs[i]->migrate_mu);

@@ -66,6 +66,10 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   /// Runtime::discard(): discard() of exactly a region passed to mirror().
   /// Throws Error (kInvalidArgument) for any other span.
   void discard_mirror(std::uint64_t start, std::size_t len);
+  /// Runtime::prefetch(): like prefetch(), for the byte range [first, end)
+  /// (the pages covering it move); returns the bytes of [first, end) that
+  /// this call moved to `where` (at most end - first).
+  std::uint64_t prefetch_bytes(std::uint64_t first, std::uint64_t end, Location where);
   /// Brings every device-resident byte back to RAM (teardown mode).
   void evict_all();
   /// Runtime teardown: unmirrors every region still mirrored (application
@@ -110,9 +114,13 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   RangePtr lock_live_range(std::uint64_t addr, std::unique_lock<std::mutex>& held);
   // Throws unless [start, start+len) is exactly a mirrored region.
   void require_mirror(std::uint64_t start, std::size_t len, const char* what) const;
+  // True if a mirror or a range overlaps [start, end).
+  bool any_mirror_in(std::uint64_t start, std::uint64_t end) const;
   bool find_mirror(std::uint64_t addr, std::uint64_t* lo, std::uint64_t* hi) const;
   // REQUIRES r->migrate_mu. Returns false if device memory could not be had.
-  bool migrate_range_to_device(Range& r);
+  // Adds to *moved (if given) the bytes of [lo, hi) this call moved.
+  bool migrate_range_to_device(Range& r, std::uint64_t* moved = nullptr, std::uint64_t lo = 0,
+                               std::uint64_t hi = ~std::uint64_t{0});
   // REQUIRES r->migrate_mu. Snapshot + bind with the sequence check.
   void get_pages_and_bind(Range& r);
   void make_room(std::uint64_t need, const Range* faulting);

@@ -1,5 +1,6 @@
 #include "runtime/backends/sim/sim_device.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <sstream>
 #include <thread>
@@ -46,6 +47,7 @@ double parse_double(std::string_view key, std::string_view v) {
 
 SimConfig parse_sim_options(std::string_view options) {
   SimConfig c;
+  std::vector<std::string_view> seen;
   while (!options.empty()) {
     std::size_t comma = options.find(',');
     std::string_view kv = options.substr(0, comma);
@@ -54,6 +56,10 @@ SimConfig parse_sim_options(std::string_view options) {
     std::size_t eq = kv.find('=');
     if (eq == std::string_view::npos) bad_option("option '" + std::string(kv) + "' has no value", "key=value");
     std::string_view k = kv.substr(0, eq), v = kv.substr(eq + 1);
+    if (std::find(seen.begin(), seen.end(), k) != seen.end()) {
+      bad_option("option '" + std::string(k) + "' is given twice", "each option at most once");
+    }
+    seen.push_back(k);
     if (k == "vram") {
       std::uint64_t b = parse_size(k, v);
       if (b == 0 || b % (2u << 20))
