@@ -69,6 +69,13 @@ struct PageSnapshot {
   FrameId frame = kNoFrame;  ///< valid when place == kDevice
 };
 
+/// How the CPU maps one span of addresses (its VMA's protection).
+struct CpuProtection {
+  std::uint64_t start = 0, end = 0;  ///< [start, end), page aligned
+  bool readable = false;
+  bool writable = false;
+};
+
 /// Kinds of CPU-side change a backend reports for a mirrored region.
 enum class InvalidationKind : std::uint8_t {
   kUnmap,          ///< munmap: the range is gone; free its device frames
@@ -157,6 +164,15 @@ class MechanismFace {
   /// Fills out[i] for each page of [start, start + out.size()*kPageSize).
   /// Device pages are reported only if owned by this backend. Never faults.
   virtual void snapshot(std::uint64_t start, std::span<PageSnapshot> out) = 0;
+
+  /// The CPU's protection of [start, end) as spans in address order;
+  /// addresses no mapping covers are left out (not accessible). Device
+  /// access must obey it as HMM does: no GPU read of a page the CPU may not
+  /// read, no GPU write of a page it may not write. The default says all is
+  /// read-write (backends whose mappings the runtime cannot see).
+  virtual std::vector<CpuProtection> cpu_protection(std::uint64_t start, std::uint64_t end) const {
+    return {CpuProtection{start, end, true, true}};
+  }
 
   /// Moves the system pages at `addrs` into `frames` (same length): CPU
   /// writers wait during the copy (write-protect), then the CPU pages are

@@ -299,6 +299,7 @@ void RuntimeImpl::launch(std::uint64_t global_size, const Kernel& kernel) {
       rt.launch_cv_.notify_all();
     }
   } done{*this, id};
+  if (manager_) manager_->check_cpu_protection();
   e->launch(global_size, [&](const WorkItem& wi, DeviceAccessor& acc) {
     const RuntimeImpl* outer = std::exchange(tl_kernel_of, this);
     struct Restore {

@@ -313,8 +313,66 @@ bool SvmManager::migrate_range_to_device(Range& r, std::uint64_t* moved_bytes, s
   return true;
 }
 
+namespace {
+
+// Per page of [start, start + n pages): bit 0 the CPU may read it, bit 1 it
+// may write it.
+constexpr std::uint8_t kMayRead = 1, kMayWrite = 2;
+std::vector<std::uint8_t> page_access(const std::vector<CpuProtection>& prot, std::uint64_t start, std::size_t n) {
+  std::vector<std::uint8_t> acc(n, 0);
+  for (const CpuProtection& p : prot) {
+    const std::uint8_t bits = (p.readable ? kMayRead : 0) | (p.readable && p.writable ? kMayWrite : 0);
+    for (std::uint64_t a = std::max(p.start, start); a < std::min(p.end, start + n * kPageSize); a += kPageSize) {
+      acc[(a - start) / kPageSize] = bits;
+    }
+  }
+  return acc;
+}
+
+}  // namespace
+
+void SvmManager::check_cpu_protection() {
+  std::vector<RangePtr> bound;
+  std::uint64_t lo = ~std::uint64_t{0}, hi = 0;
+  {
+    std::lock_guard lk(driver_mu_);
+    std::shared_lock nl(notifier_.lock);
+    for (const RangePtr& r : tree_.all()) {
+      if (!r->gpu_bound) continue;
+      bound.push_back(r);
+      lo = std::min(lo, r->start);
+      hi = std::max(hi, r->end);
+    }
+  }
+  if (bound.empty()) return;
+  const std::vector<CpuProtection> prot = mech_.cpu_protection(lo, hi);
+  for (const RangePtr& r : bound) {
+    // Read-write in full, as at its bind: nothing to do. Anything else may
+    // have been tightened by mprotect() since (no event tells us): the next
+    // access faults and binds what the mapping allows now.
+    std::uint64_t covered = r->start;
+    for (const CpuProtection& p : prot) {
+      if (p.end <= covered || p.start > covered) continue;
+      if (!p.readable || !p.writable) break;
+      covered = p.end;
+      if (covered >= r->end) break;
+    }
+    std::unique_lock nl(notifier_.lock);
+    if (covered >= r->end && r->bound_read_write) continue;
+    if (!r->gpu_bound) continue;
+    notifier_.windows.bump(r->start, r->end);
+    mech_.unbind(r->start, r->end);
+    r->gpu_bound = false;
+  }
+}
+
 void SvmManager::get_pages_and_bind(Range& r) {
   std::vector<PageSnapshot> snap(r.pages());
+  // mprotect() raises no event: the protection is read at every bind, and
+  // each launch drops binds it no longer allows (check_cpu_protection()).
+  const std::vector<std::uint8_t> access = page_access(mech_.cpu_protection(r.start, r.end), r.start, r.pages());
+  const bool read_write =
+      std::all_of(access.begin(), access.end(), [](std::uint8_t a) { return a == (kMayRead | kMayWrite); });
   for (unsigned attempt = 0; attempt < 10000; ++attempt) {
     std::uint64_t seq;
     {
@@ -338,8 +396,25 @@ void SvmManager::get_pages_and_bind(Range& r) {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
       continue;
     }
-    mech_.bind(r.start, snap);
+    if (read_write) {
+      mech_.bind(r.start, snap);
+    } else {
+      // Pages the CPU may not read stay unbound (an access faults and is
+      // refused); read-only pages are bound read-only.
+      for (std::size_t i = 0; i < snap.size(); ++i) snap[i].writable = snap[i].writable && (access[i] & kMayWrite);
+      for (std::size_t i = 0; i < snap.size();) {
+        if (!(access[i] & kMayRead)) {
+          ++i;
+          continue;
+        }
+        std::size_t j = i + 1;
+        while (j < snap.size() && (access[j] & kMayRead)) ++j;
+        mech_.bind(r.start + i * kPageSize, std::span<const PageSnapshot>(snap).subspan(i, j - i));
+        i = j;
+      }
+    }
     r.gpu_bound = true;
+    r.bound_read_write = read_write;
     return;
   }
   throw Error(Error::Code::kBusy, "GPU fault: range at " + hex(r.start) + " kept changing while binding");
@@ -379,6 +454,22 @@ bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
     r = lock_live_range(addr, m);
   }
   if (!r) return false;
+  // Device access obeys the CPU mapping's protection, as HMM's does: a
+  // GPU access the mapping does not allow is a fatal GPU fault.
+  const std::uint64_t page = addr & ~std::uint64_t(kPageSize - 1);
+  if (const auto prot = mech_.cpu_protection(page, page + kPageSize); !prot.empty()) {
+    const char* what = access == Access::kRead ? "read" : access == Access::kWrite ? "write" : "atomic";
+    if (!prot[0].readable) {
+      throw Error(Error::Code::kDeviceLost, std::string("GPU ") + what + " at " + hex(addr) +
+                                                ": the CPU maps the page PROT_NONE; a GPU access the CPU "
+                                                "mapping does not allow is a fatal GPU fault");
+    }
+    if (access != Access::kRead && !prot[0].writable) {
+      throw Error(Error::Code::kDeviceLost, std::string("GPU ") + what + " at " + hex(addr) +
+                                                ": the CPU maps the page read-only; a GPU write to read-only "
+                                                "memory is a fatal GPU fault");
+    }
+  }
   Advice advice;
   {
     std::lock_guard lk(driver_mu_);

@@ -70,6 +70,9 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   /// (the pages covering it move); returns the bytes of [first, end) that
   /// this call moved to `where` (at most end - first).
   std::uint64_t prefetch_bytes(std::uint64_t first, std::uint64_t end, Location where);
+  /// Drops GPU bindings that the CPU mappings' protection may no longer
+  /// allow (mprotect() raises no event). Called before every launch.
+  void check_cpu_protection();
   /// Brings every device-resident byte back to RAM (teardown mode).
   void evict_all();
   /// Runtime teardown: unmirrors every region still mirrored (application

@@ -137,6 +137,9 @@ DeviceMemoryUse SimDevice::device_memory() const { return frames_->use(); }
 void SimDevice::mirror(std::uint64_t start, std::size_t len, MirrorClient& client) { cpu_->mirror(start, len, client); }
 void SimDevice::unmirror(std::uint64_t start, std::size_t len) { cpu_->unmirror(start, len); }
 void SimDevice::snapshot(std::uint64_t start, std::span<PageSnapshot> out) { cpu_->snapshot(start, out); }
+std::vector<CpuProtection> SimDevice::cpu_protection(std::uint64_t start, std::uint64_t end) const {
+  return read_cpu_protection(start, end);
+}
 std::size_t SimDevice::migrate_to_device(std::span<const std::uint64_t> addrs, std::span<FrameId> frames) {
   return cpu_->migrate_to_device(addrs, frames);
 }
