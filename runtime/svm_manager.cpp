@@ -39,6 +39,7 @@
 #include "runtime/svm_manager.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 #include <thread>
 
@@ -537,7 +538,14 @@ void SvmManager::collect_garbage() {
       r = gc_queue_.front();
       gc_queue_.pop_front();
     }
-    remove_range(r, EvictMode::kTeardown);
+    // No exception may end this thread (std::terminate). A range that could
+    // not be removed stays marked unmapped: the next fault on it or the
+    // teardown removes it.
+    try {
+      remove_range(r, EvictMode::kTeardown);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "xesvm: gc: removing the range at %s failed: %s\n", hex(r->start).c_str(), e.what());
+    }
   }
 }
 

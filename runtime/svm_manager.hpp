@@ -106,6 +106,10 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   void set_before_unregister_hook(std::function<void(std::uint64_t start)> hook) {
     before_unregister_ = std::move(hook);
   }
+  /// Test hook: see EvictionEngine::set_after_finalize_hook.
+  void set_after_finalize_hook(std::function<void(std::span<const FrameId>)> hook) {
+    evictor_.set_after_finalize_hook(std::move(hook));
+  }
   /// Serializes against fork(): held exclusive from prepare to parent/child.
   std::shared_mutex& fork_lock() { return fork_mu_; }
 

@@ -287,7 +287,8 @@ CpuMirror::~CpuMirror() {
 
 CpuMirrorStats CpuMirror::stats() const {
   return {cpu_faults_device_.load(), cpu_faults_zero_.load(), pages_to_ram_.load(),    events_.load(),
-          deferred_count_.load(),    stale_unmaps_.load(),    unreadable_runs_.load(), unmovable_runs_.load()};
+          deferred_count_.load(),    stale_unmaps_.load(),    unreadable_runs_.load(), unmovable_runs_.load(),
+          fault_copy_errors_.load()};
 }
 
 // ---------------------------------------------------------------------------
@@ -1088,7 +1089,24 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
   // Do not wake the faulting thread yet: it must find the books (frame
   // freed, counters) already updated when it resumes.
   c.mode = UFFDIO_COPY_MODE_DONTWAKE;
-  int rc = ioctl(uffd_, UFFDIO_COPY, &c) == 0 ? 0 : errno;
+  int rc = 0;
+  if (unsigned n = fault_copy_failures_.load(); n > 0 && fault_copy_failures_.compare_exchange_strong(n, n - 1)) {
+    rc = ENOMEM;  // test hook
+  } else {
+    rc = ioctl(uffd_, UFFDIO_COPY, &c) == 0 ? 0 : errno;
+  }
+  if (rc != 0 && rc != EAGAIN && rc != ENOENT && rc != EEXIST) {
+    // The copy failed (ENOMEM and the like): the page was not placed, so
+    // its bytes are still only in the frame. Leave it on the device and
+    // retry the fault later; dropping the entry would hand the faulting
+    // thread a zero page.
+    fault_copy_errors_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lk(entries_mu_);
+    auto it = entries_.find(page);
+    if (it != entries_.end()) it->second.state = EntryState::kResident;
+    frames_.unlock(e.frame);
+    return false;
+  }
   if (rc == EAGAIN || rc == ENOENT) {
     // The mapping is changing or went away under an event not applied yet:
     // after mremap the bytes are needed at the new address, so the frame

@@ -100,6 +100,7 @@ struct CpuMirrorStats {
   std::uint64_t stale_unmaps = 0;       ///< UNMAP pieces older than a REMAP onto them, ignored
   std::uint64_t unreadable_runs = 0;    ///< runs left in RAM: a page could not be read
   std::uint64_t unmovable_runs = 0;     ///< runs (partly) left in RAM: MADV_DONTNEED refused (mlock)
+  std::uint64_t fault_copy_errors = 0;  ///< CPU-fault copies that failed (page kept on the device, retried)
 };
 
 class CpuMirror {
@@ -145,6 +146,9 @@ class CpuMirror {
   bool mapping_change_in_flight() const;
   /// True while a mapping event (UNMAP, REMOVE, REMAP) is read but not applied.
   bool events_pending() const { return events_applied_.load() < events_read_.load(); }
+  /// Test hook: the next n copies of the CPU fault service
+  /// (migrate_to_ram) fail with ENOMEM.
+  void inject_fault_copy_failures(unsigned n) { fault_copy_failures_.store(n); }
   /// Test hook: the next n placements fail with EIO.
   void inject_place_failures(unsigned n) { place_failures_.store(n); }
   /// Test hook: the next placement of more than `pages` pages places only
@@ -223,8 +227,9 @@ class CpuMirror {
   std::atomic<std::uint64_t> reads_done_{0};                                    // ... and fully processed
 
   std::atomic<std::uint64_t> cpu_faults_device_{0}, cpu_faults_zero_{0}, pages_to_ram_{0}, events_{0},
-      deferred_count_{0}, stale_unmaps_{0}, unreadable_runs_{0}, unmovable_runs_{0};
+      deferred_count_{0}, stale_unmaps_{0}, unreadable_runs_{0}, unmovable_runs_{0}, fault_copy_errors_{0};
   std::atomic<unsigned> place_failures_{0};
+  std::atomic<unsigned> fault_copy_failures_{0};
   std::atomic<std::size_t> short_placement_{0};
 
   std::jthread reader_;
