@@ -1032,6 +1032,21 @@ void CpuMirror::apply(const Message& m) {
   }
 }
 
+void CpuMirror::populate_absent(std::span<const std::uint64_t> pages) {
+  static const std::array<std::byte, kPageSize> zeros{};
+  for (std::uint64_t page : pages) {
+    // A private writable page (UFFDIO_ZEROPAGE would map the shared zero
+    // page, and the GPU's first write would then have to break COW).
+    uffdio_copy c{};
+    c.dst = page;
+    c.src = reinterpret_cast<std::uint64_t>(zeros.data());
+    c.len = kPageSize;
+    // EEXIST: populated meanwhile; EAGAIN/ENOENT: a mapping change is in
+    // flight, and the access after it faults again.
+    ioctl(uffd_, UFFDIO_COPY, &c);
+  }
+}
+
 int CpuMirror::zero_page(std::uint64_t page) {
   uffdio_zeropage z{};
   z.range.start = page;

@@ -135,6 +135,11 @@ class CpuMirror {
   CopyStatus place(std::uint64_t addr, const std::byte* src, std::size_t len);
   void finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed);
 
+  /// Maps a zero-filled page at each page of `pages` that has no CPU page
+  /// yet. In user-mode-only mode the kernel does not resolve a missing page
+  /// for the GPU's process_vm_readv/writev (EFAULT), so a bind of absent
+  /// system pages must populate them first. Pages that exist are left alone.
+  void populate_absent(std::span<const std::uint64_t> pages);
   /// Waits until every event the kernel has queued so far is applied.
   void drain();
   /// Waits (bounded) until no mapping change of mirrored memory is in flight

@@ -156,7 +156,16 @@ void SimDevice::finalize(std::span<const FrameId> frames, std::span<const std::u
   cpu_->finalize(frames, committed);
 }
 std::span<const std::byte> SimDevice::frame_bytes(FrameId frame) const { return {frames_->data(frame), kPageSize}; }
-void SimDevice::bind(std::uint64_t start, std::span<const PageSnapshot> pages) { gpu_->bind(start, pages); }
+void SimDevice::bind(std::uint64_t start, std::span<const PageSnapshot> pages) {
+  if (!cpu_->features().kernel_faults) {
+    std::vector<std::uint64_t> absent;
+    for (std::size_t i = 0; i < pages.size(); ++i) {
+      if (pages[i].place == PagePlace::kAbsent) absent.push_back(start + i * kPageSize);
+    }
+    if (!absent.empty()) cpu_->populate_absent(absent);
+  }
+  gpu_->bind(start, pages);
+}
 void SimDevice::unbind(std::uint64_t start, std::uint64_t end) { gpu_->unbind(start, end); }
 
 }  // namespace xesvm::sim
