@@ -69,6 +69,13 @@ struct PageSnapshot {
   FrameId frame = kNoFrame;  ///< valid when place == kDevice
 };
 
+/// How the CPU maps one span of addresses (its VMA's protection).
+struct CpuProtection {
+  std::uint64_t start = 0, end = 0;  ///< [start, end), page aligned
+  bool readable = false;
+  bool writable = false;
+};
+
 /// Kinds of CPU-side change a backend reports for a mirrored region.
 enum class InvalidationKind : std::uint8_t {
   kUnmap,          ///< munmap: the range is gone; free its device frames
@@ -83,9 +90,15 @@ struct Invalidation {
   std::uint64_t start;      ///< first byte, page aligned
   std::uint64_t end;        ///< one past the last byte, page aligned
   std::uint64_t new_start;  ///< kRemap only: where [start,end) went
-  /// kMigratedToRam only: the frames that now hold stale copies. The backend
-  /// has already copied their bytes to RAM and zapped their GPU mappings; the
-  /// client frees them (MechanismFace::free_frames) after updating its books.
+  /// kMigratedToRam only: the frames whose bytes are being moved back to
+  /// RAM by a CPU fault (migrate_to_ram). The backend calls the client
+  /// before the copy, holding these frames' locks; the client drops its
+  /// references to them (and its GPU bindings of the pages) and must not
+  /// lock, free or evict them. The backend then copies the bytes home and
+  /// frees the frames itself (if the copy fails the page stays on the
+  /// device and the backend retries the fault; the client's books then say
+  /// RAM for a page still on the device until the next snapshot, which is
+  /// safe: the page is not bound and any access faults).
   std::vector<FrameId> frames;
 };
 
@@ -95,7 +108,9 @@ class MirrorClient {
   virtual ~MirrorClient() = default;
   /// Called in event order on one backend thread (never the event reader).
   /// The backend holds none of its own locks while calling, so the client
-  /// may take its notifier lock and call back into the backend.
+  /// may take its notifier lock and call back into the backend -- except
+  /// for kMigratedToRam, called with the listed frames' locks held (frame
+  /// lock -> notifier lock is the documented order).
   virtual void invalidate(const Invalidation& inv) = 0;
 };
 
@@ -157,6 +172,15 @@ class MechanismFace {
   /// Fills out[i] for each page of [start, start + out.size()*kPageSize).
   /// Device pages are reported only if owned by this backend. Never faults.
   virtual void snapshot(std::uint64_t start, std::span<PageSnapshot> out) = 0;
+
+  /// The CPU's protection of [start, end) as spans in address order;
+  /// addresses no mapping covers are left out (not accessible). Device
+  /// access must obey it as HMM does: no GPU read of a page the CPU may not
+  /// read, no GPU write of a page it may not write. The default says all is
+  /// read-write (backends whose mappings the runtime cannot see).
+  virtual std::vector<CpuProtection> cpu_protection(std::uint64_t start, std::uint64_t end) const {
+    return {CpuProtection{start, end, true, true}};
+  }
 
   /// Moves the system pages at `addrs` into `frames` (same length): CPU
   /// writers wait during the copy (write-protect), then the CPU pages are

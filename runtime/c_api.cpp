@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "xesvm/xesvm.hpp"
@@ -11,8 +12,24 @@
 struct xesvm_runtime {
   std::unique_ptr<xesvm::Runtime> rt;
 };
+// What a failed device access inside a C kernel leaves for xesvm_launch():
+// the C kernel only sees a return code, and may ignore it.
+struct LaunchError {
+  std::mutex mu;
+  bool failed = false;
+  int code = 0;
+  std::string message;
+  void record(int c, const std::string& m) {
+    std::lock_guard lk(mu);
+    if (failed) return;
+    failed = true;
+    code = c;
+    message = m;
+  }
+};
 struct xesvm_accessor {
   xesvm::DeviceAccessor* acc;
+  LaunchError* launch;
 };
 
 namespace {
@@ -37,6 +54,15 @@ int guard(F&& f) {
   } catch (const std::exception& e) {
     return fail(XESVM_ERROR_UNKNOWN, e.what());
   }
+}
+
+// guard() for the device accessor: a failure is also recorded for the
+// launch, which reports the first one to its caller.
+template <class F>
+int device_guard(xesvm_accessor* acc, F&& f) {
+  const int rc = guard(std::forward<F>(f));
+  if (rc != XESVM_OK) acc->launch->record(rc, last_error);
+  return rc;
 }
 
 #define XESVM_REQUIRE(cond, what) \
@@ -103,6 +129,8 @@ int xesvm_advise(xesvm_runtime* rt, void* ptr, size_t bytes, const xesvm_advice*
 }
 int xesvm_prefetch(xesvm_runtime* rt, void* ptr, size_t bytes, xesvm_location where, uint64_t* moved) {
   XESVM_REQUIRE(rt, "xesvm_prefetch: runtime is NULL");
+  XESVM_REQUIRE(where == XESVM_LOCATION_SYSTEM || where == XESVM_LOCATION_DEVICE,
+                "xesvm_prefetch: location out of range; expected XESVM_LOCATION_SYSTEM or XESVM_LOCATION_DEVICE");
   return guard([&] {
     uint64_t m = rt->rt->prefetch(ptr, bytes, loc(where));
     if (moved) *moved = m;
@@ -122,12 +150,18 @@ int xesvm_residency(xesvm_runtime* rt, const void* ptr, size_t bytes, uint64_t* 
 }
 int xesvm_launch(xesvm_runtime* rt, uint64_t global_size, xesvm_kernel_fn kernel, void* user) {
   XESVM_REQUIRE(rt && kernel, "xesvm_launch: runtime or kernel is NULL");
-  return guard([&] {
+  LaunchError err;
+  const int rc = guard([&] {
     rt->rt->launch(global_size, [&](const xesvm::WorkItem& wi, xesvm::DeviceAccessor& acc) {
-      xesvm_accessor a{&acc};
+      xesvm_accessor a{&acc, &err};
       kernel(wi.global_id, wi.global_size, &a, user);
     });
   });
+  if (rc != XESVM_OK) return rc;
+  // A device access failed inside the kernel (the C++ launch would have
+  // thrown): the launch failed with it.
+  if (err.failed) return fail(err.code, "xesvm_launch: the kernel failed: " + err.message);
+  return XESVM_OK;
 }
 int xesvm_get_stats(xesvm_runtime* rt, xesvm_stats* out) {
   XESVM_REQUIRE(rt && out, "xesvm_get_stats: runtime or out is NULL");
@@ -166,15 +200,15 @@ int xesvm_get_capabilities(xesvm_runtime* rt, xesvm_capabilities* out) {
 }
 int xesvm_read(xesvm_accessor* acc, uint64_t src, void* dst, size_t n) {
   XESVM_REQUIRE(acc && dst, "xesvm_read: accessor or dst is NULL");
-  return guard([&] { acc->acc->read(src, dst, n); });
+  return device_guard(acc, [&] { acc->acc->read(src, dst, n); });
 }
 int xesvm_write(xesvm_accessor* acc, uint64_t dst, const void* src, size_t n) {
   XESVM_REQUIRE(acc && src, "xesvm_write: accessor or src is NULL");
-  return guard([&] { acc->acc->write(dst, src, n); });
+  return device_guard(acc, [&] { acc->acc->write(dst, src, n); });
 }
 int xesvm_atomic_add_u32(xesvm_accessor* acc, uint64_t addr, uint32_t v, uint32_t* old) {
   XESVM_REQUIRE(acc, "xesvm_atomic_add_u32: accessor is NULL");
-  return guard([&] {
+  return device_guard(acc, [&] {
     uint32_t o = acc->acc->atomic_add(addr, v);
     if (old) *old = o;
   });

@@ -143,7 +143,21 @@ std::vector<EvictionEngine::Candidate> EvictionEngine::pass(Range& r, const std:
       if (f != kNoFrame && gone.count(f)) f = kNoFrame;
     }
   }
-  if (!freed.empty()) mech_.free_frames(freed);
+  if (after_finalize_) after_finalize_(freed);
+  // Unlocked now and off the books: another range's pass may still trylock
+  // one of these frames for a moment (a stale candidate of its snapshot; it
+  // lets go when it sees the owner), and a free that meets such a lock
+  // fails as a whole. Retry it: giving up would leak the frames, and on the
+  // gc thread the throw would end the process.
+  for (unsigned attempt = 0; !freed.empty(); ++attempt) {
+    try {
+      mech_.free_frames(freed);
+      break;
+    } catch (const Error&) {
+      if (attempt >= 1'000'000) throw;
+      std::this_thread::yield();
+    }
+  }
   res.pages_evicted += freed.size();
   counters_.pages_evicted.fetch_add(freed.size(), std::memory_order_relaxed);
   if (!discard && !freed.empty()) {

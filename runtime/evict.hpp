@@ -79,6 +79,11 @@ class EvictionEngine {
   /// VA entry: evicts r's device pages inside [start, end).
   /// REQUIRES: r.migrate_mu held.
   EvictResult evict_va(Range& r, std::uint64_t start, std::uint64_t end);
+  /// Test hook: called after finalize unlocked the frames, before the
+  /// placed ones (the argument) are freed.
+  void set_after_finalize_hook(std::function<void(std::span<const FrameId>)> hook) {
+    after_finalize_ = std::move(hook);
+  }
 
  private:
   struct Candidate {
@@ -94,6 +99,7 @@ class EvictionEngine {
   BatchCopier& copier_;
   Counters& counters_;
   unsigned retries_;
+  std::function<void(std::span<const FrameId>)> after_finalize_;
 };
 
 class PressurePolicy {

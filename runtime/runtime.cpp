@@ -21,6 +21,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "runtime/backend.hpp"
 #include "runtime/runtime_impl.hpp"
@@ -56,6 +57,9 @@ void fork_release() {
   for (SvmManager* m : registry()) m->fork_lock().unlock();
   registry_mu().unlock();
 }
+
+// The runtime whose kernel the current thread is running a work item of.
+thread_local const RuntimeImpl* tl_kernel_of = nullptr;
 
 void install_fork_handlers() {
   static std::once_flag once;
@@ -114,6 +118,18 @@ RuntimeImpl::~RuntimeImpl() {
   manager_.reset();
 }
 
+void RuntimeImpl::wait_for_running_kernels(const char* what) {
+  if (tl_kernel_of == this) {
+    throw Error(Error::Code::kInvalidArgument,
+                std::string(what) +
+                    ": called from inside a kernel of this runtime; it waits for running kernels, "
+                    "so call it from outside the kernel");
+  }
+  std::unique_lock lk(launch_mu_);
+  const std::uint64_t before = next_launch_;
+  launch_cv_.wait(lk, [&] { return running_launches_.empty() || *running_launches_.begin() >= before; });
+}
+
 void* RuntimeImpl::alloc_shared(std::size_t bytes, std::size_t alignment) {
   if (bytes == 0) throw Error(Error::Code::kInvalidArgument, "alloc_shared: size is 0; expected > 0");
   if (alignment == 0) alignment = kPageSize;
@@ -160,6 +176,7 @@ void RuntimeImpl::free(void* ptr) {
     a = it->second;
     allocations_.erase(it);
   }
+  wait_for_running_kernels("free");
   if (manager_)
     manager_->discard(a.base, a.len);
   else
@@ -199,6 +216,7 @@ void RuntimeImpl::mirror(void* ptr, std::size_t bytes) {
 
 void RuntimeImpl::unmirror(void* ptr, std::size_t bytes) {
   auto [s, n] = whole_pages(ptr, bytes, "unmirror");
+  wait_for_running_kernels("unmirror");
   policy_->unmirror(s, n);
 }
 
@@ -213,6 +231,7 @@ void RuntimeImpl::discard(void* ptr, std::size_t bytes) {
                                                      "region (free() alloc_shared memory)");
     }
   }
+  wait_for_running_kernels("discard");
   if (manager_)
     manager_->discard_mirror(s, n);
   else
@@ -221,12 +240,29 @@ void RuntimeImpl::discard(void* ptr, std::size_t bytes) {
 
 bool RuntimeImpl::advise(void* ptr, std::size_t bytes, const Advice& advice) {
   auto [s, n] = covering_pages(ptr, bytes, "advise");
+  if (advice.preferred != Location::kNone && advice.preferred != Location::kSystem &&
+      advice.preferred != Location::kDevice) {
+    throw Error(Error::Code::kInvalidArgument, "advise: preferred location " +
+                                                   std::to_string(static_cast<unsigned>(advice.preferred)) +
+                                                   " is not none, system or device; expected a Location value");
+  }
   return policy_->advise(s, n, advice);
 }
 
 std::uint64_t RuntimeImpl::prefetch(void* ptr, std::size_t bytes, Location where) {
   auto [s, n] = covering_pages(ptr, bytes, "prefetch");
-  return policy_->prefetch(s, n, where);
+  if (where != Location::kSystem && where != Location::kDevice) {
+    throw Error(Error::Code::kInvalidArgument,
+                "prefetch: location " +
+                    (where == Location::kNone ? std::string("none") : std::to_string(static_cast<unsigned>(where))) +
+                    " is not device or system; expected Location::kDevice or Location::kSystem");
+  }
+  if (manager_) {
+    const std::uint64_t p = reinterpret_cast<std::uint64_t>(ptr);
+    return manager_->prefetch_bytes(p, p + bytes, where);
+  }
+  // The kernel reports whole pages: never more than was asked for.
+  return std::min<std::uint64_t>(policy_->prefetch(s, n, where), bytes);
 }
 
 EvictResult RuntimeImpl::evict(void* ptr, std::size_t bytes) {
@@ -246,7 +282,32 @@ void RuntimeImpl::launch(std::uint64_t global_size, const Kernel& kernel) {
                 "launch: backend '" + backend_->info().name + "' has no execution engine for host kernels");
   }
   if (!kernel) throw Error(Error::Code::kInvalidArgument, "launch: empty kernel");
-  e->launch(global_size, kernel);
+  std::uint64_t id;
+  {
+    std::lock_guard lk(launch_mu_);
+    id = next_launch_++;
+    running_launches_.insert(id);
+  }
+  struct Done {
+    RuntimeImpl& rt;
+    std::uint64_t id;
+    ~Done() {
+      {
+        std::lock_guard lk(rt.launch_mu_);
+        rt.running_launches_.erase(id);
+      }
+      rt.launch_cv_.notify_all();
+    }
+  } done{*this, id};
+  if (manager_) manager_->check_cpu_protection();
+  e->launch(global_size, [&](const WorkItem& wi, DeviceAccessor& acc) {
+    const RuntimeImpl* outer = std::exchange(tl_kernel_of, this);
+    struct Restore {
+      const RuntimeImpl* prev;
+      ~Restore() { tl_kernel_of = prev; }
+    } restore{outer};
+    kernel(wi, acc);
+  });
 }
 
 Stats RuntimeImpl::stats() const {
@@ -287,24 +348,60 @@ std::vector<std::pair<std::string, std::string>> RuntimeImpl::describe() const {
 
 // ---------------------------------------------------------------------------
 
-Runtime::Runtime(std::string_view uri, RuntimeOptions options) : impl_(std::make_unique<RuntimeImpl>(uri, options)) {}
+namespace {
+
+// Tunables outside these bounds are mistakes, not settings.
+const RuntimeOptions& validated(const RuntimeOptions& o) {
+  auto bad = [](const std::string& what, const std::string& expected) {
+    throw Error(Error::Code::kInvalidArgument, "RuntimeOptions: " + what + "; expected " + expected);
+  };
+  if (o.copy_workers == 0 || o.copy_workers > 64)
+    bad("copy_workers = " + std::to_string(o.copy_workers), "1..64 batch copy workers");
+  if (o.evict_retries > 1000)  // 0 is meaningful: one pass, busy frames reported at once
+    bad("evict_retries = " + std::to_string(o.evict_retries), "0..1000 retries of busy frames");
+  if (o.thrash_threshold == 0 || o.thrash_threshold > 1000)
+    bad("thrash_threshold = " + std::to_string(o.thrash_threshold), "1..1000 evictions and refaults");
+  constexpr std::uint64_t kHour = 3'600'000'000'000ull;
+  if (o.thrash_window_ns == 0 || o.thrash_window_ns > kHour)
+    bad("thrash_window_ns = " + std::to_string(o.thrash_window_ns), "1 ns .. 1 hour");
+  if (o.thrash_cooldown_ns > kHour)
+    bad("thrash_cooldown_ns = " + std::to_string(o.thrash_cooldown_ns), "at most 1 hour");
+  if (o.copy_serial_threshold > (1ull << 30))
+    bad("copy_serial_threshold = " + std::to_string(o.copy_serial_threshold), "at most 1 GiB");
+  return o;
+}
+
+}  // namespace
+
+Runtime::Runtime(std::string_view uri, RuntimeOptions options)
+    : impl_(std::make_unique<RuntimeImpl>(uri, validated(options))) {}
 Runtime::~Runtime() = default;
 Runtime::Runtime(Runtime&&) noexcept = default;
 Runtime& Runtime::operator=(Runtime&&) noexcept = default;
-void* Runtime::alloc_shared(std::size_t bytes, std::size_t alignment) { return impl_->alloc_shared(bytes, alignment); }
-void Runtime::free(void* ptr) { impl_->free(ptr); }
-void Runtime::mirror(void* ptr, std::size_t bytes) { impl_->mirror(ptr, bytes); }
-void Runtime::unmirror(void* ptr, std::size_t bytes) { impl_->unmirror(ptr, bytes); }
-void Runtime::discard(void* ptr, std::size_t bytes) { impl_->discard(ptr, bytes); }
-bool Runtime::advise(void* ptr, std::size_t bytes, const Advice& a) { return impl_->advise(ptr, bytes, a); }
-std::uint64_t Runtime::prefetch(void* ptr, std::size_t bytes, Location where) {
-  return impl_->prefetch(ptr, bytes, where);
+RuntimeImpl& Runtime::live(const char* what) const {
+  if (!impl_) {
+    throw Error(Error::Code::kInvalidArgument,
+                std::string(what) + ": this Runtime was moved from; expected a Runtime that owns a backend");
+  }
+  return *impl_;
 }
-EvictResult Runtime::evict(void* ptr, std::size_t bytes) { return impl_->evict(ptr, bytes); }
-Residency Runtime::residency(const void* ptr, std::size_t bytes) { return impl_->residency(ptr, bytes); }
-void Runtime::launch(std::uint64_t global_size, const Kernel& kernel) { impl_->launch(global_size, kernel); }
-Stats Runtime::stats() const { return impl_->stats(); }
-Capabilities Runtime::capabilities() const { return impl_->capabilities(); }
-std::vector<std::pair<std::string, std::string>> Runtime::describe() const { return impl_->describe(); }
+RuntimeImpl& Runtime::impl() { return live("impl"); }
+void* Runtime::alloc_shared(std::size_t bytes, std::size_t alignment) {
+  return live("alloc_shared").alloc_shared(bytes, alignment);
+}
+void Runtime::free(void* ptr) { live("free").free(ptr); }
+void Runtime::mirror(void* ptr, std::size_t bytes) { live("mirror").mirror(ptr, bytes); }
+void Runtime::unmirror(void* ptr, std::size_t bytes) { live("unmirror").unmirror(ptr, bytes); }
+void Runtime::discard(void* ptr, std::size_t bytes) { live("discard").discard(ptr, bytes); }
+bool Runtime::advise(void* ptr, std::size_t bytes, const Advice& a) { return live("advise").advise(ptr, bytes, a); }
+std::uint64_t Runtime::prefetch(void* ptr, std::size_t bytes, Location where) {
+  return live("prefetch").prefetch(ptr, bytes, where);
+}
+EvictResult Runtime::evict(void* ptr, std::size_t bytes) { return live("evict").evict(ptr, bytes); }
+Residency Runtime::residency(const void* ptr, std::size_t bytes) { return live("residency").residency(ptr, bytes); }
+void Runtime::launch(std::uint64_t global_size, const Kernel& kernel) { live("launch").launch(global_size, kernel); }
+Stats Runtime::stats() const { return live("stats").stats(); }
+Capabilities Runtime::capabilities() const { return live("capabilities").capabilities(); }
+std::vector<std::pair<std::string, std::string>> Runtime::describe() const { return live("describe").describe(); }
 
 }  // namespace xesvm

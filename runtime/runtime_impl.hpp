@@ -5,9 +5,11 @@
 // Thread-safe like Runtime. Not copyable.
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "runtime/backend.hpp"
 #include "runtime/svm_manager.hpp"
@@ -48,12 +50,22 @@ class RuntimeImpl {
   };
   static std::pair<std::uint64_t, std::size_t> whole_pages(const void* p, std::size_t n, const char* what);
   static std::pair<std::uint64_t, std::size_t> covering_pages(const void* p, std::size_t n, const char* what);
+  // The launch fence: calls that end a mirror (unmirror, discard, free) wait
+  // until every kernel launched before them has finished, so no page of the
+  // region is taken from under device work that is still running. A kernel
+  // launched later finds the region gone (a fatal GPU fault). Throws if
+  // called from inside a kernel of this runtime (it would wait for itself).
+  void wait_for_running_kernels(const char* what);
 
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<SvmManager> manager_;
   PolicyFace* policy_ = nullptr;
   std::mutex mu_;
   std::map<std::uint64_t, Allocation> allocations_;
+  std::mutex launch_mu_;
+  std::condition_variable launch_cv_;
+  std::uint64_t next_launch_ = 0;
+  std::set<std::uint64_t> running_launches_;
 };
 
 }  // namespace xesvm

@@ -39,6 +39,7 @@
 #include "runtime/svm_manager.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 #include <thread>
 
@@ -91,13 +92,10 @@ void SvmManager::detach() {
     left.assign(mirrors_.begin(), mirrors_.end());
   }
   for (auto [start, end] : left) {
-    for (const RangePtr& r : ranges_in(start, end)) remove_range(r, EvictMode::kTeardown);
     try {
-      mech_.unmirror(start, end - start);
+      end_mirror(start, end - start, EvictMode::kTeardown);
     } catch (const Error&) {  // unmapped or remapped meanwhile: nothing left to stop
     }
-    std::lock_guard lk(driver_mu_);
-    mirrors_.erase(start);
   }
   gc_.request_stop();
   gc_cv_.notify_all();
@@ -192,20 +190,30 @@ void SvmManager::require_mirror(std::uint64_t start, std::size_t len, const char
   }
 }
 
+// Ending a mirror: the region leaves the registry first, so that no GPU
+// fault can insert a range there any more; then the ranges are torn down
+// (each waits for a fault that holds it); then the backend stops mirroring.
+// In the other order a fault between the last two steps re-inserted a range
+// and migrated it, and the backend then dropped the frames' entries: the
+// bytes were lost and the frames leaked.
+void SvmManager::end_mirror(std::uint64_t start, std::size_t len, EvictMode mode) {
+  {
+    std::lock_guard lk(driver_mu_);
+    mirrors_.erase(start);
+  }
+  for (const RangePtr& r : ranges_in(start, start + len)) remove_range(r, mode);
+  if (before_unregister_) before_unregister_(start);
+  mech_.unmirror(start, len);
+}
+
 void SvmManager::unmirror(std::uint64_t start, std::size_t len) {
   require_mirror(start, len, "unmirror");
-  for (const RangePtr& r : ranges_in(start, start + len)) remove_range(r, EvictMode::kTeardown);
-  mech_.unmirror(start, len);
-  std::lock_guard lk(driver_mu_);
-  mirrors_.erase(start);
+  end_mirror(start, len, EvictMode::kTeardown);
 }
 
 void SvmManager::discard(std::uint64_t start, std::size_t len) {
   check_span(start, len, "discard");
-  for (const RangePtr& r : ranges_in(start, start + len)) remove_range(r, EvictMode::kDiscard);
-  mech_.unmirror(start, len);
-  std::lock_guard lk(driver_mu_);
-  mirrors_.erase(start);
+  end_mirror(start, len, EvictMode::kDiscard);
 }
 
 void SvmManager::discard_mirror(std::uint64_t start, std::size_t len) {
@@ -227,16 +235,20 @@ void SvmManager::make_room(std::uint64_t need, const Range* faulting) {
   std::lock_guard pl(pressure_mu_);
   std::uint64_t to_free = policy_.bytes_to_free(mech_.device_memory(), need);
   if (to_free == 0) return;
-  std::vector<RangePtr> resident;
+  std::vector<RangePtr> victims;
   {
-    std::lock_guard lk(driver_mu_);
-    std::shared_lock nl(notifier_.lock);
-    for (const RangePtr& r : tree_.all()) {
-      if (r->device_pages()) resident.push_back(r);
+    std::lock_guard lk(driver_mu_);  // order_victims reads advice
+    std::vector<RangePtr> resident;
+    {
+      std::shared_lock nl(notifier_.lock);
+      for (const RangePtr& r : tree_.all()) {
+        if (r->device_pages()) resident.push_back(r);
+      }
     }
+    victims = policy_.order_victims(std::move(resident), faulting);
   }
   std::uint64_t freed = 0;
-  for (const RangePtr& v : policy_.order_victims(std::move(resident), faulting)) {
+  for (const RangePtr& v : victims) {
     if (freed >= to_free) break;
     std::unique_lock m(v->migrate_mu, std::try_to_lock);
     if (!m.owns_lock()) continue;  // busy migrating: never wait on another range (ABBA)
@@ -249,7 +261,7 @@ void SvmManager::make_room(std::uint64_t need, const Range* faulting) {
   }
 }
 
-bool SvmManager::migrate_range_to_device(Range& r) {
+bool SvmManager::migrate_range_to_device(Range& r, std::uint64_t* moved_bytes, std::uint64_t lo, std::uint64_t hi) {
   std::vector<PageSnapshot> snap(r.pages());
   mech_.snapshot(r.start, snap);
   std::vector<std::uint64_t> addrs;
@@ -288,6 +300,10 @@ bool SvmManager::migrate_range_to_device(Range& r) {
         continue;
       }
       r.frames[(addrs[i] - r.start) / kPageSize] = f;
+      if (moved_bytes) {
+        const std::uint64_t a = std::max(addrs[i], lo), b = std::min(addrs[i] + kPageSize, hi);
+        if (a < b) *moved_bytes += b - a;
+      }
     }
   }
   if (!unused.empty()) mech_.free_frames(unused);
@@ -298,8 +314,66 @@ bool SvmManager::migrate_range_to_device(Range& r) {
   return true;
 }
 
+namespace {
+
+// Per page of [start, start + n pages): bit 0 the CPU may read it, bit 1 it
+// may write it.
+constexpr std::uint8_t kMayRead = 1, kMayWrite = 2;
+std::vector<std::uint8_t> page_access(const std::vector<CpuProtection>& prot, std::uint64_t start, std::size_t n) {
+  std::vector<std::uint8_t> acc(n, 0);
+  for (const CpuProtection& p : prot) {
+    const std::uint8_t bits = (p.readable ? kMayRead : 0) | (p.readable && p.writable ? kMayWrite : 0);
+    for (std::uint64_t a = std::max(p.start, start); a < std::min(p.end, start + n * kPageSize); a += kPageSize) {
+      acc[(a - start) / kPageSize] = bits;
+    }
+  }
+  return acc;
+}
+
+}  // namespace
+
+void SvmManager::check_cpu_protection() {
+  std::vector<RangePtr> bound;
+  std::uint64_t lo = ~std::uint64_t{0}, hi = 0;
+  {
+    std::lock_guard lk(driver_mu_);
+    std::shared_lock nl(notifier_.lock);
+    for (const RangePtr& r : tree_.all()) {
+      if (!r->gpu_bound) continue;
+      bound.push_back(r);
+      lo = std::min(lo, r->start);
+      hi = std::max(hi, r->end);
+    }
+  }
+  if (bound.empty()) return;
+  const std::vector<CpuProtection> prot = mech_.cpu_protection(lo, hi);
+  for (const RangePtr& r : bound) {
+    // Read-write in full, as at its bind: nothing to do. Anything else may
+    // have been tightened by mprotect() since (no event tells us): the next
+    // access faults and binds what the mapping allows now.
+    std::uint64_t covered = r->start;
+    for (const CpuProtection& p : prot) {
+      if (p.end <= covered || p.start > covered) continue;
+      if (!p.readable || !p.writable) break;
+      covered = p.end;
+      if (covered >= r->end) break;
+    }
+    std::unique_lock nl(notifier_.lock);
+    if (covered >= r->end && r->bound_read_write) continue;
+    if (!r->gpu_bound) continue;
+    notifier_.windows.bump(r->start, r->end);
+    mech_.unbind(r->start, r->end);
+    r->gpu_bound = false;
+  }
+}
+
 void SvmManager::get_pages_and_bind(Range& r) {
   std::vector<PageSnapshot> snap(r.pages());
+  // mprotect() raises no event: the protection is read at every bind, and
+  // each launch drops binds it no longer allows (check_cpu_protection()).
+  const std::vector<std::uint8_t> access = page_access(mech_.cpu_protection(r.start, r.end), r.start, r.pages());
+  const bool read_write =
+      std::all_of(access.begin(), access.end(), [](std::uint8_t a) { return a == (kMayRead | kMayWrite); });
   for (unsigned attempt = 0; attempt < 10000; ++attempt) {
     std::uint64_t seq;
     {
@@ -323,8 +397,25 @@ void SvmManager::get_pages_and_bind(Range& r) {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
       continue;
     }
-    mech_.bind(r.start, snap);
+    if (read_write) {
+      mech_.bind(r.start, snap);
+    } else {
+      // Pages the CPU may not read stay unbound (an access faults and is
+      // refused); read-only pages are bound read-only.
+      for (std::size_t i = 0; i < snap.size(); ++i) snap[i].writable = snap[i].writable && (access[i] & kMayWrite);
+      for (std::size_t i = 0; i < snap.size();) {
+        if (!(access[i] & kMayRead)) {
+          ++i;
+          continue;
+        }
+        std::size_t j = i + 1;
+        while (j < snap.size() && (access[j] & kMayRead)) ++j;
+        mech_.bind(r.start + i * kPageSize, std::span<const PageSnapshot>(snap).subspan(i, j - i));
+        i = j;
+      }
+    }
     r.gpu_bound = true;
+    r.bound_read_write = read_write;
     return;
   }
   throw Error(Error::Code::kBusy, "GPU fault: range at " + hex(r.start) + " kept changing while binding");
@@ -364,7 +455,30 @@ bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
     r = lock_live_range(addr, m);
   }
   if (!r) return false;
-  const bool to_device = !policy_.cooling(*r) && r->advice.preferred != Location::kSystem;
+  // Device access obeys the CPU mapping's protection, as HMM's does: a
+  // GPU access the mapping does not allow is a fatal GPU fault.
+  const std::uint64_t page = addr & ~std::uint64_t(kPageSize - 1);
+  if (const auto prot = mech_.cpu_protection(page, page + kPageSize); !prot.empty()) {
+    const char* what = access == Access::kRead ? "read" : access == Access::kWrite ? "write" : "atomic";
+    if (!prot[0].readable) {
+      throw Error(Error::Code::kDeviceLost, std::string("GPU ") + what + " at " + hex(addr) +
+                                                ": the CPU maps the page PROT_NONE; a GPU access the CPU "
+                                                "mapping does not allow is a fatal GPU fault");
+    }
+    if (access != Access::kRead && !prot[0].writable) {
+      throw Error(Error::Code::kDeviceLost, std::string("GPU ") + what + " at " + hex(addr) +
+                                                ": the CPU maps the page read-only; a GPU write to read-only "
+                                                "memory is a fatal GPU fault");
+    }
+  }
+  Advice advice;
+  {
+    std::lock_guard lk(driver_mu_);
+    advice = r->advice;
+  }
+  // Atomic advice places the range on the device whatever else holds (the
+  // make_device_exclusive analogue: device atomics then act on frames).
+  const bool to_device = advice.atomic || (!policy_.cooling(*r) && advice.preferred != Location::kSystem);
   if (to_device) migrate_range_to_device(*r);  // false: fall back to system pages
   get_pages_and_bind(*r);
   r->last_gpu_use.store(PressurePolicy::now_ns(), std::memory_order_relaxed);
@@ -424,7 +538,14 @@ void SvmManager::collect_garbage() {
       r = gc_queue_.front();
       gc_queue_.pop_front();
     }
-    remove_range(r, EvictMode::kTeardown);
+    // No exception may end this thread (std::terminate). A range that could
+    // not be removed stays marked unmapped: the next fault on it or the
+    // teardown removes it.
+    try {
+      remove_range(r, EvictMode::kTeardown);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "xesvm: gc: removing the range at %s failed: %s\n", hex(r->start).c_str(), e.what());
+    }
   }
 }
 
@@ -444,26 +565,75 @@ void SvmManager::gc_loop(std::stop_token st) {
 // ---------------------------------------------------------------------------
 // Policy face: advice, prefetch, evict, residency
 
+bool SvmManager::any_mirror_in(std::uint64_t start, std::uint64_t end) const {
+  std::lock_guard lk(driver_mu_);
+  auto it = mirrors_.lower_bound(end);
+  return (it != mirrors_.begin() && std::prev(it)->second > start) || !tree_.overlapping(start, end).empty();
+}
+
 bool SvmManager::advise(std::uint64_t start, std::size_t len, const Advice& advice) {
   check_span(start, len, "advise");
+  if (advice.preferred != Location::kNone && advice.preferred != Location::kSystem &&
+      advice.preferred != Location::kDevice) {
+    throw Error(Error::Code::kInvalidArgument, "advise: preferred location " +
+                                                   std::to_string(static_cast<unsigned>(advice.preferred)) +
+                                                   " is not none, system or device; expected a Location value");
+  }
+  if (!any_mirror_in(start, start + len)) {
+    throw Error(Error::Code::kInvalidArgument,
+                "advise: [" + hex(start) + ", +" + hex(len) + ") is not in a mirrored region; expected SVM memory");
+  }
   std::lock_guard lk(driver_mu_);
   advice_.push_back({start, start + len, advice});
   for (const RangePtr& r : tree_.overlapping(start, start + len)) r->advice = advice;
-  return true;
+  // Preferred location and atomic placement are applied; read-mostly would
+  // need a duplicate in system memory that stays valid for CPU reads while
+  // the device holds the range, which the sim cannot keep coherent.
+  return !advice.read_mostly;
 }
 
 std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Location where) {
   check_span(start, len, "prefetch");
-  if (where == Location::kNone) {
-    throw Error(Error::Code::kInvalidArgument, "prefetch: location is none; expected device or system");
+  return prefetch_bytes(start, start + len, where);
+}
+
+std::uint64_t SvmManager::prefetch_bytes(std::uint64_t first, std::uint64_t last, Location where) {
+  if (where != Location::kSystem && where != Location::kDevice) {
+    throw Error(Error::Code::kInvalidArgument,
+                "prefetch: location " +
+                    (where == Location::kNone ? std::string("none") : std::to_string(static_cast<unsigned>(where))) +
+                    " is not device or system; expected Location::kDevice or "
+                    "Location::kSystem");
   }
-  const std::uint64_t end = start + len;
+  const std::uint64_t start = first & ~std::uint64_t(kPageSize - 1);
+  const std::uint64_t end = (last + kPageSize - 1) & ~std::uint64_t(kPageSize - 1);
+  check_span(start, end - start, "prefetch");
   if (where == Location::kSystem) {
-    EvictResult res = evict(start, len);
-    return res.pages_evicted * kPageSize;
+    // Counted in whole pages; the partial pages at the edges are evicted
+    // on their own so that only their share of [first, last) is counted.
+    if (!any_mirror_in(start, end)) {
+      throw Error(Error::Code::kInvalidArgument, "prefetch: [" + hex(first) + ", +" + hex(last - first) +
+                                                     ") is not in a mirrored region; expected SVM memory");
+    }
+    std::uint64_t moved = 0;
+    auto part = [&](std::uint64_t a, std::uint64_t b) {
+      if (a >= b) return;
+      const std::uint64_t pa = a & ~std::uint64_t(kPageSize - 1);
+      const std::uint64_t pb = (b + kPageSize - 1) & ~std::uint64_t(kPageSize - 1);
+      const EvictResult res = evict(pa, pb - pa);
+      moved += (pb - pa == kPageSize) ? (res.pages_evicted ? b - a : 0) : res.pages_evicted * kPageSize;
+    };
+    const std::uint64_t head_end = std::min(last, start + kPageSize);
+    part(first, head_end);
+    if (head_end < last) {
+      const std::uint64_t tail_start = std::max(head_end, (last - 1) & ~std::uint64_t(kPageSize - 1));
+      part(head_end, tail_start);
+      part(tail_start, last);
+    }
+    return moved;
   }
   std::shared_lock fork_guard(fork_mu_);
-  std::uint64_t before = counters_.bytes_to_device.load();
+  std::uint64_t moved = 0;
   bool any = false;
   for (std::uint64_t a = start; a < end;) {
     std::unique_lock<std::mutex> m;
@@ -477,7 +647,7 @@ std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Locatio
     any = true;
     r->cooldown_until.store(0, std::memory_order_relaxed);  // an explicit request wins over heuristics
     r->evicted_at.store(0, std::memory_order_relaxed);
-    if (!migrate_range_to_device(*r)) {
+    if (!migrate_range_to_device(*r, &moved, first, last)) {
       throw Error(Error::Code::kOutOfMemory, "prefetch: device memory exhausted at " + hex(a) + "; expected room for " +
                                                  hex(r->size()) + " bytes");
     }
@@ -486,15 +656,19 @@ std::uint64_t SvmManager::prefetch(std::uint64_t start, std::size_t len, Locatio
     a = r->end;
   }
   if (!any) {
-    throw Error(Error::Code::kInvalidArgument,
-                "prefetch: [" + hex(start) + ", +" + hex(len) + ") is not in a mirrored region; expected SVM memory");
+    throw Error(Error::Code::kInvalidArgument, "prefetch: [" + hex(first) + ", +" + hex(last - first) +
+                                                   ") is not in a mirrored region; expected SVM memory");
   }
-  return counters_.bytes_to_device.load() - before;
+  return moved;
 }
 
 EvictResult SvmManager::evict(std::uint64_t start, std::size_t len) {
   check_span(start, len, "evict");
   const std::vector<RangePtr> rs = ranges_in(start, start + len);
+  if (rs.empty() && !any_mirror_in(start, start + len)) {
+    throw Error(Error::Code::kInvalidArgument,
+                "evict: [" + hex(start) + ", +" + hex(len) + ") is not in a mirrored region; expected SVM memory");
+  }
   std::vector<EvictResult> res(rs.size());
   auto one = [&](std::size_t i) {
     std::lock_guard m(rs[i]->migrate_mu);

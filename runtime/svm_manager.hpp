@@ -66,6 +66,13 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   /// Runtime::discard(): discard() of exactly a region passed to mirror().
   /// Throws Error (kInvalidArgument) for any other span.
   void discard_mirror(std::uint64_t start, std::size_t len);
+  /// Runtime::prefetch(): like prefetch(), for the byte range [first, end)
+  /// (the pages covering it move); returns the bytes of [first, end) that
+  /// this call moved to `where` (at most end - first).
+  std::uint64_t prefetch_bytes(std::uint64_t first, std::uint64_t end, Location where);
+  /// Drops GPU bindings that the CPU mappings' protection may no longer
+  /// allow (mprotect() raises no event). Called before every launch.
+  void check_cpu_protection();
   /// Brings every device-resident byte back to RAM (teardown mode).
   void evict_all();
   /// Runtime teardown: unmirrors every region still mirrored (application
@@ -93,6 +100,16 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
     gc_paused_.store(paused);
     gc_cv_.notify_one();
   }
+  /// Test hook: called when unmirror()/discard() has taken the region out
+  /// of the registry and torn its ranges down, before the backend stops
+  /// mirroring it.
+  void set_before_unregister_hook(std::function<void(std::uint64_t start)> hook) {
+    before_unregister_ = std::move(hook);
+  }
+  /// Test hook: see EvictionEngine::set_after_finalize_hook.
+  void set_after_finalize_hook(std::function<void(std::span<const FrameId>)> hook) {
+    evictor_.set_after_finalize_hook(std::move(hook));
+  }
   /// Serializes against fork(): held exclusive from prepare to parent/child.
   std::shared_mutex& fork_lock() { return fork_mu_; }
 
@@ -104,13 +121,18 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   RangePtr lock_live_range(std::uint64_t addr, std::unique_lock<std::mutex>& held);
   // Throws unless [start, start+len) is exactly a mirrored region.
   void require_mirror(std::uint64_t start, std::size_t len, const char* what) const;
+  // True if a mirror or a range overlaps [start, end).
+  bool any_mirror_in(std::uint64_t start, std::uint64_t end) const;
   bool find_mirror(std::uint64_t addr, std::uint64_t* lo, std::uint64_t* hi) const;
   // REQUIRES r->migrate_mu. Returns false if device memory could not be had.
-  bool migrate_range_to_device(Range& r);
+  // Adds to *moved (if given) the bytes of [lo, hi) this call moved.
+  bool migrate_range_to_device(Range& r, std::uint64_t* moved = nullptr, std::uint64_t lo = 0,
+                               std::uint64_t hi = ~std::uint64_t{0});
   // REQUIRES r->migrate_mu. Snapshot + bind with the sequence check.
   void get_pages_and_bind(Range& r);
   void make_room(std::uint64_t need, const Range* faulting);
   void remove_range(const RangePtr& r, EvictMode mode);
+  void end_mirror(std::uint64_t start, std::size_t len, EvictMode mode);
   std::vector<RangePtr> ranges_in(std::uint64_t start, std::uint64_t end) const;
   void gc_loop(std::stop_token st);
   void collect_garbage();
@@ -140,6 +162,7 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   std::condition_variable gc_cv_;
   std::deque<RangePtr> gc_queue_;
   std::function<void(std::uint64_t)> before_bind_;
+  std::function<void(std::uint64_t)> before_unregister_;
   std::atomic<bool> gc_paused_{false};
   std::jthread gc_;
 };

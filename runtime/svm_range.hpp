@@ -57,6 +57,7 @@ struct Range {
   std::vector<FrameId> frames;  ///< per page; kNoFrame = data in RAM
   bool unmapped = false;        ///< CPU mapping changed; queued for removal
   bool gpu_bound = false;
+  bool bound_read_write = false;  ///< bound while the CPU mapped every page read-write
 
   // Guarded by the driver lock (advice) or atomic (policy bookkeeping).
   Advice advice{};

@@ -80,9 +80,15 @@ int xesvm_unmirror(xesvm_runtime* rt, void* ptr, size_t bytes);
 int xesvm_discard(xesvm_runtime* rt, void* ptr, size_t bytes);
 /* *applied (may be NULL) is set to 0 if the backend cannot apply the advice. */
 int xesvm_advise(xesvm_runtime* rt, void* ptr, size_t bytes, const xesvm_advice* advice, int* applied);
+/* *moved (may be NULL): bytes of [ptr, ptr+bytes) this call moved to `where`. */
 int xesvm_prefetch(xesvm_runtime* rt, void* ptr, size_t bytes, xesvm_location where, uint64_t* moved);
 int xesvm_evict(xesvm_runtime* rt, void* ptr, size_t bytes, uint64_t* pages_evicted, uint64_t* pages_skipped);
 int xesvm_residency(xesvm_runtime* rt, const void* ptr, size_t bytes, uint64_t* device_bytes);
+/* Runs kernel over global_size work items and waits. Fails with the first
+ * failure of a device access inside the kernel (xesvm_read, xesvm_write,
+ * xesvm_atomic_add_u32 returned an error there, e.g. XESVM_ERROR_DEVICE_LOST
+ * for non-SVM memory), even if the kernel ignored that return code; the
+ * other work items still run. */
 int xesvm_launch(xesvm_runtime* rt, uint64_t global_size, xesvm_kernel_fn kernel, void* user);
 int xesvm_get_stats(xesvm_runtime* rt, xesvm_stats* out);
 int xesvm_get_capabilities(xesvm_runtime* rt, xesvm_capabilities* out);

@@ -169,27 +169,31 @@ using Kernel = std::function<void(const WorkItem&, DeviceAccessor&)>;
 
 /// Options of a Runtime beyond the backend URI.
 struct RuntimeOptions {
-  std::size_t notifier_window = 512u << 20;  ///< notifier window size (power of two)
-  double high_watermark = 0.95;              ///< start evicting above this device fill
-  double low_watermark = 0.85;               ///< evict down to this fill
-  unsigned thrash_threshold = 3;             ///< evictions+refaults within the window
-  std::uint64_t thrash_window_ns = 200'000'000;
-  std::uint64_t thrash_cooldown_ns = 500'000'000;
-  unsigned evict_retries = 3;  ///< bounded retries of busy frames
-  unsigned copy_workers = 2;   ///< parallel batch copy workers
+  std::size_t notifier_window = 512u << 20;        ///< notifier window size (power of two)
+  double high_watermark = 0.95;                    ///< start evicting above this device fill
+  double low_watermark = 0.85;                     ///< evict down to this fill
+  unsigned thrash_threshold = 3;                   ///< evictions+refaults within the window: 1..1000
+  std::uint64_t thrash_window_ns = 200'000'000;    ///< 1 ns .. 1 hour
+  std::uint64_t thrash_cooldown_ns = 500'000'000;  ///< at most 1 hour
+  unsigned evict_retries = 3;                      ///< bounded retries of busy frames: 0 (one pass) .. 1000
+  unsigned copy_workers = 2;                       ///< parallel batch copy workers: 1..64
   /// Evictions moving fewer bytes than this copy on the calling thread; the
   /// default is the crossover of the threshold sweep in bench/README.md.
+  /// At most 1 GiB.
   std::size_t copy_serial_threshold = 64u << 10;
 };
 
 class RuntimeImpl;
 
-/// One SVM address space on one backend. Not copyable; movable.
+/// One SVM address space on one backend. Not copyable; movable. A
+/// moved-from Runtime owns nothing: every method but destruction and
+/// assignment throws Error (kInvalidArgument).
 class Runtime {
  public:
   /// Opens the backend named by uri. Throws Error (kInvalidArgument) for an
-  /// unknown or malformed URI, (kUnsupported/kBackend) if the backend cannot
-  /// be opened, saying why.
+  /// unknown or malformed URI (also an option given twice) or options out of
+  /// range (RuntimeOptions says which), (kUnsupported/kBackend) if the
+  /// backend cannot be opened, saying why.
   explicit Runtime(std::string_view uri = "sim:vram=256M", RuntimeOptions options = {});
   ~Runtime();
   Runtime(const Runtime&) = delete;
@@ -224,12 +228,22 @@ class Runtime {
   /// (kInvalidArgument) otherwise.
   void discard(void* ptr, std::size_t bytes);
 
-  /// Advice for [ptr, ptr+bytes). Returns false if the backend cannot apply
-  /// it (never silently dropped).
+  /// Advice for [ptr, ptr+bytes), which must lie in SVM memory. Returns
+  /// false if the backend cannot apply all of it (what it can is applied;
+  /// nothing is silently dropped): the sim applies the preferred location
+  /// and atomic (device placement), not read-mostly. Throws Error
+  /// (kInvalidArgument) for a Location that is not one of the enumerators
+  /// or memory that is not SVM.
   bool advise(void* ptr, std::size_t bytes, const Advice& advice);
-  /// Moves [ptr, ptr+bytes) to `where` now; returns bytes moved.
+  /// Moves the pages covering [ptr, ptr+bytes) to `where` (kDevice or
+  /// kSystem) now. Returns the bytes of [ptr, ptr+bytes) that this call
+  /// moved (at most `bytes`; bytes already there, or moved by another
+  /// thread meanwhile, are not counted). Throws Error (kInvalidArgument) for
+  /// any other Location or memory that is not SVM, (kOutOfMemory) if device
+  /// memory cannot be had.
   std::uint64_t prefetch(void* ptr, std::size_t bytes, Location where);
-  /// Evicts device-resident data of [ptr, ptr+bytes) to RAM.
+  /// Evicts device-resident data of [ptr, ptr+bytes) to RAM. Throws Error
+  /// (kInvalidArgument) for memory that is not SVM.
   EvictResult evict(void* ptr, std::size_t bytes);
   Residency residency(const void* ptr, std::size_t bytes);
 
@@ -245,9 +259,12 @@ class Runtime {
   /// Key/value description of the backend (for `xesvm info`).
   std::vector<std::pair<std::string, std::string>> describe() const;
 
-  RuntimeImpl& impl() { return *impl_; }
+  /// The state behind this Runtime (in-tree users: tests, tools, drivers).
+  RuntimeImpl& impl();
 
  private:
+  // *impl_, or Error (kInvalidArgument) naming `what` on a moved-from Runtime.
+  RuntimeImpl& live(const char* what) const;
   std::unique_ptr<RuntimeImpl> impl_;
 };
 

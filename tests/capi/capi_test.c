@@ -6,6 +6,14 @@
 #include "xesvm/xesvm.h"
 
 static int passed, failed;
+
+/* Touches memory that is not SVM and ignores the error, as C code may. */
+static void touch_foreign(uint64_t gid, uint64_t gsize, xesvm_accessor* acc, void* user) {
+  uint32_t v = 1;
+  (void)gsize;
+  (void)gid;
+  (void)xesvm_write(acc, (uint64_t)(uintptr_t)user, &v, sizeof v);
+}
 #define CHECK(cond)                                                                                    \
   do {                                                                                                 \
     if (cond) {                                                                                        \
@@ -53,6 +61,12 @@ int main(void) {
   CHECK(strstr(xesvm_last_error(), "unknown backend") != NULL);
   CHECK(xesvm_open("sim:vram=3M", &bad_rt) == XESVM_ERROR_INVALID_ARGUMENT);
   CHECK(xesvm_launch(rt, 1, NULL, NULL) == XESVM_ERROR_INVALID_ARGUMENT);
+  /* A kernel whose device access failed fails the launch, with the reason. */
+  static uint32_t foreign[1024];
+  CHECK(xesvm_launch(rt, 4, touch_foreign, foreign) == XESVM_ERROR_DEVICE_LOST);
+  CHECK(strstr(xesvm_last_error(), "not SVM memory") != NULL);
+  CHECK(xesvm_launch(rt, n, add_one, p) == XESVM_OK && strcmp(xesvm_last_error(), "") == 0);
+  CHECK(xesvm_prefetch(rt, p, 4096, (xesvm_location)9, NULL) == XESVM_ERROR_INVALID_ARGUMENT);
 
   /* Capabilities as values. */
   xesvm_capabilities caps;

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -145,6 +146,88 @@ TEST(BadInput, PrefetchEvictAdviseResidencyRejectBadSpans) {
   EXPECT_EQ(mismatches(p, n, 3), 0u);
   rt.free(p);
   EXPECT_EQ(rt.stats().device_bytes_in_use, 0u);
+}
+
+TEST(BadInput, DuplicateUriKeysAndTunablesOutOfRangeAreRejected) {
+  expect_error([] { Runtime rt("sim:vram=64M,vram=32M"); }, kInval, {"vram", "twice"}, "vram twice");
+  expect_error([] { Runtime rt("sim:workers=1,kernel_faults=0,workers=2"); }, kInval, {"workers", "twice"},
+               "workers twice");
+  auto with = [](auto set) {
+    RuntimeOptions o;
+    set(o);
+    return o;
+  };
+  expect_error([&] { Runtime rt(kUri, with([](RuntimeOptions& o) { o.copy_workers = 0; })); }, kInval,
+               {"copy_workers = 0", "1..64"}, "copy_workers 0");
+  expect_error([&] { Runtime rt(kUri, with([](RuntimeOptions& o) { o.copy_workers = 100000; })); }, kInval,
+               {"copy_workers = 100000"}, "copy_workers huge");
+  expect_error([&] { Runtime rt(kUri, with([](RuntimeOptions& o) { o.evict_retries = ~0u; })); }, kInval,
+               {"evict_retries"}, "evict_retries huge");
+  expect_error([&] { Runtime rt(kUri, with([](RuntimeOptions& o) { o.thrash_threshold = 0; })); }, kInval,
+               {"thrash_threshold = 0"}, "thrash_threshold 0");
+  expect_error([&] { Runtime rt(kUri, with([](RuntimeOptions& o) { o.thrash_window_ns = 0; })); }, kInval,
+               {"thrash_window_ns"}, "thrash window 0");
+}
+
+TEST(BadInput, InvalidLocationsAndNonSvmMemoryAreRejectedByEveryCall) {
+  Runtime rt(kUri);
+  const std::size_t n = 2u << 20;
+  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
+  const auto bad = static_cast<Location>(9);
+  expect_error([&] { rt.prefetch(p, n, bad); }, kInval, {"prefetch", "location 9"}, "prefetch Location(9)");
+  expect_error(
+      [&] {
+        rt.advise(p, n, Advice{bad, false, false});
+      },
+      kInval, {"advise", "location 9"}, "advise Location(9)");
+  std::vector<std::uint8_t> heap(3 * 4096);
+  expect_error(
+      [&] {
+        rt.advise(heap.data(), heap.size(), Advice{Location::kDevice, false, false});
+      },
+      kInval, {"advise", "not in a mirrored region"}, "advise of non-SVM memory");
+  expect_error([&] { rt.evict(heap.data(), heap.size()); }, kInval, {"evict", "not in a mirrored region"},
+               "evict of non-SVM memory");
+  expect_error([&] { rt.prefetch(heap.data(), heap.size(), Location::kSystem); }, kInval,
+               {"prefetch", "not in a mirrored region"}, "prefetch to system of non-SVM memory");
+  // Read-mostly is not applied by the sim: said so, never silently.
+  EXPECT_FALSE(rt.advise(p, n, Advice{Location::kNone, true, false}));
+  EXPECT_TRUE(rt.advise(p, n, Advice{Location::kNone, false, true}));
+  rt.free(p);
+}
+
+TEST(BadInput, PrefetchReturnsTheBytesOfTheRequestItMovedAndNoMore) {
+  Runtime rt(kUri);
+  const std::size_t n = 4u << 20;
+  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
+  fill(p, n, 5);
+  EXPECT_EQ(rt.prefetch(p + 100, 41271, Location::kDevice), 41271u);
+  EXPECT_EQ(rt.prefetch(p + 100, 41271, Location::kDevice), 0u) << "nothing left to move";
+  EXPECT_EQ(rt.prefetch(p + 100, 41271, Location::kSystem), 41271u);
+  EXPECT_EQ(rt.prefetch(p + 100, 41271, Location::kSystem), 0u);
+  // The first 2 MiB range moved as a whole and is still on the device but
+  // for the 11 pages brought back: only those are moved (and counted) now.
+  EXPECT_EQ(rt.prefetch(p, 2u << 20, Location::kDevice), 11u * 4096);
+  EXPECT_EQ(rt.prefetch(p, n, Location::kSystem), 2u << 20) << "only the first range was on the device";
+  EXPECT_EQ(rt.prefetch(p, n, Location::kDevice), n);
+  EXPECT_EQ(rt.prefetch(p + 4096 + 7, 1, Location::kSystem), 1u);
+  EXPECT_EQ(mismatches(p, n, 5), 0u);
+  rt.free(p);
+}
+
+TEST(BadInput, EveryCallOnAMovedFromRuntimeIsAClearError) {
+  Runtime rt(kUri);
+  Runtime other(std::move(rt));
+  int x = 0;
+  expect_error([&] { rt.alloc_shared(4096); }, kInval, {"alloc_shared", "moved from"}, "alloc_shared");
+  expect_error([&] { rt.mirror(&x, 4096); }, kInval, {"mirror", "moved from"}, "mirror");
+  expect_error([&] { rt.prefetch(&x, 4, Location::kDevice); }, kInval, {"moved from"}, "prefetch");
+  expect_error([&] { rt.launch(1, [](const WorkItem&, DeviceAccessor&) {}); }, kInval, {"moved from"}, "launch");
+  expect_error([&] { (void)rt.stats(); }, kInval, {"stats", "moved from"}, "stats");
+  expect_error([&] { (void)rt.capabilities(); }, kInval, {"moved from"}, "capabilities");
+  rt = std::move(other);  // assignment revives it
+  void* p = rt.alloc_shared(4096);
+  rt.free(p);
 }
 
 TEST(BadInput, KernelTouchingNonSvmMemoryIsDeviceLostAndLeavesNothing) {

@@ -11,7 +11,7 @@
 namespace xesvm::test {
 namespace {
 
-constexpr const char* kUri = "sim:vram=16M,workers=2";
+const std::string kUri = test_uri("sim:vram=16M,workers=2");
 constexpr std::size_t kVram = 16u << 20;
 
 // Number of page pairs (i, i+1) whose frames are adjacent in device memory.

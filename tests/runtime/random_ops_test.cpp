@@ -373,7 +373,7 @@ class RandomOps {
 TEST(RandomOps, ShadowCopyAgreesAfterEveryOperation) {
   const std::uint64_t ops = env_or("XESVM_RANDOM_OPS", 20000);
   const std::uint64_t seed = env_or("XESVM_RANDOM_SEED", 20261122);
-  Runtime rt("sim:vram=16M,workers=2");
+  Runtime rt(test_uri("sim:vram=16M,workers=2"));
   {
     RandomOps r(rt, seed, 10);
     const std::size_t bad = r.run(ops);
@@ -398,7 +398,7 @@ TEST(RandomOps, ShadowCopyAgreesAfterEveryOperation) {
 TEST(RandomOps, DeviceAndRamStateMatchesTheShadowAfterEveryOperation) {
   const std::uint64_t ops = env_or("XESVM_RANDOM_OPS", 20000) / 4;
   const std::uint64_t seed = env_or("XESVM_RANDOM_SEED", 20261122) + 7;
-  Runtime rt("sim:vram=16M,workers=2");
+  Runtime rt(test_uri("sim:vram=16M,workers=2"));
   RandomOps r(rt, seed, 10, /*remap=*/true, /*audit=*/true);
   EXPECT_EQ(r.run(ops), 0u) << "seed " << seed << ", step " << r.step() << ", last op " << r.last();
 }
@@ -406,7 +406,7 @@ TEST(RandomOps, DeviceAndRamStateMatchesTheShadowAfterEveryOperation) {
 TEST(RandomOps, ConcurrentThreadsOnDisjointAllocationsAgreeWithTheirShadows) {
   const std::uint64_t ops = env_or("XESVM_RANDOM_OPS", 20000) / 2;
   const std::uint64_t seed = env_or("XESVM_RANDOM_SEED", 20261122);
-  Runtime rt("sim:vram=16M,workers=2");
+  Runtime rt(test_uri("sim:vram=16M,workers=2"));
   std::size_t bad[2] = {0, 0};
   std::uint64_t step[2] = {0, 0};
   std::string last[2];
@@ -436,7 +436,7 @@ TEST(RandomOps, ConcurrentThreadsOnDisjointAllocationsAgreeWithTheirShadows) {
 TEST(RandomOps, ConcurrentThreadsWithMremapAgreeWithTheirShadows) {
   const std::uint64_t ops = env_or("XESVM_RANDOM_OPS", 20000) / 2;
   const std::uint64_t seed = env_or("XESVM_RANDOM_SEED", 20261122);
-  Runtime rt("sim:vram=16M,workers=2");
+  Runtime rt(test_uri("sim:vram=16M,workers=2"));
   std::size_t bad[2] = {0, 0};
   std::string last[2];
   std::vector<std::thread> ts;

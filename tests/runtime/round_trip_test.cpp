@@ -12,7 +12,7 @@
 namespace xesvm::test {
 namespace {
 
-constexpr const char* kUri = "sim:vram=64M,workers=2";
+const std::string kUri = test_uri("sim:vram=64M,workers=2");
 
 TEST(RoundTrip, GpuSeesCpuBytesAndCpuSeesGpuWrites) {
   Runtime rt(kUri);
@@ -140,6 +140,41 @@ TEST(RoundTrip, GpuAccessToNeverTouchedMemoryReadsZerosAndKeepsWrites) {
       bad += p[pg * 1024] != pg + 1;
       for (std::size_t i = 1; i < 1024; ++i) bad += p[pg * 1024 + i] != 0;
     }
+    EXPECT_EQ(bad, 0u) << uri;
+    rt.free(p);
+  }
+}
+
+}  // namespace
+}  // namespace xesvm::test
+
+namespace xesvm::test {
+namespace {
+
+// A range advised to stay in system memory is never migrated: the GPU
+// reaches its pages where they are, also those the CPU never touched (in
+// user-mode-only mode the kernel does not resolve a missing page for the
+// GPU's process_vm access; the sim must map it).
+TEST(RoundTrip, GpuAccessToNeverTouchedSystemPlacedMemoryWorksInBothModes) {
+  for (const char* uri : {"sim:vram=16M,workers=2", "sim:vram=16M,workers=2,kernel_faults=0"}) {
+    Runtime rt(uri);
+    const std::size_t n = 2u << 20;
+    auto* p = static_cast<std::uint32_t*>(rt.alloc_shared(n));
+    ASSERT_TRUE(rt.advise(p, n, Advice{Location::kSystem, false, false}));
+    std::atomic<std::uint64_t> nonzero{0};
+    try {
+      rt.launch(n / 4096, [&](const WorkItem& wi, DeviceAccessor& acc) {
+        std::uint32_t* w = p + wi.global_id * 1024;
+        if (acc.load(w + 1) != 0) nonzero.fetch_add(1);
+        acc.store(w, static_cast<std::uint32_t>(wi.global_id + 1));
+      });
+    } catch (const Error& e) {
+      ADD_FAILURE() << uri << ": " << e.what();
+    }
+    EXPECT_EQ(nonzero.load(), 0u) << uri;
+    EXPECT_EQ(rt.residency(p, n).device_bytes, 0u) << uri;
+    std::size_t bad = 0;
+    for (std::size_t pg = 0; pg < n / 4096; ++pg) bad += p[pg * 1024] != pg + 1;
     EXPECT_EQ(bad, 0u) << uri;
     rt.free(p);
   }

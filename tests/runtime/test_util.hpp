@@ -3,13 +3,26 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <span>
+#include <string>
+#include <string_view>
 
 #include "runtime/runtime_impl.hpp"
 #include "xesvm/xesvm.hpp"
 
 namespace xesvm::test {
+
+/// The sim URI a suite that runs in both userfaultfd modes opens: `uri`
+/// as given, or in user-mode-only mode (kernel_faults=0, what unprivileged
+/// users get) when the environment sets XESVM_TEST_KERNEL_FAULTS=0
+/// (tests/runtime/CMakeLists.txt registers such variants).
+inline std::string test_uri(std::string uri) {
+  const char* k = std::getenv("XESVM_TEST_KERNEL_FAULTS");
+  if (k && std::string_view(k) == "0") uri += ",kernel_faults=0";
+  return uri;
+}
 
 /// A byte pattern that differs per address and per generation.
 inline std::uint8_t pattern(std::uint64_t offset, std::uint32_t gen) {

@@ -62,6 +62,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <sstream>
@@ -136,7 +137,71 @@ int ioctl_retry(int fd, unsigned long req, void* arg) {
   }
 }
 
+// Why [start, start+len) cannot be mirrored, or "" if it can: every byte
+// must be mapped (no hole), by private anonymous mappings. A MAP_SHARED
+// mapping (shmem) keeps its pages in the page cache: MADV_DONTNEED only
+// drops the PTEs, so a CPU touch would map the old page again instead of
+// faulting, and the device's bytes would never reach it. File mappings
+// cannot be registered for missing faults at all. One pass over
+// /proc/self/maps: no page-table walk, cheap enough for every mirror().
+std::string unmirrorable_reason(std::uint64_t start, std::uint64_t len) {
+  FILE* f = std::fopen("/proc/self/maps", "re");
+  if (!f) return "";  // no procfs: leave it to UFFDIO_REGISTER
+  std::uint64_t covered = start;
+  const std::uint64_t end = start + len;
+  std::string why;
+  char line[4096];
+  while (covered < end && std::fgets(line, sizeof line, f)) {
+    unsigned long lo = 0, hi = 0;
+    char perms[8] = {};
+    int path_at = 0;
+    if (std::sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &path_at) < 3) continue;
+    if (hi <= covered) continue;
+    if (lo > covered) break;  // a hole at `covered`
+    std::string path = path_at > 0 ? std::string(line + path_at) : std::string();
+    while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
+    std::ostringstream at;
+    at << std::hex << "0x" << lo << "-0x" << hi;
+    if (perms[3] == 's') {
+      why = "the mapping at " + at.str() + " is MAP_SHARED" + (path.empty() ? "" : " (" + path + ")") +
+            "; the sim device mirrors only private anonymous memory (its pages stay in the page cache, "
+            "so device-resident bytes could not reach the CPU)";
+      break;
+    }
+    if (!path.empty() && path != "[heap]" && path != "[stack]" && path.rfind("[anon:", 0) != 0) {
+      why = "the mapping at " + at.str() + " maps " + path + "; expected private anonymous memory";
+      break;
+    }
+    covered = hi;
+  }
+  std::fclose(f);
+  if (why.empty() && covered < end) {
+    std::ostringstream os;
+    os << std::hex << "nothing is mapped at 0x" << covered << "; expected the whole region to be mapped";
+    why = os.str();
+  }
+  return why;
+}
+
 }  // namespace
+
+std::vector<CpuProtection> read_cpu_protection(std::uint64_t start, std::uint64_t end) {
+  std::vector<CpuProtection> out;
+  FILE* f = std::fopen("/proc/self/maps", "re");
+  if (!f) return {CpuProtection{start, end, true, true}};
+  char line[4096];
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned long lo = 0, hi = 0;
+    char perms[8] = {};
+    if (std::sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) < 3) continue;
+    if (hi <= start) continue;
+    if (lo >= end) break;
+    out.push_back(
+        {std::max<std::uint64_t>(lo, start), std::min<std::uint64_t>(hi, end), perms[0] == 'r', perms[1] == 'w'});
+  }
+  std::fclose(f);
+  return out;
+}
 
 std::string UffdFeatures::describe() const {
   std::ostringstream os;
@@ -221,8 +286,9 @@ CpuMirror::~CpuMirror() {
 }
 
 CpuMirrorStats CpuMirror::stats() const {
-  return {cpu_faults_device_.load(), cpu_faults_zero_.load(), pages_to_ram_.load(), events_.load(),
-          deferred_count_.load(),    stale_unmaps_.load()};
+  return {cpu_faults_device_.load(), cpu_faults_zero_.load(), pages_to_ram_.load(),    events_.load(),
+          deferred_count_.load(),    stale_unmaps_.load(),    unreadable_runs_.load(), unmovable_runs_.load(),
+          fault_copy_errors_.load()};
 }
 
 // ---------------------------------------------------------------------------
@@ -251,13 +317,28 @@ void CpuMirror::mirror(std::uint64_t start, std::size_t len, MirrorClient& clien
           return os.str();
         }());
   }
+  auto region = [&] {
+    std::ostringstream os;
+    os << std::hex << "[0x" << start << ", +0x" << len << ")";
+    return os.str();
+  };
+  if (const std::string why = unmirrorable_reason(start, len); !why.empty()) {
+    throw Error(Error::Code::kInvalidArgument, "sim device: cannot mirror " + region() + ": " + why);
+  }
   uffdio_register reg{};
   reg.range.start = start;
   reg.range.len = len;
   reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
   if (ioctl(uffd_, UFFDIO_REGISTER, &reg) < 0) {
     int e = errno;
-    throw Error(Error::Code::kInvalidArgument, "sim device: cannot mirror the region (" + errno_text(e) +
+    if (e == EBUSY) {
+      // The VMA is registered with another userfaultfd descriptor.
+      throw Error(Error::Code::kInvalidArgument,
+                  "sim device: cannot mirror " + region() +
+                      ": another live Runtime (or another userfaultfd user in this process) already mirrors "
+                      "it; expected memory no other runtime owns (unmirror it there first)");
+    }
+    throw Error(Error::Code::kInvalidArgument, "sim device: cannot mirror " + region() + " (" + errno_text(e) +
                                                    "): expected private anonymous memory that is mapped in full");
   }
   mirrors_[start] = Mirror{start + len, &client, /*moved=*/false};
@@ -450,7 +531,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
       std::lock_guard lk(drop_mu_);
       dropping_.emplace_back(start, start + len);
     }
-    madvise(reinterpret_cast<void*>(start), len, MADV_DONTNEED);
+    const bool dropped = madvise(reinterpret_cast<void*>(start), len, MADV_DONTNEED) == 0;
     // madvise returns once the reader has *read* our REMOVE event, maybe
     // before it looked at the mark: wait until that read is processed.
     {
@@ -462,6 +543,25 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
       std::lock_guard lk(drop_mu_);
       dropping_.erase(
           std::find(dropping_.begin(), dropping_.end(), std::pair<std::uint64_t, std::uint64_t>{start, start + len}));
+    }
+    if (!dropped) {
+      // The kernel refuses MADV_DONTNEED on mlock()ed memory (EINVAL), and
+      // stops at the first such VMA of the run: pages still present were
+      // not dropped and stay in RAM (their frames are not used); only the
+      // ones that are gone now live on the device. Nothing can populate a
+      // page of the run meanwhile: writers wait (write-protect) and
+      // readers of absent pages wait on the inbound entry.
+      unmovable_runs_.fetch_add(1, std::memory_order_relaxed);
+      read_present(start, count, present);
+      std::size_t kept = 0;
+      for (std::size_t k = 0; k < count; ++k) {
+        if (present[k]) {
+          ok[first + k] = false;
+          ++kept;
+        }
+      }
+      bytes += (count - kept) * kPageSize;
+      continue;
     }
     bytes += len;
   }
@@ -932,6 +1032,21 @@ void CpuMirror::apply(const Message& m) {
   }
 }
 
+void CpuMirror::populate_absent(std::span<const std::uint64_t> pages) {
+  static const std::array<std::byte, kPageSize> zeros{};
+  for (std::uint64_t page : pages) {
+    // A private writable page (UFFDIO_ZEROPAGE would map the shared zero
+    // page, and the GPU's first write would then have to break COW).
+    uffdio_copy c{};
+    c.dst = page;
+    c.src = reinterpret_cast<std::uint64_t>(zeros.data());
+    c.len = kPageSize;
+    // EEXIST: populated meanwhile; EAGAIN/ENOENT: a mapping change is in
+    // flight, and the access after it faults again.
+    ioctl(uffd_, UFFDIO_COPY, &c);
+  }
+}
+
 int CpuMirror::zero_page(std::uint64_t page) {
   uffdio_zeropage z{};
   z.range.start = page;
@@ -989,7 +1104,24 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
   // Do not wake the faulting thread yet: it must find the books (frame
   // freed, counters) already updated when it resumes.
   c.mode = UFFDIO_COPY_MODE_DONTWAKE;
-  int rc = ioctl(uffd_, UFFDIO_COPY, &c) == 0 ? 0 : errno;
+  int rc = 0;
+  if (unsigned n = fault_copy_failures_.load(); n > 0 && fault_copy_failures_.compare_exchange_strong(n, n - 1)) {
+    rc = ENOMEM;  // test hook
+  } else {
+    rc = ioctl(uffd_, UFFDIO_COPY, &c) == 0 ? 0 : errno;
+  }
+  if (rc != 0 && rc != EAGAIN && rc != ENOENT && rc != EEXIST) {
+    // The copy failed (ENOMEM and the like): the page was not placed, so
+    // its bytes are still only in the frame. Leave it on the device and
+    // retry the fault later; dropping the entry would hand the faulting
+    // thread a zero page.
+    fault_copy_errors_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lk(entries_mu_);
+    auto it = entries_.find(page);
+    if (it != entries_.end()) it->second.state = EntryState::kResident;
+    frames_.unlock(e.frame);
+    return false;
+  }
   if (rc == EAGAIN || rc == ENOENT) {
     // The mapping is changing or went away under an event not applied yet:
     // after mremap the bytes are needed at the new address, so the frame

@@ -85,6 +85,11 @@ bool mapping_change_in_flight(int uffd);
 enum class Registration : std::uint8_t { kRegistered, kUnregistered, kChanging };
 Registration registration(int uffd, std::uint64_t start, std::uint64_t len);
 
+/// The protection of every mapping overlapping [start, end), clipped to it,
+/// from /proc/self/maps (one read, no page-table walk). mprotect() raises
+/// no userfaultfd event, so this is asked, never tracked.
+std::vector<CpuProtection> read_cpu_protection(std::uint64_t start, std::uint64_t end);
+
 /// Counters of the CPU side.
 struct CpuMirrorStats {
   std::uint64_t cpu_faults_device = 0;  ///< MISSING faults on device-resident pages
@@ -94,6 +99,8 @@ struct CpuMirrorStats {
   std::uint64_t deferred = 0;           ///< faults deferred on a busy frame
   std::uint64_t stale_unmaps = 0;       ///< UNMAP pieces older than a REMAP onto them, ignored
   std::uint64_t unreadable_runs = 0;    ///< runs left in RAM: a page could not be read
+  std::uint64_t unmovable_runs = 0;     ///< runs (partly) left in RAM: MADV_DONTNEED refused (mlock)
+  std::uint64_t fault_copy_errors = 0;  ///< CPU-fault copies that failed (page kept on the device, retried)
 };
 
 class CpuMirror {
@@ -128,6 +135,11 @@ class CpuMirror {
   CopyStatus place(std::uint64_t addr, const std::byte* src, std::size_t len);
   void finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed);
 
+  /// Maps a zero-filled page at each page of `pages` that has no CPU page
+  /// yet. In user-mode-only mode the kernel does not resolve a missing page
+  /// for the GPU's process_vm_readv/writev (EFAULT), so a bind of absent
+  /// system pages must populate them first. Pages that exist are left alone.
+  void populate_absent(std::span<const std::uint64_t> pages);
   /// Waits until every event the kernel has queued so far is applied.
   void drain();
   /// Waits (bounded) until no mapping change of mirrored memory is in flight
@@ -139,6 +151,9 @@ class CpuMirror {
   bool mapping_change_in_flight() const;
   /// True while a mapping event (UNMAP, REMOVE, REMAP) is read but not applied.
   bool events_pending() const { return events_applied_.load() < events_read_.load(); }
+  /// Test hook: the next n copies of the CPU fault service
+  /// (migrate_to_ram) fail with ENOMEM.
+  void inject_fault_copy_failures(unsigned n) { fault_copy_failures_.store(n); }
   /// Test hook: the next n placements fail with EIO.
   void inject_place_failures(unsigned n) { place_failures_.store(n); }
   /// Test hook: the next placement of more than `pages` pages places only
@@ -217,8 +232,9 @@ class CpuMirror {
   std::atomic<std::uint64_t> reads_done_{0};                                    // ... and fully processed
 
   std::atomic<std::uint64_t> cpu_faults_device_{0}, cpu_faults_zero_{0}, pages_to_ram_{0}, events_{0},
-      deferred_count_{0}, stale_unmaps_{0}, unreadable_runs_{0};
+      deferred_count_{0}, stale_unmaps_{0}, unreadable_runs_{0}, unmovable_runs_{0}, fault_copy_errors_{0};
   std::atomic<unsigned> place_failures_{0};
+  std::atomic<unsigned> fault_copy_failures_{0};
   std::atomic<std::size_t> short_placement_{0};
 
   std::jthread reader_;

@@ -1,5 +1,6 @@
 #include "runtime/backends/sim/sim_device.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <sstream>
 #include <thread>
@@ -46,6 +47,7 @@ double parse_double(std::string_view key, std::string_view v) {
 
 SimConfig parse_sim_options(std::string_view options) {
   SimConfig c;
+  std::vector<std::string_view> seen;
   while (!options.empty()) {
     std::size_t comma = options.find(',');
     std::string_view kv = options.substr(0, comma);
@@ -54,6 +56,10 @@ SimConfig parse_sim_options(std::string_view options) {
     std::size_t eq = kv.find('=');
     if (eq == std::string_view::npos) bad_option("option '" + std::string(kv) + "' has no value", "key=value");
     std::string_view k = kv.substr(0, eq), v = kv.substr(eq + 1);
+    if (std::find(seen.begin(), seen.end(), k) != seen.end()) {
+      bad_option("option '" + std::string(k) + "' is given twice", "each option at most once");
+    }
+    seen.push_back(k);
     if (k == "vram") {
       std::uint64_t b = parse_size(k, v);
       if (b == 0 || b % (2u << 20))
@@ -131,6 +137,9 @@ DeviceMemoryUse SimDevice::device_memory() const { return frames_->use(); }
 void SimDevice::mirror(std::uint64_t start, std::size_t len, MirrorClient& client) { cpu_->mirror(start, len, client); }
 void SimDevice::unmirror(std::uint64_t start, std::size_t len) { cpu_->unmirror(start, len); }
 void SimDevice::snapshot(std::uint64_t start, std::span<PageSnapshot> out) { cpu_->snapshot(start, out); }
+std::vector<CpuProtection> SimDevice::cpu_protection(std::uint64_t start, std::uint64_t end) const {
+  return read_cpu_protection(start, end);
+}
 std::size_t SimDevice::migrate_to_device(std::span<const std::uint64_t> addrs, std::span<FrameId> frames) {
   return cpu_->migrate_to_device(addrs, frames);
 }
@@ -147,7 +156,16 @@ void SimDevice::finalize(std::span<const FrameId> frames, std::span<const std::u
   cpu_->finalize(frames, committed);
 }
 std::span<const std::byte> SimDevice::frame_bytes(FrameId frame) const { return {frames_->data(frame), kPageSize}; }
-void SimDevice::bind(std::uint64_t start, std::span<const PageSnapshot> pages) { gpu_->bind(start, pages); }
+void SimDevice::bind(std::uint64_t start, std::span<const PageSnapshot> pages) {
+  if (!cpu_->features().kernel_faults) {
+    std::vector<std::uint64_t> absent;
+    for (std::size_t i = 0; i < pages.size(); ++i) {
+      if (pages[i].place == PagePlace::kAbsent) absent.push_back(start + i * kPageSize);
+    }
+    if (!absent.empty()) cpu_->populate_absent(absent);
+  }
+  gpu_->bind(start, pages);
+}
 void SimDevice::unbind(std::uint64_t start, std::uint64_t end) { gpu_->unbind(start, end); }
 
 }  // namespace xesvm::sim
