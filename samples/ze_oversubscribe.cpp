@@ -9,7 +9,7 @@
 //                      its kernel and evicted (zeContextEvictMemory) after it,
 //                      so migrations are bulk and eviction never stalls a fault.
 //
-// Usage: ze_oversubscribe [passes]   (default 2). Unless XESVM_ZE_BACKEND is
+// Usage: ze_oversubscribe [passes]   (default 2). Unless XESVM_BACKEND is
 // set, the sample asks the driver for a 64 MiB sim device. Throughput is
 // bytes streamed per second, of device time (the driver's device clock, which
 // on the sim is the cost model's modelled time: link transfers, GPU faults,
@@ -78,7 +78,7 @@ Run stream(ZeSample& ze, ze_kernel_handle_t k, const std::vector<float*>& bufs, 
 
 int main(int argc, char** argv) {
   const int passes = argc > 1 ? std::atoi(argv[1]) : 2;
-  setenv("XESVM_ZE_BACKEND", "sim:vram=64M", 0);
+  setenv("XESVM_BACKEND", "sim:vram=64M", 0);
   ZeSample ze;
   std::uint32_t n = 1;
   ze_device_memory_properties_t mem{ZE_STRUCTURE_TYPE_DEVICE_MEMORY_PROPERTIES, nullptr};
