@@ -148,9 +148,16 @@ if [ ! -f "$psrc/.xesvm-complete" ]; then
 fi
 if [ "$(cat "$psrc/.xesvm-series" 2>/dev/null)" != "$serieshash" ]; then
 	# Put back the pristine version of every file the previous series
-	# touched (with a new mtime, so make rebuilds it), then apply.
+	# touched (with a new mtime, so make rebuilds it), then apply. A file
+	# the new series leaves exactly as the previous one did gets its old
+	# mtime back, so that a change to one file does not rebuild everything
+	# that includes another.
+	prev=$(mktemp -d)
 	if [ -f "$psrc/.xesvm-files" ]; then
 		while read -r f; do
+			if [ -e "$psrc/$f" ]; then
+				mkdir -p "$prev/$(dirname "$f")" && cp -p "$psrc/$f" "$prev/$f"
+			fi
 			if [ -e "$pristine/$f" ]; then cp "$pristine/$f" "$psrc/$f"; else rm -f "$psrc/$f"; fi
 		done <"$psrc/.xesvm-files"
 	fi
@@ -161,6 +168,12 @@ if [ "$(cat "$psrc/.xesvm-series" 2>/dev/null)" != "$serieshash" ]; then
 		sed -n 's#^+++ b/##p' "$xe/$p" >>"$psrc/.xesvm-files"
 	done
 	sort -u -o "$psrc/.xesvm-files" "$psrc/.xesvm-files"
+	while read -r f; do
+		if [ -e "$prev/$f" ] && cmp -s "$prev/$f" "$psrc/$f"; then
+			touch -r "$prev/$f" "$psrc/$f"
+		fi
+	done <"$psrc/.xesvm-files"
+	rm -rf "$prev"
 	echo "$serieshash" >"$psrc/.xesvm-series"
 fi
 log "building the patched kernel ($pout)"
