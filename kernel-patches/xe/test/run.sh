@@ -70,7 +70,7 @@ write_plan() { # dir with binaries, kind
 	{
 		echo "900 hmm-tests $d/hmm-tests"
 		if [ "$kind" = patched ]; then
-			echo "900 hmm-evict-tests $d/hmm-evict-tests"
+			echo "1500 hmm-evict-tests $d/hmm-evict-tests"
 			if [ "${XESVM_BENCH:-0}" = 1 ]; then
 				echo "1800 bench $here/bench.sh $d"
 			fi
@@ -93,7 +93,7 @@ build_selftests() { # src, out dir, kind
 }
 
 run_guest() { # bzImage, out dir, label
-	local img=$1 d=$2 label=$3 qtmo=${XESVM_QEMU_TIMEOUT:-1800}
+	local img=$1 d=$2 label=$3 qtmo=${XESVM_QEMU_TIMEOUT:-2700}
 	rm -f "$d/console.log" "$d/tests.log"
 	log "booting $label kernel in QEMU (TCG, watchdog ${qtmo}s)"
 	local s=$(date +%s)
