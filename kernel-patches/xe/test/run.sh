@@ -79,7 +79,8 @@ write_plan() { # dir with binaries, kind
 }
 
 build_selftests() { # src, out dir, kind
-	local src=$1 d=$2 kind=$3 st=$d/selftests
+	local src=$1 d=$2 kind=$3
+	local st=$d/selftests
 	# The tests build from a copy whose kselftest harness allows 10x the
 	# default per-test timeout and 4x the explicit ones: KASAN in TCG is
 	# that much slower, and a hang is still caught.
