@@ -9,7 +9,8 @@ pkgver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
 psrc=$cache/src-$pkgver-patched
 [ -f "$psrc/.xesvm-series" ] || { echo "run run.sh first"; exit 1; }
 frag=$(mktemp)
-cat "$here/config.fragment" "$here/config.nodebug.fragment" | grep -v -e '^CONFIG_PROVE_LOCKING=' -e '^CONFIG_DEBUG_VM=' -e '^CONFIG_DEBUG_ATOMIC_SLEEP=' >"$frag"
+cat "$here/config.fragment" "$here/config.nodebug.fragment" | grep -v -e '^CONFIG_PROVE_LOCKING=' -e '^CONFIG_DEBUG_VM=' -e '^CONFIG_DEBUG_ATOMIC_SLEEP=' \
+	-e '^CONFIG_KASAN' -e '^CONFIG_SLUB_DEBUG_ON=' -e '^CONFIG_SLUB_RCU_DEBUG=' >"$frag"
 h=$( (echo "$pkgver"; cat "$frag" "$here/kbuild.sh") | sha256sum | cut -c1-16)
 out=$cache/patched-nodebug-$h
 bash "$here/kbuild.sh" "$psrc" "$out" "$frag" bzImage

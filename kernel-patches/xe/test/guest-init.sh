@@ -11,7 +11,21 @@ export HOME=/tmp LANG=C LC_ALL=C
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# A checkout (or cache) under /tmp would be hidden by the tmpfs on /tmp:
+# bind the host directories the plan and this script live in back over it.
+keep=
+for p in "$0" "$XESVM_PLAN"; do
+	case "$p" in
+	/tmp/?*/*) d=${p#/tmp/}; keep="$keep ${d%%/*}" ;;
+	esac
+done
+if [ -n "$keep" ]; then
+	mkdir -p /dev/.host-tmp && mount --bind /tmp /dev/.host-tmp
+fi
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+for d in $keep; do
+	mkdir -p "/tmp/$d" && mount --bind "/dev/.host-tmp/$d" "/tmp/$d"
+done
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mkdir -p /dev/pts /dev/shm
 mount -t tmpfs tmpfs /dev/shm

@@ -19,7 +19,9 @@ SPLAT = re.compile(
     r"inconsistent lock state|INFO: lockdep|INFO: task .* blocked|"
     r"soft lockup|hard LOCKUP|rcu_sched self-detected stall|"
     r"rcu: INFO|Kernel panic|UBSAN|KASAN|list_add corruption|"
-    r"list_del corruption|Bad page state|BUG_ON|Call Trace:)")
+    r"list_del corruption|Bad page state|BUG_ON|Call Trace:|"
+    # SLUB debugging: "BUG kmalloc-64 (Not tainted): Poison overwritten"
+    r"BUG \S+ \((Not t|T)ainted)")
 # lines that match SPLAT but are harmless boot chatter
 BENIGN = re.compile(r"(lockdep: .*enabled|Lock dependency validator|"
                     r"\.\.\. MAX_LOCK|\.\.\. MAX_LOCKDEP|\.\.\. CHAINHASH|"
