@@ -26,10 +26,14 @@ typedef enum xesvm_status {
   XESVM_ERROR_UNKNOWN = -99
 } xesvm_status;
 
+/* XESVM_LOCATION_FORCE_INT32 is no location: it makes every int a value of the
+ * type in C++ too, so that the library can reject an out-of-range value a C
+ * caller passes instead of reading it with undefined behaviour. */
 typedef enum xesvm_location {
   XESVM_LOCATION_NONE = 0,
   XESVM_LOCATION_SYSTEM = 1,
-  XESVM_LOCATION_DEVICE = 2
+  XESVM_LOCATION_DEVICE = 2,
+  XESVM_LOCATION_FORCE_INT32 = 0x7fffffff
 } xesvm_location;
 
 typedef struct xesvm_runtime xesvm_runtime;   /* opaque */
