@@ -337,7 +337,10 @@ void SvmManager::check_cpu_protection() {
   std::uint64_t lo = ~std::uint64_t{0}, hi = 0;
   {
     std::lock_guard lk(driver_mu_);
-    std::shared_lock nl(notifier_.lock);
+    // Exclusive: a binder sets gpu_bound under the shared lock (its range's
+    // migrate_mu keeps binders of one range apart), so a reader that holds
+    // neither must exclude binders.
+    std::unique_lock nl(notifier_.lock);
     for (const RangePtr& r : tree_.all()) {
       if (!r->gpu_bound) continue;
       bound.push_back(r);

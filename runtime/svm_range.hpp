@@ -53,7 +53,9 @@ struct Range {
   /// Lock order: migrate_mu -> frame locks -> notifier lock.
   std::mutex migrate_mu;
 
-  // Guarded by the notifier lock.
+  // Guarded by the notifier lock. gpu_bound and bound_read_write are also
+  // written under the shared notifier lock by the binder, which holds
+  // migrate_mu: read them under migrate_mu or the exclusive notifier lock.
   std::vector<FrameId> frames;  ///< per page; kNoFrame = data in RAM
   bool unmapped = false;        ///< CPU mapping changed; queued for removal
   bool gpu_bound = false;
