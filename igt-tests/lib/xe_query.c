@@ -105,6 +105,18 @@ uint64_t xe_info_vram_size(const struct xe_device_info *info, unsigned gt_id) {
   return r->cpu_visible_size ? r->cpu_visible_size : r->total_size;
 }
 
+uint16_t xe_info_pat_index_wb(const struct xe_device_info *info) {
+  if (!info->gt_list) return 0;
+  for (uint32_t i = 0; i < info->gt_list->num_gt; i++) {
+    const struct drm_xe_gt *gt = &info->gt_list->gt_list[i];
+    if (gt->type != DRM_XE_QUERY_GT_TYPE_MAIN) continue;
+    if (gt->ip_ver_major >= 20) return 2;
+    if (gt->ip_ver_major == 12 && gt->ip_ver_minor >= 60) return 3;
+    return 0;
+  }
+  return 0;
+}
+
 const struct drm_xe_engine_class_instance *xe_info_engine(const struct xe_device_info *info, uint16_t engine_class) {
   if (!info->engines) return NULL;
   for (uint32_t i = 0; i < info->engines->num_engines; i++)

@@ -59,6 +59,12 @@ const struct drm_xe_mem_region *xe_info_near_vram(const struct xe_device_info *i
  * visible size is 0 (IGT's xe_visible_vram_size()). 0 without VRAM. */
 uint64_t xe_info_vram_size(const struct xe_device_info *info, unsigned gt_id);
 
+/* The write-back PAT index for the device's main GT, by graphics IP
+ * version as IGT's intel_get_pat_idx_wb() picks it: 2 for Xe2/Xe3 (IP 20,
+ * 30), 3 for PVC (12.60) and MTL/ARL (12.70, 12.71), else 0 (also for an
+ * IP version IGT does not know, e.g. 0.0). */
+uint16_t xe_info_pat_index_wb(const struct xe_device_info *info);
+
 /* First engine of `engine_class` (DRM_XE_ENGINE_CLASS_*), or NULL. */
 const struct drm_xe_engine_class_instance *xe_info_engine(const struct xe_device_info *info, uint16_t engine_class);
 

@@ -69,7 +69,8 @@ int igt_main() {
     igt_dynamic("bad") { igt_assert(one == 0); }
   }
 
-  igt_subtest_with_dynamic("dynamic-none-run") { /* No dynamic part entered: the container is a SKIP. */ }
+  igt_subtest_with_dynamic("dynamic-none-run") { /* No dynamic part entered: the container is a SKIP. */
+  }
 
   /* A fixture that skips only skips the subtests of its own group. */
   igt_subtest_group() {

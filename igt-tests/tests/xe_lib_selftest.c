@@ -296,7 +296,15 @@ int igt_main() {
     igt_assert_eq((int)xe_info_engine(&info, DRM_XE_ENGINE_CLASS_COMPUTE)->engine_instance, 3);
     igt_assert(xe_info_engine(&info, DRM_XE_ENGINE_CLASS_RENDER) == NULL);
     igt_assert_eq((int)xe_info_num_exec_engines(&info), 2);
-    igt_assert_eq_u64(xe_info_config(&info, 5), 0); /* beyond num_params */
+    igt_assert_eq_u64(xe_info_config(&info, 5), 0);     /* beyond num_params */
+    igt_assert_eq((int)xe_info_pat_index_wb(&info), 0); /* IP 0.0: IGT's default table */
+    info.gt_list->gt_list[0].ip_ver_major = 20;
+    igt_assert_eq((int)xe_info_pat_index_wb(&info), 2); /* Xe2 */
+    info.gt_list->gt_list[0].ip_ver_major = 12;
+    info.gt_list->gt_list[0].ip_ver_minor = 60;
+    igt_assert_eq((int)xe_info_pat_index_wb(&info), 3); /* PVC */
+    info.gt_list->gt_list[0].ip_ver_minor = 55;
+    igt_assert_eq((int)xe_info_pat_index_wb(&info), 0);
     xe_device_info_free(&info);
     igt_assert(info.config == NULL);
   }
