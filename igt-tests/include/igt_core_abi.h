@@ -183,11 +183,12 @@ void igt_install_exit_handler(igt_exit_handler_t fn);
        igt_success())
 #define igt_dynamic_f(...) igt_dynamic_f_(igt_unique(dynamic_name), __VA_ARGS__)
 
-#define igt_subtest_group()                                                                    \
-  for (int igt_unique(group_once) = 0, igt_unique(group_save) = 0, igt_unique(group_desc) = 0; \
-       igt_unique(group_once) < 1 &&                                                           \
-       (__igt_subtest_group_save(&igt_unique(group_save), &igt_unique(group_desc)), true);     \
-       igt_unique(group_once)++, __igt_subtest_group_restore(igt_unique(group_save), igt_unique(group_desc)))
+/* s[0], s[1]: the saved group state; s[2]: the one-shot flag. An array
+ * whose address escapes stays in memory across the blocks' sigsetjmp. */
+#define igt_subtest_group()                                                                                        \
+  for (int igt_unique(group)[3] = {0, 0, 0};                                                                       \
+       igt_unique(group)[2] < 1 && (__igt_subtest_group_save(&igt_unique(group)[0], &igt_unique(group)[1]), true); \
+       igt_unique(group)[2]++, __igt_subtest_group_restore(igt_unique(group)[0], igt_unique(group)[1]))
 
 #define igt_describe(dsc) igt_describe_f("%s", dsc)
 
