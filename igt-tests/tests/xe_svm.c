@@ -826,13 +826,13 @@ int igt_main() {
   for (volatile int atomic = 0; atomic < 2; atomic++)
     for (volatile int remap = 0; remap < 2; remap++)
       for (volatile int cpu_fault = 0; cpu_fault < 2; cpu_fault++)
-        igt_subtest_f("%spartial-%s-%s", atomic ? "atomic-" : "", remap ? "remap" : "munmap",
+        igt_subtest_f("partial-%s%s-%s", atomic ? "atomic-" : "", remap ? "remap" : "munmap",
                       cpu_fault ? "cpu-fault" : "no-cpu-fault") test_partial(remap, cpu_fault, atomic);
 
   igt_subtest("unaligned-alloc") test_unaligned_alloc();
   igt_subtest("fault") test_fault();
-  igt_subtest("threads-shared-vm-same-addr") test_threads_shared_vm(true);
-  igt_subtest("threads-shared-vm-different-addr") test_threads_shared_vm(false);
+  igt_subtest("threads-shared-vm-shared-alloc-many-malloc") test_threads_shared_vm(true);
+  igt_subtest("threads-shared-vm-many-malloc") test_threads_shared_vm(false);
   igt_subtest("process-many-malloc") test_processes(&families[2]);
   igt_subtest("process-many-stride-malloc") test_processes(&families[3]);
   igt_subtest("madvise-preferred-loc-sram") test_madvise_preferred_loc_sram();
@@ -841,8 +841,8 @@ int igt_main() {
   igt_subtest("madvise-split") test_madvise_split();
   igt_subtest("prefetch") test_prefetch();
   igt_subtest("prefetch-both-ways") test_prefetch_both_ways();
-  igt_subtest("busy") test_busy();
-  igt_subtest("malloc-dontneed") test_dontneed();
+  igt_subtest("once-malloc-busy") test_busy();
+  igt_subtest("mmap-dontneed") test_dontneed();
   igt_subtest("fault-benchmark") test_fault_benchmark();
   igt_subtest("prefetch-benchmark") test_prefetch_benchmark();
 
