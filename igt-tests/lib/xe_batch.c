@@ -55,12 +55,23 @@ static size_t rows(uint64_t size) { return (size_t)((size + XE_MEM_ROW_MAX - 1) 
 size_t xe_batch_mem_copy_dwords(uint64_t size) { return rows(size) * XE_MEM_COPY_DWORDS; }
 size_t xe_batch_mem_set_dwords(uint64_t size) { return rows(size) * XE_MEM_SET_DWORDS; }
 
-int xe_batch_mem_copy(struct xe_batch *b, uint64_t src, uint64_t dst, uint64_t size) {
+/* Checks that a row-split command over `size` bytes (needing `dwords` in
+ * all) may be emitted: 0, or the sticky error. */
+static int check_rows(struct xe_batch *b, uint64_t size, size_t dwords) {
   if (size == 0) return invalid(b);
-  if (b->error) return b->error;
-  if (b->cap - b->len < xe_batch_mem_copy_dwords(size)) return b->error = -ENOSPC;
+  if (!b->error && b->cap - b->len < dwords) b->error = -ENOSPC;
+  return b->error;
+}
+
+/* Bytes in the row starting at offset `off` of a `size`-byte span. */
+static uint32_t row_width(uint64_t size, uint64_t off) {
+  return size - off < XE_MEM_ROW_MAX ? (uint32_t)(size - off) : XE_MEM_ROW_MAX;
+}
+
+int xe_batch_mem_copy(struct xe_batch *b, uint64_t src, uint64_t dst, uint64_t size) {
+  if (check_rows(b, size, xe_batch_mem_copy_dwords(size))) return b->error;
   for (uint64_t off = 0; off < size; off += XE_MEM_ROW_MAX) {
-    uint32_t width = size - off < XE_MEM_ROW_MAX ? (uint32_t)(size - off) : XE_MEM_ROW_MAX;
+    uint32_t width = row_width(size, off);
     uint32_t *p = reserve(b, XE_MEM_COPY_DWORDS);
     p[0] = XE_MEM_COPY_CMD; /* copy_type linear, mode byte, no compression */
     p[1] = width - 1;
@@ -77,11 +88,9 @@ int xe_batch_mem_copy(struct xe_batch *b, uint64_t src, uint64_t dst, uint64_t s
 }
 
 int xe_batch_mem_set(struct xe_batch *b, uint64_t dst, uint64_t size, uint8_t byte) {
-  if (size == 0) return invalid(b);
-  if (b->error) return b->error;
-  if (b->cap - b->len < xe_batch_mem_set_dwords(size)) return b->error = -ENOSPC;
+  if (check_rows(b, size, xe_batch_mem_set_dwords(size))) return b->error;
   for (uint64_t off = 0; off < size; off += XE_MEM_ROW_MAX) {
-    uint32_t width = size - off < XE_MEM_ROW_MAX ? (uint32_t)(size - off) : XE_MEM_ROW_MAX;
+    uint32_t width = row_width(size, off);
     uint32_t *p = reserve(b, XE_MEM_SET_DWORDS);
     p[0] = XE_MEM_SET_CMD; /* linear, byte fill */
     p[1] = width - 1;

@@ -242,19 +242,18 @@ static void for_each_engine_exec(const struct family *f, unsigned flags) {
  * and the GPU can write it (and the replacement) again. */
 static void test_partial(bool remap, bool cpu_fault, bool atomic) {
   const struct drm_xe_engine_class_instance *eci = svm_engine(&dev, 0);
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, eci);
+  struct svm_session s;
+  svm_session_begin(&s, &dev, eci);
   char *region = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   igt_assert(region != MAP_FAILED);
   memset(region, 5, SZ_2M);
   struct svm_exec_data *lo = (void *)region, *hi = (void *)(region + SZ_1M);
-  uint64_t *fence = svm_fence_alloc();
 
   svm_write_batch(lo, svm_value(0), atomic);
   svm_write_batch(hi, svm_value(1), atomic);
   uint32_t hi_value = hi->expected_data;
-  svm_exec_wait(&dev, q, lo->batch, fence, XE_FIVE_SEC);
-  svm_exec_wait(&dev, q, hi->batch, fence, XE_FIVE_SEC);
+  svm_exec_wait(&dev, s.q, lo->batch, s.fence, XE_FIVE_SEC);
+  svm_exec_wait(&dev, s.q, hi->batch, s.fence, XE_FIVE_SEC);
   if (cpu_fault) igt_assert_eq_u32(lo->data, lo->expected_data);
 
   igt_assert_eq(munmap(region, SZ_1M), 0);
@@ -266,17 +265,15 @@ static void test_partial(bool remap, bool cpu_fault, bool atomic) {
   igt_assert_f(hi->data == hi_value, "second half lost its data over the partial unmap: %#x, expected %#x\n", hi->data,
                hi_value);
   svm_write_batch(hi, svm_value(2), atomic);
-  svm_exec_wait(&dev, q, hi->batch, fence, XE_FIVE_SEC);
+  svm_exec_wait(&dev, s.q, hi->batch, s.fence, XE_FIVE_SEC);
   igt_assert_eq_u32(hi->data, hi->expected_data);
   if (remap) {
     svm_write_batch(lo, svm_value(3), atomic);
-    svm_exec_wait(&dev, q, lo->batch, fence, XE_FIVE_SEC);
+    svm_exec_wait(&dev, s.q, lo->batch, s.fence, XE_FIVE_SEC);
     igt_assert_eq_u32(lo->data, lo->expected_data);
   }
 
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  svm_session_end(&s);
   munmap(region + (remap ? 0 : SZ_1M), remap ? SZ_2M : SZ_1M);
 }
 
@@ -284,9 +281,8 @@ static void test_partial(bool remap, bool cpu_fault, bool atomic) {
  * the execs of one block carry no fence but the last (in-order queue). */
 static void test_unaligned_alloc(void) {
   const struct drm_xe_engine_class_instance *eci = svm_engine(&dev, 0);
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, eci);
-  uint64_t *fence = svm_fence_alloc();
+  struct svm_session s;
+  svm_session_begin(&s, &dev, eci);
   enum { N = 9 };
   const size_t size = SZ_1M + SZ_1M / 2;
   char *blocks[N];
@@ -299,9 +295,9 @@ static void test_unaligned_alloc(void) {
       struct svm_exec_data *e = (void *)(first + k * SZ_4K);
       svm_write_batch(e, svm_value((unsigned)k), false);
       if (k + 1 < n) {
-        igt_assert_eq(xe_exec(dev.fd, q, (uintptr_t)e->batch, NULL, 0), 0);
+        igt_assert_eq(xe_exec(dev.fd, s.q, (uintptr_t)e->batch, NULL, 0), 0);
       } else {
-        svm_exec_wait(&dev, q, e->batch, fence, XE_FIVE_SEC);
+        svm_exec_wait(&dev, s.q, e->batch, s.fence, XE_FIVE_SEC);
       }
     }
     for (size_t k = 0; k < n; k++) {
@@ -310,9 +306,7 @@ static void test_unaligned_alloc(void) {
                    e->expected_data);
     }
   }
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  svm_session_end(&s);
   for (int b = 0; b < N; b++) free(blocks[b]);
 }
 
@@ -453,20 +447,19 @@ static int madvise_or_skip(int ret, const char *what) {
 static void test_madvise_preferred_loc_sram(void) {
   const struct drm_xe_engine_class_instance *eci = svm_engine(&dev, 0);
   int64_t before = svm_require_stat(&dev, "svm_device_copy_kb");
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, eci);
+  struct svm_session s;
+  svm_session_begin(&s, &dev, eci);
   struct svm_exec_data *data = aligned_alloc(SZ_64K, SZ_64K);
   igt_assert(data);
   memset(data, 5, SZ_64K);
-  madvise_or_skip(xe_madvise_preferred_loc(dev.fd, vm, (uintptr_t)data, SZ_64K, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM,
+  madvise_or_skip(xe_madvise_preferred_loc(dev.fd, s.vm, (uintptr_t)data, SZ_64K, DRM_XE_PREFERRED_LOC_DEFAULT_SYSTEM,
                                            DRM_XE_MIGRATE_ALL_PAGES),
                   "preferred location system");
-  uint64_t *fence = svm_fence_alloc();
   const unsigned n = SZ_64K / SZ_4K;
   for (unsigned i = 0; i < n; i++) {
     struct svm_exec_data *e = (void *)((char *)data + i * SZ_4K);
     svm_write_batch(e, svm_value(i), false);
-    svm_exec_wait(&dev, q, e->batch, fence, XE_FIVE_SEC);
+    svm_exec_wait(&dev, s.q, e->batch, s.fence, XE_FIVE_SEC);
   }
   for (unsigned i = 0; i < n; i++) {
     struct svm_exec_data *e = (void *)((char *)data + i * SZ_4K);
@@ -475,9 +468,7 @@ static void test_madvise_preferred_loc_sram(void) {
   int64_t after = svm_require_stat(&dev, "svm_device_copy_kb");
   igt_assert_f(after == before, "svm_device_copy_kb rose from %lld to %lld with preferred location system\n",
                (long long)before, (long long)after);
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  svm_session_end(&s);
   free(data);
 }
 
@@ -485,13 +476,12 @@ static void test_madvise_preferred_loc_sram(void) {
  * global: 100 CPU atomics and one GPU atomic make 101 (xe_madvise). */
 static void test_madvise_atomic(uint32_t mode) {
   const struct drm_xe_engine_class_instance *eci = svm_engine(&dev, 0);
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, eci);
+  struct svm_session s;
+  svm_session_begin(&s, &dev, eci);
   struct svm_exec_data *data = aligned_alloc(SZ_64K, SZ_64K);
   igt_assert(data);
   memset(data, 0, SZ_64K);
-  madvise_or_skip(xe_madvise_atomic(dev.fd, vm, (uintptr_t)data, SZ_64K, mode), "atomic");
-  uint64_t *fence = svm_fence_alloc();
+  madvise_or_skip(xe_madvise_atomic(dev.fd, s.vm, (uintptr_t)data, SZ_64K, mode), "atomic");
   struct xe_batch b;
   xe_batch_init(&b, data->batch, 32);
   xe_batch_atomic_inc(&b, (uintptr_t)&data->data);
@@ -500,13 +490,11 @@ static void test_madvise_atomic(uint32_t mode) {
   data->data = 0;
   unsigned cpu_ops = mode == DRM_XE_ATOMIC_GLOBAL ? 100 : 0;
   for (unsigned i = 0; i < cpu_ops; i++) __atomic_fetch_add(&data->data, 1, __ATOMIC_SEQ_CST);
-  svm_exec_wait(&dev, q, data->batch, fence, XE_FIVE_SEC);
+  svm_exec_wait(&dev, s.q, data->batch, s.fence, XE_FIVE_SEC);
   igt_assert_eq_u32(data->data, cpu_ops + 1);
-  svm_exec_wait(&dev, q, data->batch, fence, XE_FIVE_SEC);
+  svm_exec_wait(&dev, s.q, data->batch, s.fence, XE_FIVE_SEC);
   igt_assert_eq_u32(__atomic_add_fetch(&data->data, 1, __ATOMIC_SEQ_CST), cpu_ops + 3);
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  svm_session_end(&s);
   free(data);
 }
 
@@ -603,24 +591,23 @@ static void test_prefetch(void) {
 static void test_prefetch_both_ways(void) {
   uint32_t region = svm_require_vram_instance(&dev);
   const struct drm_xe_engine_class_instance *eci = svm_engine(&dev, 0);
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, eci);
+  struct svm_session s;
+  svm_session_begin(&s, &dev, eci);
   const size_t size = 4 * SZ_1M;
   unsigned char *buf = aligned_alloc(SZ_2M, size);
   igt_assert(buf);
   for (size_t i = 0; i < size; i++) buf[i] = (unsigned char)(i * 7 + 3);
   const unsigned n = size / SZ_64K;
   for (unsigned i = 0; i < n; i++) svm_write_batch((void *)(buf + i * SZ_64K), svm_value(i), false);
-  uint64_t *fence = svm_fence_alloc();
-  prefetch_wait(vm, (uintptr_t)buf, size, region);
+  prefetch_wait(s.vm, (uintptr_t)buf, size, region);
   for (unsigned i = 0; i < n; i++) {
     struct svm_exec_data *e = (void *)(buf + i * SZ_64K);
     if (i + 1 < n)
-      igt_assert_eq(xe_exec(dev.fd, q, (uintptr_t)e->batch, NULL, 0), 0);
+      igt_assert_eq(xe_exec(dev.fd, s.q, (uintptr_t)e->batch, NULL, 0), 0);
     else
-      svm_exec_wait(&dev, q, e->batch, fence, XE_FIVE_SEC); /* in order: all done */
+      svm_exec_wait(&dev, s.q, e->batch, s.fence, XE_FIVE_SEC); /* in order: all done */
   }
-  prefetch_wait(vm, (uintptr_t)buf, size, 0);
+  prefetch_wait(s.vm, (uintptr_t)buf, size, 0);
   for (unsigned i = 0; i < n; i++) {
     struct svm_exec_data *e = (void *)(buf + i * SZ_64K);
     igt_assert_f(e->data == e->expected_data, "record %u: %#x, expected %#x\n", i, e->data, e->expected_data);
@@ -629,9 +616,7 @@ static void test_prefetch_both_ways(void) {
       igt_assert_f(buf[at] == (unsigned char)(at * 7 + 3), "byte %zu changed\n", at);
     }
   }
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  svm_session_end(&s);
   free(buf);
 }
 
@@ -639,20 +624,17 @@ static void test_prefetch_both_ways(void) {
  * refused with -EBUSY (upstream's *-busy modes). */
 static void test_busy(void) {
   const struct drm_xe_engine_class_instance *eci = svm_engine(&dev, 0);
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, eci);
+  struct svm_session s;
+  svm_session_begin(&s, &dev, eci);
   struct svm_exec_data *data = aligned_alloc(SZ_2M, SZ_2M);
   igt_assert(data);
   memset(data, 5, SZ_2M);
-  uint64_t *fence = svm_fence_alloc();
   svm_write_batch(data, svm_value(0), false);
-  svm_exec_wait(&dev, q, data->batch, fence, XE_FIVE_SEC);
+  svm_exec_wait(&dev, s.q, data->batch, s.fence, XE_FIVE_SEC);
   igt_assert_eq_u32(data->data, data->expected_data);
-  int ret = xe_vm_unbind(dev.fd, vm, 0, 1ull << dev.va_bits, NULL);
+  int ret = xe_vm_unbind(dev.fd, s.vm, 0, 1ull << dev.va_bits, NULL);
   igt_assert_f(ret == -EBUSY, "unbinding a live mirror returned %d (%s), expected -EBUSY\n", ret, strerror(-ret));
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  svm_session_end(&s);
   free(data);
 }
 
@@ -661,17 +643,16 @@ static void test_busy(void) {
  * dropped half again. */
 static void test_dontneed(void) {
   const struct drm_xe_engine_class_instance *eci = svm_engine(&dev, 0);
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, eci);
+  struct svm_session s;
+  svm_session_begin(&s, &dev, eci);
   char *buf = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   igt_assert(buf != MAP_FAILED);
   memset(buf, 5, SZ_2M);
-  uint64_t *fence = svm_fence_alloc();
   const unsigned n = SZ_2M / SZ_64K;
   for (unsigned i = 0; i < n; i++) {
     struct svm_exec_data *e = (void *)(buf + i * SZ_64K);
     svm_write_batch(e, svm_value(i), false);
-    svm_exec_wait(&dev, q, e->batch, fence, XE_FIVE_SEC);
+    svm_exec_wait(&dev, s.q, e->batch, s.fence, XE_FIVE_SEC);
   }
   igt_assert_eq(madvise(buf + SZ_1M, SZ_1M, MADV_DONTNEED), 0);
   for (unsigned i = 0; i < n; i++) {
@@ -684,12 +665,10 @@ static void test_dontneed(void) {
   for (unsigned i = n / 2; i < n; i++) {
     struct svm_exec_data *e = (void *)(buf + i * SZ_64K);
     svm_write_batch(e, svm_value(i), false);
-    svm_exec_wait(&dev, q, e->batch, fence, XE_FIVE_SEC);
+    svm_exec_wait(&dev, s.q, e->batch, s.fence, XE_FIVE_SEC);
     igt_assert_eq_u32(e->data, e->expected_data);
   }
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  svm_session_end(&s);
   munmap(buf, SZ_2M);
 }
 
@@ -735,20 +714,19 @@ static int cmp_u64(const void *a, const void *b) {
  * 8 threads and 8 processes read it back; medians of 3 runs each. */
 static void test_fault_benchmark(void) {
   const struct drm_xe_engine_class_instance *eci = svm_engine(&dev, 0);
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, eci);
+  struct svm_session s;
+  svm_session_begin(&s, &dev, eci);
   const size_t size = SZ_64M, batch_dw = (size / SZ_4K) * XE_STORE_DWORD_DWORDS + 1;
   unsigned char *buf = aligned_alloc(SZ_2M, size);
   uint32_t *batch = aligned_alloc(SZ_4K, align_up(batch_dw * 4, SZ_4K));
   igt_assert(buf && batch);
   memset(buf, 5, size);
-  uint64_t *fence = svm_fence_alloc();
   enum { RUNS = 3 };
   uint64_t touch[3][RUNS], read[3][RUNS];
   for (int kind = 0; kind < 3; kind++) {
     for (int r = 0; r < RUNS; r++) {
       uint32_t salt = svm_value((unsigned)(kind * RUNS + r));
-      touch[kind][r] = gpu_touch(q, batch, batch_dw, buf, size, salt, fence);
+      touch[kind][r] = gpu_touch(s.q, batch, batch_dw, buf, size, salt, s.fence);
       uint64_t t0 = svm_now_ns();
       unsigned bad = 0;
       if (kind == 0) {
@@ -778,9 +756,7 @@ static void test_fault_benchmark(void) {
   for (int kind = 0; kind < 3; kind++)
     igt_info("fault-benchmark: GPU touch of 64 MiB %.3f ms, read back by %s %.3f ms (medians of %d)\n",
              touch[kind][RUNS / 2] / 1e6, names[kind], read[kind][RUNS / 2] / 1e6, RUNS);
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  svm_session_end(&s);
   free(buf);
   free(batch);
 }

@@ -107,6 +107,20 @@ void svm_exec_queue_destroy(const struct svm_device *d, uint32_t q) {
   igt_assert_eq(xe_exec_queue_destroy(d->fd, q), 0);
 }
 
+void svm_session_begin(struct svm_session *s, const struct svm_device *d,
+                       const struct drm_xe_engine_class_instance *eci) {
+  s->d = d;
+  s->vm = svm_vm_create(d);
+  s->q = svm_exec_queue_create(d, s->vm, eci);
+  s->fence = svm_fence_alloc();
+}
+
+void svm_session_end(struct svm_session *s) {
+  svm_exec_queue_destroy(s->d, s->q);
+  svm_vm_destroy(s->d, s->vm);
+  svm_fence_free(s->fence);
+}
+
 void svm_write_batch(struct svm_exec_data *e, uint32_t value, bool atomic) {
   struct xe_batch b;
   xe_batch_init(&b, e->batch, sizeof(e->batch) / sizeof(e->batch[0]));

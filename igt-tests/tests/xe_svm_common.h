@@ -58,6 +58,19 @@ void svm_vm_destroy(const struct svm_device *d, uint32_t vm);
 uint32_t svm_exec_queue_create(const struct svm_device *d, uint32_t vm, const struct drm_xe_engine_class_instance *e);
 void svm_exec_queue_destroy(const struct svm_device *d, uint32_t q);
 
+/* The common setup of a subtest: a VM with the mirror (svm_vm_create), one
+ * exec queue on engine eci, and an exec fence page (svm_fence_alloc). */
+struct svm_session {
+  const struct svm_device *d;
+  uint32_t vm;
+  uint32_t q;
+  uint64_t *fence;
+};
+void svm_session_begin(struct svm_session *s, const struct svm_device *d,
+                       const struct drm_xe_engine_class_instance *eci);
+/* Destroys the queue and the VM (asserting both succeed), frees the fence. */
+void svm_session_end(struct svm_session *s);
+
 /* Upstream's per-exec record: the batch, fences and the target dword live
  * together in the test's memory (160 bytes; exec_sync 8-byte aligned). */
 struct svm_exec_data {

@@ -38,9 +38,8 @@ static void evict_malloc(const struct drm_xe_engine_class_instance *eci, uint64_
   size_t n_chunks = (size_t)(total / SZ_8M);
   if (n_chunks == 0) n_chunks = 1;
   svm_require_ram(n_chunks * SZ_8M);
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, eci);
-  uint64_t *fence = svm_fence_alloc();
+  struct svm_session s;
+  svm_session_begin(&s, &dev, eci);
   char **chunks = calloc(n_chunks, sizeof(*chunks));
   igt_assert(chunks);
   for (size_t c = 0; c < n_chunks; c++) {
@@ -50,9 +49,9 @@ static void evict_malloc(const struct drm_xe_engine_class_instance *eci, uint64_
       struct svm_exec_data *e = (void *)(chunks[c] + k * SZ_1M);
       svm_write_batch(e, svm_value((unsigned)(c * 8 + k)), false);
       if (k < 7)
-        igt_assert_eq(xe_exec(dev.fd, q, (uintptr_t)e->batch, NULL, 0), 0);
+        igt_assert_eq(xe_exec(dev.fd, s.q, (uintptr_t)e->batch, NULL, 0), 0);
       else
-        svm_exec_wait(&dev, q, e->batch, fence, LONG_WAIT);
+        svm_exec_wait(&dev, s.q, e->batch, s.fence, LONG_WAIT);
     }
   }
   for (size_t c = 0; c < n_chunks; c++)
@@ -61,9 +60,7 @@ static void evict_malloc(const struct drm_xe_engine_class_instance *eci, uint64_
       igt_assert_f(e->data == e->expected_data, "chunk %zu MiB %u: %#x, expected %#x\n", c, k, e->data,
                    e->expected_data);
     }
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  svm_session_end(&s);
   for (size_t c = 0; c < n_chunks; c++) free(chunks[c]);
   free(chunks);
 }
@@ -87,13 +84,10 @@ static void processes_evict_malloc(uint64_t vram) {
 /* Runs the batch at `batch` on the copy engine and waits for it. */
 static void run_copy_engine_batch(uint32_t *batch) {
   const struct drm_xe_engine_class_instance *eci = svm_require_engine(&dev, DRM_XE_ENGINE_CLASS_COPY);
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, eci);
-  uint64_t *fence = svm_fence_alloc();
-  svm_exec_wait(&dev, q, batch, fence, LONG_WAIT);
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  struct svm_session s;
+  svm_session_begin(&s, &dev, eci);
+  svm_exec_wait(&dev, s.q, batch, s.fence, LONG_WAIT);
+  svm_session_end(&s);
 }
 
 static uint32_t *alloc_batch(size_t dwords) {
@@ -198,17 +192,16 @@ static void evict_cpu_race(uint64_t vram) {
     svm_write_batch((void *)(buf + k * RACE_BLOCK), svm_value((unsigned)k), false);
   /* The batches are written; the records' data fields still hold 0x05050505. */
   for (size_t k = 0; k < r.n_blocks; k++) ((struct svm_exec_data *)(buf + k * RACE_BLOCK))->data = 0x05050505u;
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, svm_engine(&dev, 0));
-  uint64_t *fence = svm_fence_alloc();
+  struct svm_session s;
+  svm_session_begin(&s, &dev, svm_engine(&dev, 0));
   pthread_t th;
   igt_assert_eq(pthread_create(&th, NULL, cpu_race_thread, &r), 0);
   for (size_t k = 0; k < r.n_blocks; k++) {
     struct svm_exec_data *e = (void *)(buf + k * RACE_BLOCK);
     if (k + 1 < r.n_blocks)
-      igt_assert_eq(xe_exec(dev.fd, q, (uintptr_t)e->batch, NULL, 0), 0);
+      igt_assert_eq(xe_exec(dev.fd, s.q, (uintptr_t)e->batch, NULL, 0), 0);
     else
-      svm_exec_wait(&dev, q, e->batch, fence, LONG_WAIT);
+      svm_exec_wait(&dev, s.q, e->batch, s.fence, LONG_WAIT);
   }
   atomic_store(&r.stop, true);
   pthread_join(th, NULL);
@@ -220,9 +213,7 @@ static void evict_cpu_race(uint64_t vram) {
     igt_assert_f(slot == r.pass, "block %zu: CPU value %u, expected %u\n", k, slot, r.pass);
   }
   igt_info("evict-cpu-race: %u CPU passes over %zu blocks during the GPU run\n", r.pass, r.n_blocks);
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  svm_session_end(&s);
   free(buf);
 }
 
@@ -245,9 +236,8 @@ static void evict_benchmark(uint64_t vram) {
   memset(copy, 0, size);
   size_t stores = size / SZ_64K, dw = stores * XE_STORE_DWORD_DWORDS + 1;
   uint32_t *batch = alloc_batch(dw);
-  uint32_t vm = svm_vm_create(&dev);
-  uint32_t q = svm_exec_queue_create(&dev, vm, svm_engine(&dev, 0));
-  uint64_t *fence = svm_fence_alloc();
+  struct svm_session s;
+  svm_session_begin(&s, &dev, svm_engine(&dev, 0));
   enum { RUNS = 3 };
   uint64_t gpu[RUNS], cpu[RUNS];
   for (int r = 0; r < RUNS; r++) {
@@ -258,7 +248,7 @@ static void evict_benchmark(uint64_t vram) {
     xe_batch_end(&b);
     igt_assert_eq(b.error, 0);
     uint64_t t0 = svm_now_ns();
-    svm_exec_wait(&dev, q, batch, fence, LONG_WAIT);
+    svm_exec_wait(&dev, s.q, batch, s.fence, LONG_WAIT);
     gpu[r] = svm_now_ns() - t0;
     for (size_t i = 0; i < stores; i++)
       igt_assert_f(*(uint32_t *)(buf + i * SZ_64K) == salt + (uint32_t)i, "run %d store %zu lost\n", r, i);
@@ -275,9 +265,7 @@ static void evict_benchmark(uint64_t vram) {
       "evict-benchmark: GPU touch of %.0f MiB (2x VRAM) %.1f MiB/s; memcpy of the same bytes %.1f MiB/s; "
       "ratio %.3f (medians of %d)\n",
       mib, mib / (gpu[RUNS / 2] / 1e9), mib / (cpu[RUNS / 2] / 1e9), (double)cpu[RUNS / 2] / gpu[RUNS / 2], RUNS);
-  svm_exec_queue_destroy(&dev, q);
-  svm_vm_destroy(&dev, vm);
-  svm_fence_free(fence);
+  svm_session_end(&s);
   free(batch);
   free(buf);
   free(copy);
