@@ -688,7 +688,8 @@ static uint64_t gpu_touch(uint32_t q, uint32_t *batch, size_t batch_dw, unsigned
 
 static unsigned check_pages(const unsigned char *buf, size_t size, uint32_t salt, size_t first, size_t step) {
   unsigned bad = 0;
-  for (size_t off = first * SZ_4K; off < size; off += step * SZ_4K) bad += *(const uint32_t *)(buf + off) != salt + off;
+  for (size_t off = first * SZ_4K; off < size; off += step * SZ_4K)
+    bad += *(const uint32_t *)(buf + off) != (uint32_t)(salt + off);
   return bad;
 }
 

@@ -48,7 +48,7 @@ const struct drm_xe_engine_class_instance *svm_require_engine(const struct svm_d
 uint64_t svm_require_vram(const struct svm_device *d);
 /* Instance of the VRAM region near GT 0, for OP_PREFETCH; skips without. */
 uint32_t svm_require_vram_instance(const struct svm_device *d);
-/* Skips unless MemAvailable (plus swap) holds `bytes` with 25 % spare. */
+/* Skips unless MemAvailable + SwapFree holds `bytes` with 25 % spare. */
 void svm_require_ram(uint64_t bytes);
 
 /* A fault-mode VM with the mirror bound over [0, 1 << va_bits); the bind is

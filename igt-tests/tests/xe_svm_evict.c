@@ -263,7 +263,7 @@ static void evict_benchmark(uint64_t vram) {
   double mib = (double)size / (1 << 20);
   igt_info(
       "evict-benchmark: GPU touch of %.0f MiB (2x VRAM) %.1f MiB/s; memcpy of the same bytes %.1f MiB/s; "
-      "ratio %.3f (medians of %d)\n",
+      "GPU/memcpy bandwidth ratio %.3f (medians of %d)\n",
       mib, mib / (gpu[RUNS / 2] / 1e9), mib / (cpu[RUNS / 2] / 1e9), (double)cpu[RUNS / 2] / gpu[RUNS / 2], RUNS);
   svm_session_end(&s);
   free(batch);
