@@ -22,6 +22,8 @@ PACKAGES=(
   gnuplot-nox
   # the Debian package: cpack's dpkg-shlibdeps, and lintian in its test
   dpkg-dev lintian
+  # igt-tests/: IGT's framework library libigt.so.0 (Debian ships no headers)
+  intel-gpu-tools
 )
 
 missing=()
