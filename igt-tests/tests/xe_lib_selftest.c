@@ -158,7 +158,7 @@ static void assert_dwords(const struct xe_batch *b, const uint32_t *want, size_t
 }
 
 /* Synthetic query results: sysmem at bit 0, VRAM (instance 1) at bit 1. */
-static struct xe_device_info fake_info(uint64_t near, uint64_t vram_total, uint64_t vram_visible, uint64_t flags) {
+static struct xe_device_info device_info_of(uint64_t near, uint64_t vram_total, uint64_t vram_visible, uint64_t flags) {
   struct xe_device_info info;
   info.config = calloc(1, sizeof(*info.config) + 5 * sizeof(uint64_t));
   info.config->num_params = 5;
@@ -281,7 +281,7 @@ int igt_main() {
   }
 
   igt_subtest("query-derived-values-discrete") {
-    struct xe_device_info info = fake_info(
+    struct xe_device_info info = device_info_of(
         0x2, 256ull << 20, 0, DRM_XE_QUERY_CONFIG_FLAG_HAS_VRAM | DRM_XE_QUERY_CONFIG_FLAG_HAS_CPU_ADDR_MIRROR);
     igt_assert_eq((int)xe_info_va_bits(&info), 48);
     igt_assert(xe_info_has_cpu_addr_mirror(&info));
@@ -310,7 +310,7 @@ int igt_main() {
   }
 
   igt_subtest("query-derived-values-integrated") {
-    struct xe_device_info info = fake_info(0x1, 256ull << 20, 0, 0);
+    struct xe_device_info info = device_info_of(0x1, 256ull << 20, 0, 0);
     igt_assert(!xe_info_has_cpu_addr_mirror(&info));
     igt_assert(xe_info_near_vram(&info, 0) == NULL);
     igt_assert_eq_u64(xe_info_vram_size(&info, 0), 0);
