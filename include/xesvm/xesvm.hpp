@@ -82,9 +82,11 @@ struct Stats {
   std::uint64_t cpu_faults = 0;            ///< CPU touches of device-resident data
   std::uint64_t migrations_to_device = 0;  ///< ranges moved (operations)
   std::uint64_t bytes_to_device = 0;
+  /// Moves to system memory: eviction (under pressure, evict(), prefetch
+  /// to system, teardown) and CPU faults on device pages (one per page).
   std::uint64_t migrations_to_system = 0;
-  std::uint64_t bytes_to_system = 0;
-  std::uint64_t evictions = 0;  ///< ranges evicted under pressure
+  std::uint64_t bytes_to_system = 0;  ///< the bytes of those moves
+  std::uint64_t evictions = 0;        ///< ranges evicted under pressure
   std::uint64_t pages_evicted = 0;
   std::uint64_t pages_evict_skipped = 0;
   std::uint64_t invalidations = 0;

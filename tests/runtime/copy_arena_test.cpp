@@ -32,9 +32,8 @@ TEST(CopyArena, EvictOfManyRangesDoesNotDeadlockWithCopiesOfRangesItWaitsFor) {
   o.copy_workers = 2;  // the arena's two slots
   Runtime rt(test_uri("sim:vram=16M,workers=2"), o);
   constexpr std::size_t kRange = 2u << 20, kLen = 2 * kRange;  // ranges X and Y
-  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(kLen));
-  fill(p, kLen, 7);
-  ASSERT_EQ(rt.prefetch(p, kLen, Location::kDevice), kLen);
+  auto* p = device_resident_shared(rt, kLen, 7);
+  ASSERT_NE(p, nullptr);
   // Every other page back to RAM: the device pages left have scattered
   // destinations, so each range's copy is many runs, copied on the arena.
   for (std::size_t off = 0; off < kLen; off += 2 * 4096) {
