@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "bench_kernels.hpp"
 #include "runtime/backends/sim/cpu_protection.hpp"
 #include "xesvm/xesvm.hpp"
 
@@ -86,11 +87,7 @@ void BM_LaunchOverBoundBuffer(benchmark::State& state) {
     auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(k2M));
     std::memset(p, 0x5a, k2M);
     ExtraMappings extra(static_cast<std::size_t>(state.range(1)));
-    auto kernel = [p](const WorkItem&, DeviceAccessor& acc) {
-      std::uint8_t v;
-      acc.read(reinterpret_cast<std::uint64_t>(p) + 12345, &v, 1);
-      benchmark::DoNotOptimize(v);
-    };
+    const Kernel kernel = bench::read_one_byte_kernel(p);
     rt.launch(1, kernel);  // fault, migrate, bind
     for (auto _ : state) rt.launch(1, kernel);
     if (rt.stats().gpu_faults != 1) state.SkipWithError("the launches faulted again");
@@ -121,11 +118,7 @@ void BM_GpuFault2MBySource(benchmark::State& state) {
       std::memset(p, 0x5a, k2M);
       rt.mirror(p, k2M);
       state.ResumeTiming();
-      rt.launch(1, [&](const WorkItem&, DeviceAccessor& acc) {
-        std::uint8_t v;
-        acc.read(reinterpret_cast<std::uint64_t>(p) + 12345, &v, 1);
-        benchmark::DoNotOptimize(v);
-      });
+      rt.launch(1, bench::read_one_byte_kernel(p));
       state.PauseTiming();
       if (rt.residency(p, k2M).device_bytes != k2M) state.SkipWithError("chunk did not migrate");
       rt.unmirror(p, k2M);
