@@ -196,6 +196,10 @@ class Runtime {
   /// unknown or malformed URI (also an option given twice) or options out of
   /// range (RuntimeOptions says which), (kUnsupported/kBackend) if the
   /// backend cannot be opened, saying why.
+  /// The environment may ask the Runtime to report on itself: XESVM_STATS
+  /// (its counters at its end, or at exit) and XESVM_TRACE (a counter time
+  /// series); see the README's table. A bad value of those variables makes
+  /// this throw Error (kInvalidArgument) naming the variable.
   explicit Runtime(std::string_view uri = "sim:vram=256M", RuntimeOptions options = {});
   ~Runtime();
   Runtime(const Runtime&) = delete;

@@ -299,6 +299,23 @@ TEST(Eviction, AdvicePreferredSystemNeverMigrates) {
   rt.free(p);
 }
 
+// The advice contract (xesvm.hpp): what the sim cannot apply (read-mostly)
+// makes advise() return false; atomic advice places the range on the device
+// even where the preferred location says system memory.
+TEST(Eviction, AdviceReadMostlyIsReportedUnappliedAndAtomicPlacesOnTheDevice) {
+  Runtime rt(kUri);
+  const std::size_t n = 4u << 20;
+  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
+  fill(p, n, 20);
+  EXPECT_FALSE(rt.advise(p, n, Advice{Location::kNone, true, false})) << "read-mostly is not applied by the sim";
+  EXPECT_TRUE(rt.advise(p, n, Advice{Location::kSystem, false, true}));
+  rt.launch(pages(n), write_pattern_kernel(p, n, 21));
+  EXPECT_EQ(rt.residency(p, n).device_bytes, n) << "atomic advice keeps the range on the device";
+  EXPECT_EQ(rt.stats().bytes_to_device, n);
+  EXPECT_EQ(mismatches(p, n, 21), 0u);
+  rt.free(p);
+}
+
 TEST(Eviction, AdvicePreferredDeviceIsEvictedLast) {
   Runtime rt(kUri);
   const std::size_t keep_n = 4u << 20;
