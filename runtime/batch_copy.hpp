@@ -84,6 +84,10 @@ class BatchCopier {
   /// any order and possibly at once, and returns when all have returned.
   /// The first exception fn throws is rethrown here (under TSan, the rest
   /// of the items are then skipped). fn may itself call copy().
+  /// REQUIRES: fn never waits for a lock that a thread may hold while it
+  /// waits to copy here (a range's migrate_mu): the workers are bounded, so
+  /// items blocked that way would stop every copy, theirs included. Trylock
+  /// and do busy items after for_each returns.
   void for_each(std::size_t n, const std::function<void(std::size_t)>& fn);
 
   const BatchCopyOptions& options() const { return options_; }

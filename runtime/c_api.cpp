@@ -1,7 +1,9 @@
 // The C API (include/xesvm/xesvm.h) over the C++ Runtime.
 #include "xesvm/xesvm.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -163,26 +165,39 @@ int xesvm_launch(xesvm_runtime* rt, uint64_t global_size, xesvm_kernel_fn kernel
   if (err.failed) return fail(err.code, "xesvm_launch: the kernel failed: " + err.message);
   return XESVM_OK;
 }
-int xesvm_get_stats(xesvm_runtime* rt, xesvm_stats* out) {
+int xesvm_get_stats_sized(xesvm_runtime* rt, xesvm_stats* out, size_t size) {
   XESVM_REQUIRE(rt && out, "xesvm_get_stats: runtime or out is NULL");
+  XESVM_REQUIRE(size >= XESVM_STATS_SIZE_0_1_0 && size % sizeof(uint64_t) == 0,
+                "xesvm_get_stats_sized: size " + std::to_string(size) + " is not a multiple of 8 of at least " +
+                    std::to_string(XESVM_STATS_SIZE_0_1_0) + " bytes; expected sizeof(xesvm_stats)");
   return guard([&] {
     xesvm::Stats s = rt->rt->stats();
-    *out = xesvm_stats{s.gpu_faults,
-                       s.cpu_faults,
-                       s.migrations_to_device,
-                       s.bytes_to_device,
-                       s.migrations_to_system,
-                       s.bytes_to_system,
-                       s.evictions,
-                       s.pages_evicted,
-                       s.invalidations,
-                       s.bind_retries,
-                       s.thrash_events,
-                       s.device_bytes_in_use,
-                       s.device_bytes_high_water,
-                       s.device_bytes_total,
-                       s.modelled_device_ns};
+    const xesvm_stats all{s.gpu_faults,
+                          s.cpu_faults,
+                          s.migrations_to_device,
+                          s.bytes_to_device,
+                          s.migrations_to_system,
+                          s.bytes_to_system,
+                          s.evictions,
+                          s.pages_evicted,
+                          s.invalidations,
+                          s.bind_retries,
+                          s.thrash_events,
+                          s.device_bytes_in_use,
+                          s.device_bytes_high_water,
+                          s.device_bytes_total,
+                          s.modelled_device_ns,
+                          s.pages_evict_skipped,
+                          s.cpu_mapping_lookups_in_eviction,
+                          s.link_bytes};
+    // A newer caller's struct may be longer than ours: its extra fields are
+    // zeroed, ours copied.
+    std::memset(out, 0, size);
+    std::memcpy(out, &all, std::min(size, sizeof all));
   });
+}
+int(xesvm_get_stats)(xesvm_runtime* rt, xesvm_stats* out) {
+  return xesvm_get_stats_sized(rt, out, XESVM_STATS_SIZE_0_1_0);
 }
 int xesvm_get_capabilities(xesvm_runtime* rt, xesvm_capabilities* out) {
   XESVM_REQUIRE(rt && out, "xesvm_get_capabilities: runtime or out is NULL");

@@ -127,6 +127,7 @@ std::vector<EvictionEngine::Candidate> EvictionEngine::pass(Range& r, const std:
     // frame's entry and retries where the data lives by then.
     for (std::size_t i = 0; i < frames.size(); ++i) pages[i] = CopyPage{mech_.frame_bytes(frames[i]).data(), addrs[i]};
     PlacementEngine engine(mech_, frames);
+    if (before_copy_) before_copy_(r.start);
     copier_.copy(pages, engine, done);
   }
   mech_.finalize(frames, done);

@@ -84,6 +84,9 @@ class EvictionEngine {
   void set_after_finalize_hook(std::function<void(std::span<const FrameId>)> hook) {
     after_finalize_ = std::move(hook);
   }
+  /// Test hook: called with the range's start when a pass has unmapped its
+  /// frames and is about to copy them (the range's migrate_mu held).
+  void set_before_copy_hook(std::function<void(std::uint64_t range_start)> hook) { before_copy_ = std::move(hook); }
 
  private:
   struct Candidate {
@@ -100,6 +103,7 @@ class EvictionEngine {
   Counters& counters_;
   unsigned retries_;
   std::function<void(std::span<const FrameId>)> after_finalize_;
+  std::function<void(std::uint64_t)> before_copy_;
 };
 
 class PressurePolicy {

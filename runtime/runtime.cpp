@@ -68,7 +68,8 @@ void install_fork_handlers() {
 
 }  // namespace
 
-RuntimeImpl::RuntimeImpl(std::string_view uri, const RuntimeOptions& options) : backend_(open_backend(uri)) {
+RuntimeImpl::RuntimeImpl(std::string_view uri, const RuntimeOptions& options)
+    : observer_(Observer::from_environment()), backend_(open_backend(uri)) {
   if (MechanismFace* mech = backend_->mechanism()) {
     manager_ = std::make_unique<SvmManager>(*mech, options);
     policy_ = manager_.get();
@@ -83,9 +84,12 @@ RuntimeImpl::RuntimeImpl(std::string_view uri, const RuntimeOptions& options) : 
                   "backend '" + backend_->info().name + "' has neither a policy nor a mechanism face");
     }
   }
+  if (observer_) observer_->start([this] { return stats(); }, backend_->info().name);
 }
 
 RuntimeImpl::~RuntimeImpl() {
+  // The report covers the application's work, not the teardown below.
+  if (observer_) observer_->finish();
   if (manager_) {
     {
       std::lock_guard lk(registry_mu());

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "runtime/backend.hpp"
+#include "runtime/observer.hpp"
 #include "runtime/svm_manager.hpp"
 #include "xesvm/xesvm.hpp"
 
@@ -57,6 +58,9 @@ class RuntimeImpl {
   // called from inside a kernel of this runtime (it would wait for itself).
   void wait_for_running_kernels(const char* what);
 
+  // XESVM_STATS / XESVM_TRACE (runtime/observer.hpp): read before the
+  // backend opens, so a bad value fails first; finished first on teardown.
+  std::unique_ptr<Observer> observer_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<SvmManager> manager_;
   PolicyFace* policy_ = nullptr;

@@ -680,10 +680,27 @@ EvictResult SvmManager::evict(std::uint64_t start, std::size_t len) {
   // Ranges are independent (each has its own lock and frames), and one
   // range is often one 2 MiB run, which the batch copy cannot split: a span
   // of many ranges is evicted range-parallel on the copier's workers.
+  // Those workers are also where every eviction copies, and a thread that
+  // holds a range's migrate_mu (a fault evicting a victim, another evict())
+  // waits for them to copy: a task there that waited for such a lock could
+  // fill every worker and never be released. So the tasks only trylock;
+  // ranges busy at that moment are evicted afterwards on this thread,
+  // outside the workers, where waiting for their lock is harmless.
   std::uint64_t span = 0;
   for (const RangePtr& r : rs) span += std::min(r->end, start + len) - std::max(r->start, start);
   if (rs.size() > 1 && span >= copier_.options().serial_threshold) {
-    copier_.for_each(rs.size(), one);
+    std::vector<std::uint8_t> busy(rs.size(), 0);
+    copier_.for_each(rs.size(), [&](std::size_t i) {
+      std::unique_lock m(rs[i]->migrate_mu, std::try_to_lock);
+      if (!m.owns_lock()) {
+        busy[i] = 1;
+        return;
+      }
+      res[i] = evictor_.evict_va(*rs[i], start, start + len);
+    });
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+      if (busy[i]) one(i);
+    }
   } else {
     for (std::size_t i = 0; i < rs.size(); ++i) one(i);
   }

@@ -110,6 +110,10 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   void set_after_finalize_hook(std::function<void(std::span<const FrameId>)> hook) {
     evictor_.set_after_finalize_hook(std::move(hook));
   }
+  /// Test hook: see EvictionEngine::set_before_copy_hook.
+  void set_before_copy_hook(std::function<void(std::uint64_t range_start)> hook) {
+    evictor_.set_before_copy_hook(std::move(hook));
+  }
   /// Serializes against fork(): held exclusive from prepare to parent/child.
   std::shared_mutex& fork_lock() { return fork_mu_; }
 

@@ -12,7 +12,7 @@
 #include <sstream>
 #include <vector>
 
-#include "tools/trace.hpp"
+#include "runtime/stats_trace.hpp"
 
 extern char** environ;
 

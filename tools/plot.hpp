@@ -1,4 +1,4 @@
-// `xesvm plot`: draws a trace (tools/trace.hpp) as a PNG with gnuplot.
+// `xesvm plot`: draws a trace (runtime/stats_trace.hpp) as a PNG with gnuplot.
 //
 // Three panels over time: device memory in use against its capacity
 // (residency), migration throughput to the device and to system memory

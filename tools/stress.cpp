@@ -13,7 +13,7 @@
 #include <memory>
 #include <thread>
 
-#include "tools/trace.hpp"
+#include "runtime/stats_trace.hpp"
 #include "xesvm/xesvm.hpp"
 
 namespace xesvm::tools {

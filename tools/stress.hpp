@@ -21,6 +21,10 @@
 
 #include "xesvm/xesvm.hpp"
 
+namespace xesvm {
+class TraceWriter;  // runtime/stats_trace.hpp
+}  // namespace xesvm
+
 namespace xesvm::tools {
 
 enum class Pattern { kGridStride, kBlockStride, kRandom };
@@ -38,8 +42,6 @@ struct StressOptions {
   double duration_s = 0;  ///< > 0: run passes until this much time has passed
   unsigned threads = 1;   ///< host threads, each with its own allocation
 };
-
-class TraceWriter;
 
 struct StressResult {
   std::string pattern;

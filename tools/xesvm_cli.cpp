@@ -23,10 +23,10 @@
 #include <optional>
 #include <sstream>
 
+#include "runtime/stats_trace.hpp"
 #include "tools/launch.hpp"
 #include "tools/plot.hpp"
 #include "tools/stress.hpp"
-#include "tools/trace.hpp"
 #include "xesvm/xesvm.hpp"
 
 #ifndef XESVM_VERSION
@@ -51,7 +51,7 @@ int exit_code_of(const xesvm::Error& e) {
 
 json stats_json(const xesvm::Stats& s) {
   json j = json::object();
-  for (auto& [k, v] : xesvm::tools::stats_fields(s)) j[k] = v;
+  for (auto& [k, v] : xesvm::stats_fields(s)) j[k] = v;
   return j;
 }
 
@@ -271,8 +271,8 @@ int cmd_stress(StressCli& c) {
     std::fprintf(stderr, "xesvm stress: --interval must be in [1, 60000] ms\n");
     return kExitUsage;
   }
-  std::unique_ptr<xesvm::tools::TraceWriter> writer;
-  if (!trace_path.empty()) writer = std::make_unique<xesvm::tools::TraceWriter>(trace_path);
+  std::unique_ptr<xesvm::TraceWriter> writer;
+  if (!trace_path.empty()) writer = std::make_unique<xesvm::TraceWriter>(trace_path);
   const auto origin = std::chrono::steady_clock::now();
 
   std::uint64_t errors = 0;
@@ -313,8 +313,7 @@ int cmd_stress(StressCli& c) {
   }
   if (o.json) {
     json out = {{"backend", o.backend}, {"results", all}};
-    if (!c.csv.empty() || !c.trace.empty())
-      out["trace"] = {{"path", trace_path}, {"columns", xesvm::tools::trace_columns()}};
+    if (!c.csv.empty() || !c.trace.empty()) out["trace"] = {{"path", trace_path}, {"columns", xesvm::trace_columns()}};
     if (!plot_j.is_null()) out["plot"] = plot_j;
     std::cout << out.dump(2) << "\n";
   } else if (!plot_j.is_null()) {

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_kernels.hpp"
 #include "runtime/backends/sim/sim_device.hpp"
 #include "runtime/batch_copy.hpp"
 #include "runtime/runtime_impl.hpp"
@@ -87,11 +88,7 @@ void BM_GpuFault2M(benchmark::State& state) {
     std::memset(p, 0x5a, k2M);
     state.ResumeTiming();
     // One work item touches the chunk: fault -> migrate 2 MiB -> bind.
-    rt.launch(1, [&](const WorkItem&, DeviceAccessor& acc) {
-      std::uint8_t v;
-      acc.read(reinterpret_cast<std::uint64_t>(p) + 12345, &v, 1);
-      benchmark::DoNotOptimize(v);
-    });
+    rt.launch(1, bench::read_one_byte_kernel(p));
     state.PauseTiming();
     if (rt.residency(p, k2M).device_bytes != k2M) state.SkipWithError("chunk did not migrate");
     rt.free(p);

@@ -45,13 +45,25 @@ typedef struct xesvm_advice {
   int atomic;
 } xesvm_advice;
 
+/* The counters of xesvm::Stats (xesvm.hpp says what each one counts).
+ * Append-only: fields are only ever added at the end, so a caller built
+ * against an older header has a shorter struct whose fields keep their
+ * offsets; the library fills only the size the caller passes (see
+ * xesvm_get_stats_sized). */
 typedef struct xesvm_stats {
   uint64_t gpu_faults, cpu_faults;
   uint64_t migrations_to_device, bytes_to_device, migrations_to_system, bytes_to_system;
   uint64_t evictions, pages_evicted, invalidations, bind_retries, thrash_events;
   uint64_t device_bytes_in_use, device_bytes_high_water, device_bytes_total;
   uint64_t modelled_device_ns;
+  /* Appended after 0.1.0 (whose layout ends above: XESVM_STATS_SIZE_0_1_0). */
+  uint64_t pages_evict_skipped;             /* busy pages an eviction left on the device */
+  uint64_t cpu_mapping_lookups_in_eviction; /* must stay 0 */
+  uint64_t link_bytes;                      /* bytes charged to the host link */
 } xesvm_stats;
+
+/* The size of the 0.1.0 layout (its 15 counters). */
+#define XESVM_STATS_SIZE_0_1_0 (15 * sizeof(uint64_t))
 
 /* What the backend can do (see xesvm::Capabilities in xesvm.hpp). */
 typedef struct xesvm_capabilities {
@@ -94,7 +106,19 @@ int xesvm_residency(xesvm_runtime* rt, const void* ptr, size_t bytes, uint64_t* 
  * for non-SVM memory), even if the kernel ignored that return code; the
  * other work items still run. */
 int xesvm_launch(xesvm_runtime* rt, uint64_t global_size, xesvm_kernel_fn kernel, void* user);
-int xesvm_get_stats(xesvm_runtime* rt, xesvm_stats* out);
+/* Fills the first `size` bytes of *out with the counters and writes
+ * nothing beyond them; pass sizeof(xesvm_stats) (the xesvm_get_stats macro
+ * below does). A caller built against a later header, whose struct has
+ * more fields, passes a larger size: the fields this library does not know
+ * read 0. Fails (XESVM_ERROR_INVALID_ARGUMENT) if size is smaller than
+ * XESVM_STATS_SIZE_0_1_0 or not a multiple of 8. */
+int xesvm_get_stats_sized(xesvm_runtime* rt, xesvm_stats* out, size_t size);
+/* The entry point of 0.1.0: fills the 0.1.0 layout only (binaries built
+ * against it have no room for more). Callers of this header reach
+ * xesvm_get_stats_sized through the macro below, which passes the size of
+ * their struct; (xesvm_get_stats)(rt, out) names the 0.1.0 function. */
+int(xesvm_get_stats)(xesvm_runtime* rt, xesvm_stats* out);
+#define xesvm_get_stats(rt, out) xesvm_get_stats_sized((rt), (out), sizeof *(out))
 int xesvm_get_capabilities(xesvm_runtime* rt, xesvm_capabilities* out);
 
 /* Device accessor, for use inside a kernel only. */

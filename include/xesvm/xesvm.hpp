@@ -82,9 +82,11 @@ struct Stats {
   std::uint64_t cpu_faults = 0;            ///< CPU touches of device-resident data
   std::uint64_t migrations_to_device = 0;  ///< ranges moved (operations)
   std::uint64_t bytes_to_device = 0;
+  /// Moves to system memory: eviction (under pressure, evict(), prefetch
+  /// to system, teardown) and CPU faults on device pages (one per page).
   std::uint64_t migrations_to_system = 0;
-  std::uint64_t bytes_to_system = 0;
-  std::uint64_t evictions = 0;  ///< ranges evicted under pressure
+  std::uint64_t bytes_to_system = 0;  ///< the bytes of those moves
+  std::uint64_t evictions = 0;        ///< ranges evicted under pressure
   std::uint64_t pages_evicted = 0;
   std::uint64_t pages_evict_skipped = 0;
   std::uint64_t invalidations = 0;
@@ -194,6 +196,10 @@ class Runtime {
   /// unknown or malformed URI (also an option given twice) or options out of
   /// range (RuntimeOptions says which), (kUnsupported/kBackend) if the
   /// backend cannot be opened, saying why.
+  /// The environment may ask the Runtime to report on itself: XESVM_STATS
+  /// (its counters at its end, or at exit) and XESVM_TRACE (a counter time
+  /// series); see the README's table. A bad value of those variables makes
+  /// this throw Error (kInvalidArgument) naming the variable.
   explicit Runtime(std::string_view uri = "sim:vram=256M", RuntimeOptions options = {});
   ~Runtime();
   Runtime(const Runtime&) = delete;

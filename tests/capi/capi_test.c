@@ -51,6 +51,23 @@ int main(void) {
   xesvm_stats s;
   CHECK(xesvm_get_stats(rt, &s) == XESVM_OK && s.gpu_faults > 0 && s.cpu_faults > 0);
 
+  /* The counters appended after 0.1.0 are filled (0xff bytes would survive
+   * otherwise), and the 0.1.0 entry point writes nothing past its layout. */
+  memset(&s, 0xff, sizeof s);
+  CHECK(xesvm_get_stats(rt, &s) == XESVM_OK);
+  CHECK(s.pages_evict_skipped == 0 && s.cpu_mapping_lookups_in_eviction == 0);
+  CHECK(s.link_bytes >= n * sizeof(uint32_t)); /* the buffer crossed the link to the device */
+  CHECK(s.link_bytes != UINT64_MAX);
+  xesvm_stats old;
+  memset(&old, 0xff, sizeof old);
+  CHECK((xesvm_get_stats)(rt, &old) == XESVM_OK);
+  CHECK(old.gpu_faults == s.gpu_faults && old.modelled_device_ns != UINT64_MAX);
+  CHECK(old.pages_evict_skipped == UINT64_MAX && old.cpu_mapping_lookups_in_eviction == UINT64_MAX &&
+        old.link_bytes == UINT64_MAX);
+  CHECK(xesvm_get_stats_sized(rt, &s, XESVM_STATS_SIZE_0_1_0 - 8) == XESVM_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(xesvm_last_error(), "expected sizeof(xesvm_stats)") != NULL);
+  CHECK(xesvm_get_stats_sized(rt, &s, sizeof s + 4) == XESVM_ERROR_INVALID_ARGUMENT);
+
   /* Errors: a code and a message naming the problem. */
   void* none = NULL;
   CHECK(xesvm_alloc_shared(rt, 0, 0, &none) == XESVM_ERROR_INVALID_ARGUMENT);

@@ -26,14 +26,27 @@ TEST(Capabilities, KernelFaultsZeroIsReportedAsUserModeOnly) {
   EXPECT_FALSE(rt.capabilities().kernel_mode_faults);
 }
 
+TEST(Stats, CpuFaultsOnDevicePagesCountAsMigrationsToSystem) {
+  Runtime rt(test_uri("sim:vram=16M,workers=2"));
+  constexpr std::size_t kLen = 2u << 20;
+  auto* p = device_resident_shared(rt, kLen, 8);
+  ASSERT_NE(p, nullptr);
+  const Stats before = rt.stats();
+  EXPECT_EQ(mismatches(p, kLen, 8), 0u);  // every page comes back by a CPU fault
+  const Stats after = rt.stats();
+  const std::uint64_t faults = after.cpu_faults - before.cpu_faults;
+  EXPECT_EQ(faults, pages(kLen));
+  EXPECT_EQ(after.bytes_to_system - before.bytes_to_system, kLen);
+  EXPECT_EQ(after.migrations_to_system - before.migrations_to_system, faults);
+  EXPECT_EQ(after.pages_evicted, before.pages_evicted) << "no eviction was involved";
+  rt.free(p);
+}
+
 TEST(Discard, FreesDeviceFramesWithoutCopyingHome) {
   Runtime rt("sim:vram=16M,workers=2");
   constexpr std::size_t kLen = 4u << 20;
-  void* p = map_aligned(kLen);
+  auto* p = device_resident_mirror(rt, kLen, 3);
   ASSERT_NE(p, nullptr);
-  fill(p, kLen, 3);
-  rt.mirror(p, kLen);
-  ASSERT_EQ(rt.prefetch(p, kLen, Location::kDevice), kLen);
   const std::uint64_t back_before = rt.stats().bytes_to_system;
   rt.discard(p, kLen);
   EXPECT_EQ(rt.stats().device_bytes_in_use, 0u);

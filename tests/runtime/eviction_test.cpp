@@ -55,9 +55,8 @@ TEST(Eviction, ExhaustedDeviceMemoryEvictsAndKeepsEveryGeneration) {
 TEST(Eviction, EvictOfTwoMegabyteContiguousLayoutMovesEveryPage) {
   Runtime rt(kUri);
   const std::size_t n = 8u << 20;
-  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
-  fill(p, n, 1);
-  ASSERT_EQ(rt.prefetch(p, n, Location::kDevice), n);
+  auto* p = device_resident_shared(rt, n, 1);
+  ASSERT_NE(p, nullptr);
   rt.launch(pages(n), write_pattern_kernel(p, n, 2));  // the new bytes exist only on the device
   std::vector<FrameId> f = device_frames(rt, p, n);
   ASSERT_EQ(std::count(f.begin(), f.end(), kNoFrame), 0);
@@ -80,9 +79,8 @@ TEST(Eviction, EvictOfScatteredFourKilobyteLayoutMovesEveryPage) {
   o.high_watermark = 1.0;  // fragment the device on purpose: no pressure eviction
   Runtime rt(kUri, o);
   // Fill the device, then pull every other page back: 4 KiB holes only.
-  auto* frag = static_cast<std::uint8_t*>(rt.alloc_shared(kVram));
-  fill(frag, kVram, 3);
-  ASSERT_EQ(rt.prefetch(frag, kVram, Location::kDevice), kVram);
+  auto* frag = device_resident_shared(rt, kVram, 3);
+  ASSERT_NE(frag, nullptr);
   for (std::size_t off = 0; off < kVram; off += 2 * 4096) {
     volatile std::uint8_t v = frag[off];
     (void)v;
@@ -91,9 +89,8 @@ TEST(Eviction, EvictOfScatteredFourKilobyteLayoutMovesEveryPage) {
   ASSERT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == kVram / 2; }))
       << rt.stats().device_bytes_in_use;
   const std::size_t n = 4u << 20;
-  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
-  fill(p, n, 4);
-  ASSERT_EQ(rt.prefetch(p, n, Location::kDevice), n);
+  auto* p = device_resident_shared(rt, n, 4);
+  ASSERT_NE(p, nullptr);
   rt.launch(pages(n), write_pattern_kernel(p, n, 5));
   std::vector<FrameId> f = device_frames(rt, p, n);
   ASSERT_EQ(std::count(f.begin(), f.end(), kNoFrame), 0);
@@ -299,6 +296,23 @@ TEST(Eviction, AdvicePreferredSystemNeverMigrates) {
   EXPECT_EQ(rt.stats().bytes_to_device, 0u);
   EXPECT_EQ(rt.stats().device_bytes_in_use, 0u);
   EXPECT_EQ(mismatches(p, n, 17), 0u);
+  rt.free(p);
+}
+
+// The advice contract (xesvm.hpp): what the sim cannot apply (read-mostly)
+// makes advise() return false; atomic advice places the range on the device
+// even where the preferred location says system memory.
+TEST(Eviction, AdviceReadMostlyIsReportedUnappliedAndAtomicPlacesOnTheDevice) {
+  Runtime rt(kUri);
+  const std::size_t n = 4u << 20;
+  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
+  fill(p, n, 20);
+  EXPECT_FALSE(rt.advise(p, n, Advice{Location::kNone, true, false})) << "read-mostly is not applied by the sim";
+  EXPECT_TRUE(rt.advise(p, n, Advice{Location::kSystem, false, true}));
+  rt.launch(pages(n), write_pattern_kernel(p, n, 21));
+  EXPECT_EQ(rt.residency(p, n).device_bytes, n) << "atomic advice keeps the range on the device";
+  EXPECT_EQ(rt.stats().bytes_to_device, n);
+  EXPECT_EQ(mismatches(p, n, 21), 0u);
   rt.free(p);
 }
 

@@ -18,9 +18,8 @@ constexpr const char* kUri = "sim:vram=16M,workers=2";
 TEST(FaultInjection, FailedCopyOfACpuFaultKeepsThePageOnTheDeviceAndRetries) {
   Runtime rt(kUri);
   constexpr std::size_t kLen = 2u << 20;
-  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(kLen));
-  fill(p, kLen, 4);
-  ASSERT_EQ(rt.prefetch(p, kLen, Location::kDevice), kLen);
+  auto* p = device_resident_shared(rt, kLen, 4);
+  ASSERT_NE(p, nullptr);
   sim_device(rt).cpu().inject_fault_copy_failures(3);
   EXPECT_EQ(mismatches(p, kLen, 4), 0u) << "a failed copy handed the CPU other bytes";
   EXPECT_EQ(sim_device(rt).cpu().stats().fault_copy_errors, 3u);
@@ -49,9 +48,8 @@ struct HoldFirstFreedFrame {
 TEST(FaultInjection, FrameLockedBetweenFinalizeAndFreeIsFreedOnceReleased) {
   Runtime rt(kUri);
   constexpr std::size_t kLen = 2u << 20;
-  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(kLen));
-  fill(p, kLen, 5);
-  ASSERT_EQ(rt.prefetch(p, kLen, Location::kDevice), kLen);
+  auto* p = device_resident_shared(rt, kLen, 5);
+  ASSERT_NE(p, nullptr);
   auto hold = std::make_shared<HoldFirstFreedFrame>(HoldFirstFreedFrame{rt, {}});
   rt.impl().manager()->set_after_finalize_hook([hold](std::span<const FrameId> f) { (*hold)(f); });
   EvictResult r{};
@@ -66,11 +64,8 @@ TEST(FaultInjection, FrameLockedBetweenFinalizeAndFreeIsFreedOnceReleased) {
 TEST(FaultInjection, GcThreadSurvivesAFrameLockedBetweenFinalizeAndFree) {
   Runtime rt(kUri);
   constexpr std::size_t kLen = 2u << 20;
-  void* p = map_aligned(kLen);
+  auto* p = device_resident_mirror(rt, kLen, 6);
   ASSERT_NE(p, nullptr);
-  fill(p, kLen, 6);
-  rt.mirror(p, kLen);
-  ASSERT_EQ(rt.prefetch(p, kLen, Location::kDevice), kLen);
   auto hold = std::make_shared<HoldFirstFreedFrame>(HoldFirstFreedFrame{rt, {}});
   rt.impl().manager()->set_after_finalize_hook([hold](std::span<const FrameId> f) { (*hold)(f); });
   ASSERT_EQ(munmap(p, kLen), 0);  // the gc thread tears the range down

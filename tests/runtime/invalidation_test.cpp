@@ -210,7 +210,7 @@ TEST(Invalidation, CpuTouchBetweenGetPagesAndBindForcesASequenceRetry) {
 
 // An application mirror of n bytes at *a whose bytes (pattern `gen`) live on
 // the device only, and free 2 MiB-aligned addresses *c to move it to.
-void device_resident_mirror(Runtime& rt, std::size_t n, std::uint32_t gen, std::uint8_t** a, std::uint8_t** c) {
+void gpu_written_mirror_and_spare(Runtime& rt, std::size_t n, std::uint32_t gen, std::uint8_t** a, std::uint8_t** c) {
   *a = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
   *c = static_cast<std::uint8_t*>(map_aligned(n, 2u << 20));
   ASSERT_TRUE(*a && *c);
@@ -229,7 +229,7 @@ TEST(Invalidation, EvictionOfAMovedRangeInvalidatesABindAtTheNewAddress) {
   Runtime rt(kUri, o);
   const std::size_t n = 4 * 4096;
   std::uint8_t *a, *c;
-  ASSERT_NO_FATAL_FAILURE(device_resident_mirror(rt, n, 21, &a, &c));
+  ASSERT_NO_FATAL_FAILURE(gpu_written_mirror_and_spare(rt, n, 21, &a, &c));
   const std::vector<FrameId> f = device_frames(rt, a, n);
   for (FrameId fr : f) ASSERT_NE(fr, kNoFrame);
   auto& dev = sim_device(rt);
@@ -279,7 +279,7 @@ TEST(Invalidation, DiscardAtAddressesAMovedMirrorLeftKeepsTheBytesThatMoved) {
   SvmManager& m = *rt.impl().manager();
   const std::size_t n = 4 * 4096;
   std::uint8_t *a, *c;
-  ASSERT_NO_FATAL_FAILURE(device_resident_mirror(rt, n, 31, &a, &c));
+  ASSERT_NO_FATAL_FAILURE(gpu_written_mirror_and_spare(rt, n, 31, &a, &c));
   m.set_gc_paused(true);  // the moved mirror's old ranges stay in the tree
   ASSERT_EQ(mremap(a, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, c), c);
   drain_events(rt);

@@ -64,11 +64,8 @@ TEST(Teardown, UnmirrorRacingARunningKernelLeavesEveryPageOldOrNew) {
 TEST(Teardown, GpuFaultWhileUnmirrorTearsDownCannotResurrectTheRange) {
   Runtime rt(kUri);
   constexpr std::size_t kLen = 4u << 20;
-  auto* p = static_cast<std::uint8_t*>(map_aligned(kLen));
+  auto* p = device_resident_mirror(rt, kLen, 1);
   ASSERT_NE(p, nullptr);
-  fill(p, kLen, 1);
-  rt.mirror(p, kLen);
-  rt.prefetch(p, kLen, Location::kDevice);
   bool lost = false;
   rt.impl().manager()->set_before_unregister_hook([&](std::uint64_t) {
     try {

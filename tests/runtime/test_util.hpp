@@ -66,6 +66,7 @@ inline std::size_t pages(std::size_t bytes) { return (bytes + 4095) / 4096; }
 
 }  // namespace xesvm::test
 
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -109,6 +110,37 @@ inline void* map_aligned(std::size_t bytes, std::size_t align = 2u << 20) {
   const std::uint64_t end = r + bytes + align;
   if (end > base + bytes) munmap(reinterpret_cast<void*>(base + bytes), end - (base + bytes));
   return reinterpret_cast<void*>(base);
+}
+
+/// The shape many tests start from: `len` bytes of application memory
+/// (map_aligned(len, align)) filled with pattern(offset, gen), mirrored and
+/// prefetched to the device in full. Returns nullptr after adding a test
+/// failure that says which step failed. The caller unmirrors and unmaps.
+inline std::uint8_t* device_resident_mirror(Runtime& rt, std::size_t len, std::uint32_t gen,
+                                            std::size_t align = 2u << 20) {
+  auto* p = static_cast<std::uint8_t*>(map_aligned(len, align));
+  if (!p) {
+    ADD_FAILURE() << "mmap of " << len << " bytes failed";
+    return nullptr;
+  }
+  fill(p, len, gen);
+  rt.mirror(p, len);
+  if (const std::uint64_t moved = rt.prefetch(p, len, Location::kDevice); moved != len) {
+    ADD_FAILURE() << "prefetch moved " << moved << " of " << len << " bytes to the device";
+    return nullptr;
+  }
+  return p;
+}
+
+/// The same for alloc_shared() memory; the caller frees it.
+inline std::uint8_t* device_resident_shared(Runtime& rt, std::size_t len, std::uint32_t gen) {
+  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(len));
+  fill(p, len, gen);
+  if (const std::uint64_t moved = rt.prefetch(p, len, Location::kDevice); moved != len) {
+    ADD_FAILURE() << "prefetch moved " << moved << " of " << len << " bytes to the device";
+    return nullptr;
+  }
+  return p;
 }
 
 /// The device frame of each page of [p, p + n) (kNoFrame for pages in RAM),

@@ -185,24 +185,6 @@ std::string unmirrorable_reason(std::uint64_t start, std::uint64_t len) {
 
 }  // namespace
 
-std::vector<CpuProtection> read_cpu_protection(std::uint64_t start, std::uint64_t end) {
-  std::vector<CpuProtection> out;
-  FILE* f = std::fopen("/proc/self/maps", "re");
-  if (!f) return {CpuProtection{start, end, true, true}};
-  char line[4096];
-  while (std::fgets(line, sizeof line, f)) {
-    unsigned long lo = 0, hi = 0;
-    char perms[8] = {};
-    if (std::sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) < 3) continue;
-    if (hi <= start) continue;
-    if (lo >= end) break;
-    out.push_back(
-        {std::max<std::uint64_t>(lo, start), std::min<std::uint64_t>(hi, end), perms[0] == 'r', perms[1] == 'w'});
-  }
-  std::fclose(f);
-  return out;
-}
-
 std::string UffdFeatures::describe() const {
   std::ostringstream os;
   os << (kernel_faults ? "kernel-faults" : "user-mode-only") << (write_protect ? " wp" : "")

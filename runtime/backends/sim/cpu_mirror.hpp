@@ -85,11 +85,6 @@ bool mapping_change_in_flight(int uffd);
 enum class Registration : std::uint8_t { kRegistered, kUnregistered, kChanging };
 Registration registration(int uffd, std::uint64_t start, std::uint64_t len);
 
-/// The protection of every mapping overlapping [start, end), clipped to it,
-/// from /proc/self/maps (one read, no page-table walk). mprotect() raises
-/// no userfaultfd event, so this is asked, never tracked.
-std::vector<CpuProtection> read_cpu_protection(std::uint64_t start, std::uint64_t end);
-
 /// Counters of the CPU side.
 struct CpuMirrorStats {
   std::uint64_t cpu_faults_device = 0;  ///< MISSING faults on device-resident pages

@@ -125,6 +125,10 @@ void SimDevice::add_stats(Stats& s) const {
   s.link_bytes += cost_->link_bytes();
   auto c = cpu_->stats();
   s.cpu_faults += c.cpu_faults_device;
+  // A CPU fault on a device page is a migration to system memory of that
+  // page, as an eviction is: both count.
+  s.migrations_to_system += c.cpu_faults_device;
+  s.bytes_to_system += c.pages_to_ram * kPageSize;
 }
 
 std::optional<std::vector<FrameId>> SimDevice::alloc_frames(std::size_t bytes, std::size_t chunk, OwnerId owner) {

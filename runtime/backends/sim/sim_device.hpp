@@ -27,6 +27,7 @@
 #include "runtime/backend.hpp"
 #include "runtime/backends/sim/cost_model.hpp"
 #include "runtime/backends/sim/cpu_mirror.hpp"
+#include "runtime/backends/sim/cpu_protection.hpp"
 #include "runtime/backends/sim/engine.hpp"
 #include "runtime/backends/sim/frame_pool.hpp"
 #include "runtime/backends/sim/gpu_page_table.hpp"

@@ -1,9 +1,18 @@
-#include "tools/trace.hpp"
+// DOC: Overview
+//
+// The trace's rows are formatted into a string and written with one
+// write(2) each (see stats_trace.hpp for why not stdio). A failed or short
+// write is remembered and reported by close().
+#include "runtime/stats_trace.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
-namespace xesvm::tools {
+namespace xesvm {
 
 std::vector<std::pair<const char*, std::uint64_t>> stats_fields(const Stats& s) {
   return {{"gpu_faults", s.gpu_faults},
@@ -39,40 +48,61 @@ std::vector<std::string> trace_columns() {
   return c;
 }
 
-TraceWriter::TraceWriter(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "w")) {
-  if (!file_) {
+TraceWriter::TraceWriter(const std::string& path)
+    : path_(path), fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) {
+  if (fd_ < 0) {
     throw Error(Error::Code::kInvalidArgument,
                 "cannot create trace file '" + path + "': " + std::strerror(errno) + "; expected a writable path");
   }
+  std::string header;
   const auto cols = trace_columns();
-  for (std::size_t i = 0; i < cols.size(); ++i) std::fprintf(file_.get(), "%s%s", i ? "," : "", cols[i].c_str());
-  std::fputc('\n', file_.get());
+  for (std::size_t i = 0; i < cols.size(); ++i) header += (i ? "," : "") + cols[i];
+  put(header + "\n");
+}
+
+TraceWriter::~TraceWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void TraceWriter::put(const std::string& line) {
+  if (fd_ < 0 || write_errno_) return;
+  std::size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      write_errno_ = n < 0 ? errno : EIO;
+      return;
+    }
+    done += static_cast<std::size_t>(n);
+  }
 }
 
 void TraceWriter::write(double t_s, double prev_t_s, const Stats& prev, const Stats& now) {
-  if (!file_) return;
-  std::fprintf(file_.get(), "%.6f,%.6f,%llu,%llu", t_s, t_s - prev_t_s,
-               static_cast<unsigned long long>(now.device_bytes_in_use),
-               static_cast<unsigned long long>(now.device_bytes_total));
+  if (fd_ < 0) return;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%.6f,%.6f,%llu,%llu", t_s, t_s - prev_t_s,
+                static_cast<unsigned long long>(now.device_bytes_in_use),
+                static_cast<unsigned long long>(now.device_bytes_total));
+  std::string line = buf;
   const auto a = stats_fields(prev), b = stats_fields(now);
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (is_level_field(a[i].first)) continue;
     // Counters only grow; a smaller value means a new source (a new Runtime).
     const std::uint64_t d = b[i].second >= a[i].second ? b[i].second - a[i].second : b[i].second;
-    std::fprintf(file_.get(), ",%llu", static_cast<unsigned long long>(d));
+    line += ',' + std::to_string(d);
   }
-  std::fputc('\n', file_.get());
+  put(line + '\n');
   ++rows_;
 }
 
 void TraceWriter::close() {
-  if (!file_) return;
-  std::FILE* f = file_.release();
-  const bool bad = std::ferror(f) != 0;
-  const int rc = std::fclose(f);
-  if (bad || rc != 0) {
-    throw Error(Error::Code::kBackend, "writing trace file '" + path_ + "' failed: " + std::strerror(errno));
-  }
+  if (fd_ < 0) return;
+  const int fd = fd_;
+  fd_ = -1;
+  const int rc = ::close(fd);
+  const int err = write_errno_ ? write_errno_ : rc != 0 ? errno : 0;
+  if (err) throw Error(Error::Code::kBackend, "writing trace file '" + path_ + "' failed: " + std::strerror(err));
 }
 
 StatsSampler::StatsSampler(std::function<Stats()> source, std::chrono::milliseconds interval, TraceWriter& out,
@@ -115,4 +145,4 @@ void StatsSampler::stop() {
   sample();
 }
 
-}  // namespace xesvm::tools
+}  // namespace xesvm

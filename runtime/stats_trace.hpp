@@ -1,5 +1,5 @@
-// Counter time series: the format `xesvm stress --trace` writes and
-// `xesvm plot` draws.
+// Counter time series: the format `xesvm stress --trace` and XESVM_TRACE
+// (runtime/observer.hpp) write and `xesvm plot` draws.
 //
 // A trace is a CSV file. The first line names the columns (trace_columns());
 // then one line per sampling interval:
@@ -11,8 +11,11 @@
 //   gpu_faults, cpu_faults, evictions, thrash_events, ...)
 //
 // StatsSampler reads a Stats source at a fixed interval on a thread of its
-// own and writes the rows. Both depend on the public API only (xesvm::Stats),
-// so a runtime can embed them to trace any program.
+// own and writes the rows. Both depend on the public API only (xesvm::Stats).
+//
+// Each row reaches the file in one write(2), unbuffered: a fork() never
+// leaves half a row in a child's copy of a buffer, so a child that exits
+// cannot write the parent's rows a second time.
 //
 // Concurrency: a TraceWriter is used by one thread at a time; a
 // StatsSampler's source is called from the sampler's thread and must be
@@ -22,7 +25,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <cstdio>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,7 +35,7 @@
 
 #include "xesvm/xesvm.hpp"
 
-namespace xesvm::tools {
+namespace xesvm {
 
 /// Every counter of Stats, by name, in declaration order (the names are the
 /// JSON keys and trace columns).
@@ -52,6 +54,8 @@ class TraceWriter {
   /// Creates (truncates) path and writes the header. Throws Error
   /// (kInvalidArgument) if it cannot be created, saying why.
   explicit TraceWriter(const std::string& path);
+  /// Closes the file without reporting errors (call close() for that).
+  ~TraceWriter();
   TraceWriter(const TraceWriter&) = delete;
   TraceWriter& operator=(const TraceWriter&) = delete;
 
@@ -60,17 +64,18 @@ class TraceWriter {
   void write(double t_s, double prev_t_s, const Stats& prev, const Stats& now);
   /// Rows written so far.
   std::uint64_t rows() const { return rows_; }
-  /// Flushes and closes. Throws Error (kBackend) on a write error (e.g. disk
-  /// full), so a truncated trace is never reported as complete.
+  /// Closes. Throws Error (kBackend) if a write failed or came up short
+  /// (e.g. disk full), so a truncated trace is never reported as complete.
+  /// Idempotent.
   void close();
   const std::string& path() const { return path_; }
 
  private:
-  struct Closer {
-    void operator()(std::FILE* f) const { std::fclose(f); }
-  };
+  void put(const std::string& line);
+
   std::string path_;
-  std::unique_ptr<std::FILE, Closer> file_;
+  int fd_ = -1;
+  int write_errno_ = 0;  // the first write failure, 0 if none
   std::uint64_t rows_ = 0;
 };
 
@@ -111,4 +116,4 @@ class StatsSampler {
   std::thread thread_;
 };
 
-}  // namespace xesvm::tools
+}  // namespace xesvm
