@@ -15,7 +15,9 @@
 #
 # Environment: XESVM_CACHE (cache root), XESVM_JOBS (make -j, default 2),
 # XESVM_BENCH=1 also runs the benchmark (bench.sh), XESVM_SKIP_BASELINE=1
-# skips the unpatched kernel, XESVM_CHECK=1 also runs checkpatch/W=1/sparse.
+# skips the unpatched kernel, XESVM_CHECK=1 also runs checkpatch/W=1/sparse,
+# XESVM_ONLY=REGEX runs only the patched kernel's test binaries whose plan
+# name matches (for iterating; a full run is the one that counts).
 set -euo pipefail
 
 # The whole script is one function, read completely before it runs, so that
@@ -58,9 +60,14 @@ log "Debian linux-source-6.12 $pkgver: Linux $kver"
 
 frag=$here/config.fragment
 cfghash=$( (echo "$pkgver"; cat "$frag" "$here/kbuild.sh") | sha256sum | cut -c1-16)
+# The patched kernel also gets config.patched.fragment (DRM and the
+# software Xe device): the unpatched kernel's config and cache stay as
+# they are.
+pfrag=$here/config.patched.fragment
+pcfghash=$( (echo "$pkgver"; cat "$frag" "$pfrag" "$here/kbuild.sh") | sha256sum | cut -c1-16)
 series=$(grep -v '^\s*#' "$xe/series" | sed '/^\s*$/d')
 serieshash=$( (cd "$xe" && cat series $series) | sha256sum | cut -c1-16)
-log "config hash $cfghash, series hash $serieshash"
+log "config hash $cfghash (patched $pcfghash), series hash $serieshash"
 
 # ------------------------------------------------------------- test plans
 inithash=$( (cat "$here/guest-init.sh" "$here/tap.py" "$0") | sha256sum | cut -c1-16)
@@ -70,16 +77,22 @@ write_plan() { # dir with binaries, kind
 	{
 		echo "2400 hmm-tests $d/hmm-tests"
 		if [ "$kind" = patched ]; then
+			echo "1200 xe-soft-tests $d/xe-soft-tests"
 			echo "3600 hmm-evict-tests $d/hmm-evict-tests"
 			if [ "${XESVM_BENCH:-0}" = 1 ]; then
 				echo "1800 bench $here/bench.sh $d"
 			fi
 		fi
 	} >"$d/plan"
+	if [ "$kind" = patched ] && [ -n "${XESVM_ONLY:-}" ]; then
+		awk -v re="$XESVM_ONLY" '$2 ~ re' "$d/plan" >"$d/plan.only"
+		mv "$d/plan.only" "$d/plan"
+		log "XESVM_ONLY=$XESVM_ONLY: plan is $(awk '{print $2}' "$d/plan" | tr '\n' ' ')"
+	fi
 }
 
-build_selftests() { # src, out dir, kind
-	local src=$1 d=$2 kind=$3
+build_selftests() { # src, out dir, kind[, kernel build dir for the uapi headers]
+	local src=$1 d=$2 kind=$3 kout=${4:-}
 	local st=$d/selftests
 	# The tests build from a copy whose kselftest harness allows 10x the
 	# default per-test timeout and 4x the explicit ones: KASAN in TCG is
@@ -101,6 +114,13 @@ build_selftests() { # src, out dir, kind
 			die "building hmm-evict-tests failed"
 		gcc $cflags -I"$mm" -o "$d/hmm-evict-bench" "$here/hmm-evict-bench.c" -lpthread ||
 			die "building hmm-evict-bench failed"
+		# the software Xe device's tests use the series' uapi headers
+		make -s -C "$src" O="$kout" headers_install >/dev/null ||
+			die "headers_install failed"
+		local xs=$st/drivers/gpu/xe_soft
+		mkdir -p "$xs" && cp "$src"/tools/testing/selftests/drivers/gpu/xe_soft/*.c "$xs/"
+		(cd "$xs" && gcc -O2 -g -Wall -I"$kout/usr/include" -o "$d/xe-soft-tests" \
+			xe-soft-tests.c -lpthread) || die "building xe-soft-tests failed"
 	fi
 }
 
@@ -157,7 +177,9 @@ fi
 
 # ---------------------------------------------------------- patched kernel
 psrc=$cache/src-$pkgver-patched
-pout=$cache/patched-$cfghash
+pout=$cache/patched-$pcfghash
+pfragall=$cache/fragment-patched-$pcfghash
+cat "$frag" "$pfrag" >"$pfragall"
 if [ ! -f "$psrc/.xesvm-complete" ]; then
 	log "copying the source tree for the patched kernel"
 	rm -rf "$psrc" "$psrc.tmp"
@@ -197,11 +219,11 @@ if [ "$(cat "$psrc/.xesvm-series" 2>/dev/null)" != "$serieshash" ]; then
 fi
 log "building the patched kernel ($pout)"
 s=$(date +%s)
-bash "$here/kbuild.sh" "$psrc" "$pout" "$frag" bzImage || die "patched build failed"
+bash "$here/kbuild.sh" "$psrc" "$pout" "$pfragall" bzImage || die "patched build failed"
 log "patched kernel built in $(( $(date +%s) - s ))s"
 pres=$pout/results
 rm -rf "$pres"; mkdir -p "$pres"
-build_selftests "$psrc" "$pres" patched
+build_selftests "$psrc" "$pres" patched "$pout"
 write_plan "$pres" patched
 
 # checkpatch always; W=1 and sparse (which rebuild the touched objects of
@@ -222,7 +244,7 @@ set -e
 # ---------------------------------------------------------------- summary
 echo
 echo "==================== xesvm kernel summary ===================="
-echo "Linux $kver (Debian linux-source-6.12 $pkgver), config $cfghash, series $serieshash"
+echo "Linux $kver (Debian linux-source-6.12 $pkgver), config $cfghash (patched $pcfghash), series $serieshash"
 if [ "${XESVM_SKIP_BASELINE:-0}" != 1 ]; then
 	echo "-- unpatched kernel, stock hmm-tests (failures here are not caused by the series):"
 	sed 's/^/  /' "$bres/summary.txt"
