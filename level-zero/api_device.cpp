@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "level-zero/api.hpp"
+#include "level-zero/work_group.hpp"
 
 namespace xesvm::ze::api {
 
@@ -127,7 +128,7 @@ ze_result_t ZE_APICALL DeviceGetComputeProperties(ze_device_handle_t hDevice, ze
     v.maxTotalGroupSize = kMaxGroupSize;
     v.maxGroupSizeX = v.maxGroupSizeY = v.maxGroupSizeZ = kMaxGroupSize;
     v.maxGroupCountX = v.maxGroupCountY = v.maxGroupCountZ = 0xffffffffu;
-    v.maxSharedLocalMemory = 0;
+    v.maxSharedLocalMemory = static_cast<std::uint32_t>(kMaxLocalMemory);
     v.numSubGroupSizes = 1;
     v.subGroupSizes[0] = 1;
     return v;

@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include "xesvm/ze_native_module.hpp"
+
 #ifndef XESVM_ZE_TEST_KERNELS
 #error "XESVM_ZE_TEST_KERNELS must name the test kernel library"
 #endif
@@ -178,15 +180,11 @@ class Ze : public ::testing::Test {
     return zeEventHostSynchronize(e, kWait);
   }
   ze_module_handle_t module_from_path(ze_module_build_log_handle_t* log = nullptr) {
-    std::string blob = std::string("xesvm-kernels:") + XESVM_ZE_TEST_KERNELS;
-    ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC,
-                        nullptr,
-                        ZE_MODULE_FORMAT_NATIVE,
-                        blob.size(),
-                        reinterpret_cast<const std::uint8_t*>(blob.data()),
-                        nullptr,
-                        nullptr};
-    return made<_ze_module_handle_t>([&](auto* h) { return zeModuleCreate(ctx, device, &md, h, log); });
+    return module_from_library(XESVM_ZE_TEST_KERNELS, log);
+  }
+  ze_module_handle_t module_from_library(const char* path, ze_module_build_log_handle_t* log = nullptr) {
+    const xesvm::ze::NativeModuleDesc md(path);
+    return made<_ze_module_handle_t>([&](auto* h) { return zeModuleCreate(ctx, device, md.get(), h, log); });
   }
   ze_kernel_handle_t kernel(ze_module_handle_t m, const char* name) {
     ze_kernel_desc_t kd{ZE_STRUCTURE_TYPE_KERNEL_DESC, nullptr, 0, name};
