@@ -138,7 +138,11 @@ ze_result_t ZE_APICALL DeviceGetComputeProperties(ze_device_handle_t hDevice, ze
 ze_result_t ZE_APICALL DeviceGetModuleProperties(ze_device_handle_t hDevice, ze_device_module_properties_t* p) {
   return query<Device>("zeDeviceGetModuleProperties", hDevice, "hDevice", p, [](Device&) {
     ze_device_module_properties_t v{};
-    v.spirvVersionSupported = 0;  // no SPIR-V compiler
+#if XESVM_ZE_SPIRV
+    v.spirvVersionSupported = ZE_MAKE_VERSION(1, 4);
+#else
+    v.spirvVersionSupported = 0;  // built without the SPIR-V compiler
+#endif
     v.fp32flags = ZE_DEVICE_FP_FLAG_ROUND_TO_NEAREST | ZE_DEVICE_FP_FLAG_INF_NAN | ZE_DEVICE_FP_FLAG_DENORM;
     v.fp64flags = v.fp32flags;
     v.maxArgumentsSize = XESVM_ZE_MAX_KERNEL_ARGS * XESVM_ZE_MAX_ARG_SIZE;

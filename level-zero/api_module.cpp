@@ -27,7 +27,7 @@ ze_result_t ZE_APICALL ModuleCreate(ze_context_handle_t hContext, ze_device_hand
     if (desc->inputSize == 0) fail(ZE_RESULT_ERROR_INVALID_SIZE, "desc->inputSize is 0");
     try {
       auto m = create_module(c, d, *desc);
-      if (phLog) *phLog = new BuildLog("");
+      if (phLog) *phLog = new BuildLog(m->build_log);
       *ph = m.release();
       return ZE_RESULT_SUCCESS;
     } catch (const ZeError& e) {

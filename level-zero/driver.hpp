@@ -482,6 +482,7 @@ class Module : public Registered<_ze_module_handle_t, HandleKind::kModule> {
   Device& dev;
   std::shared_ptr<const Program> program;
   std::vector<std::uint8_t> binary;
+  std::string build_log;  ///< of a successful build
   std::atomic<std::uint32_t> kernels{0};
 };
 

@@ -9,6 +9,10 @@
 #include <type_traits>
 
 #include "level-zero/driver.hpp"
+#include "level-zero/kernel_memory.hpp"
+#if XESVM_ZE_SPIRV
+#include "level-zero/spirv_module.hpp"
+#endif
 #include "level-zero/work_group.hpp"
 
 namespace xesvm::ze {
@@ -99,12 +103,19 @@ std::shared_ptr<const Program> load(const std::string& path, int memfd) {
 
 std::unique_ptr<Module> create_module(Context& ctx, Device& dev, const ze_module_desc_t& desc) {
   if (desc.format == ZE_MODULE_FORMAT_IL_SPIRV) {
+#if XESVM_ZE_SPIRV
+    auto m = std::make_unique<Module>(ctx, dev);
+    m->binary.assign(desc.pInputModule, desc.pInputModule + desc.inputSize);
+    m->program = build_spirv(desc.pInputModule, desc.inputSize, desc.pBuildFlags, desc.pConstants, &m->build_log);
+    return m;
+#else
     const std::string why =
-        "zeModuleCreate: SPIR-V modules are not supported: the sim device has no SPIR-V compiler. "
-        "Use ZE_MODULE_FORMAT_NATIVE with an xesvm kernel library (include/xesvm/ze_kernel.h); memory, copy, "
-        "prefetch, advice and event paths work without kernels.";
+        "zeModuleCreate: SPIR-V modules are not supported: this driver was built without its SPIR-V compiler "
+        "(XESVM_ZE_SPIRV=OFF). Use ZE_MODULE_FORMAT_NATIVE with an xesvm kernel library "
+        "(include/xesvm/ze_kernel.h).";
     log(why);
     fail(ZE_RESULT_ERROR_UNSUPPORTED_FEATURE, why);
+#endif
   }
   if (desc.format != ZE_MODULE_FORMAT_NATIVE)
     fail(ZE_RESULT_ERROR_INVALID_ENUMERATION, "zeModuleCreate: unknown format");
@@ -165,96 +176,22 @@ Kernel::~Kernel() { --module.kernels; }
 
 namespace {
 
-// The accessor a kernel sees: translation, then the runtime's accessor.
-struct MemCtx {
-  DeviceAccessor* acc;
-  const Xlate* xlate;
-  /// The accessible mappings when the device shares plain system memory
-  /// (Device::shared_system), else nullptr.
-  const std::vector<std::pair<std::uint64_t, std::uint64_t>>* system;
-  bool failed = false;
-  std::string error;
-
-  // Runs device_op on the translated address. Plain system memory the device
-  // does not mirror (the accessor reports it as no SVM memory) is reached
-  // with direct_op instead when the device shares system memory, as the copy
-  // engine reaches it.
-  template <class DeviceOp, class DirectOp>
-  void access(std::uint64_t addr, std::size_t n, DeviceOp&& device_op, DirectOp&& direct_op) {
-    const std::uint64_t a = at(addr, n);
-    try {
-      device_op(a);
-    } catch (const Error& e) {
-      if (e.code() != Error::Code::kDeviceLost || !system || a != addr || !accessible(*system, addr, n)) throw;
-      direct_op(addr);
-    }
-  }
-
-  template <class F>
-  int guard(F&& f) {
-    if (failed) return -1;
-    try {
-      f();
-      return 0;
-    } catch (const std::exception& e) {
-      failed = true;
-      error = e.what();
-    } catch (...) {
-      failed = true;
-      error = "unknown error";
-    }
-    return -1;
-  }
-  std::uint64_t at(std::uint64_t addr, std::size_t n) {
-    std::uint64_t a = (*xlate)(addr, n);
-    if (!a)
-      throw Error(Error::Code::kDeviceLost,
-                  "access of " + std::to_string(n) + " bytes runs past the end of a device allocation");
-    return a;
-  }
-};
-
 int mem_read(void* c, std::uint64_t src, void* dst, std::size_t n) {
-  auto* m = static_cast<MemCtx*>(c);
-  int r = m->guard([&] {
-    m->access(
-        src, n, [&](std::uint64_t a) { m->acc->read(a, dst, n); },
-        [&](std::uint64_t a) { std::memcpy(dst, reinterpret_cast<const void*>(a), n); });
-  });
-  if (r) std::memset(dst, 0, n);
-  return r;
+  return static_cast<KernelMemory*>(c)->read(src, dst, n);
 }
 int mem_write(void* c, std::uint64_t dst, const void* src, std::size_t n) {
-  auto* m = static_cast<MemCtx*>(c);
-  return m->guard([&] {
-    m->access(
-        dst, n, [&](std::uint64_t a) { m->acc->write(a, src, n); },
-        [&](std::uint64_t a) { std::memcpy(reinterpret_cast<void*>(a), src, n); });
-  });
+  return static_cast<KernelMemory*>(c)->write(dst, src, n);
 }
-// Atomic fetch-add of a 32- or 64-bit word; *old (if not NULL) gets the
-// previous value (0 after a fault).
 template <class T>
 int mem_add(void* c, std::uint64_t addr, T v, T* old) {
-  auto* m = static_cast<MemCtx*>(c);
-  T o = 0;
-  int r = m->guard([&] {
-    m->access(
-        addr, sizeof(T),
-        [&](std::uint64_t a) {
-          if constexpr (sizeof(T) == 4) {
-            o = m->acc->atomic_add(a, v);
-          } else {
-            o = m->acc->atomic_add64(a, v);
-          }
-        },
-        [&](std::uint64_t a) { o = __atomic_fetch_add(reinterpret_cast<T*>(a), v, __ATOMIC_SEQ_CST); });
-  });
-  if (old) *old = o;
-  return r;
+  return static_cast<KernelMemory*>(c)->atomic<T>(addr, AtomicOp::kAdd, v, 0, old);
 }
 
 }  // namespace
+
+xesvm_ze_memory kernel_memory_abi(KernelMemory& m) {
+  return xesvm_ze_memory{&m, mem_read, mem_write, mem_add<std::uint32_t>, mem_add<std::uint64_t>};
+}
 
 std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t& groups) {
   const KernelInfo& info = k.desc;
@@ -328,7 +265,8 @@ std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t
         g /= l->count[i];
       }
       const xesvm_ze_group grp{arena, l->local_total, &runner, group_barrier};
-      std::vector<MemCtx> ctx(per_group, MemCtx{&acc, &xlate, d->shared_system() ? &maps : nullptr, false, {}});
+      std::vector<KernelMemory> ctx(per_group,
+                                    KernelMemory{&acc, &xlate, d->shared_system() ? &maps : nullptr, false, {}});
       const std::string group_error = runner.run(per_group, info.barriers, [&](std::uint32_t li) {
         xesvm_ze_item it{};
         std::uint32_t rest = li;
@@ -343,14 +281,14 @@ std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t
         }
         it.global_linear_id = it.global_id[0] + gsize[0] * (it.global_id[1] + gsize[1] * it.global_id[2]);
         it.global_linear_size = gsize[0] * gsize[1] * gsize[2];
-        const xesvm_ze_memory mem{&ctx[li], mem_read, mem_write, mem_add<std::uint32_t>, mem_add<std::uint64_t>};
+        const xesvm_ze_memory mem = kernel_memory_abi(ctx[li]);
         if (info.fn2) {
           info.fn2(&it, &mem, argv.data(), &grp);
         } else {
           info.fn1(&it, &mem, argv.data());
         }
       });
-      for (const MemCtx& c : ctx) {
+      for (const KernelMemory& c : ctx) {
         if (c.failed) throw Error(Error::Code::kDeviceLost, "GPU fault in kernel '" + info.name + "': " + c.error);
       }
       if (!group_error.empty()) throw Error(Error::Code::kDeviceLost, "kernel '" + info.name + "': " + group_error);

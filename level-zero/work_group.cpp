@@ -1,6 +1,7 @@
 // Work groups as fibers (see work_group.hpp).
 #include "level-zero/work_group.hpp"
 
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include <boost/context/fiber.hpp>
@@ -244,6 +245,29 @@ void WorkGroupRunner::barrier() {
   fibers_->items[self].waiting = true;
   fibers_->yield(self, false);
   current_ = self;
+}
+
+std::pair<std::uintptr_t, std::uintptr_t> WorkGroupRunner::item_stack() const {
+  if (fibers_ && current_ < fibers_->items.size()) {
+    const bc::stack_context& s = fibers_->items[current_].stack;
+    const auto top = reinterpret_cast<std::uintptr_t>(s.sp);
+    return {top - s.size, top};
+  }
+  // The thread's own stack, read once per thread.
+  thread_local const std::pair<std::uintptr_t, std::uintptr_t> thread_stack = [] {
+    std::pair<std::uintptr_t, std::uintptr_t> r{0, 0};
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      void* lo = nullptr;
+      std::size_t size = 0;
+      if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
+        r = {reinterpret_cast<std::uintptr_t>(lo), reinterpret_cast<std::uintptr_t>(lo) + size};
+      }
+      pthread_attr_destroy(&attr);
+    }
+    return r;
+  }();
+  return thread_stack;
 }
 
 void group_barrier(void* ctx) { static_cast<WorkGroupRunner*>(ctx)->barrier(); }

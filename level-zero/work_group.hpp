@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace xesvm::ze {
@@ -56,6 +57,10 @@ class WorkGroupRunner {
 
   /// The item running now (the index passed to item), or UINT32_MAX.
   std::uint32_t current_item() const { return current_; }
+
+  /// The stack the running item uses, as [low, high) addresses: its fiber's
+  /// stack, or the calling thread's. Its private data lies there.
+  std::pair<std::uintptr_t, std::uintptr_t> item_stack() const;
 
  private:
   struct Fibers;
