@@ -94,6 +94,20 @@ struct ZeSample {
     ZE_CHECK(zeKernelCreate(module, &kd, &k));
     return k;
   }
+  // Shared inputs and output of vector add over n floats: a[i] = i,
+  // b[i] = i / 2 (so c = a + b is 1.5 i). Exits on failure.
+  struct Vectors {
+    float *a, *b, *c;
+  };
+  Vectors vector_add_buffers(std::uint32_t n) {
+    Vectors v{static_cast<float*>(shared(n * sizeof(float))), static_cast<float*>(shared(n * sizeof(float))),
+              static_cast<float*>(shared(n * sizeof(float)))};
+    for (std::uint32_t i = 0; i < n; ++i) {
+      v.a[i] = static_cast<float>(i);
+      v.b[i] = 0.5f * static_cast<float>(i);
+    }
+    return v;
+  }
   void* shared(std::size_t bytes) {
     ze_device_mem_alloc_desc_t dd{ZE_STRUCTURE_TYPE_DEVICE_MEM_ALLOC_DESC, nullptr, 0, 0};
     ze_host_mem_alloc_desc_t hd{ZE_STRUCTURE_TYPE_HOST_MEM_ALLOC_DESC, nullptr, 0};

@@ -62,13 +62,7 @@ int main(int argc, char** argv) {
   ZE_CHECK(zeModuleCreate(ze.ctx, ze.device, &md, &spirv, nullptr));
   const double cached_ms = ms_since(t0);
 
-  auto* a = static_cast<float*>(ze.shared(n * sizeof(float)));
-  auto* b = static_cast<float*>(ze.shared(n * sizeof(float)));
-  auto* c = static_cast<float*>(ze.shared(n * sizeof(float)));
-  for (std::uint32_t i = 0; i < n; ++i) {
-    a[i] = static_cast<float>(i);
-    b[i] = 0.5f * static_cast<float>(i);
-  }
+  const auto [a, b, c] = ze.vector_add_buffers(n);
   for (float* p : {a, b, c}) ZE_CHECK(zeCommandListAppendMemoryPrefetch(ze.list, p, n * sizeof(float)));
 
   ze_kernel_handle_t kernels[2] = {ze.kernel("vector_add"), nullptr};

@@ -1024,20 +1024,9 @@ TEST_F(Ze, ModuleErrors) {
 
 TEST_F(Ze, VectorAddOnSharedMemory) {
   const std::uint32_t n = 100000;
-  auto* a = static_cast<float*>(shared(n * 4));
-  auto* b = static_cast<float*>(shared(n * 4));
-  auto* c = static_cast<float*>(shared(n * 4));
-  for (std::uint32_t i = 0; i < n; ++i) {
-    a[i] = static_cast<float>(i);
-    b[i] = static_cast<float>(2 * i) + 0.5f;
-    c[i] = -1;
-  }
   ze_module_handle_t m = module_from_path();
   ze_kernel_handle_t k = kernel(m, "vector_add");
-  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &a));
-  ZE_OK(zeKernelSetArgumentValue(k, 1, 8, &b));
-  ZE_OK(zeKernelSetArgumentValue(k, 2, 8, &c));
-  ZE_OK(zeKernelSetArgumentValue(k, 3, 4, &n));
+  float* const c = vector_add_inputs(k, n).c;
   std::uint32_t gx, gy, gz;
   ZE_OK(zeKernelSuggestGroupSize(k, n, 1, 1, &gx, &gy, &gz));
   ZE_OK(zeKernelSetGroupSize(k, gx, gy, gz));

@@ -80,57 +80,26 @@ TEST_F(ZeSpirv, DeviceReportsSpirvAndTheModuleItsKernels) {
 
 TEST_F(ZeSpirv, VectorAddOnSharedAndDeviceMemory) {
   constexpr std::uint32_t n = 100000;
-  auto* a = static_cast<float*>(shared(n * 4));
-  auto* b = static_cast<float*>(shared(n * 4));
-  auto* c = static_cast<float*>(shared(n * 4));
-  for (std::uint32_t i = 0; i < n; ++i) {
-    a[i] = static_cast<float>(i);
-    b[i] = 0.25f * static_cast<float>(i);
-    c[i] = -1;
-  }
   ze_kernel_handle_t k = kernel(module, "vector_add");
-  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &a));
-  ZE_OK(zeKernelSetArgumentValue(k, 1, 8, &b));
-  ZE_OK(zeKernelSetArgumentValue(k, 2, 8, &c));
-  ZE_OK(zeKernelSetArgumentValue(k, 3, 4, &n));
+  float* const c = vector_add_inputs(k, n).c;
   ZE_OK(zeKernelSetGroupSize(k, 128, 1, 1));
   const ze_group_count_t g{(n + 127) / 128, 1, 1};
   ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
   EXPECT_LT(cpu_resident_pages(c, n * 4), n * 4 / 4096) << "the kernel's stores moved pages to the device";
-  for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(1.25f * static_cast<float>(i), c[i]) << i;
+  for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(static_cast<float>(3 * i) + 0.5f, c[i]) << i;
   // Device allocations: the kernel reaches them through the translation.
   void* d = dev_mem(n * 4);
   ZE_OK(zeKernelSetArgumentValue(k, 2, 8, &d));
   ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
   std::vector<float> out(n);
   ZE_OK(zeCommandListAppendMemoryCopy(sync_imm, out.data(), d, n * 4, nullptr, 0, nullptr));
-  for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(1.25f * static_cast<float>(i), out[i]) << i;
+  for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(static_cast<float>(3 * i) + 0.5f, out[i]) << i;
   ZE_OK(zeKernelDestroy(k));
 }
 
 TEST_F(ZeSpirv, ReductionWithBarriersAndLocalMemory) {
-  constexpr std::uint32_t kGroup = 128, kGroups = 32;
-  auto* in = static_cast<std::uint32_t*>(shared(kGroup * kGroups * 4));
-  auto* out = static_cast<std::uint32_t*>(shared(kGroups * 4));
-  auto* errors = static_cast<std::uint32_t*>(shared(4));
-  for (std::uint32_t i = 0; i < kGroup * kGroups; ++i) in[i] = i * 7 + 3;
-  std::fill(out, out + kGroups, 0u);
-  *errors = 0;
   ze_kernel_handle_t k = kernel(module, "reduce");
-  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &in));
-  ZE_OK(zeKernelSetArgumentValue(k, 1, 8, &out));
-  ZE_OK(zeKernelSetArgumentValue(k, 2, kGroup * 4, nullptr));
-  ZE_OK(zeKernelSetArgumentValue(k, 3, 8, &errors));
-  ZE_OK(zeKernelSetGroupSize(k, kGroup, 1, 1));
-  const ze_group_count_t g{kGroups, 1, 1};
-  ZE_OK(zeCommandListAppendLaunchKernel(list, k, &g, nullptr, 0, nullptr));
-  ZE_OK(run_list());
-  for (std::uint32_t grp = 0; grp < kGroups; ++grp) {
-    std::uint32_t want = 0;
-    for (std::uint32_t i = 0; i < kGroup; ++i) want += (grp * kGroup + i) * 7 + 3;
-    EXPECT_EQ(want, out[grp]) << "group " << grp;
-  }
-  EXPECT_EQ(0u, *errors) << "a group saw another group's local variable";
+  expect_reduction(k, 128, 32);
   ZE_OK(zeKernelDestroy(k));
 }
 

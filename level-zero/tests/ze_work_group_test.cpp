@@ -23,6 +23,19 @@ class ZeGroup : public Ze {
     if (module) zeModuleDestroy(module);
     Ze::TearDown();
   }
+  // Runs fill_local with a local block of size bytes over groups groups of
+  // `group` items; returns the bytes the items found wrong.
+  std::uint32_t fill_local(ze_kernel_handle_t k, std::uint32_t size, std::uint32_t group, std::uint32_t groups) {
+    auto* errors = static_cast<std::uint32_t*>(shared(4));
+    *errors = 0;
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeKernelSetArgumentValue(k, 0, size, nullptr));
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeKernelSetArgumentValue(k, 1, 4, &size));
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeKernelSetArgumentValue(k, 2, 8, &errors));
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeKernelSetGroupSize(k, group, 1, 1));
+    const ze_group_count_t g{groups, 1, 1};
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+    return *errors;
+  }
   ze_module_handle_t module = nullptr;
   std::uint32_t slm = 0;
 };
@@ -30,51 +43,18 @@ class ZeGroup : public Ze {
 TEST_F(ZeGroup, DeviceReportsTheLocalMemoryAGroupHas) { EXPECT_EQ(64u << 10, slm); }
 
 TEST_F(ZeGroup, ReductionWithBarriersAndLocalMemorySumsEveryGroup) {
-  constexpr std::uint32_t kGroup = 256, kGroups = 64;
-  auto* in = static_cast<std::uint32_t*>(shared(kGroup * kGroups * 4));
-  auto* out = static_cast<std::uint32_t*>(shared(kGroups * 4));
-  auto* errors = static_cast<std::uint32_t*>(shared(4));
-  ASSERT_TRUE(in && out && errors);
-  for (std::uint32_t i = 0; i < kGroup * kGroups; ++i) in[i] = i * 3 + 1;
-  std::fill(out, out + kGroups, 0u);
-  *errors = 0;
   ze_kernel_handle_t k = kernel(module, "reduce");
   ze_kernel_properties_t kp{ZE_STRUCTURE_TYPE_KERNEL_PROPERTIES, nullptr};
   ZE_OK(zeKernelGetProperties(k, &kp));
   EXPECT_EQ(64u, kp.localMemSize);
-  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &in));
-  ZE_OK(zeKernelSetArgumentValue(k, 1, 8, &out));
-  ZE_OK(zeKernelSetArgumentValue(k, 2, kGroup * 4, nullptr));
-  ZE_OK(zeKernelSetArgumentValue(k, 3, 8, &errors));
-  ZE_OK(zeKernelSetGroupSize(k, kGroup, 1, 1));
-  const ze_group_count_t g{kGroups, 1, 1};
-  // Through a regular list and queue as well as an immediate list.
-  ZE_OK(zeCommandListAppendLaunchKernel(list, k, &g, nullptr, 0, nullptr));
-  ZE_OK(run_list());
-  for (std::uint32_t grp = 0; grp < kGroups; ++grp) {
-    std::uint64_t want = 0;
-    for (std::uint32_t i = 0; i < kGroup; ++i) want += (grp * kGroup + i) * 3 + 1;
-    EXPECT_EQ(static_cast<std::uint32_t>(want), out[grp]) << "group " << grp;
-  }
-  EXPECT_EQ(0u, *errors);
-  std::fill(out, out + kGroups, 0u);
-  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
-  EXPECT_EQ(static_cast<std::uint32_t>(kGroup * (kGroup - 1) / 2 * 3 + kGroup), out[0]);
-  EXPECT_EQ(0u, *errors);
+  expect_reduction(k, 256, 64);
+  expect_reduction(k, 1024, 4);  // the largest group
   ZE_OK(zeKernelDestroy(k));
 }
 
 TEST_F(ZeGroup, LocalMemoryOfTheReportedSizeIsUsableAndPrivateToItsGroup) {
   ze_kernel_handle_t k = kernel(module, "fill_local");
-  auto* errors = static_cast<std::uint32_t*>(shared(4));
-  *errors = 0;
-  ZE_OK(zeKernelSetArgumentValue(k, 0, slm, nullptr));
-  ZE_OK(zeKernelSetArgumentValue(k, 1, 4, &slm));
-  ZE_OK(zeKernelSetArgumentValue(k, 2, 8, &errors));
-  ZE_OK(zeKernelSetGroupSize(k, 64, 1, 1));
-  const ze_group_count_t g{16, 1, 1};
-  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
-  EXPECT_EQ(0u, *errors);
+  EXPECT_EQ(0u, fill_local(k, slm, 64, 16));
   // One byte more than the device has is refused, saying so.
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE, zeKernelSetArgumentValue(k, 0, slm + 1, nullptr));
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_ARGUMENT, zeKernelSetArgumentValue(k, 0, 16, &slm));
@@ -103,16 +83,7 @@ TEST_F(ZeGroup, ItemsThatDivergeAtABarrierLoseTheDevice) {
   }
   // The device still runs kernels afterwards.
   ze_kernel_handle_t k = kernel(module, "fill_local");
-  auto* errors = static_cast<std::uint32_t*>(shared(4));
-  *errors = 0;
-  const std::uint32_t size = 4096;
-  ZE_OK(zeKernelSetArgumentValue(k, 0, size, nullptr));
-  ZE_OK(zeKernelSetArgumentValue(k, 1, 4, &size));
-  ZE_OK(zeKernelSetArgumentValue(k, 2, 8, &errors));
-  ZE_OK(zeKernelSetGroupSize(k, 32, 1, 1));
-  const ze_group_count_t g{8, 1, 1};
-  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
-  EXPECT_EQ(0u, *errors);
+  EXPECT_EQ(0u, fill_local(k, 4096, 32, 8));
   ZE_OK(zeKernelDestroy(k));
 }
 
