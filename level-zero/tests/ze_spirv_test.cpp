@@ -227,8 +227,7 @@ TEST_F(ZeSpirv, UnsupportedCapabilityFailsTheBuildNamingIt) {
     EXPECT_NE(std::string::npos, text.find("unsupported SPIR-V capability: ImageBasic")) << text;
   }
   // A corrupted module fails validation, with spirv-val's message.
-  std::vector<std::uint8_t> broken = spirv;
-  broken.resize(broken.size() - 8);
+  const std::vector<std::uint8_t> broken(spirv.data(), spirv.data() + spirv.size() - 8);
   EXPECT_EQ(nullptr, create(broken, plog, ZE_RESULT_ERROR_MODULE_BUILD_FAILURE));
   if (plog) {
     EXPECT_NE(std::string::npos, log_text(log).find("not valid (spirv-val)"));
