@@ -182,6 +182,32 @@ TEST_F(ZeSpirv, KernelOverTwiceTheDeviceMemoryKeepsEveryByte) {
   ZE_OK(zeKernelDestroy(k));
 }
 
+TEST_F(ZeSpirv, KernelSeesWhatTheCpuWroteAfterTheLastLaunch) {
+  // A kernel leaves the data on the device; the CPU then writes some of it
+  // (its touches bring those pages back), and the next kernel must see the
+  // CPU's bytes, not a stale device copy.
+  constexpr std::uint32_t n = 64 * 1024, per_page = 1024;
+  auto* p = static_cast<std::uint32_t*>(shared(n * 4));
+  ASSERT_NE(nullptr, p);
+  for (std::uint32_t i = 0; i < n; ++i) p[i] = i;
+  ze_kernel_handle_t k = kernel(module, "touch");
+  const std::uint64_t words = n;
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &p));
+  ZE_OK(zeKernelSetArgumentValue(k, 1, 8, &words));
+  ZE_OK(zeKernelSetGroupSize(k, 256, 1, 1));
+  const ze_group_count_t g{n / 256, 1, 1};
+  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+  ASSERT_LT(cpu_resident_pages(p, n * 4), n / per_page) << "the kernel left pages on the device";
+  // One word per page, written without reading the rest.
+  for (std::uint32_t i = 0; i < n; i += per_page) p[i] = 5 + i;
+  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const std::uint32_t before = i % per_page == 0 ? 5 + i : i * 3 + i;
+    ASSERT_EQ(before * 3 + i, p[i]) << i;
+  }
+  ZE_OK(zeKernelDestroy(k));
+}
+
 TEST_F(ZeSpirv, FaultOnAnUnmappedAddressIsDeviceLostAndHarmsNothingElse) {
   ze_kernel_handle_t k = kernel(module, "load_at");
   auto* out = static_cast<std::uint32_t*>(shared(4096));
