@@ -24,6 +24,7 @@
 #endif
 #endif
 #ifdef XESVM_ZE_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #ifdef XESVM_ZE_TSAN
@@ -51,7 +52,10 @@ class StackPool {
   StackPool(const StackPool&) = delete;
   StackPool& operator=(const StackPool&) = delete;
   ~StackPool() {
-    for (void* p : free_) munmap(p, kItemStack + kGuard);
+    for (void* p : free_) {
+      unpoison(p, kItemStack + kGuard);
+      munmap(p, kItemStack + kGuard);
+    }
   }
   void* take() {
     if (!free_.empty()) {
@@ -65,9 +69,24 @@ class StackPool {
     mprotect(p, kGuard, PROT_NONE);
     return p;
   }
-  void give(void* p) { free_.push_back(p); }
+  void give(void* p) {
+    // Only the entry frames at the top never returned.
+    unpoison(static_cast<std::byte*>(p) + kGuard + kItemStack - kEntryFrames, kEntryFrames);
+    free_.push_back(p);
+  }
 
  private:
+  // A finished fiber leaves AddressSanitizer's poison of the frames that
+  // never returned (its entry) on its stack; memory that gets the stack's
+  // addresses next (another fiber's frames, or a later mapping) must not
+  // inherit it.
+  static void unpoison([[maybe_unused]] void* p, [[maybe_unused]] std::size_t n) {
+#ifdef XESVM_ZE_ASAN
+    __asan_unpoison_memory_region(p, n);
+#endif
+  }
+  static constexpr std::size_t kEntryFrames = 8u << 10;
+
   std::vector<void*> free_;
 };
 
