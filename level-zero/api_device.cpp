@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "level-zero/api.hpp"
+#include "level-zero/work_group.hpp"
 
 namespace xesvm::ze::api {
 
@@ -127,7 +128,7 @@ ze_result_t ZE_APICALL DeviceGetComputeProperties(ze_device_handle_t hDevice, ze
     v.maxTotalGroupSize = kMaxGroupSize;
     v.maxGroupSizeX = v.maxGroupSizeY = v.maxGroupSizeZ = kMaxGroupSize;
     v.maxGroupCountX = v.maxGroupCountY = v.maxGroupCountZ = 0xffffffffu;
-    v.maxSharedLocalMemory = 0;
+    v.maxSharedLocalMemory = static_cast<std::uint32_t>(kMaxLocalMemory);
     v.numSubGroupSizes = 1;
     v.subGroupSizes[0] = 1;
     return v;
@@ -137,7 +138,11 @@ ze_result_t ZE_APICALL DeviceGetComputeProperties(ze_device_handle_t hDevice, ze
 ze_result_t ZE_APICALL DeviceGetModuleProperties(ze_device_handle_t hDevice, ze_device_module_properties_t* p) {
   return query<Device>("zeDeviceGetModuleProperties", hDevice, "hDevice", p, [](Device&) {
     ze_device_module_properties_t v{};
-    v.spirvVersionSupported = 0;  // no SPIR-V compiler
+#if XESVM_ZE_SPIRV
+    v.spirvVersionSupported = ZE_MAKE_VERSION(1, 4);
+#else
+    v.spirvVersionSupported = 0;  // built without the SPIR-V compiler
+#endif
     v.fp32flags = ZE_DEVICE_FP_FLAG_ROUND_TO_NEAREST | ZE_DEVICE_FP_FLAG_INF_NAN | ZE_DEVICE_FP_FLAG_DENORM;
     v.fp64flags = v.fp32flags;
     v.maxArgumentsSize = XESVM_ZE_MAX_KERNEL_ARGS * XESVM_ZE_MAX_ARG_SIZE;

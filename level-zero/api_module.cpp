@@ -3,18 +3,13 @@
 #include <cstring>
 
 #include "level-zero/api.hpp"
+#include "level-zero/work_group.hpp"
 
 namespace xesvm::ze::api {
 
 namespace {
 
-const xesvm_ze_kernel_desc* find_kernel(const Module& m, const char* name) {
-  const auto* d = m.lib->desc;
-  for (std::uint32_t i = 0; i < d->num_kernels; ++i) {
-    if (std::strcmp(d->kernels[i].name, name) == 0) return &d->kernels[i];
-  }
-  return nullptr;
-}
+const KernelInfo* find_kernel(const Module& m, const char* name) { return m.program->find(name); }
 
 // --- modules and build logs -----------------------------------------------------------
 
@@ -32,7 +27,7 @@ ze_result_t ZE_APICALL ModuleCreate(ze_context_handle_t hContext, ze_device_hand
     if (desc->inputSize == 0) fail(ZE_RESULT_ERROR_INVALID_SIZE, "desc->inputSize is 0");
     try {
       auto m = create_module(c, d, *desc);
-      if (phLog) *phLog = new BuildLog("");
+      if (phLog) *phLog = new BuildLog(m->build_log);
       *ph = m.release();
       return ZE_RESULT_SUCCESS;
     } catch (const ZeError& e) {
@@ -82,8 +77,9 @@ ze_result_t ZE_APICALL ModuleGetGlobalPointer(ze_module_handle_t h, const char* 
 
 ze_result_t ZE_APICALL ModuleGetKernelNames(ze_module_handle_t h, std::uint32_t* pCount, const char** pNames) {
   return guard("zeModuleGetKernelNames", [&]() -> ze_result_t {
-    const auto* d = live<Module>(h, "hModule").lib->desc;
-    return count_fill(pCount, pNames, d->num_kernels, [&](const char*& s, std::uint32_t i) { s = d->kernels[i].name; });
+    const auto& ks = live<Module>(h, "hModule").program->kernels;
+    return count_fill(pCount, pNames, static_cast<std::uint32_t>(ks.size()),
+                      [&](const char*& s, std::uint32_t i) { s = ks[i].name.c_str(); });
   });
 }
 
@@ -98,7 +94,7 @@ ze_result_t ZE_APICALL ModuleGetFunctionPointer(ze_module_handle_t h, const char
     need(pfn, "pfnFunction");
     const auto* k = find_kernel(m, name);
     if (!k) fail(ZE_RESULT_ERROR_INVALID_FUNCTION_NAME, std::string("no kernel named '") + name + "'");
-    *pfn = reinterpret_cast<void*>(k->fn);
+    *pfn = k->fn2 ? reinterpret_cast<void*>(k->fn2) : reinterpret_cast<void*>(k->fn1);
     return ZE_RESULT_SUCCESS;
   });
 }
@@ -189,9 +185,25 @@ ze_result_t ZE_APICALL KernelSuggestGroupSize(ze_kernel_handle_t h, std::uint32_
 ze_result_t ZE_APICALL KernelSetArgumentValue(ze_kernel_handle_t h, std::uint32_t idx, size_t size, const void* value) {
   return guard("zeKernelSetArgumentValue", [&]() -> ze_result_t {
     Kernel& k = live<Kernel>(h, "hKernel");
-    if (idx >= k.desc.num_args) {
+    const std::size_t nargs = k.desc.arg_sizes.size();
+    if (idx >= nargs) {
       fail(ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_INDEX,
-           "argIndex " + std::to_string(idx) + ": the kernel has " + std::to_string(k.desc.num_args) + " arguments");
+           "argIndex " + std::to_string(idx) + ": the kernel has " + std::to_string(nargs) + " arguments");
+    }
+    if (k.desc.arg_kinds[idx] == ArgKind::kLocal) {
+      // A local-memory argument: size is the bytes wanted, the value NULL.
+      if (value) {
+        fail(ZE_RESULT_ERROR_INVALID_ARGUMENT,
+             "argument " + std::to_string(idx) + " is local memory: pArgValue must be NULL (argSize is its bytes)");
+      }
+      if (size == 0 || size > kMaxLocalMemory) {
+        fail(ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE, "argument " + std::to_string(idx) +
+                                                               " is local memory: argSize must be 1.." +
+                                                               std::to_string(kMaxLocalMemory));
+      }
+      k.local_sizes[idx] = size;
+      k.set[idx] = true;
+      return ZE_RESULT_SUCCESS;
     }
     if (size != k.desc.arg_sizes[idx]) {
       fail(ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE,
@@ -240,7 +252,8 @@ ze_result_t ZE_APICALL KernelGetSourceAttributes(ze_kernel_handle_t h, std::uint
 ze_result_t ZE_APICALL KernelGetProperties(ze_kernel_handle_t h, ze_kernel_properties_t* p) {
   return query<Kernel>("zeKernelGetProperties", h, "hKernel", p, [](Kernel& k) {
     ze_kernel_properties_t v{};
-    v.numKernelArgs = k.desc.num_args;
+    v.numKernelArgs = static_cast<std::uint32_t>(k.desc.arg_sizes.size());
+    v.localMemSize = k.desc.local_mem_size;
     v.requiredGroupSizeX = k.desc.required_group_size[0];
     v.requiredGroupSizeY = k.desc.required_group_size[1];
     v.requiredGroupSizeZ = k.desc.required_group_size[2];
@@ -251,8 +264,9 @@ ze_result_t ZE_APICALL KernelGetProperties(ze_kernel_handle_t h, ze_kernel_prope
 }
 
 ze_result_t ZE_APICALL KernelGetName(ze_kernel_handle_t h, size_t* pSize, char* pName) {
-  return guard("zeKernelGetName",
-               [&]() -> ze_result_t { return copy_string(live<Kernel>(h, "hKernel").desc.name, pSize, pName); });
+  return guard("zeKernelGetName", [&]() -> ze_result_t {
+    return copy_string(live<Kernel>(h, "hKernel").desc.name.c_str(), pSize, pName);
+  });
 }
 
 }  // namespace

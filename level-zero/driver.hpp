@@ -52,6 +52,7 @@
 
 #include "xesvm/xesvm.hpp"
 #include "xesvm/ze_kernel.h"
+#include "xesvm/ze_work_group.h"
 
 // The opaque handle structs of ze_api.h, completed here so that each driver
 // object can derive from its handle type.
@@ -442,8 +443,36 @@ class BuildLog : public Registered<_ze_module_build_log_handle_t, HandleKind::kB
 struct Library {
   void* handle = nullptr;
   int memfd = -1;
-  const xesvm_ze_module_desc* desc = nullptr;
   ~Library();
+};
+
+/// How a kernel argument is passed (xesvm/ze_work_group.h).
+enum class ArgKind : std::uint8_t {
+  kValue,  ///< the bytes set by zeKernelSetArgumentValue
+  kLocal,  ///< a block of local memory of the size set (value NULL)
+};
+
+/// One kernel of a program, whatever its origin (ABI 1 or 2 library, or
+/// compiled SPIR-V, whose entry follows ABI 2). Immutable.
+struct KernelInfo {
+  std::string name;
+  xesvm_ze_kernel_fn fn1 = nullptr;        ///< ABI 1 entry, or
+  xesvm_ze_group_kernel_fn fn2 = nullptr;  ///< ABI 2 entry
+  std::vector<std::uint32_t> arg_sizes;
+  std::vector<ArgKind> arg_kinds;
+  std::uint32_t required_group_size[3] = {0, 0, 0};
+  std::uint32_t local_mem_size = 0;  ///< the kernel's own local memory
+  bool barriers = false;             ///< items run as fibers (may wait at a barrier)
+};
+
+/// The kernels of a module and what keeps their code alive (a loaded
+/// library, a JIT). Immutable; shared by the module, its kernels and the
+/// launches in flight.
+struct Program {
+  std::shared_ptr<void> code;
+  std::vector<KernelInfo> kernels;
+  /// The kernel named name, or nullptr.
+  const KernelInfo* find(const char* name) const;
 };
 
 class Module : public Registered<_ze_module_handle_t, HandleKind::kModule> {
@@ -451,24 +480,26 @@ class Module : public Registered<_ze_module_handle_t, HandleKind::kModule> {
   Module(Context& c, Device& d) : ctx(c), dev(d) {}
   Context& ctx;
   Device& dev;
-  std::shared_ptr<Library> lib;
+  std::shared_ptr<const Program> program;
   std::vector<std::uint8_t> binary;
+  std::string build_log;  ///< of a successful build
   std::atomic<std::uint32_t> kernels{0};
 };
 
-/// Builds a module from a native blob. Throws ZeError with the build log
-/// text in what.
+/// Builds a module from a native blob or SPIR-V. Throws ZeError with the
+/// build log text in what.
 std::unique_ptr<Module> create_module(Context& ctx, Device& dev, const ze_module_desc_t& desc);
 
 class Kernel : public Registered<_ze_kernel_handle_t, HandleKind::kKernel> {
  public:
-  Kernel(Module& m, const xesvm_ze_kernel_desc& d);
+  Kernel(Module& m, const KernelInfo& d);
   ~Kernel();
   Module& module;
-  std::shared_ptr<Library> lib;
-  const xesvm_ze_kernel_desc& desc;
+  std::shared_ptr<const Program> program;
+  const KernelInfo& desc;
   std::uint32_t group[3] = {1, 1, 1};
-  std::vector<std::vector<std::byte>> args;
+  std::vector<std::vector<std::byte>> args;  ///< kLocal: empty
+  std::vector<std::size_t> local_sizes;      ///< kLocal: the bytes asked for
   std::vector<bool> set;
   ze_kernel_indirect_access_flags_t indirect = 0;
 };

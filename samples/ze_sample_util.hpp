@@ -6,14 +6,13 @@
 #pragma once
 
 #include <level_zero/ze_api.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
-#ifndef XESVM_ZE_SAMPLE_KERNELS
-#define XESVM_ZE_SAMPLE_KERNELS "libze_sample_kernels.so"
-#endif
+#include "xesvm/ze_native_module.hpp"
 
 // Exits with a message naming the call if it did not return SUCCESS.
 #define ZE_CHECK(call)                                                                           \
@@ -25,6 +24,27 @@
     }                                                                                            \
   } while (0)
 
+// The directory of the running program (from /proc/self/exe), with a
+// trailing '/', or "" if it cannot be read.
+inline std::string sample_dir() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  const std::string exe(buf, static_cast<std::size_t>(n));
+  const std::size_t slash = exe.rfind('/');
+  return slash == std::string::npos ? "" : exe.substr(0, slash + 1);
+}
+
+// Where a sample's file `name` is: $env if set, else next to the program
+// (where the build and the install put the samples' kernels), else just
+// `name` (for dlopen's search path).
+inline std::string sample_file(const char* env, const char* name) {
+  if (const char* e = std::getenv(env); e && *e) return e;
+  const std::string next = sample_dir() + name;
+  if (access(next.c_str(), R_OK) == 0) return next;
+  return name;
+}
+
 struct ZeSample {
   ze_driver_handle_t driver = nullptr;
   ze_device_handle_t device = nullptr;
@@ -34,7 +54,9 @@ struct ZeSample {
 
   // Initialises the loader, takes the first driver and device, creates a
   // context, a synchronous immediate command list and the kernel module
-  // (XESVM_ZE_KERNELS overrides the library path). Exits on failure.
+  // (XESVM_ZE_KERNELS overrides the library path; by default it is found
+  // next to the program, so an installed sample runs from any directory).
+  // Exits on failure.
   ZeSample() {
     if (zeInit(0) != ZE_RESULT_SUCCESS) {
       std::fprintf(stderr, "zeInit failed: is ZE_ENABLE_ALT_DRIVERS set to the absolute path of libze_xesvm.so?\n");
@@ -50,16 +72,13 @@ struct ZeSample {
         ZE_STRUCTURE_TYPE_COMMAND_QUEUE_DESC, nullptr, 0, 0, 0, ZE_COMMAND_QUEUE_MODE_SYNCHRONOUS,
         ZE_COMMAND_QUEUE_PRIORITY_NORMAL};
     ZE_CHECK(zeCommandListCreateImmediate(ctx, device, &qd, &list));
-    const char* env = std::getenv("XESVM_ZE_KERNELS");
-    const std::string blob = std::string("xesvm-kernels:") + (env && *env ? env : XESVM_ZE_SAMPLE_KERNELS);
-    ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC,
-                        nullptr,
-                        ZE_MODULE_FORMAT_NATIVE,
-                        blob.size(),
-                        reinterpret_cast<const std::uint8_t*>(blob.data()),
-                        nullptr,
-                        nullptr};
-    ZE_CHECK(zeModuleCreate(ctx, device, &md, &module, nullptr));
+    const std::string lib = sample_file("XESVM_ZE_KERNELS", "libze_sample_kernels.so");
+    const xesvm::ze::NativeModuleDesc md(lib);
+    if (zeModuleCreate(ctx, device, md.get(), &module, nullptr) != ZE_RESULT_SUCCESS) {
+      std::fprintf(stderr, "cannot load the sample kernels from %s (set XESVM_ZE_KERNELS to their path)\n",
+                   lib.c_str());
+      std::exit(1);
+    }
   }
   ~ZeSample() {
     zeModuleDestroy(module);
@@ -74,6 +93,20 @@ struct ZeSample {
     ze_kernel_handle_t k = nullptr;
     ZE_CHECK(zeKernelCreate(module, &kd, &k));
     return k;
+  }
+  // Shared inputs and output of vector add over n floats: a[i] = i,
+  // b[i] = i / 2 (so c = a + b is 1.5 i). Exits on failure.
+  struct Vectors {
+    float *a, *b, *c;
+  };
+  Vectors vector_add_buffers(std::uint32_t n) {
+    Vectors v{static_cast<float*>(shared(n * sizeof(float))), static_cast<float*>(shared(n * sizeof(float))),
+              static_cast<float*>(shared(n * sizeof(float)))};
+    for (std::uint32_t i = 0; i < n; ++i) {
+      v.a[i] = static_cast<float>(i);
+      v.b[i] = 0.5f * static_cast<float>(i);
+    }
+    return v;
   }
   void* shared(std::size_t bytes) {
     ze_device_mem_alloc_desc_t dd{ZE_STRUCTURE_TYPE_DEVICE_MEM_ALLOC_DESC, nullptr, 0, 0};

@@ -17,13 +17,7 @@ int main(int argc, char** argv) {
   ZE_CHECK(zeDeviceGetProperties(ze.device, &props));
   std::printf("device: %s\n", props.name);
 
-  auto* a = static_cast<float*>(ze.shared(n * sizeof(float)));
-  auto* b = static_cast<float*>(ze.shared(n * sizeof(float)));
-  auto* c = static_cast<float*>(ze.shared(n * sizeof(float)));
-  for (std::uint32_t i = 0; i < n; ++i) {
-    a[i] = static_cast<float>(i);
-    b[i] = 0.5f * static_cast<float>(i);
-  }
+  const auto [a, b, c] = ze.vector_add_buffers(n);
 
   ze_kernel_handle_t k = ze.kernel("vector_add");
   ZE_CHECK(zeKernelSetArgumentValue(k, 0, sizeof a, &a));

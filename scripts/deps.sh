@@ -13,6 +13,10 @@ PACKAGES=(
   clang clang-format clang-tidy libclang-rt-14-dev
   # Level Zero loader (the real one) for the Level Zero driver and its tests
   libze1 libze-dev
+  # Level Zero driver: work groups as fibers (Boost.Context); SPIR-V modules
+  # (spirv-tools validation, SPIRV-LLVM-Translator, LLVM 15 ORC JIT) and the
+  # OpenCL C test kernels compiled to SPIR-V at build time
+  libboost-context-dev spirv-tools llvm-15-dev libllvmspirvlib-15-dev clang-15 llvm-spirv-15
   # kernel series harness
   linux-source-6.12 qemu-system-x86 busybox-static
   bc bison flex libelf-dev libssl-dev dwarves cpio xz-utils kmod rsync sparse

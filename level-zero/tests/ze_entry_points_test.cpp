@@ -196,14 +196,8 @@ TEST_F(EntryPoints, EveryEntryPointChecksItsHandles) {
   ze_host_mem_alloc_desc_t hd{ZE_STRUCTURE_TYPE_HOST_MEM_ALLOC_DESC, nullptr, 0};
   ze_event_pool_desc_t pd{ZE_STRUCTURE_TYPE_EVENT_POOL_DESC, nullptr, ZE_EVENT_POOL_FLAG_HOST_VISIBLE, 1};
   ze_event_desc_t ed{ZE_STRUCTURE_TYPE_EVENT_DESC, nullptr, 5, 0, 0};
-  const std::string path = std::string("xesvm-kernels:") + XESVM_ZE_TEST_KERNELS;
-  ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC,
-                      nullptr,
-                      ZE_MODULE_FORMAT_NATIVE,
-                      path.size(),
-                      reinterpret_cast<const std::uint8_t*>(path.data()),
-                      nullptr,
-                      nullptr};
+  const xesvm::ze::NativeModuleDesc native(XESVM_ZE_TEST_KERNELS);
+  const ze_module_desc_t& md = *native.get();
   ze_kernel_desc_t kd{ZE_STRUCTURE_TYPE_KERNEL_DESC, nullptr, 0, "count"};
   const ze_copy_region_t region{0, 0, 0, 16, 2, 1};
   const ze_group_count_t groups{1, 1, 1};

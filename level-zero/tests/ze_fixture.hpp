@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include "xesvm/ze_native_module.hpp"
+
 #ifndef XESVM_ZE_TEST_KERNELS
 #error "XESVM_ZE_TEST_KERNELS must name the test kernel library"
 #endif
@@ -178,15 +180,57 @@ class Ze : public ::testing::Test {
     return zeEventHostSynchronize(e, kWait);
   }
   ze_module_handle_t module_from_path(ze_module_build_log_handle_t* log = nullptr) {
-    std::string blob = std::string("xesvm-kernels:") + XESVM_ZE_TEST_KERNELS;
-    ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC,
-                        nullptr,
-                        ZE_MODULE_FORMAT_NATIVE,
-                        blob.size(),
-                        reinterpret_cast<const std::uint8_t*>(blob.data()),
-                        nullptr,
-                        nullptr};
-    return made<_ze_module_handle_t>([&](auto* h) { return zeModuleCreate(ctx, device, &md, h, log); });
+    return module_from_library(XESVM_ZE_TEST_KERNELS, log);
+  }
+  ze_module_handle_t module_from_library(const char* path, ze_module_build_log_handle_t* log = nullptr) {
+    const xesvm::ze::NativeModuleDesc md(path);
+    return made<_ze_module_handle_t>([&](auto* h) { return zeModuleCreate(ctx, device, md.get(), h, log); });
+  }
+  // Shared a, b, c of n floats for vector add: a[i] = i, b[i] = 2i + 0.5,
+  // c[i] = -1 (so c = a + b is 3i + 0.5). Binds them and n as arguments
+  // 0..3 of k.
+  struct Vectors {
+    float *a, *b, *c;
+  };
+  Vectors vector_add_inputs(ze_kernel_handle_t k, std::uint32_t n) {
+    Vectors v{static_cast<float*>(shared(n * 4)), static_cast<float*>(shared(n * 4)),
+              static_cast<float*>(shared(n * 4))};
+    for (std::uint32_t i = 0; i < n; ++i) {
+      v.a[i] = static_cast<float>(i);
+      v.b[i] = static_cast<float>(2 * i) + 0.5f;
+      v.c[i] = -1;
+    }
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeKernelSetArgumentValue(k, 0, 8, &v.a));
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeKernelSetArgumentValue(k, 1, 8, &v.b));
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeKernelSetArgumentValue(k, 2, 8, &v.c));
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeKernelSetArgumentValue(k, 3, 4, &n));
+    return v;
+  }
+  // Runs a reduction kernel k(in, out, scratch (local), errors) over groups
+  // groups of `group` items through `list` and the queue, and checks that
+  // out holds each group's sum and that no item counted an error.
+  void expect_reduction(ze_kernel_handle_t k, std::uint32_t group, std::uint32_t groups) {
+    auto* in = static_cast<std::uint32_t*>(shared(group * groups * 4));
+    auto* out = static_cast<std::uint32_t*>(shared(groups * 4));
+    auto* errors = static_cast<std::uint32_t*>(shared(4));
+    ASSERT_TRUE(in && out && errors);
+    for (std::uint32_t i = 0; i < group * groups; ++i) in[i] = i * 7 + 3;
+    std::fill(out, out + groups, 0u);
+    *errors = 0;
+    ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &in));
+    ZE_OK(zeKernelSetArgumentValue(k, 1, 8, &out));
+    ZE_OK(zeKernelSetArgumentValue(k, 2, group * 4, nullptr));
+    ZE_OK(zeKernelSetArgumentValue(k, 3, 8, &errors));
+    ZE_OK(zeKernelSetGroupSize(k, group, 1, 1));
+    const ze_group_count_t g{groups, 1, 1};
+    ZE_OK(zeCommandListAppendLaunchKernel(list, k, &g, nullptr, 0, nullptr));
+    ZE_OK(run_list());
+    for (std::uint32_t grp = 0; grp < groups; ++grp) {
+      std::uint32_t want = 0;
+      for (std::uint32_t i = 0; i < group; ++i) want += (grp * group + i) * 7 + 3;
+      EXPECT_EQ(want, out[grp]) << "group " << grp;
+    }
+    EXPECT_EQ(0u, *errors) << "a group saw another group's local memory";
   }
   ze_kernel_handle_t kernel(ze_module_handle_t m, const char* name) {
     ze_kernel_desc_t kd{ZE_STRUCTURE_TYPE_KERNEL_DESC, nullptr, 0, name};

@@ -1,0 +1,556 @@
+// IR lowering of SPIR-V kernels for the sim device (see spirv_lowering.hpp).
+#include "level-zero/spirv_lowering.hpp"
+
+#include <llvm/Analysis/ValueTracking.h>
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/DataLayout.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/InstIterator.h>
+#include <llvm/IR/Instructions.h>
+#include <llvm/IR/IntrinsicInst.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/ReplaceConstant.h>
+
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "level-zero/atomic_op.hpp"
+#include "level-zero/spirv_device_calls.hpp"
+#include "level-zero/work_group.hpp"
+
+namespace xesvm::ze {
+
+using namespace llvm;
+
+namespace {
+
+constexpr unsigned kPrivate = 0, kGlobal = 1, kConstant = 2, kLocal = 3, kGeneric = 4;
+
+bool device_space(unsigned as) { return as == kGlobal || as == kConstant || as == kGeneric; }
+
+// A pointer into the module's own data (a global that is not local memory):
+// host memory of the JIT, reached directly.
+bool module_data(const Value* p) {
+  const auto* gv = dyn_cast<GlobalVariable>(getUnderlyingObject(p, 0));
+  return gv && gv->getAddressSpace() != kLocal;
+}
+
+// Whether an access of p goes through the device calls.
+bool lowered_access(const Value* p) { return device_space(p->getType()->getPointerAddressSpace()) && !module_data(p); }
+
+// The name inside an Itanium-mangled built-in: _Z13get_global_idj ->
+// get_global_id. Other names are returned as they are.
+std::string base_name(StringRef n) {
+  if (!n.startswith("_Z")) return n.str();
+  StringRef r = n.drop_front(2);
+  unsigned len = 0;
+  if (r.consumeInteger(10, len) || len > r.size()) return n.str();
+  return r.take_front(len).str();
+}
+
+// The signedness of a built-in's integer arguments from the last type code
+// of its mangled name: true for signed (char, short, int, long).
+bool signed_args(StringRef mangled) {
+  if (mangled.empty()) return true;
+  const char c = mangled.back();
+  return c == 'c' || c == 'a' || c == 's' || c == 'i' || c == 'l' || c == 'x';
+}
+
+const std::map<std::string, WorkItemQuery>& work_item_functions() {
+  static const std::map<std::string, WorkItemQuery> m = {
+      {"get_global_id", WorkItemQuery::kGlobalId},
+      {"get_local_id", WorkItemQuery::kLocalId},
+      {"get_group_id", WorkItemQuery::kGroupId},
+      {"get_global_size", WorkItemQuery::kGlobalSize},
+      {"get_local_size", WorkItemQuery::kLocalSize},
+      {"get_enqueued_local_size", WorkItemQuery::kLocalSize},
+      {"get_num_groups", WorkItemQuery::kNumGroups},
+      {"get_global_offset", WorkItemQuery::kGlobalOffset},
+      {"get_work_dim", WorkItemQuery::kWorkDim},
+      {"get_global_linear_id", WorkItemQuery::kGlobalLinearId},
+      {"get_local_linear_id", WorkItemQuery::kLocalLinearId},
+  };
+  return m;
+}
+
+const std::map<std::string, Intrinsic::ID>& math_functions() {
+  static const std::map<std::string, Intrinsic::ID> m = {
+      {"sqrt", Intrinsic::sqrt},   {"fabs", Intrinsic::fabs},         {"floor", Intrinsic::floor},
+      {"ceil", Intrinsic::ceil},   {"trunc", Intrinsic::trunc},       {"round", Intrinsic::round},
+      {"rint", Intrinsic::rint},   {"fma", Intrinsic::fma},           {"mad", Intrinsic::fmuladd},
+      {"fmin", Intrinsic::minnum}, {"fmax", Intrinsic::maxnum},       {"min", Intrinsic::minnum},
+      {"max", Intrinsic::maxnum},  {"exp", Intrinsic::exp},           {"exp2", Intrinsic::exp2},
+      {"log", Intrinsic::log},     {"log2", Intrinsic::log2},         {"log10", Intrinsic::log10},
+      {"sin", Intrinsic::sin},     {"cos", Intrinsic::cos},           {"pow", Intrinsic::pow},
+      {"powr", Intrinsic::pow},    {"copysign", Intrinsic::copysign},
+  };
+  return m;
+}
+
+const std::map<std::string, AtomicOp>& atomic_functions() {
+  static const std::map<std::string, AtomicOp> m = {
+      {"add", AtomicOp::kAdd}, {"sub", AtomicOp::kSub},         {"xchg", AtomicOp::kXchg}, {"inc", AtomicOp::kAdd},
+      {"dec", AtomicOp::kSub}, {"cmpxchg", AtomicOp::kCmpXchg}, {"and", AtomicOp::kAnd},   {"or", AtomicOp::kOr},
+      {"xor", AtomicOp::kXor}, {"min", AtomicOp::kMinS},        {"max", AtomicOp::kMaxS},
+  };
+  return m;
+}
+
+class Lowerer {
+ public:
+  explicit Lowerer(llvm::Module& m)
+      : m_(m),
+        c_(m.getContext()),
+        dl_(m.getDataLayout()),
+        i8_(Type::getInt8Ty(c_)),
+        i32_(Type::getInt32Ty(c_)),
+        i64_(Type::getInt64Ty(c_)),
+        i8p_(PointerType::get(i8_, kPrivate)) {
+    Type* v = Type::getVoidTy(c_);
+    load_ = declare("__xesvm_load", FunctionType::get(v, {i64_, i8p_, i64_}, false));
+    store_ = declare("__xesvm_store", FunctionType::get(v, {i64_, i8p_, i64_}, false));
+    copy_ = declare("__xesvm_copy", FunctionType::get(v, {i64_, i64_, i64_}, false));
+    fill_ = declare("__xesvm_fill", FunctionType::get(v, {i64_, i8_, i64_}, false));
+    atomic_ = declare("__xesvm_atomic", FunctionType::get(i64_, {i64_, i32_, i64_, i64_}, false));
+    work_item_ = declare("__xesvm_work_item", FunctionType::get(i64_, {i32_, i32_}, false));
+    work_item_->setDoesNotAccessMemory();
+    work_item_->setWillReturn();
+    barrier_ = declare("__xesvm_barrier", FunctionType::get(v, {}, false));
+    barrier_->setConvergent();
+    local_base_ = declare("__xesvm_local_base", FunctionType::get(i8p_, {}, false));
+    local_base_->setDoesNotAccessMemory();
+    enter_ = declare("__xesvm_enter", FunctionType::get(v, {i8p_, i8p_, i8p_, i8p_}, false));
+  }
+
+  LoweredModule run() {
+    LoweredModule out;
+    out.local_mem_size = place_local_variables();
+    std::vector<Function*> kernels;
+    for (Function& f : m_) {
+      if (f.getCallingConv() == CallingConv::SPIR_KERNEL) kernels.push_back(&f);
+    }
+    for (Function& f : m_) {
+      if (f.isDeclaration()) continue;
+      f.setCallingConv(CallingConv::C);
+      lower_function(f, out);
+    }
+    if (!unsupported_.empty()) {
+      std::string what = "unsupported built-in functions:";
+      for (const auto& s : unsupported_) what += " " + s;
+      throw LoweringError(what);
+    }
+    for (Function* k : kernels) out.kernels.push_back(make_entry(*k));
+    // Everything but the entries may be inlined and dropped.
+    for (Function& f : m_) {
+      if (!f.isDeclaration() && !f.getName().startswith("__xesvm_entry.")) f.setLinkage(GlobalValue::InternalLinkage);
+    }
+    return out;
+  }
+
+ private:
+  Function* declare(const char* name, FunctionType* t) {
+    return cast<Function>(m_.getOrInsertFunction(name, t).getCallee());
+  }
+
+  AllocaInst* temp(Function& f, Type* t) {
+    IRBuilder<> b(&f.getEntryBlock(), f.getEntryBlock().getFirstInsertionPt());
+    return b.CreateAlloca(t);
+  }
+
+  // Moves every local-memory variable into the group's arena: a use becomes
+  // __xesvm_local_base() + its offset. Returns the bytes they take.
+  std::uint32_t place_local_variables() {
+    std::uint64_t size = 0;
+    std::vector<GlobalVariable*> locals;
+    for (GlobalVariable& g : m_.globals()) {
+      if (g.getAddressSpace() == kLocal) locals.push_back(&g);
+    }
+    for (GlobalVariable* g : locals) {
+      Type* t = g->getValueType();
+      const std::uint64_t align =
+          std::max<std::uint64_t>(g->getAlign().valueOrOne().value(), dl_.getABITypeAlign(t).value());
+      size = (size + align - 1) / align * align;
+      const std::uint64_t offset = size;
+      size += dl_.getTypeAllocSize(t);
+      // Constant expressions over g become instructions, so that every use
+      // is an instruction of some function.
+      std::vector<ConstantExpr*> exprs;
+      for (User* u : g->users()) {
+        if (auto* ce = dyn_cast<ConstantExpr>(u)) exprs.push_back(ce);
+      }
+      for (ConstantExpr* ce : exprs) {
+        std::vector<Instruction*> users;
+        std::vector<User*> work(ce->user_begin(), ce->user_end());
+        while (!work.empty()) {
+          User* u = work.back();
+          work.pop_back();
+          if (auto* i = dyn_cast<Instruction>(u)) {
+            users.push_back(i);
+          } else {
+            work.insert(work.end(), u->user_begin(), u->user_end());
+          }
+        }
+        for (Instruction* i : users) convertConstantExprsToInstructions(i, ce);
+      }
+      std::map<Function*, Value*> at;
+      std::vector<Instruction*> users;
+      for (User* u : g->users()) {
+        if (auto* i = dyn_cast<Instruction>(u)) users.push_back(i);
+      }
+      for (Instruction* i : users) {
+        Function* f = i->getFunction();
+        Value*& p = at[f];
+        if (!p) {
+          IRBuilder<> b(&f->getEntryBlock(), f->getEntryBlock().getFirstInsertionPt());
+          Value* base = b.CreateCall(local_base_);
+          Value* byte = b.CreateConstGEP1_64(i8_, base, offset);
+          p = b.CreatePointerBitCastOrAddrSpaceCast(byte, g->getType());
+        }
+        i->replaceUsesOfWith(g, p);
+      }
+      g->removeDeadConstantUsers();
+      if (!g->use_empty()) throw LoweringError("a local-memory variable is used outside any function");
+      g->eraseFromParent();
+    }
+    if (size > kMaxLocalMemory) {
+      throw LoweringError("the module's local variables need " + std::to_string(size) + " bytes; the device has " +
+                          std::to_string(kMaxLocalMemory));
+    }
+    return static_cast<std::uint32_t>(size);
+  }
+
+  void lower_function(Function& f, LoweredModule& out) {
+    std::vector<Instruction*> todo;
+    for (Instruction& i : instructions(f)) todo.push_back(&i);
+    for (Instruction* i : todo) {
+      if (auto* l = dyn_cast<LoadInst>(i)) {
+        lower_load(f, l);
+      } else if (auto* s = dyn_cast<StoreInst>(i)) {
+        lower_store(f, s);
+      } else if (auto* mt = dyn_cast<MemTransferInst>(i)) {
+        lower_transfer(mt);
+      } else if (auto* ms = dyn_cast<MemSetInst>(i)) {
+        lower_set(ms);
+      } else if (auto* rmw = dyn_cast<AtomicRMWInst>(i)) {
+        lower_rmw(rmw);
+      } else if (auto* cx = dyn_cast<AtomicCmpXchgInst>(i)) {
+        lower_cmpxchg(cx);
+      } else if (auto* call = dyn_cast<CallInst>(i)) {
+        lower_call(call, out);
+      }
+    }
+    for (Instruction* i : dead_) i->eraseFromParent();
+    dead_.clear();
+  }
+
+  Value* address(IRBuilder<>& b, Value* p) { return b.CreatePtrToInt(p, i64_); }
+  Value* size_of(Type* t) { return ConstantInt::get(i64_, dl_.getTypeStoreSize(t)); }
+
+  void lower_load(Function& f, LoadInst* l) {
+    if (!lowered_access(l->getPointerOperand())) return;
+    IRBuilder<> b(l);
+    AllocaInst* tmp = temp(f, l->getType());
+    b.CreateCall(load_, {address(b, l->getPointerOperand()), b.CreatePointerCast(tmp, i8p_), size_of(l->getType())});
+    l->replaceAllUsesWith(b.CreateLoad(l->getType(), tmp));
+    dead_.push_back(l);
+  }
+
+  void lower_store(Function& f, StoreInst* s) {
+    if (!lowered_access(s->getPointerOperand())) return;
+    IRBuilder<> b(s);
+    Type* t = s->getValueOperand()->getType();
+    AllocaInst* tmp = temp(f, t);
+    b.CreateStore(s->getValueOperand(), tmp);
+    b.CreateCall(store_, {address(b, s->getPointerOperand()), b.CreatePointerCast(tmp, i8p_), size_of(t)});
+    dead_.push_back(s);
+  }
+
+  void lower_transfer(MemTransferInst* mt) {
+    const bool dst_dev = lowered_access(mt->getRawDest()), src_dev = lowered_access(mt->getRawSource());
+    if (!dst_dev && !src_dev) return;
+    IRBuilder<> b(mt);
+    Value* len = b.CreateZExtOrTrunc(mt->getLength(), i64_);
+    if (dst_dev && src_dev) {
+      b.CreateCall(copy_, {address(b, mt->getRawDest()), address(b, mt->getRawSource()), len});
+    } else if (dst_dev) {  // from module data or private memory
+      b.CreateCall(
+          store_, {address(b, mt->getRawDest()), b.CreatePointerBitCastOrAddrSpaceCast(mt->getRawSource(), i8p_), len});
+    } else {
+      b.CreateCall(
+          load_, {address(b, mt->getRawSource()), b.CreatePointerBitCastOrAddrSpaceCast(mt->getRawDest(), i8p_), len});
+    }
+    dead_.push_back(mt);
+  }
+
+  void lower_set(MemSetInst* ms) {
+    if (!lowered_access(ms->getRawDest())) return;
+    IRBuilder<> b(ms);
+    b.CreateCall(fill_, {address(b, ms->getRawDest()), b.CreateZExtOrTrunc(ms->getValue(), i8_),
+                         b.CreateZExtOrTrunc(ms->getLength(), i64_)});
+    dead_.push_back(ms);
+  }
+
+  // An atomic on device memory: __xesvm_atomic on the integer bits of v.
+  Value* device_atomic(IRBuilder<>& b, Value* p, AtomicOp op, Value* v, Value* cmp, Type* result) {
+    const std::uint64_t size = dl_.getTypeStoreSize(result);
+    if (size != 4 && size != 8) throw LoweringError("an atomic on a " + std::to_string(size) + "-byte value");
+    Type* it = IntegerType::get(c_, static_cast<unsigned>(size * 8));
+    auto bits = [&](Value* x) { return x ? b.CreateZExt(b.CreateBitCast(x, it), i64_) : ConstantInt::get(i64_, 0); };
+    Value* r = b.CreateCall(
+        atomic_, {address(b, p), ConstantInt::get(i32_, static_cast<unsigned>(op) | size << 8), bits(v), bits(cmp)});
+    return b.CreateBitCast(b.CreateTrunc(r, it), result);
+  }
+
+  static AtomicOp rmw_op(AtomicRMWInst::BinOp op) {
+    switch (op) {
+      case AtomicRMWInst::Add:
+        return AtomicOp::kAdd;
+      case AtomicRMWInst::Sub:
+        return AtomicOp::kSub;
+      case AtomicRMWInst::Xchg:
+        return AtomicOp::kXchg;
+      case AtomicRMWInst::And:
+        return AtomicOp::kAnd;
+      case AtomicRMWInst::Or:
+        return AtomicOp::kOr;
+      case AtomicRMWInst::Xor:
+        return AtomicOp::kXor;
+      case AtomicRMWInst::Min:
+        return AtomicOp::kMinS;
+      case AtomicRMWInst::Max:
+        return AtomicOp::kMaxS;
+      case AtomicRMWInst::UMin:
+        return AtomicOp::kMinU;
+      case AtomicRMWInst::UMax:
+        return AtomicOp::kMaxU;
+      default:
+        throw LoweringError(std::string("unsupported atomicrmw operation ") +
+                            AtomicRMWInst::getOperationName(op).str() + " on global memory");
+    }
+  }
+
+  void lower_rmw(AtomicRMWInst* rmw) {
+    if (!lowered_access(rmw->getPointerOperand())) return;
+    IRBuilder<> b(rmw);
+    rmw->replaceAllUsesWith(device_atomic(b, rmw->getPointerOperand(), rmw_op(rmw->getOperation()),
+                                          rmw->getValOperand(), nullptr, rmw->getType()));
+    dead_.push_back(rmw);
+  }
+
+  void lower_cmpxchg(AtomicCmpXchgInst* cx) {
+    if (!lowered_access(cx->getPointerOperand())) return;
+    IRBuilder<> b(cx);
+    Type* t = cx->getNewValOperand()->getType();
+    Value* old = device_atomic(b, cx->getPointerOperand(), AtomicOp::kCmpXchg, cx->getNewValOperand(),
+                               cx->getCompareOperand(), t);
+    Value* r = b.CreateInsertValue(UndefValue::get(cx->getType()), old, 0);
+    r = b.CreateInsertValue(r, b.CreateICmpEQ(old, cx->getCompareOperand()), 1);
+    cx->replaceAllUsesWith(r);
+    dead_.push_back(cx);
+  }
+
+  // An OpenCL atomic_<op> / atom_<op> built-in.
+  bool lower_atomic_call(CallInst* call, const std::string& name, StringRef mangled) {
+    std::string op_name;
+    if (StringRef(name).startswith("atomic_")) {
+      op_name = name.substr(7);
+    } else if (StringRef(name).startswith("atom_")) {
+      op_name = name.substr(5);
+    } else {
+      return false;
+    }
+    const auto it = atomic_functions().find(op_name);
+    if (it == atomic_functions().end() || call->arg_size() < 1) return false;
+    AtomicOp op = it->second;
+    const bool is_signed = signed_args(mangled);
+    if (op == AtomicOp::kMinS && !is_signed) op = AtomicOp::kMinU;
+    if (op == AtomicOp::kMaxS && !is_signed) op = AtomicOp::kMaxU;
+    Value* p = call->getArgOperand(0);
+    Type* t = call->getType();
+    IRBuilder<> b(call);
+    Value* v = nullptr;
+    Value* cmp = nullptr;
+    if (op_name == "inc" || op_name == "dec") {
+      v = ConstantInt::get(t, 1);
+    } else if (op == AtomicOp::kCmpXchg && call->arg_size() == 3) {
+      cmp = call->getArgOperand(1);
+      v = call->getArgOperand(2);
+    } else if (call->arg_size() == 2) {
+      v = call->getArgOperand(1);
+    } else {
+      return false;
+    }
+    Value* r = nullptr;
+    if (lowered_access(p)) {
+      r = device_atomic(b, p, op, v, cmp, t);
+    } else {
+      // Local or private memory: a CPU atomic on the host address.
+      const std::uint64_t size = dl_.getTypeStoreSize(t);
+      Type* it_t = IntegerType::get(c_, static_cast<unsigned>(size * 8));
+      Value* ip = b.CreatePointerCast(p, PointerType::get(it_t, p->getType()->getPointerAddressSpace()));
+      Value* iv = b.CreateBitCast(v, it_t);
+      if (op == AtomicOp::kCmpXchg) {
+        Value* pair =
+            b.CreateAtomicCmpXchg(ip, b.CreateBitCast(cmp, it_t), iv, MaybeAlign(size),
+                                  AtomicOrdering::SequentiallyConsistent, AtomicOrdering::SequentiallyConsistent);
+        r = b.CreateExtractValue(pair, 0);
+      } else {
+        static const std::map<AtomicOp, AtomicRMWInst::BinOp> kBin = {
+            {AtomicOp::kAdd, AtomicRMWInst::Add},   {AtomicOp::kSub, AtomicRMWInst::Sub},
+            {AtomicOp::kXchg, AtomicRMWInst::Xchg}, {AtomicOp::kAnd, AtomicRMWInst::And},
+            {AtomicOp::kOr, AtomicRMWInst::Or},     {AtomicOp::kXor, AtomicRMWInst::Xor},
+            {AtomicOp::kMinS, AtomicRMWInst::Min},  {AtomicOp::kMaxS, AtomicRMWInst::Max},
+            {AtomicOp::kMinU, AtomicRMWInst::UMin}, {AtomicOp::kMaxU, AtomicRMWInst::UMax}};
+        r = b.CreateAtomicRMW(kBin.at(op), ip, iv, MaybeAlign(size), AtomicOrdering::SequentiallyConsistent);
+      }
+      r = b.CreateBitCast(r, t);
+    }
+    call->replaceAllUsesWith(r);
+    dead_.push_back(call);
+    return true;
+  }
+
+  bool lower_math_call(CallInst* call, std::string name, StringRef mangled) {
+    for (const char* prefix : {"native_", "half_"}) {
+      if (StringRef(name).startswith(prefix)) name = name.substr(std::strlen(prefix));
+    }
+    Type* t = call->getType();
+    for (const Use& a : call->args()) {
+      if (a->getType() != t) return false;
+    }
+    IRBuilder<> b(call);
+    Value* r = nullptr;
+    if (t->isIntOrIntVectorTy() && (name == "min" || name == "max") && call->arg_size() == 2) {
+      Value* x = call->getArgOperand(0);
+      Value* y = call->getArgOperand(1);
+      const bool s = signed_args(mangled);
+      Value* lt = s ? b.CreateICmpSLT(x, y) : b.CreateICmpULT(x, y);
+      r = name == "min" ? b.CreateSelect(lt, x, y) : b.CreateSelect(lt, y, x);
+    } else if (t->isFPOrFPVectorTy()) {
+      if (name == "rsqrt" && call->arg_size() == 1) {
+        Value* s = b.CreateIntrinsic(Intrinsic::sqrt, {t}, {call->getArgOperand(0)});
+        r = b.CreateFDiv(ConstantFP::get(t, 1.0), s);
+      } else {
+        const auto it = math_functions().find(name);
+        if (it == math_functions().end()) return false;
+        Function* fn = Intrinsic::getDeclaration(&m_, it->second, {t});
+        if (fn->getFunctionType()->getNumParams() != call->arg_size()) return false;
+        std::vector<Value*> args(call->arg_begin(), call->arg_end());
+        r = b.CreateCall(fn, args);
+      }
+    } else {
+      return false;
+    }
+    call->replaceAllUsesWith(r);
+    dead_.push_back(call);
+    return true;
+  }
+
+  void lower_call(CallInst* call, LoweredModule& out) {
+    call->setCallingConv(CallingConv::C);
+    Function* callee = call->getCalledFunction();
+    if (!callee || !callee->isDeclaration() || callee->isIntrinsic() || callee->getName().startswith("__xesvm_"))
+      return;
+    const StringRef mangled = callee->getName();
+    const std::string name = base_name(mangled);
+    IRBuilder<> b(call);
+    if (const auto wi = work_item_functions().find(name); wi != work_item_functions().end()) {
+      Value* dim = call->arg_size() ? b.CreateZExtOrTrunc(call->getArgOperand(0), i32_) : ConstantInt::get(i32_, 0);
+      Value* r = b.CreateCall(work_item_, {ConstantInt::get(i32_, static_cast<std::uint32_t>(wi->second)), dim});
+      call->replaceAllUsesWith(b.CreateZExtOrTrunc(r, call->getType()));
+      dead_.push_back(call);
+      return;
+    }
+    if (name == "barrier" || name == "work_group_barrier") {
+      b.CreateCall(barrier_)->setConvergent();
+      out.barriers = true;
+      dead_.push_back(call);
+      return;
+    }
+    if (name == "mem_fence" || name == "read_mem_fence" || name == "write_mem_fence") {
+      // The items of a group run on one thread; device atomics are
+      // sequentially consistent.
+      dead_.push_back(call);
+      return;
+    }
+    if (lower_atomic_call(call, name, mangled) || lower_math_call(call, name, mangled)) return;
+    unsupported_.insert(name == mangled ? name : name + " (" + mangled.str() + ")");
+  }
+
+  LoweredKernel make_entry(Function& k) {
+    LoweredKernel out;
+    out.name = k.getName().str();
+    out.entry = "__xesvm_entry." + out.name;
+    if (const MDNode* md = k.getMetadata("reqd_work_group_size"); md && md->getNumOperands() == 3) {
+      for (unsigned i = 0; i < 3; ++i) {
+        if (auto* c = mdconst::dyn_extract<ConstantInt>(md->getOperand(i)))
+          out.required_group_size[i] = static_cast<std::uint32_t>(c->getZExtValue());
+      }
+    }
+    Type* i8pp = PointerType::get(i8p_, kPrivate);
+    auto* ft = FunctionType::get(Type::getVoidTy(c_), {i8p_, i8p_, i8pp, i8p_}, false);
+    Function* e = Function::Create(ft, GlobalValue::ExternalLinkage, out.entry, m_);
+    IRBuilder<> b(BasicBlock::Create(c_, "entry", e));
+    AllocaInst* env = b.CreateAlloca(ArrayType::get(i8_, sizeof(ItemEnv)));
+    env->setAlignment(Align(16));
+    b.CreateCall(enter_, {b.CreatePointerCast(env, i8p_), e->getArg(0), e->getArg(1), e->getArg(3)});
+    std::vector<Value*> actuals;
+    for (Argument& a : k.args()) {
+      Value* slot = b.CreateLoad(i8p_, b.CreateConstGEP1_64(i8p_, e->getArg(2), a.getArgNo()));
+      Type* t = a.getType();
+      if (a.hasByValAttr()) {
+        actuals.push_back(b.CreatePointerBitCastOrAddrSpaceCast(slot, t));
+        out.arg_sizes.push_back(static_cast<std::uint32_t>(dl_.getTypeAllocSize(a.getParamByValType())));
+        out.arg_local.push_back(false);
+        continue;
+      }
+      actuals.push_back(b.CreateLoad(t, b.CreatePointerCast(slot, PointerType::get(t, kPrivate))));
+      out.arg_sizes.push_back(static_cast<std::uint32_t>(dl_.getTypeAllocSize(t)));
+      out.arg_local.push_back(t->isPointerTy() && t->getPointerAddressSpace() == kLocal);
+    }
+    b.CreateCall(&k, actuals)->setCallingConv(CallingConv::C);
+    b.CreateRetVoid();
+    return out;
+  }
+
+  llvm::Module& m_;
+  LLVMContext& c_;
+  const DataLayout& dl_;
+  Type* i8_;
+  Type* i32_;
+  Type* i64_;
+  PointerType* i8p_;
+  Function *load_, *store_, *copy_, *fill_, *atomic_, *work_item_, *barrier_, *local_base_, *enter_;
+  std::vector<Instruction*> dead_;
+  std::set<std::string> unsupported_;
+};
+
+}  // namespace
+
+LoweredModule lower_for_device(llvm::Module& m) { return Lowerer(m).run(); }
+
+void check_lowered(const llvm::Module& m) {
+  for (const Function& f : m) {
+    for (const Instruction& i : instructions(f)) {
+      const Value* p = nullptr;
+      if (const auto* l = dyn_cast<LoadInst>(&i)) p = l->getPointerOperand();
+      if (const auto* s = dyn_cast<StoreInst>(&i)) p = s->getPointerOperand();
+      if (const auto* r = dyn_cast<AtomicRMWInst>(&i)) p = r->getPointerOperand();
+      if (const auto* c = dyn_cast<AtomicCmpXchgInst>(&i)) p = c->getPointerOperand();
+      if (const auto* mi = dyn_cast<MemIntrinsic>(&i)) {
+        if (lowered_access(mi->getRawDest())) p = mi->getRawDest();
+        if (const auto* mt = dyn_cast<MemTransferInst>(mi); mt && lowered_access(mt->getRawSource()))
+          p = mt->getRawSource();
+      }
+      if (p && lowered_access(p)) {
+        throw LoweringError("function " + f.getName().str() + " still accesses address space " +
+                            std::to_string(p->getType()->getPointerAddressSpace()) + " directly (" + i.getOpcodeName() +
+                            ")");
+      }
+    }
+  }
+}
+
+}  // namespace xesvm::ze

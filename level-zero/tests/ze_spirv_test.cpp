@@ -1,0 +1,264 @@
+// SPIR-V modules on the sim device (level-zero/spirv_module.hpp): OpenCL C
+// kernels compiled at build time with clang-15 -target spir64 and
+// llvm-spirv-15 (tests/spirv/*.cl), run through the loader like any
+// application's SPIR-V. Every global access of these kernels goes through
+// the device accessor, so the data moves as GPU faults move it.
+#include <algorithm>
+#include <cmath>
+
+#include "ze_fixture.hpp"
+
+#ifndef XESVM_ZE_SPIRV_DIR
+#error "XESVM_ZE_SPIRV_DIR must name the directory of the compiled test kernels"
+#endif
+
+namespace xesvm_ze_test {
+namespace {
+
+std::vector<std::uint8_t> read_spirv(const char* name) {
+  std::ifstream f(std::string(XESVM_ZE_SPIRV_DIR) + "/" + name, std::ios::binary);
+  return std::vector<std::uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+std::string log_text(ze_module_build_log_handle_t log) {
+  std::size_t n = 0;
+  EXPECT_EQ(ZE_RESULT_SUCCESS, zeModuleBuildLogGetString(log, &n, nullptr));
+  std::string text(n, '\0');
+  EXPECT_EQ(ZE_RESULT_SUCCESS, zeModuleBuildLogGetString(log, &n, text.data()));
+  zeModuleBuildLogDestroy(log);
+  return text;
+}
+
+class ZeSpirv : public Ze {
+ protected:
+  void SetUp() override {
+    Ze::SetUp();
+    spirv = read_spirv("kernels.spv");
+    ASSERT_GT(spirv.size(), 20u) << "the build compiles tests/spirv/kernels.cl to " << XESVM_ZE_SPIRV_DIR;
+    module = create(spirv, nullptr);
+    ASSERT_NE(nullptr, module);
+  }
+  void TearDown() override {
+    if (module) zeModuleDestroy(module);
+    Ze::TearDown();
+  }
+  ze_module_handle_t create(const std::vector<std::uint8_t>& il, ze_module_build_log_handle_t* log,
+                            ze_result_t expect = ZE_RESULT_SUCCESS) {
+    ze_module_desc_t md{
+        ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, il.size(), il.data(), "", nullptr};
+    ze_module_handle_t m = nullptr;
+    EXPECT_EQ(expect, zeModuleCreate(ctx, device, &md, &m, log));
+    return m;
+  }
+  std::vector<std::uint8_t> spirv;
+  ze_module_handle_t module = nullptr;
+};
+
+TEST_F(ZeSpirv, DeviceReportsSpirvAndTheModuleItsKernels) {
+  ze_device_module_properties_t mp{ZE_STRUCTURE_TYPE_DEVICE_MODULE_PROPERTIES, nullptr};
+  ZE_OK(zeDeviceGetModuleProperties(device, &mp));
+  EXPECT_EQ(ZE_MAKE_VERSION(1, 4), mp.spirvVersionSupported);
+  std::uint32_t n = 0;
+  ZE_OK(zeModuleGetKernelNames(module, &n, nullptr));
+  std::vector<const char*> names(n);
+  ZE_OK(zeModuleGetKernelNames(module, &n, names.data()));
+  std::vector<std::string> got(names.begin(), names.end());
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ((std::vector<std::string>{"atomics", "load_at", "math", "reduce", "touch", "vector_add"}), got);
+  ze_kernel_handle_t k = kernel(module, "vector_add");
+  ze_kernel_properties_t kp{ZE_STRUCTURE_TYPE_KERNEL_PROPERTIES, nullptr};
+  ZE_OK(zeKernelGetProperties(k, &kp));
+  EXPECT_EQ(4u, kp.numKernelArgs);
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_SIZE, zeKernelSetArgumentValue(k, 3, 8, &n));
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_KERNEL_ARGUMENT_INDEX, zeKernelSetArgumentValue(k, 4, 4, &n));
+  std::uint32_t x = 0, y = 0, z = 0;
+  ZE_OK(zeKernelSuggestGroupSize(k, 1000, 1, 1, &x, &y, &z));
+  EXPECT_EQ(0u, 1000 % x);
+  EXPECT_LE(x, 256u);
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirv, VectorAddOnSharedAndDeviceMemory) {
+  constexpr std::uint32_t n = 100000;
+  ze_kernel_handle_t k = kernel(module, "vector_add");
+  float* const c = vector_add_inputs(k, n).c;
+  ZE_OK(zeKernelSetGroupSize(k, 128, 1, 1));
+  const ze_group_count_t g{(n + 127) / 128, 1, 1};
+  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+  EXPECT_LT(cpu_resident_pages(c, n * 4), n * 4 / 4096) << "the kernel's stores moved pages to the device";
+  for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(static_cast<float>(3 * i) + 0.5f, c[i]) << i;
+  // Device allocations: the kernel reaches them through the translation.
+  void* d = dev_mem(n * 4);
+  ZE_OK(zeKernelSetArgumentValue(k, 2, 8, &d));
+  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+  std::vector<float> out(n);
+  ZE_OK(zeCommandListAppendMemoryCopy(sync_imm, out.data(), d, n * 4, nullptr, 0, nullptr));
+  for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(static_cast<float>(3 * i) + 0.5f, out[i]) << i;
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirv, ReductionWithBarriersAndLocalMemory) {
+  ze_kernel_handle_t k = kernel(module, "reduce");
+  expect_reduction(k, 128, 32);
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirv, GlobalAndLocalAtomics) {
+  constexpr std::uint32_t kGroup = 64, kGroups = 64, kItems = kGroup * kGroups;
+  auto* c = static_cast<std::uint32_t*>(shared(4096));
+  auto* wide = static_cast<std::uint64_t*>(shared(4096));
+  c[0] = 0;
+  c[1] = 0;
+  c[2] = UINT32_MAX;
+  c[3] = 0;
+  c[4] = 0;
+  wide[0] = 0;
+  ze_kernel_handle_t k = kernel(module, "atomics");
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &c));
+  ZE_OK(zeKernelSetArgumentValue(k, 1, 8, &wide));
+  ZE_OK(zeKernelSetGroupSize(k, kGroup, 1, 1));
+  const ze_group_count_t g{kGroups, 1, 1};
+  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+  EXPECT_EQ(kItems, c[0]);
+  EXPECT_EQ(kItems - 1, c[1]);
+  EXPECT_EQ(0u, c[2]);
+  EXPECT_GE(c[3], 1u);
+  EXPECT_LE(c[3], kItems);
+  EXPECT_EQ(kItems, c[4]) << "local counters";
+  EXPECT_EQ(std::uint64_t{kItems} * (kItems - 1) / 2, wide[0]);
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirv, MathBuiltinsUseTheHostLibm) {
+  auto* x = static_cast<float*>(shared(64 * 4));
+  auto* y = static_cast<float*>(shared(64 * 4));
+  for (int i = 0; i < 64; ++i) x[i] = static_cast<float>(i);
+  ze_kernel_handle_t k = kernel(module, "math");
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &x));
+  ZE_OK(zeKernelSetArgumentValue(k, 1, 8, &y));
+  ZE_OK(zeKernelSetGroupSize(k, 64, 1, 1));
+  const ze_group_count_t g{1, 1, 1};
+  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+  for (int i = 0; i < 64; ++i) {
+    const float v = static_cast<float>(i);
+    const float want = std::sqrt(v) + v + std::floor(v / 3.0f) + std::max(v, 2.0f) + 1.0f + (v * 2.0f + 1.0f);
+    EXPECT_NEAR(want, y[i], 1e-4f * want) << i;
+  }
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirv, KernelOverTwiceTheDeviceMemoryKeepsEveryByte) {
+  // Twice the device memory, in two allocations of the largest size the
+  // device allows (maxMemAllocSize), both touched by kernels of one list.
+  const std::size_t each = vram, n = each / 4;
+  std::uint32_t* bufs[2];
+  for (int b = 0; b < 2; ++b) {
+    bufs[b] = static_cast<std::uint32_t*>(shared(each));
+    ASSERT_NE(nullptr, bufs[b]);
+    for (std::size_t i = 0; i < n; ++i) bufs[b][i] = static_cast<std::uint32_t>(i ^ (0x5a5a5a5a + b));
+  }
+  ze_kernel_handle_t k = kernel(module, "touch");
+  const std::uint64_t words = n;
+  ZE_OK(zeKernelSetArgumentValue(k, 1, 8, &words));
+  ZE_OK(zeKernelSetGroupSize(k, 256, 1, 1));
+  const ze_group_count_t g{static_cast<std::uint32_t>(n / 256), 1, 1};
+  for (auto* p : bufs) {
+    ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &p));
+    ZE_OK(zeCommandListAppendLaunchKernel(list, k, &g, nullptr, 0, nullptr));
+  }
+  ZE_OK(run_list());
+  // GPU faults moved pages to the device; it holds at most its memory, so
+  // the rest was evicted back to RAM.
+  const std::size_t pages = 2 * each / 4096;
+  const std::size_t resident = cpu_resident_pages(bufs[0], each) + cpu_resident_pages(bufs[1], each);
+  EXPECT_LT(resident, pages) << "no page moved to the device";
+  EXPECT_GE(resident, pages - vram / 4096) << "more pages on the device than it has memory";
+  for (int b = 0; b < 2; ++b) {
+    for (std::size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(static_cast<std::uint32_t>(i ^ (0x5a5a5a5a + b)) * 3u + static_cast<std::uint32_t>(i), bufs[b][i])
+          << b << " " << i;
+    }
+  }
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirv, KernelSeesWhatTheCpuWroteAfterTheLastLaunch) {
+  // A kernel leaves the data on the device; the CPU then writes some of it
+  // (its touches bring those pages back), and the next kernel must see the
+  // CPU's bytes, not a stale device copy.
+  constexpr std::uint32_t n = 64 * 1024, per_page = 1024;
+  auto* p = static_cast<std::uint32_t*>(shared(n * 4));
+  ASSERT_NE(nullptr, p);
+  for (std::uint32_t i = 0; i < n; ++i) p[i] = i;
+  ze_kernel_handle_t k = kernel(module, "touch");
+  const std::uint64_t words = n;
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &p));
+  ZE_OK(zeKernelSetArgumentValue(k, 1, 8, &words));
+  ZE_OK(zeKernelSetGroupSize(k, 256, 1, 1));
+  const ze_group_count_t g{n / 256, 1, 1};
+  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+  ASSERT_LT(cpu_resident_pages(p, n * 4), n / per_page) << "the kernel left pages on the device";
+  // One word per page, written without reading the rest.
+  for (std::uint32_t i = 0; i < n; i += per_page) p[i] = 5 + i;
+  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const std::uint32_t before = i % per_page == 0 ? 5 + i : i * 3 + i;
+    ASSERT_EQ(before * 3 + i, p[i]) << i;
+  }
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirv, FaultOnAnUnmappedAddressIsDeviceLostAndHarmsNothingElse) {
+  ze_kernel_handle_t k = kernel(module, "load_at");
+  auto* out = static_cast<std::uint32_t*>(shared(4096));
+  *out = 7;
+  const std::uint64_t bad = reinterpret_cast<std::uint64_t>(unmapped_page());
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &bad));
+  ZE_OK(zeKernelSetArgumentValue(k, 1, 8, &out));
+  const ze_group_count_t g{1, 1, 1};
+  ZE_OK(zeCommandListAppendLaunchKernel(list, k, &g, nullptr, 0, nullptr));
+  EXPECT_EQ(ZE_RESULT_ERROR_DEVICE_LOST, run_list());
+  // A good address afterwards works, and the same module still runs.
+  auto* src = static_cast<std::uint32_t*>(shared(4096));
+  *src = 42;
+  const std::uint64_t good = reinterpret_cast<std::uint64_t>(src);
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &good));
+  ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+  EXPECT_EQ(42u, *out);
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirv, SecondCreateOfTheSameModuleIsServedFromTheCache) {
+  ze_module_build_log_handle_t log = nullptr;
+  ze_module_handle_t again = create(spirv, &log);
+  ASSERT_NE(nullptr, again);
+  EXPECT_NE(std::string::npos, log_text(log).find("in-memory cache"));
+  ZE_OK(zeModuleDestroy(again));
+  // Other build flags are another module.
+  ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, spirv.size(), spirv.data(),
+                      "-cl-fast-relaxed-math",       nullptr};
+  ZE_OK(zeModuleCreate(ctx, device, &md, &again, &log));
+  EXPECT_NE(std::string::npos, log_text(log).find("compiled 6 kernels")) << "flags are part of the cache key";
+  ZE_OK(zeModuleDestroy(again));
+}
+
+TEST_F(ZeSpirv, UnsupportedCapabilityFailsTheBuildNamingIt) {
+  const std::vector<std::uint8_t> image = read_spirv("image.spv");
+  ASSERT_GT(image.size(), 20u);
+  ze_module_build_log_handle_t log = nullptr;
+  ze_module_build_log_handle_t* plog = intercept_mode() ? nullptr : &log;
+  EXPECT_EQ(nullptr, create(image, plog, ZE_RESULT_ERROR_MODULE_BUILD_FAILURE));
+  if (plog) {
+    const std::string text = log_text(log);
+    EXPECT_NE(std::string::npos, text.find("unsupported SPIR-V capability: ImageBasic")) << text;
+  }
+  // A corrupted module fails validation, with spirv-val's message.
+  const std::vector<std::uint8_t> broken(spirv.data(), spirv.data() + spirv.size() - 8);
+  EXPECT_EQ(nullptr, create(broken, plog, ZE_RESULT_ERROR_MODULE_BUILD_FAILURE));
+  if (plog) {
+    EXPECT_NE(std::string::npos, log_text(log).find("not valid (spirv-val)"));
+  }
+}
+
+}  // namespace
+}  // namespace xesvm_ze_test
