@@ -128,11 +128,15 @@ endif()
 # sets XESVM_ZE_KERNELS to the installed module when it is not set.
 if(TARGET ze_sample_kernels)
   install(TARGETS ze_sample_kernels LIBRARY DESTINATION ${XESVM_INSTALL_SAMPLES_DIR})
-  foreach(_s ze_vector_add ze_oversubscribe)
+  foreach(_s ze_vector_add ze_oversubscribe ze_spirv_vector_add)
     if(TARGET ${_s})
       install(TARGETS ${_s} RUNTIME DESTINATION ${XESVM_INSTALL_SAMPLES_DIR})
     endif()
   endforeach()
+  # The SPIR-V sample finds its module next to itself.
+  if(TARGET ze_spirv_vector_add)
+    install(FILES ${PROJECT_BINARY_DIR}/samples/ze_spirv_kernels.spv DESTINATION ${XESVM_INSTALL_SAMPLES_DIR})
+  endif()
   file(RELATIVE_PATH _rel ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBEXECDIR}/xesvm/samples)
   if(TARGET xesvm_cli)
     target_compile_definitions(xesvm_cli PRIVATE

@@ -2,8 +2,9 @@
  * xesvm Level Zero kernel ABI: how native kernels for the xesvm Level Zero
  * driver (level-zero/) are written, packaged and launched.
  *
- * The sim device has no SPIR-V compiler. Its "native binary" is a host shared
- * library of kernels written in C or C++ against this header. The library
+ * The sim device also compiles SPIR-V modules (level-zero/README.md). Its
+ * "native binary" is a host shared library of kernels written in C or C++
+ * against this header. The library
  * exports one C symbol, XESVM_ZE_MODULE_SYMBOL ("xesvm_ze_module"), a
  * function returning a static xesvm_ze_module_desc: the ABI version and a
  * table of kernels, each with its name, entry function and argument sizes.
@@ -52,6 +53,9 @@ extern "C" {
 
 /* ABI version a library declares in xesvm_ze_module_desc.abi_version. */
 #define XESVM_ZE_KERNEL_ABI_VERSION 1u
+/* Version 2 (work groups: local memory, barriers) is declared in
+ * xesvm/ze_work_group.h, installed with the Level Zero driver; the driver
+ * accepts 1 and 2. */
 /* Prefix of the path form of a native module blob. */
 #define XESVM_ZE_NATIVE_PREFIX "xesvm-kernels:"
 /* Name of the symbol a kernel library exports (type xesvm_ze_module_fn). */
