@@ -4,10 +4,10 @@
  *
  * The sim device also compiles SPIR-V modules (level-zero/README.md). Its
  * "native binary" is a host shared library of kernels written in C or C++
- * against this header. The library
- * exports one C symbol, XESVM_ZE_MODULE_SYMBOL ("xesvm_ze_module"), a
- * function returning a static xesvm_ze_module_desc: the ABI version and a
- * table of kernels, each with its name, entry function and argument sizes.
+ * against this header. The library exports one C symbol,
+ * XESVM_ZE_MODULE_SYMBOL ("xesvm_ze_module"), a function returning a static
+ * xesvm_ze_module_desc: the ABI version and a table of kernels, each with its
+ * name, entry function and argument sizes.
  *
  * An application hands such a library to zeModuleCreate with
  * ZE_MODULE_FORMAT_NATIVE, in either of two forms:
