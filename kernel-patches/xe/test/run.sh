@@ -25,6 +25,8 @@ set -euo pipefail
 main() {
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=qemu.sh
+. "$here/qemu.sh"
 xe=$(dirname "$here")
 repo=$(cd "$xe/../.." && pwd)
 cache=${XESVM_CACHE:-/var/cache/xesvm}/kernel
@@ -70,7 +72,7 @@ serieshash=$( (cd "$xe" && cat series $series) | sha256sum | cut -c1-16)
 log "config hash $cfghash (patched $pcfghash), series hash $serieshash"
 
 # ------------------------------------------------------------- test plans
-inithash=$( (cat "$here/guest-init.sh" "$here/tap.py" "$0") | sha256sum | cut -c1-16)
+inithash=$( (cat "$here/guest-init.sh" "$here/tap.py" "$here/qemu.sh" "$0") | sha256sum | cut -c1-16)
 
 write_plan() { # dir with binaries, kind
 	local d=$1 kind=$2
@@ -79,6 +81,13 @@ write_plan() { # dir with binaries, kind
 		if [ "$kind" = patched ]; then
 			echo "1200 xe-soft-tests $d/xe-soft-tests"
 			echo "3600 hmm-evict-tests $d/hmm-evict-tests"
+			# the user-space suites that run on the software Xe device
+			# (guest-suites: timeout, block name, script in the repo)
+			while read -r stmo sname sscript; do
+				case "$stmo" in ''|'#'*) continue ;; esac
+				[ -f "$repo/$sscript" ] || continue
+				echo "$stmo $sname XESVM_REPO=$repo XESVM_BUILD=$repo/build/release sh $repo/$sscript"
+			done <"$here/guest-suites"
 			if [ "${XESVM_BENCH:-0}" = 1 ]; then
 				echo "1800 bench $here/bench.sh $d"
 			fi
@@ -125,26 +134,7 @@ build_selftests() { # src, out dir, kind[, kernel build dir for the uapi headers
 }
 
 run_guest() { # bzImage, out dir, label
-	local img=$1 d=$2 label=$3 qtmo=${XESVM_QEMU_TIMEOUT:-7200}
-	# With KASAN in TCG, SLUB debugging of every cache (SLUB_DEBUG_ON)
-	# makes the ACPI interpreter's _PRT evaluation during PCI probe so slow
-	# that the stopper thread of a clocksource switch cannot run for
-	# minutes (PREEMPT_NONE) and the soft-lockup detector fires at boot:
-	# keep SLUB debugging for the caches the tests are about, KASAN for
-	# everything, and route PCI interrupts without ACPI.
-	local bootdbg="slub_debug=FZPU,anon_vma,anon_vma_chain acpi=noirq"
-	rm -f "$d/console.log" "$d/tests.log"
-	log "booting $label kernel in QEMU (TCG, watchdog ${qtmo}s)"
-	local s=$(date +%s)
-	timeout -s KILL "$qtmo" qemu-system-x86_64 \
-		-m 2G -smp 2 -display none -vga none -monitor none -no-reboot \
-		-kernel "$img" \
-		-append "console=ttyS0 root=rootfs rootfstype=9p rootflags=trans=virtio,version=9p2000.L ro init=$here/guest-init.sh panic=-1 movablecore=512M $bootdbg XESVM_PLAN=$d/plan" \
-		-fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
-		-device virtio-9p-pci,fsdev=root,mount_tag=rootfs \
-		-serial "file:$d/console.log" -serial "file:$d/tests.log" </dev/null ||
-		log "QEMU exited with status $? (timeout or crash)"
-	log "$label guest ran $(( $(date +%s) - s ))s"
+	xesvm_qemu_guest "$1" "$2" "$3" "$here/guest-init.sh"
 }
 
 # -------------------------------------------------------- unpatched kernel
@@ -225,6 +215,16 @@ pres=$pout/results
 rm -rf "$pres"; mkdir -p "$pres"
 build_selftests "$psrc" "$pres" patched "$pout"
 write_plan "$pres" patched
+# Publish this kernel and its uapi headers for guest.sh, so that user-space
+# work can boot the last patched kernel built while the series moves on.
+gk=$cache/guest-kernels/$serieshash-$pcfghash
+if [ ! -f "$gk/.complete" ]; then
+	rm -rf "$gk"; mkdir -p "$gk"
+	cp "$pout/arch/x86/boot/bzImage" "$gk/bzImage"
+	cp -a "$pout/usr/include" "$gk/include"
+	touch "$gk/.complete"
+fi
+ln -sfn "$gk" "$cache/guest-kernels/current"
 
 # checkpatch always; W=1 and sparse (which rebuild the touched objects of
 # both trees) with XESVM_CHECK=1
@@ -257,6 +257,7 @@ if [ -f "$pres/bench.txt" ]; then
 	echo "-- benchmark:"; sed 's/^/  /' "$pres/bench.txt"
 fi
 [ -f "$pres/bench.txt" ] || grep -h '^BENCH' "$pres/tests.log" 2>/dev/null | sed 's/^/  /' || true
+grep -h '^  block ' "$pres/summary.txt" | sed 's/^  block //' || true
 echo "logs: $pres/{console.log,tests.log}"
 echo "total time $(elapsed)"
 # The closing line: counts of the patched kernel.

@@ -138,6 +138,14 @@ def main():
         print("  kernel splats in the console log:")
         for l in sp[:40]:
             print("    " + l)
+    # per-block counts, read by run.sh for the suites with their own
+    # closing line (guest-suites: "igt: N passed, ...")
+    for name in plan:
+        rs = [r for r in results if r[0] == name]
+        print("  block %s: %d passed, %d failed, %d skipped" % (
+            name, sum(1 for r in rs if r[2] == "pass"),
+            sum(1 for r in rs if r[2] == "fail"),
+            sum(1 for r in rs if r[2] == "skip")))
     if out_json:
         with open(out_json, "w") as f:
             json.dump({"results": results, "splats": sp,
