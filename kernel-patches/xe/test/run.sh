@@ -86,7 +86,7 @@ write_plan() { # dir with binaries, kind
 			while read -r stmo sname sscript; do
 				case "$stmo" in ''|'#'*) continue ;; esac
 				[ -f "$repo/$sscript" ] || continue
-				echo "$stmo $sname XESVM_REPO=$repo XESVM_BUILD=$repo/build/release sh $repo/$sscript"
+				echo "$stmo $sname XESVM_REPO=$repo XESVM_BUILD=$repo/build/release XESVM_KERNEL_INCLUDE=$cache/patched-$pcfghash/usr/include sh $repo/$sscript"
 			done <"$here/guest-suites"
 			if [ "${XESVM_BENCH:-0}" = 1 ]; then
 				echo "1800 bench $here/bench.sh $d"
