@@ -25,6 +25,7 @@
 // classes here may be copied.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -290,6 +291,46 @@ class Engine {
   virtual unsigned workers() const = 0;
 };
 
+/// One device copy or fill in flight: the backend's side of a Completion
+/// (xesvm.hpp). Destroying it without a successful wait waits for the work
+/// (bounded by the backend's own timeout) so no resource it uses is freed
+/// under the device.
+class DeviceWork {
+ public:
+  DeviceWork() = default;
+  DeviceWork(const DeviceWork&) = delete;
+  DeviceWork& operator=(const DeviceWork&) = delete;
+  virtual ~DeviceWork() = default;
+  /// True once the work has finished (successfully or not). Never blocks.
+  virtual bool done() = 0;
+  /// Waits up to `timeout` for the work. Returns when it finished
+  /// successfully; throws Error (kBusy) on timeout (the work goes on),
+  /// (kDeviceLost) when the device faulted on an address that is not SVM
+  /// memory (the message names it, or the spans the work touched when the
+  /// device does not say which address), or the backend's error.
+  virtual void wait(std::chrono::nanoseconds timeout) = 0;
+};
+
+/// Device-side bulk operations of a backend that runs them itself (the xe
+/// backend: batch buffers on its copy engine). Backends with an Engine get
+/// them from the runtime instead (runtime/device_copy.hpp).
+class CopyFace {
+ public:
+  CopyFace() = default;
+  CopyFace(const CopyFace&) = delete;
+  CopyFace& operator=(const CopyFace&) = delete;
+  virtual ~CopyFace() = default;
+  /// Starts copying n bytes from GPU address src to dst. REQUIRES: n > 0,
+  /// [src, src+n) and [dst, dst+n) do not overlap. Returns the work in
+  /// flight; throws Error when it cannot be started.
+  virtual std::unique_ptr<DeviceWork> copy(std::uint64_t dst, std::uint64_t src, std::uint64_t n) = 0;
+  /// Starts filling n bytes at dst with `pattern` (pattern_size 1, 2 or 4
+  /// bytes, repeated from dst on). REQUIRES: n > 0, n and dst multiples of
+  /// pattern_size. Throws Error when it cannot be started.
+  virtual std::unique_ptr<DeviceWork> fill(std::uint64_t dst, std::uint32_t pattern, unsigned pattern_size,
+                                           std::uint64_t n) = 0;
+};
+
 /// What a backend can do.
 struct BackendInfo {
   std::string name;                                             ///< "sim", "xe"
@@ -314,6 +355,12 @@ class Backend {
   virtual PolicyFace* policy() { return nullptr; }
   /// The execution engine, or nullptr if kernels cannot run on this backend.
   virtual Engine* engine() { return nullptr; }
+  /// Device copy and fill run by the backend itself, or nullptr (the
+  /// runtime then runs them on engine(), if there is one).
+  virtual CopyFace* copier() { return nullptr; }
+  /// Why launch() of a host kernel (a C++ callable) cannot run here, when
+  /// engine() is nullptr; "" to use the generic message.
+  virtual std::string launch_unsupported_reason() const { return ""; }
   /// True if a system call touching device-resident memory migrates it back
   /// (the kernel resolves the fault). Backends whose kernel is the driver
   /// always do; the sim only with kernel-mode userfaultfd faults.

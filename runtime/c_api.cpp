@@ -29,6 +29,9 @@ struct LaunchError {
     message = m;
   }
 };
+struct xesvm_completion {
+  xesvm::Completion c;
+};
 struct xesvm_accessor {
   xesvm::DeviceAccessor* acc;
   LaunchError* launch;
@@ -230,3 +233,47 @@ int xesvm_atomic_add_u32(xesvm_accessor* acc, uint64_t addr, uint32_t v, uint32_
 }
 
 }  // extern "C"
+
+int xesvm_residency_ex(xesvm_runtime* rt, const void* ptr, size_t bytes, uint64_t* device, uint64_t* system,
+                       uint64_t* unknown) {
+  XESVM_REQUIRE(rt, "xesvm_residency_ex: null runtime");
+  return guard([&] {
+    xesvm::Residency r = rt->rt->residency(ptr, bytes);
+    if (device) *device = r.device_bytes;
+    if (system) *system = r.system_bytes;
+    if (unknown) *unknown = r.unknown_bytes;
+  });
+}
+
+int xesvm_copy(xesvm_runtime* rt, void* dst, const void* src, size_t bytes, xesvm_completion** out) {
+  XESVM_REQUIRE(rt, "xesvm_copy: null runtime");
+  XESVM_REQUIRE(out, "xesvm_copy: null out");
+  return guard([&] {
+    auto c = std::make_unique<xesvm_completion>();
+    c->c = rt->rt->copy(dst, src, bytes);
+    *out = c.release();
+  });
+}
+
+int xesvm_fill(xesvm_runtime* rt, void* dst, const void* pattern, size_t pattern_size, size_t bytes,
+               xesvm_completion** out) {
+  XESVM_REQUIRE(rt, "xesvm_fill: null runtime");
+  XESVM_REQUIRE(out, "xesvm_fill: null out");
+  return guard([&] {
+    auto c = std::make_unique<xesvm_completion>();
+    c->c = rt->rt->fill(dst, pattern, pattern_size, bytes);
+    *out = c.release();
+  });
+}
+
+int xesvm_completion_wait(xesvm_completion* c, int64_t timeout_ns) {
+  XESVM_REQUIRE(c, "xesvm_completion_wait: null completion");
+  return guard([&] {
+    if (timeout_ns < 0)
+      c->c.wait();
+    else
+      c->c.wait(std::chrono::nanoseconds(timeout_ns));
+  });
+}
+
+void xesvm_completion_destroy(xesvm_completion* c) { delete c; }  // NOLINT(cppcoreguidelines-owning-memory)

@@ -17,13 +17,16 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
+#include <span>
 #include <sstream>
 #include <utility>
 
 #include "runtime/backend.hpp"
+#include "runtime/device_copy.hpp"
 #include "runtime/runtime_impl.hpp"
 
 namespace xesvm {
@@ -83,6 +86,7 @@ RuntimeImpl::RuntimeImpl(std::string_view uri, const RuntimeOptions& options)
       throw Error(Error::Code::kUnsupported,
                   "backend '" + backend_->info().name + "' has neither a policy nor a mechanism face");
     }
+    kernel_pressure_ = std::make_unique<KernelPressure>(*policy_, options);
   }
   if (observer_) observer_->start([this] { return stats(); }, backend_->info().name);
 }
@@ -181,10 +185,12 @@ void RuntimeImpl::free(void* ptr) {
     allocations_.erase(it);
   }
   wait_for_running_kernels("free");
-  if (manager_)
+  if (manager_) {
     manager_->discard(a.base, a.len);
-  else
+  } else {
+    kernel_pressure_->forget(a.base, a.len);
     policy_->unmirror(a.base, a.len);
+  }
   munmap(reinterpret_cast<void*>(a.base), a.len);
 }
 
@@ -221,6 +227,7 @@ void RuntimeImpl::mirror(void* ptr, std::size_t bytes) {
 void RuntimeImpl::unmirror(void* ptr, std::size_t bytes) {
   auto [s, n] = whole_pages(ptr, bytes, "unmirror");
   wait_for_running_kernels("unmirror");
+  if (kernel_pressure_) kernel_pressure_->forget(s, n);
   policy_->unmirror(s, n);
 }
 
@@ -236,10 +243,12 @@ void RuntimeImpl::discard(void* ptr, std::size_t bytes) {
     }
   }
   wait_for_running_kernels("discard");
-  if (manager_)
+  if (manager_) {
     manager_->discard_mirror(s, n);
-  else
+  } else {
+    kernel_pressure_->forget(s, n);
     policy_->unmirror(s, n);
+  }
 }
 
 bool RuntimeImpl::advise(void* ptr, std::size_t bytes, const Advice& advice) {
@@ -250,7 +259,9 @@ bool RuntimeImpl::advise(void* ptr, std::size_t bytes, const Advice& advice) {
                                                    std::to_string(static_cast<unsigned>(advice.preferred)) +
                                                    " is not none, system or device; expected a Location value");
   }
-  return policy_->advise(s, n, advice);
+  const bool applied = policy_->advise(s, n, advice);
+  if (kernel_pressure_) kernel_pressure_->advise(s, n, advice);
+  return applied;
 }
 
 std::uint64_t RuntimeImpl::prefetch(void* ptr, std::size_t bytes, Location where) {
@@ -264,6 +275,12 @@ std::uint64_t RuntimeImpl::prefetch(void* ptr, std::size_t bytes, Location where
   if (manager_) {
     const std::uint64_t p = reinterpret_cast<std::uint64_t>(ptr);
     return manager_->prefetch_bytes(p, p + bytes, where);
+  }
+  if (where == Location::kDevice) {
+    const std::pair<std::uint64_t, std::uint64_t> span{s, n};
+    kernel_pressure_->before_device_use(std::span(&span, 1), n);
+  } else {
+    kernel_pressure_->forget(s, n);
   }
   // The kernel reports whole pages: never more than was asked for.
   return std::min<std::uint64_t>(policy_->prefetch(s, n, where), bytes);
@@ -282,8 +299,10 @@ Residency RuntimeImpl::residency(const void* ptr, std::size_t bytes) {
 void RuntimeImpl::launch(std::uint64_t global_size, const Kernel& kernel) {
   Engine* e = backend_->engine();
   if (!e) {
-    throw Error(Error::Code::kUnsupported,
-                "launch: backend '" + backend_->info().name + "' has no execution engine for host kernels");
+    const std::string reason = backend_->launch_unsupported_reason();
+    throw Error(Error::Code::kUnsupported, "launch: backend '" + backend_->info().name +
+                                               "' has no execution engine for host kernels" +
+                                               (reason.empty() ? std::string() : ": " + reason));
   }
   if (!kernel) throw Error(Error::Code::kInvalidArgument, "launch: empty kernel");
   std::uint64_t id;
@@ -314,6 +333,77 @@ void RuntimeImpl::launch(std::uint64_t global_size, const Kernel& kernel) {
   });
 }
 
+namespace {
+
+void check_device_span(const char* what, const void* p, std::size_t bytes) {
+  if (!p) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": null pointer");
+  if (bytes == 0) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": size is 0; expected > 0");
+  const auto a = reinterpret_cast<std::uint64_t>(p);
+  if (a + bytes < a) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": span wraps around");
+  if (a + bytes > (1ull << 47)) {
+    throw Error(Error::Code::kInvalidArgument, std::string(what) + ": [" + hex(a) + ", +" + std::to_string(bytes) +
+                                                   ") ends past the 47-bit user address space");
+  }
+}
+
+}  // namespace
+
+Completion RuntimeImpl::copy(void* dst, const void* src, std::size_t bytes) {
+  check_device_span("copy (destination)", dst, bytes);
+  check_device_span("copy (source)", src, bytes);
+  const auto d = reinterpret_cast<std::uint64_t>(dst), s = reinterpret_cast<std::uint64_t>(src);
+  if (d < s + bytes && s < d + bytes) {
+    throw Error(Error::Code::kInvalidArgument, "copy: source [" + hex(s) + ", +" + std::to_string(bytes) +
+                                                   ") and destination [" + hex(d) +
+                                                   ") overlap; expected disjoint spans");
+  }
+  CopyFace* c = backend_->copier();
+  Engine* e = c ? nullptr : backend_->engine();
+  if (!c && !e) {
+    throw Error(Error::Code::kUnsupported,
+                "copy: backend '" + backend_->info().name + "' has no engine for device copies");
+  }
+  check_cpu_mapped("copy (source)", s, bytes);
+  check_cpu_mapped("copy (destination)", d, bytes);
+  if (kernel_pressure_) {
+    const std::pair<std::uint64_t, std::uint64_t> spans[] = {{s, bytes}, {d, bytes}};
+    kernel_pressure_->before_device_use(spans, 2 * bytes);
+  }
+  return Completion(c ? c->copy(d, s, bytes) : engine_copy(*e, d, s, bytes));
+}
+
+Completion RuntimeImpl::fill(void* dst, const void* pattern, std::size_t pattern_size, std::size_t bytes) {
+  check_device_span("fill", dst, bytes);
+  if (!pattern) throw Error(Error::Code::kInvalidArgument, "fill: null pattern");
+  if (pattern_size != 1 && pattern_size != 2 && pattern_size != 4) {
+    throw Error(Error::Code::kInvalidArgument,
+                "fill: pattern size " + std::to_string(pattern_size) + " is not 1, 2 or 4 bytes");
+  }
+  const auto d = reinterpret_cast<std::uint64_t>(dst);
+  if (d % pattern_size != 0 || bytes % pattern_size != 0) {
+    throw Error(Error::Code::kInvalidArgument, "fill: destination " + hex(d) + " and size " + std::to_string(bytes) +
+                                                   " must be multiples of the " + std::to_string(pattern_size) +
+                                                   "-byte pattern");
+  }
+  std::uint32_t pat = 0;
+  std::memcpy(&pat, pattern, pattern_size);
+  if (pattern_size == 1) pat *= 0x01010101u;
+  if (pattern_size == 2) pat |= pat << 16;
+  CopyFace* c = backend_->copier();
+  Engine* e = c ? nullptr : backend_->engine();
+  if (!c && !e) {
+    throw Error(Error::Code::kUnsupported,
+                "fill: backend '" + backend_->info().name + "' has no engine for device fills");
+  }
+  check_cpu_mapped("fill", d, bytes);
+  if (kernel_pressure_) {
+    const std::pair<std::uint64_t, std::uint64_t> span{d, bytes};
+    kernel_pressure_->before_device_use(std::span(&span, 1), bytes);
+  }
+  return Completion(c ? c->fill(d, pat, static_cast<unsigned>(pattern_size), bytes)
+                      : engine_fill(*e, d, pat, static_cast<unsigned>(pattern_size), bytes));
+}
+
 Stats RuntimeImpl::stats() const {
   Stats s;
   if (manager_)
@@ -325,6 +415,11 @@ Stats RuntimeImpl::stats() const {
     s.device_bytes_total = use.total;
   }
   backend_->add_stats(s);
+  if (kernel_pressure_) {
+    // Pressure evictions chosen by the runtime (the backend counts every
+    // eviction request, including these, in pages_evicted).
+    s.evictions = std::max(s.evictions, kernel_pressure_->evictions());
+  }
   return s;
 }
 
@@ -404,6 +499,10 @@ std::uint64_t Runtime::prefetch(void* ptr, std::size_t bytes, Location where) {
 EvictResult Runtime::evict(void* ptr, std::size_t bytes) { return live("evict").evict(ptr, bytes); }
 Residency Runtime::residency(const void* ptr, std::size_t bytes) { return live("residency").residency(ptr, bytes); }
 void Runtime::launch(std::uint64_t global_size, const Kernel& kernel) { live("launch").launch(global_size, kernel); }
+Completion Runtime::copy(void* dst, const void* src, std::size_t bytes) { return live("copy").copy(dst, src, bytes); }
+Completion Runtime::fill(void* dst, const void* pattern, std::size_t pattern_size, std::size_t bytes) {
+  return live("fill").fill(dst, pattern, pattern_size, bytes);
+}
 Stats Runtime::stats() const { return live("stats").stats(); }
 Capabilities Runtime::capabilities() const { return live("capabilities").capabilities(); }
 std::vector<std::pair<std::string, std::string>> Runtime::describe() const { return live("describe").describe(); }

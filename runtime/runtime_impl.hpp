@@ -12,6 +12,7 @@
 #include <set>
 
 #include "runtime/backend.hpp"
+#include "runtime/kernel_pressure.hpp"
 #include "runtime/observer.hpp"
 #include "runtime/svm_manager.hpp"
 #include "xesvm/xesvm.hpp"
@@ -35,6 +36,10 @@ class RuntimeImpl {
   EvictResult evict(void* ptr, std::size_t bytes);
   Residency residency(const void* ptr, std::size_t bytes);
   void launch(std::uint64_t global_size, const Kernel& kernel);
+  Completion copy(void* dst, const void* src, std::size_t bytes);
+  Completion fill(void* dst, const void* pattern, std::size_t pattern_size, std::size_t bytes);
+  /// The kernel-driver pressure policy, or nullptr with a user-space driver.
+  KernelPressure* kernel_pressure() { return kernel_pressure_.get(); }
   Stats stats() const;
   Capabilities capabilities() const;
   std::vector<std::pair<std::string, std::string>> describe() const;
@@ -63,6 +68,7 @@ class RuntimeImpl {
   std::unique_ptr<Observer> observer_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<SvmManager> manager_;
+  std::unique_ptr<KernelPressure> kernel_pressure_;  // kernel-driver backends only
   PolicyFace* policy_ = nullptr;
   std::mutex mu_;
   std::map<std::uint64_t, Allocation> allocations_;

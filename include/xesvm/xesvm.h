@@ -36,8 +36,9 @@ typedef enum xesvm_location {
   XESVM_LOCATION_FORCE_INT32 = 0x7fffffff
 } xesvm_location;
 
-typedef struct xesvm_runtime xesvm_runtime;   /* opaque */
-typedef struct xesvm_accessor xesvm_accessor; /* opaque: valid inside a kernel call only */
+typedef struct xesvm_runtime xesvm_runtime;       /* opaque */
+typedef struct xesvm_accessor xesvm_accessor;     /* opaque: valid inside a kernel call only */
+typedef struct xesvm_completion xesvm_completion; /* opaque: one device copy or fill in flight */
 
 typedef struct xesvm_advice {
   xesvm_location preferred;
@@ -100,6 +101,29 @@ int xesvm_advise(xesvm_runtime* rt, void* ptr, size_t bytes, const xesvm_advice*
 int xesvm_prefetch(xesvm_runtime* rt, void* ptr, size_t bytes, xesvm_location where, uint64_t* moved);
 int xesvm_evict(xesvm_runtime* rt, void* ptr, size_t bytes, uint64_t* pages_evicted, uint64_t* pages_skipped);
 int xesvm_residency(xesvm_runtime* rt, const void* ptr, size_t bytes, uint64_t* device_bytes);
+/* Residency with what the backend cannot tell: *device, *system and *unknown
+ * (each may be NULL) add up to the whole pages covering the span. On xe the
+ * kernel reports no per-page placement: bytes it cannot place are unknown,
+ * never counted as system or device. */
+int xesvm_residency_ex(xesvm_runtime* rt, const void* ptr, size_t bytes, uint64_t* device, uint64_t* system,
+                       uint64_t* unknown);
+
+/* Device copy and fill (Runtime::copy / Runtime::fill in xesvm.hpp): start
+ * the work and return, in *out, a completion the caller owns. On failure
+ * nothing is in flight and *out is untouched. REQUIRES: the spans stay
+ * mapped until the completion is waited for or destroyed; copy spans do not
+ * overlap; fill: dst and bytes multiples of pattern_size (1, 2 or 4). */
+int xesvm_copy(xesvm_runtime* rt, void* dst, const void* src, size_t bytes, xesvm_completion** out);
+int xesvm_fill(xesvm_runtime* rt, void* dst, const void* pattern, size_t pattern_size, size_t bytes,
+               xesvm_completion** out);
+/* Waits up to timeout_ns (< 0: the default of 60 s) for the work. XESVM_OK
+ * when it completed; XESVM_ERROR_BUSY on timeout (wait again);
+ * XESVM_ERROR_DEVICE_LOST when the device faulted on memory that is not SVM
+ * (xesvm_last_error() names the address or the spans). */
+int xesvm_completion_wait(xesvm_completion* c, int64_t timeout_ns);
+/* Frees a completion, waiting for its work first (at most 60 s) if it was
+ * not waited for. NULL is ignored. */
+void xesvm_completion_destroy(xesvm_completion* c);
 /* Runs kernel over global_size work items and waits. Fails with the first
  * failure of a device access inside the kernel (xesvm_read, xesvm_write,
  * xesvm_atomic_add_u32 returned an error there, e.g. XESVM_ERROR_DEVICE_LOST

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -70,10 +71,14 @@ struct EvictResult {
   std::uint64_t retries = 0;
 };
 
-/// Residency of a byte range.
+/// Residency of a byte range (whole pages covering it). device_bytes +
+/// system_bytes + unknown_bytes is the size of those pages. unknown_bytes are
+/// pages whose place the backend cannot tell (the Xe uAPI reports no
+/// placement; see runtime/backends/xe/README.md): never counted as either.
 struct Residency {
   std::uint64_t device_bytes = 0;
   std::uint64_t system_bytes = 0;
+  std::uint64_t unknown_bytes = 0;
 };
 
 /// Counters of one Runtime. Times in nanoseconds.
@@ -186,6 +191,44 @@ struct RuntimeOptions {
 };
 
 class RuntimeImpl;
+class DeviceWork;  // runtime/backend.hpp
+
+/// The completion of one asynchronous device operation (Runtime::copy,
+/// Runtime::fill). Move-only. Not thread-safe: one thread waits on it.
+///
+/// Destroying a Completion whose work has not been waited for successfully
+/// waits for it first (at most the backend's timeout, errors dropped), so the
+/// memory the work uses is never released under the device; wait() to see
+/// the errors. An empty (default-constructed or moved-from) Completion is
+/// ready and its wait() returns at once.
+class Completion {
+ public:
+  /// The wait() without an argument waits this long.
+  static constexpr std::chrono::nanoseconds kDefaultTimeout = std::chrono::seconds(60);
+
+  Completion() noexcept;
+  explicit Completion(std::unique_ptr<DeviceWork> work) noexcept;
+  Completion(Completion&&) noexcept;
+  Completion& operator=(Completion&&) noexcept;
+  Completion(const Completion&) = delete;
+  Completion& operator=(const Completion&) = delete;
+  ~Completion();
+
+  /// True once the work finished (successfully or not). Never blocks.
+  bool ready() const;
+  /// Waits for the work. Returns when it completed successfully (then
+  /// every byte it wrote is visible to the CPU). Throws Error (kBusy) after
+  /// `timeout` (the work goes on; wait again), (kDeviceLost) when the device
+  /// faulted on memory that is not SVM (the message names the address, or
+  /// the spans of the operation when the device does not say which), or the
+  /// backend's error; the same error again on every later wait().
+  void wait(std::chrono::nanoseconds timeout = kDefaultTimeout);
+
+ private:
+  std::unique_ptr<DeviceWork> work_;
+  bool waited_ = false;
+  std::shared_ptr<const Error> error_;
+};
 
 /// One SVM address space on one backend. Not copyable; movable. A
 /// moved-from Runtime owns nothing: every method but destruction and
@@ -253,8 +296,28 @@ class Runtime {
   EvictResult evict(void* ptr, std::size_t bytes);
   Residency residency(const void* ptr, std::size_t bytes);
 
+  /// Starts a device-side copy of `bytes` bytes from src to dst and returns
+  /// its completion. Both spans may be SVM memory of any residency (the
+  /// device faults pages in as a kernel would); the sim runs the copy on its
+  /// engine, the xe backend as MEM_COPY batch buffers on its copy engine.
+  /// REQUIRES: the spans do not overlap; both stay mapped until the copy
+  /// completed. Returns on success a Completion to wait on; throws Error
+  /// (kInvalidArgument) for a null pointer, bytes == 0, overlapping or
+  /// wrapping spans, or a span the CPU has no mapping for (naming its first
+  /// unmapped page), before anything is submitted; (kUnsupported) without a
+  /// device engine; the backend's error if submission fails. Nothing is left
+  /// in flight when it throws.
+  Completion copy(void* dst, const void* src, std::size_t bytes);
+  /// Starts a device-side fill of `bytes` bytes at dst with the first
+  /// `pattern_size` bytes of `pattern` (1, 2 or 4), repeated from dst on.
+  /// REQUIRES: dst and bytes multiples of pattern_size; dst stays mapped
+  /// until the fill completed. Returns and throws as copy().
+  Completion fill(void* dst, const void* pattern, std::size_t pattern_size, std::size_t bytes);
+
   /// Runs kernel over global_size work items on the device and waits for it.
-  /// Throws Error (kUnsupported) if the backend has no execution engine, or
+  /// Throws Error (kUnsupported) if the backend has no execution engine for
+  /// host kernels, with the reason (the xe backend runs no C++ callables: its
+  /// device executes batch buffers only; use copy()/fill()), or
   /// (kDeviceLost) if the kernel touched non-SVM memory.
   void launch(std::uint64_t global_size, const Kernel& kernel);
 

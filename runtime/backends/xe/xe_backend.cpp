@@ -1,7 +1,10 @@
 // The Xe backend: the policy face over the Xe SVM uAPI.
 #include "runtime/backends/xe/xe_backend.hpp"
 
+#include <linux/capability.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -50,6 +53,18 @@ bool is_pvc(std::uint32_t device_id) {
   return (device_id >= 0x0bd0 && device_id <= 0x0bdb) || device_id == 0x0b69 || device_id == 0x0b6e;
 }
 
+// MEM_REGIONS reports `used` only to CAP_PERFMON or CAP_SYS_ADMIN (else 0).
+bool process_may_read_vram_used() {
+  __user_cap_header_struct hdr{};
+  hdr.version = _LINUX_CAPABILITY_VERSION_3;
+  hdr.pid = 0;
+  __user_cap_data_struct data[2]{};
+  if (::syscall(SYS_capget, &hdr, data) != 0) return false;
+  auto has = [&](int cap) { return (data[cap / 32].effective >> (cap % 32)) & 1u; };
+  constexpr int kCapSysAdmin = 21, kCapPerfmon = 38;
+  return has(kCapSysAdmin) || has(kCapPerfmon);
+}
+
 }  // namespace
 
 std::uint16_t wb_pat_index_for_device(std::uint32_t device_id) {
@@ -68,6 +83,7 @@ XeBackend::XeBackend(std::unique_ptr<XeIoctl> io, XeOptions options)
 }
 
 XeBackend::~XeBackend() {
+  copier_.reset();  // its queues belong to the VM
   if (vm_created_) {
     try {
       wait();
@@ -98,6 +114,7 @@ void XeBackend::open_sequence() {
   mirror_end_ = 1ull << config_.va_bits;
   pat_index_ = options_.pat_index == kPatIndexAuto ? wb_pat_index_for_device(config_.device_id) : options_.pat_index;
 
+  can_read_used_ = process_may_read_vram_used();
   regions_ = query_mem_regions();
   for (const XeMemRegion& r : regions_) {
     if (r.mem_class == uapi::kMemRegionClassVram) {
@@ -437,8 +454,54 @@ EvictResult XeBackend::evict(std::uint64_t start, std::size_t len) {
 Residency XeBackend::residency(std::uint64_t start, std::size_t len) {
   check_range("residency", start, len);
   Residency r;
-  if (!has_vram()) r.system_bytes = len;
+  if (!has_vram()) {
+    r.system_bytes = len;
+    return r;
+  }
+  if (can_read_used_ && device_memory().used == 0) {
+    r.system_bytes = len;  // no page of this device is in VRAM
+    return r;
+  }
+  r.unknown_bytes = len;
   return r;
+}
+
+std::vector<XeCopyEngine::EngineId> XeBackend::query_engines() {
+  std::vector<std::byte> data = device_query(uapi::kDeviceQueryEngines, "query the engines");
+  std::vector<XeCopyEngine::EngineId> out;
+  const auto num = read_at<std::uint32_t>(data, 0);
+  constexpr std::size_t kEngineSize = 32;  // struct drm_xe_engine
+  for (std::uint32_t i = 0; i < num; ++i) {
+    const std::size_t off = 8 + i * kEngineSize;
+    if (off + kEngineSize > data.size()) break;
+    auto inst = read_at<uapi::drm_xe_engine_class_instance>(data, off);
+    out.push_back(XeCopyEngine::EngineId{inst.engine_class, inst.engine_instance, inst.gt_id});
+  }
+  return out;
+}
+
+CopyFace* XeBackend::copier() {
+  std::lock_guard lk(copier_mutex_);
+  if (!copier_) {
+    XeCopyEngine::Options o;
+    o.vm_id = vm_id_;
+    o.engines = query_engines();
+    o.fence_timeout_ns = options_.fence_timeout_ns;
+    o.advise_system = [this](std::uint64_t start, std::uint64_t len) {
+      if (!has_madvise()) return false;
+      Advice a;
+      a.preferred = Location::kSystem;
+      return advise(start, len, a);
+    };
+    copier_ = std::make_unique<XeCopyEngine>(*io_, std::move(o));
+  }
+  return copier_.get();
+}
+
+std::string XeBackend::launch_unsupported_reason() const {
+  return "the xe backend runs no C++ kernels: its device executes batch buffers of GPU commands "
+         "(MEM_COPY, MEM_SET, MI_STORE_DATA_IMM, MI_ATOMIC), and the runtime compiles no GPU code; "
+         "use Runtime::copy() and Runtime::fill() for device work on xe";
 }
 
 DeviceMemoryUse XeBackend::device_memory() {
@@ -529,9 +592,12 @@ BackendInfo XeBackend::info() const {
   p.emplace_back("memory_regions", regions);
   p.emplace_back("vram", has_vram() ? "instance " + std::to_string(vram_instance_) : std::string("none"));
   p.emplace_back("madvise", madvise_probe_note_);
-  p.emplace_back("residency", has_vram() ? "unknown (the Xe uAPI has no residency query)"
-                                         : "exact (no VRAM: all data in system memory)");
-  p.emplace_back("mechanism", "kernel (drm_gpusvm); no execution engine");
+  p.emplace_back("residency", !has_vram() ? "exact (no VRAM: all data in system memory)"
+                              : can_read_used_
+                                  ? "system when MEM_REGIONS reports no VRAM used, else unknown (no per-page query)"
+                                  : "unknown (no per-page query; VRAM `used` needs CAP_PERFMON)");
+  p.emplace_back("mechanism", "kernel (drm_gpusvm)");
+  p.emplace_back("device_work", "copy/fill as MEM_COPY/MEM_SET batch buffers on an exec queue; no C++ kernels");
   return bi;
 }
 

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "runtime/backend.hpp"
+#include "runtime/backends/xe/xe_copy_engine.hpp"
 #include "runtime/backends/xe/xe_discovery.hpp"
 #include "runtime/backends/xe/xe_ioctl.hpp"
 
@@ -111,6 +112,11 @@ class XeBackend final : public Backend, public PolicyFace {
   // --- Backend -----------------------------------------------------------
   BackendInfo info() const override;
   PolicyFace* policy() override { return this; }
+  /// The copy engine, created on first use (DEVICE_QUERY ENGINES, then an
+  /// exec queue on the first COPY engine of the VM). Throws Error when the
+  /// device has no engine or the queue cannot be created.
+  CopyFace* copier() override;
+  std::string launch_unsupported_reason() const override;
   void add_stats(Stats& stats) const override;
 
   // --- PolicyFace --------------------------------------------------------
@@ -141,10 +147,12 @@ class XeBackend final : public Backend, public PolicyFace {
   /// retried evict_busy_retries times, then reported as pages_skipped. A
   /// device without VRAM has nothing to evict: {0, 0, 0}, no ioctl.
   EvictResult evict(std::uint64_t start, std::size_t len) override;
-  /// The Xe uAPI has no residency query (QUERY_MEM_RANGE_ATTRS reports
-  /// advice, not placement). Without VRAM every byte is in system memory:
-  /// {0, len}. With VRAM the placement is unknown: {0, 0}, i.e. device_bytes
-  /// + system_bytes < len means "the rest is not known".
+  /// The Xe uAPI has no per-page residency query (QUERY_MEM_RANGE_ATTRS
+  /// reports advice, not placement). What the kernel can say is used:
+  /// without VRAM every byte is in system memory ({0, len, 0}); when
+  /// MEM_REGIONS reports 0 bytes of VRAM used and this process may read
+  /// `used` (CAP_PERFMON or CAP_SYS_ADMIN), likewise. Otherwise the bytes are
+  /// unknown: {0, 0, len}, never reported as 0 device bytes.
   Residency residency(std::uint64_t start, std::size_t len) override;
   /// Sum of the VRAM regions' total_size and used (fresh DEVICE_QUERY);
   /// high_water is the largest `used` seen. Throws Error if the query fails.
@@ -179,6 +187,10 @@ class XeBackend final : public Backend, public PolicyFace {
   /// Throws Error (kUnsupported) without the ioctl, (kBusy) after 16
   /// restarts, or the ioctl's error.
   std::vector<XeRangeAttributes> range_attributes(std::uint64_t start, std::size_t len);
+  /// The engines the device lists (DEVICE_QUERY ENGINES). Throws Error.
+  std::vector<XeCopyEngine::EngineId> query_engines();
+  /// True when MEM_REGIONS' `used` is meaningful for this process.
+  bool can_read_vram_used() const noexcept { return can_read_used_; }
 
  private:
   void open_sequence();
@@ -200,6 +212,9 @@ class XeBackend final : public Backend, public PolicyFace {
                    std::string_view what);
 
   std::unique_ptr<XeIoctl> io_;
+  std::mutex copier_mutex_;
+  std::unique_ptr<XeCopyEngine> copier_;  // guarded by copier_mutex_ until set
+  bool can_read_used_ = false;
   XeOptions options_;
   XeDeviceConfig config_;
   std::vector<XeMemRegion> regions_;

@@ -51,6 +51,9 @@ inline constexpr unsigned kXeDeviceQuery = 0x00;
 inline constexpr unsigned kXeVmCreate = 0x03;
 inline constexpr unsigned kXeVmDestroy = 0x04;
 inline constexpr unsigned kXeVmBind = 0x05;
+inline constexpr unsigned kXeExecQueueCreate = 0x06;
+inline constexpr unsigned kXeExecQueueDestroy = 0x07;
+inline constexpr unsigned kXeExec = 0x09;
 inline constexpr unsigned kXeWaitUserFence = 0x0a;
 inline constexpr unsigned kXeMadvise = 0x0c;
 inline constexpr unsigned kXeVmQueryMemRangeAttrs = 0x0d;
@@ -203,6 +206,49 @@ inline constexpr std::uint32_t kSyncTypeTimelineSyncobj = 1;
 inline constexpr std::uint32_t kSyncTypeUserFence = 2;
 inline constexpr std::uint32_t kSyncFlagSignal = 1u << 0;
 
+/// An engine: class, instance, GT (ENGINES query element; EXEC_QUEUE_CREATE placement).
+struct drm_xe_engine_class_instance {
+  std::uint16_t engine_class;
+  std::uint16_t engine_instance;
+  std::uint16_t gt_id;
+  std::uint16_t pad;
+};
+
+inline constexpr std::uint16_t kEngineClassRender = 0;
+inline constexpr std::uint16_t kEngineClassCopy = 1;
+inline constexpr std::uint16_t kEngineClassCompute = 4;
+
+/// DRM_IOCTL_XE_EXEC_QUEUE_CREATE argument.
+struct drm_xe_exec_queue_create {
+  std::uint64_t extensions;
+  std::uint16_t width;
+  std::uint16_t num_placements;
+  std::uint32_t vm_id;
+  std::uint32_t flags;
+  std::uint32_t exec_queue_id;  ///< out
+  std::uint64_t instances;      ///< width * num_placements drm_xe_engine_class_instance
+  std::uint64_t reserved[2];
+};
+
+/// DRM_IOCTL_XE_EXEC_QUEUE_DESTROY argument.
+struct drm_xe_exec_queue_destroy {
+  std::uint32_t exec_queue_id;
+  std::uint32_t pad;
+  std::uint64_t reserved[2];
+};
+
+/// DRM_IOCTL_XE_EXEC argument.
+struct drm_xe_exec {
+  std::uint64_t extensions;
+  std::uint32_t exec_queue_id;
+  std::uint32_t num_syncs;
+  std::uint64_t syncs;
+  std::uint64_t address;  ///< GPU VA of the batch (num_batch_buffer == 1)
+  std::uint16_t num_batch_buffer;
+  std::uint16_t pad[3];
+  std::uint64_t reserved[2];
+};
+
 /// DRM_IOCTL_XE_WAIT_USER_FENCE argument.
 struct drm_xe_wait_user_fence {
   std::uint64_t extensions;
@@ -313,6 +359,12 @@ inline constexpr unsigned long kIoctlVmDestroy =
     ioc(kIocWrite, kDrmIoctlBase, kDrmCommandBase + kXeVmDestroy, sizeof(drm_xe_vm_destroy));
 inline constexpr unsigned long kIoctlVmBind =
     ioc(kIocWrite, kDrmIoctlBase, kDrmCommandBase + kXeVmBind, sizeof(drm_xe_vm_bind));
+inline constexpr unsigned long kIoctlExecQueueCreate =
+    ioc(kIocRead | kIocWrite, kDrmIoctlBase, kDrmCommandBase + kXeExecQueueCreate, sizeof(drm_xe_exec_queue_create));
+inline constexpr unsigned long kIoctlExecQueueDestroy =
+    ioc(kIocWrite, kDrmIoctlBase, kDrmCommandBase + kXeExecQueueDestroy, sizeof(drm_xe_exec_queue_destroy));
+inline constexpr unsigned long kIoctlExec =
+    ioc(kIocWrite, kDrmIoctlBase, kDrmCommandBase + kXeExec, sizeof(drm_xe_exec));
 inline constexpr unsigned long kIoctlWaitUserFence =
     ioc(kIocRead | kIocWrite, kDrmIoctlBase, kDrmCommandBase + kXeWaitUserFence, sizeof(drm_xe_wait_user_fence));
 inline constexpr unsigned long kIoctlMadvise =
@@ -328,6 +380,9 @@ static_assert(kIoctlVmCreate == 0xc0206443ul);
 static_assert(kIoctlVmDestroy == 0x40186444ul);
 static_assert(kIoctlVmBind == 0x40886445ul);
 static_assert(kIoctlWaitUserFence == 0xc048644aul);
+static_assert(kIoctlExecQueueCreate == 0xc0306446ul);
+static_assert(kIoctlExecQueueDestroy == 0x40186447ul);
+static_assert(kIoctlExec == 0x40386449ul);
 static_assert(kIoctlMadvise == 0x4040644cul);
 static_assert(kIoctlVmQueryMemRangeAttrs == 0xc040644dul);
 
@@ -415,6 +470,31 @@ static_assert(offsetof(drm_xe_wait_user_fence, timeout) == 40);
 static_assert(offsetof(drm_xe_wait_user_fence, exec_queue_id) == 48);
 static_assert(offsetof(drm_xe_wait_user_fence, pad2) == 52);
 static_assert(offsetof(drm_xe_wait_user_fence, reserved) == 56);
+
+static_assert(sizeof(drm_xe_engine_class_instance) == 8);
+static_assert(offsetof(drm_xe_engine_class_instance, engine_instance) == 2);
+static_assert(offsetof(drm_xe_engine_class_instance, gt_id) == 4);
+
+static_assert(sizeof(drm_xe_exec_queue_create) == 48);
+static_assert(offsetof(drm_xe_exec_queue_create, width) == 8);
+static_assert(offsetof(drm_xe_exec_queue_create, num_placements) == 10);
+static_assert(offsetof(drm_xe_exec_queue_create, vm_id) == 12);
+static_assert(offsetof(drm_xe_exec_queue_create, flags) == 16);
+static_assert(offsetof(drm_xe_exec_queue_create, exec_queue_id) == 20);
+static_assert(offsetof(drm_xe_exec_queue_create, instances) == 24);
+static_assert(offsetof(drm_xe_exec_queue_create, reserved) == 32);
+
+static_assert(sizeof(drm_xe_exec_queue_destroy) == 24);
+static_assert(offsetof(drm_xe_exec_queue_destroy, reserved) == 8);
+
+static_assert(sizeof(drm_xe_exec) == 56);
+static_assert(offsetof(drm_xe_exec, exec_queue_id) == 8);
+static_assert(offsetof(drm_xe_exec, num_syncs) == 12);
+static_assert(offsetof(drm_xe_exec, syncs) == 16);
+static_assert(offsetof(drm_xe_exec, address) == 24);
+static_assert(offsetof(drm_xe_exec, num_batch_buffer) == 32);
+static_assert(offsetof(drm_xe_exec, pad) == 34);
+static_assert(offsetof(drm_xe_exec, reserved) == 40);
 
 static_assert(sizeof(drm_xe_madvise) == 64);
 static_assert(offsetof(drm_xe_madvise, extensions) == 0);

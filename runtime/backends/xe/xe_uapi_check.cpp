@@ -12,6 +12,18 @@
 #if defined(XESVM_XE_SYSTEM_UAPI_HEADER)
 #include XESVM_XE_SYSTEM_UAPI_HEADER
 
+// The guest suite (tests/xe/guest-suite.sh) compiles this file against the
+// booted kernel's installed headers with XESVM_XE_UAPI_REQUIRE_SVM: that
+// kernel must declare every SVM name, so a missing one fails too.
+#if defined(XESVM_XE_UAPI_REQUIRE_SVM)
+#if !defined(DRM_XE_QUERY_CONFIG_FLAG_HAS_CPU_ADDR_MIRROR) || !defined(DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR)
+#error "the system xe_drm.h has no CPU address mirror"
+#endif
+#if !defined(DRM_IOCTL_XE_MADVISE) || !defined(DRM_IOCTL_XE_VM_QUERY_MEM_RANGE_ATTRS)
+#error "the system xe_drm.h has no MADVISE / VM_QUERY_MEM_RANGE_ATTRS"
+#endif
+#endif
+
 namespace xesvm::xe::uapi_check {
 namespace u = ::xesvm::xe::uapi;
 
@@ -25,6 +37,30 @@ XESVM_SAME_VALUE(DRM_IOCTL_XE_VM_CREATE, u::kIoctlVmCreate);
 XESVM_SAME_VALUE(DRM_IOCTL_XE_VM_DESTROY, u::kIoctlVmDestroy);
 XESVM_SAME_VALUE(DRM_IOCTL_XE_VM_BIND, u::kIoctlVmBind);
 XESVM_SAME_VALUE(DRM_IOCTL_XE_WAIT_USER_FENCE, u::kIoctlWaitUserFence);
+XESVM_SAME_VALUE(DRM_IOCTL_XE_EXEC_QUEUE_CREATE, u::kIoctlExecQueueCreate);
+XESVM_SAME_VALUE(DRM_IOCTL_XE_EXEC_QUEUE_DESTROY, u::kIoctlExecQueueDestroy);
+XESVM_SAME_VALUE(DRM_IOCTL_XE_EXEC, u::kIoctlExec);
+
+XESVM_SAME_SIZE(drm_xe_engine_class_instance);
+XESVM_SAME_LAYOUT(drm_xe_engine_class_instance, engine_class);
+XESVM_SAME_LAYOUT(drm_xe_engine_class_instance, engine_instance);
+XESVM_SAME_LAYOUT(drm_xe_engine_class_instance, gt_id);
+XESVM_SAME_VALUE(DRM_XE_ENGINE_CLASS_COPY, u::kEngineClassCopy);
+XESVM_SAME_VALUE(DRM_XE_ENGINE_CLASS_COMPUTE, u::kEngineClassCompute);
+XESVM_SAME_SIZE(drm_xe_exec_queue_create);
+XESVM_SAME_LAYOUT(drm_xe_exec_queue_create, width);
+XESVM_SAME_LAYOUT(drm_xe_exec_queue_create, num_placements);
+XESVM_SAME_LAYOUT(drm_xe_exec_queue_create, vm_id);
+XESVM_SAME_LAYOUT(drm_xe_exec_queue_create, flags);
+XESVM_SAME_LAYOUT(drm_xe_exec_queue_create, exec_queue_id);
+XESVM_SAME_LAYOUT(drm_xe_exec_queue_create, instances);
+XESVM_SAME_SIZE(drm_xe_exec_queue_destroy);
+XESVM_SAME_SIZE(drm_xe_exec);
+XESVM_SAME_LAYOUT(drm_xe_exec, exec_queue_id);
+XESVM_SAME_LAYOUT(drm_xe_exec, num_syncs);
+XESVM_SAME_LAYOUT(drm_xe_exec, syncs);
+XESVM_SAME_LAYOUT(drm_xe_exec, address);
+XESVM_SAME_LAYOUT(drm_xe_exec, num_batch_buffer);
 
 XESVM_SAME_SIZE(drm_xe_device_query);
 XESVM_SAME_LAYOUT(drm_xe_device_query, query);
