@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <numeric>
 #include <random>
 
@@ -150,6 +151,139 @@ std::vector<std::uint64_t> pass_order(Pattern pattern, std::uint64_t pages, unsi
   return order;
 }
 
+// debugfs gt0/stats of the first DRM minor that has one: "name: value" lines.
+std::vector<std::pair<std::string, long long>> read_gt_stats(std::string* note) {
+  std::vector<std::pair<std::string, long long>> out;
+  const char* roots[] = {"/sys/kernel/debug/dri"};
+  for (const char* root : roots) {
+    for (int minor : {128, 0, 129, 1}) {
+      const std::string path = std::string(root) + "/" + std::to_string(minor) + "/gt0/stats";
+      std::FILE* f = std::fopen(path.c_str(), "r");
+      if (!f) continue;
+      char line[256];
+      while (std::fgets(line, sizeof line, f)) {
+        char name[128];
+        long long v = 0;
+        if (std::sscanf(line, "%127[^:]: %lld", name, &v) == 2) out.emplace_back(name, v);
+      }
+      std::fclose(f);
+      *note = path;
+      return out;
+    }
+  }
+  *note = "not readable (/sys/kernel/debug/dri/<minor>/gt0/stats: debugfs not mounted or no permission)";
+  return out;
+}
+
+// The value of a 4-byte fill pattern of block b at generation g (never
+// byte-uniform, so fills take the seed + doubling MEM_COPY path on xe).
+std::uint32_t block_value(std::uint64_t b, std::uint32_t g) {
+  std::uint32_t v = static_cast<std::uint32_t>(b * 0x9e3779b1u) ^ (g * 0x85ebca6bu) ^ 0x1234567u;
+  if (((v ^ (v >> 8)) & 0xff) == 0) v ^= 0x100;  // bytes 0 and 1 differ
+  return v;
+}
+
+std::uint64_t check_block(const std::uint32_t* p, std::size_t words, std::uint32_t v) {
+  std::uint64_t bad = 0;
+  for (std::size_t w = 0; w < words; ++w) bad += p[w] != v;
+  return bad;
+}
+
+// The GPU work as device copies and fills of 2 MiB blocks: in the pattern's
+// order over the blocks, even steps fill a block with a new 4-byte value,
+// odd steps copy the block just filled into the next one. Work goes to the
+// device in order with at most kInFlight operations outstanding. After each
+// pass the CPU verifies and rewrites a fraction of the blocks; at the end it
+// verifies every byte.
+StressResult run_device_stress(Runtime& rt, const StressOptions& o, Pattern pattern, const Stats& s0,
+                               StressResult r) {
+  constexpr std::uint64_t kBlock = 2u << 20;
+  constexpr std::size_t kWordsPerBlock = kBlock / 4;
+  constexpr std::size_t kInFlight = 8;
+  const std::uint64_t blocks = r.working_set / kBlock;
+  r.device_copies = true;
+  r.pattern += " (device copy/fill)";
+  std::string note;
+  const auto k0 = read_gt_stats(&note);
+  // Buffers of 16 MiB (8 blocks each): the pressure policy's chunks and the
+  // kernel's ranges see many allocations, as an application's would.
+  constexpr std::uint64_t kBlocksPerBuffer = 8;
+  std::vector<std::uint32_t*> buffers;
+  for (std::uint64_t b = 0; b < blocks; b += kBlocksPerBuffer) {
+    const std::uint64_t n = std::min(kBlocksPerBuffer, blocks - b) * kBlock;
+    buffers.push_back(static_cast<std::uint32_t*>(rt.alloc_shared(n)));
+  }
+  auto block = [&](std::uint64_t b) { return buffers[b / kBlocksPerBuffer] + (b % kBlocksPerBuffer) * kWordsPerBlock; };
+  std::vector<std::uint32_t> expect(blocks), gen(blocks, 0);
+  for (std::uint64_t b = 0; b < blocks; ++b) {
+    expect[b] = block_value(b, 0);
+    std::fill_n(block(b), kWordsPerBlock, expect[b]);
+  }
+  std::mt19937_64 rng(o.seed);
+  const std::vector<std::uint64_t> order = pass_order(pattern, blocks, 4, rng);
+  const std::uint64_t cpu_blocks = static_cast<std::uint64_t>(o.cpu_fraction * static_cast<double>(blocks));
+  Progress progress(o.progress && !o.json, std::string(r.pattern), o.passes * blocks);
+  std::deque<Completion> inflight;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::uint64_t step = 0;
+  for (unsigned pass = 0; pass < o.passes; ++pass) {
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      const std::uint64_t b = order[k];
+      if (k % 2 == 1) {
+        const std::uint64_t a = order[k - 1];
+        inflight.push_back(rt.copy(block(b), block(a), kBlock));
+        expect[b] = expect[a];
+      } else {
+        expect[b] = block_value(b, ++gen[b]);
+        inflight.push_back(rt.fill(block(b), &expect[b], 4, kBlock));
+      }
+      ++r.device_ops;
+      while (inflight.size() > kInFlight) {
+        inflight.front().wait();
+        inflight.pop_front();
+      }
+      progress.update(++step);
+    }
+    while (!inflight.empty()) {
+      inflight.front().wait();
+      inflight.pop_front();
+    }
+    // CPU touches: verify and rewrite a fraction of the blocks.
+    for (std::uint64_t k = 0; k < cpu_blocks; ++k) {
+      const std::uint64_t b = rng() % blocks;
+      r.data_errors += check_block(block(b), kWordsPerBlock, expect[b]);
+      expect[b] = block_value(b, ++gen[b]);
+      std::fill_n(block(b), kWordsPerBlock, expect[b]);
+    }
+    ++r.passes;
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  for (std::uint64_t b = 0; b < blocks; ++b) r.data_errors += check_block(block(b), kWordsPerBlock, expect[b]);
+  const auto k1 = read_gt_stats(&note);
+  for (const auto& [name, v1] : k1) {
+    long long v0 = 0;
+    for (const auto& [n0, v] : k0) {
+      if (n0 == name) v0 = v;
+    }
+    r.kernel_counters.emplace_back(name, v1 - v0);
+  }
+  r.kernel_counters_note = note;
+  const Stats s = rt.stats();
+  r.stats = s;
+  r.wall_s = std::chrono::duration<double>(t1 - t0).count();
+  r.gpu_gb_per_s = static_cast<double>(r.passes * r.working_set) / 1e9 / std::max(1e-9, r.wall_s);
+  r.gpu_faults = s.gpu_faults - s0.gpu_faults;
+  r.migrations_to_device = s.migrations_to_device;
+  r.migrations_to_system = s.migrations_to_system;
+  r.bytes_to_device = s.bytes_to_device;
+  r.bytes_to_system = s.bytes_to_system;
+  r.evictions = s.evictions;
+  r.pages_evicted = s.pages_evicted;
+  r.high_water = s.device_bytes_high_water;
+  for (std::uint32_t* p : buffers) rt.free(p);
+  return r;
+}
+
 }  // namespace
 
 StressResult run_stress(const StressOptions& o, Pattern pattern, TraceWriter* trace, std::chrono::milliseconds interval,
@@ -187,6 +321,9 @@ StressResult run_stress(const StressOptions& o, Pattern pattern, TraceWriter* tr
   // the policy-only variant: each step prefetches its window to device
   // memory, then the CPU does the kernel's work (its touches migrate back).
   const bool has_engine = caps.has_engine && caps.host_kernels;  // the kernels here are C++ callables
+  if (!has_engine && caps.backend == "xe" && o.threads == 1 && o.duration_s == 0 && !trace) {
+    return run_device_stress(rt, o, pattern, s0, r);
+  }
   const bool prefetch = o.prefetch || !has_engine;
   r.policy_only = !has_engine;
   if (!has_engine) r.pattern += " (policy only: no engine)";

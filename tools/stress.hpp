@@ -52,7 +52,15 @@ struct StressResult {
                 data_errors = 0, high_water = 0;
   unsigned threads = 1;
   std::uint64_t passes = 0;  ///< passes completed, summed over the threads
-  bool policy_only = false;  ///< the backend has no engine: prefetch + CPU work
+  bool policy_only = false;  ///< the backend has no engine and no device copy: prefetch + CPU work
+  /// The GPU work was device copies and fills (Runtime::copy/fill) of 2 MiB
+  /// blocks in the pattern's block order (backends without host kernels).
+  bool device_copies = false;
+  std::uint64_t device_ops = 0;  ///< copies + fills submitted
+  /// The kernel's counters over the run (debugfs dri/<minor>/gt0/stats,
+  /// end minus start), when readable; kernel_counters_note says why not.
+  std::vector<std::pair<std::string, long long>> kernel_counters;
+  std::string kernel_counters_note;
   Stats stats;               ///< every counter of the run's Runtime at the end
 };
 

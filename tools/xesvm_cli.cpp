@@ -108,6 +108,11 @@ void print_report(const StressResult& r) {
   std::printf(
       "  evictions          %llu ranges, %llu pages (%llu skipped)   thrash events %llu   high water %.0f MiB\n",
       u(r.evictions), u(r.pages_evicted), u(r.stats.pages_evict_skipped), u(r.thrash_events), mib(r.high_water));
+  if (r.device_copies) {
+    std::printf("  device work        %llu copies/fills of 2 MiB blocks (Runtime::copy/fill)\n", u(r.device_ops));
+    std::printf("  kernel counters    %s\n", r.kernel_counters_note.c_str());
+    for (const auto& [name, v] : r.kernel_counters) std::printf("    %-32s %lld\n", name.c_str(), v);
+  }
   std::printf("  data errors        %llu\n", u(r.data_errors));
 }
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The runtime on the software Xe device, in the patched kernel's QEMU guest
+# (the `runtime-xe` suite of kernel-patches/xe/test/guest-suites). Prints TAP:
+#   - every test of xe_tests' XeDevice suite (the xe backend against the
+#     real device) and the recording-layer suites (encoding checks), one
+#     TAP line per GoogleTest case;
+#   - the uAPI agreement: runtime/backends/xe/xe_uapi_check.cpp compiled
+#     against the booted kernel's installed xe_drm.h (XESVM_KERNEL_INCLUDE),
+#     requiring every SVM name (XESVM_XE_UAPI_REQUIRE_SVM);
+#   - `xesvm stress -b xe:` (CI size, see below), which fails on any data error.
+# Environment (COMMON3.md): XESVM_REPO, XESVM_BUILD, XESVM_KERNEL_INCLUDE.
+# Run it with: bash kernel-patches/xe/test/guest.sh -s tests/xe/guest-suite.sh
+set -uo pipefail
+repo="${XESVM_REPO:?XESVM_REPO is not set}"
+build="${XESVM_BUILD:-$repo/build/release}"
+kinc="${XESVM_KERNEL_INCLUDE:-}"
+# CI size of the stress run: 2x VRAM working set, one pass per pattern
+# (KASAN under TCG is slow); override with XESVM_XE_STRESS_ARGS.
+stress_args="${XESVM_XE_STRESS_ARGS:---oversubscription 2 --passes 1 --cpu-fraction 0.05}"
+
+# debugfs for the kernel counters of the stress report.
+mountpoint -q /sys/kernel/debug 2>/dev/null || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n $1${2:+ # SKIP $2}"; }
+notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1"; }
+plan_lines=()
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# 1. GoogleTest, one TAP line per case.
+tests_bin="$build/tests/xe/xe_tests"
+if [[ -x "$tests_bin" ]]; then
+  timeout -s KILL 420 "$tests_bin" --gtest_color=no >"$tmp/gtest.log" 2>&1
+  rc=$?
+  sed 's/^/# /' "$tmp/gtest.log" | grep -E '^# \[  (FAILED|SKIPPED) |^# .*(Failure|error|Skipped|expected|Which is|Value of)' | head -200
+  while IFS= read -r line; do
+    name=$(sed -E 's/^\[ +[A-Z]+ +\] ([^ ]+).*/\1/' <<<"$line")
+    case "$line" in
+      "[       OK ]"*) ok "xe_tests.$name" ;;
+      "[  FAILED  ]"*" ms)"*) notok "xe_tests.$name" ;;
+      "[  SKIPPED ]"*" ms)"*)
+        reason=$(grep -A2 -F "[ RUN      ] $name" "$tmp/gtest.log" | grep -m1 -i 'skip' | sed -E 's/.*Skipped:? *//')
+        ok "xe_tests.$name" "${reason:-skipped}" ;;
+    esac
+  done < <(grep -E '^\[ +(OK|FAILED|SKIPPED) +\] [A-Za-z0-9_]+\.[A-Za-z0-9_/]+ \(' "$tmp/gtest.log")
+  if [[ $rc -ne 0 ]] && ! grep -q '^\[  FAILED  \]' "$tmp/gtest.log"; then
+    notok "xe_tests exited with status $rc"
+  fi
+else
+  notok "xe_tests built at $tests_bin"
+fi
+
+# 2. The uAPI agreement with the booted kernel's header.
+if [[ -n "$kinc" && -f "$kinc/drm/xe_drm.h" ]]; then
+  if c++ -std=c++20 -fsyntax-only -I"$repo" -I"$repo/include" -isystem "$kinc" \
+      '-DXESVM_XE_SYSTEM_UAPI_HEADER=<drm/xe_drm.h>' -DXESVM_XE_UAPI_REQUIRE_SVM \
+      "$repo/runtime/backends/xe/xe_uapi_check.cpp" >"$tmp/uapi.log" 2>&1; then
+    ok "xe_uapi.hpp agrees with the booted kernel's drm/xe_drm.h"
+  else
+    sed 's/^/# /' "$tmp/uapi.log" | head -40
+    notok "xe_uapi.hpp agrees with the booted kernel's drm/xe_drm.h"
+  fi
+else
+  notok "xe_uapi.hpp agrees with the booted kernel's drm/xe_drm.h (XESVM_KERNEL_INCLUDE has no drm/xe_drm.h: '$kinc')"
+fi
+
+# 3. xesvm stress on the device.
+tool="$build/tools/xesvm"
+if [[ -x "$tool" ]]; then
+  # shellcheck disable=SC2086
+  timeout -s KILL 360 "$tool" stress -b xe: $stress_args --no-progress >"$tmp/stress.log" 2>&1
+  rc=$?
+  sed 's/^/# /' "$tmp/stress.log"
+  if [[ $rc -eq 0 ]]; then
+    ok "xesvm stress -b xe: $stress_args (every byte verified)"
+  else
+    notok "xesvm stress -b xe: $stress_args (exit $rc)"
+  fi
+else
+  notok "xesvm tool built at $tool"
+fi
+
+echo "1..$n"
+[[ $failed -eq 0 ]]
