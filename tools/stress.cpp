@@ -195,8 +195,7 @@ std::uint64_t check_block(const std::uint32_t* p, std::size_t words, std::uint32
 // device in order with at most kInFlight operations outstanding. After each
 // pass the CPU verifies and rewrites a fraction of the blocks; at the end it
 // verifies every byte.
-StressResult run_device_stress(Runtime& rt, const StressOptions& o, Pattern pattern, const Stats& s0,
-                               StressResult r) {
+StressResult run_device_stress(Runtime& rt, const StressOptions& o, Pattern pattern, const Stats& s0, StressResult r) {
   constexpr std::uint64_t kBlock = 2u << 20;
   constexpr std::size_t kWordsPerBlock = kBlock / 4;
   constexpr std::size_t kInFlight = 8;

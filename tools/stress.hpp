@@ -61,7 +61,7 @@ struct StressResult {
   /// end minus start), when readable; kernel_counters_note says why not.
   std::vector<std::pair<std::string, long long>> kernel_counters;
   std::string kernel_counters_note;
-  Stats stats;               ///< every counter of the run's Runtime at the end
+  Stats stats;  ///< every counter of the run's Runtime at the end
 };
 
 const char* pattern_name(Pattern p);

@@ -96,6 +96,32 @@ int main(void) {
   CHECK(xesvm_discard(rt, mem, n * sizeof(uint32_t)) == XESVM_ERROR_INVALID_ARGUMENT);
   CHECK(strstr(xesvm_last_error(), "alloc_shared") != NULL);
 
+  /* Device copy and fill with a completion; residency with its unknown part. */
+  {
+    void *a = NULL, *b = NULL;
+    const size_t len = 1u << 20;
+    CHECK(xesvm_alloc_shared(rt, len, 0, &a) == XESVM_OK && xesvm_alloc_shared(rt, len, 0, &b) == XESVM_OK);
+    const uint16_t pat = 0xbeef;
+    xesvm_completion* c = NULL;
+    CHECK(xesvm_fill(rt, a, &pat, 2, len, &c) == XESVM_OK && c != NULL);
+    CHECK(xesvm_completion_wait(c, -1) == XESVM_OK);
+    xesvm_completion_destroy(c);
+    c = NULL;
+    CHECK(xesvm_copy(rt, b, a, len, &c) == XESVM_OK);
+    CHECK(xesvm_completion_wait(c, 10000000000LL) == XESVM_OK);
+    xesvm_completion_destroy(c);
+    int wrong = 0;
+    for (size_t i = 0; i < len / 2; ++i) wrong += ((const uint16_t*)b)[i] != pat;
+    CHECK(wrong == 0);
+    c = NULL;
+    CHECK(xesvm_copy(rt, a, (char*)a + 8, 64, &c) == XESVM_ERROR_INVALID_ARGUMENT && c == NULL);
+    CHECK(strstr(xesvm_last_error(), "overlap") != NULL);
+    CHECK(xesvm_fill(rt, a, &pat, 3, 64, &c) == XESVM_ERROR_INVALID_ARGUMENT && c == NULL);
+    uint64_t d = 1, sys = 1, unk = 1;
+    CHECK(xesvm_residency_ex(rt, b, len, &d, &sys, &unk) == XESVM_OK && d + sys == len && unk == 0);
+    CHECK(xesvm_free(rt, a) == XESVM_OK && xesvm_free(rt, b) == XESVM_OK);
+  }
+
   CHECK(xesvm_free(rt, mem) == XESVM_OK);
   xesvm_close(rt);
   printf("%d passed, %d failed\n", passed, failed);

@@ -10,6 +10,8 @@
 #   - `xesvm stress -b xe:` (CI size, see below), which fails on any data error.
 # Environment (COMMON3.md): XESVM_REPO, XESVM_BUILD, XESVM_KERNEL_INCLUDE.
 # Run it with: bash kernel-patches/xe/test/guest.sh -s tests/xe/guest-suite.sh
+# The harness may start it with sh: continue in bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -uo pipefail
 repo="${XESVM_REPO:?XESVM_REPO is not set}"
 build="${XESVM_BUILD:-$repo/build/release}"
@@ -25,7 +27,6 @@ n=0
 failed=0
 ok() { n=$((n + 1)); echo "ok $n $1${2:+ # SKIP $2}"; }
 notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1"; }
-plan_lines=()
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
