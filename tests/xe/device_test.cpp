@@ -183,13 +183,19 @@ TEST(XeDevice, AFaultAtAnUnmappedAddressIsDeviceLostNotAHang) {
   xesvm::Runtime rt("xe:");
   xe::XeBackend& be = xe_of(rt);
   auto* dst = static_cast<std::uint8_t*>(rt.alloc_shared(kMiB));
-  // An address with no CPU mapping, straight to the copy engine (the runtime
-  // would reject it before submitting).
-  void* hole = ::mmap(nullptr, kMiB, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  ASSERT_NE(hole, MAP_FAILED);
-  ::munmap(hole, kMiB);
+  // The engine (and its batch regions) first, so that no later mapping can
+  // land in the hole.
   auto* eng = dynamic_cast<xe::XeCopyEngine*>(be.copier());
   ASSERT_NE(eng, nullptr);
+  const std::uint8_t zero = 0;
+  rt.fill(dst, &zero, 1, 4096).wait();
+  // An address with no CPU mapping: 64 KiB unmapped in the middle of a
+  // reservation that stays (so nothing else is mapped there), straight to the
+  // copy engine (the runtime would reject it before submitting).
+  auto* resv = static_cast<std::uint8_t*>(::mmap(nullptr, kMiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(resv, MAP_FAILED);
+  void* hole = resv + kMiB / 2;
+  ASSERT_EQ(::munmap(hole, 64 * 1024), 0);
   auto work = eng->copy(reinterpret_cast<std::uint64_t>(dst), reinterpret_cast<std::uint64_t>(hole), 4096);
   const auto t0 = std::chrono::steady_clock::now();
   try {
@@ -217,6 +223,7 @@ TEST(XeDevice, AFaultAtAnUnmappedAddressIsDeviceLostNotAHang) {
     EXPECT_EQ(e.code(), Error::Code::kInvalidArgument) << e.what();
     EXPECT_NE(std::string(e.what()).find("has no mapping"), std::string::npos) << e.what();
   }
+  ::munmap(resv, kMiB);
   rt.free(dst);
 }
 

@@ -50,10 +50,12 @@ const char* class_name(std::uint16_t c) {
 // --- BatchBuilder ---------------------------------------------------------------
 
 void BatchBuilder::rows(std::uint32_t dw0, std::uint64_t dst, std::uint64_t src, std::uint8_t value, std::uint64_t n) {
-  // Full rows of kMaxRow bytes, at most kMaxRows per command, then the rest.
+  // One command per row of at most kMaxRow bytes (height 1: linear mode is
+  // one-dimensional; the software device also executes only the first row
+  // of a taller command, see /work/coord/kernel-requests.md).
   while (n != 0) {
-    std::uint64_t width = std::min(n, kMaxRow);
-    std::uint64_t height = width == kMaxRow ? std::min(n / kMaxRow, kMaxRows) : 1;
+    const std::uint64_t width = std::min(n, kMaxRow);
+    const std::uint64_t height = 1;
     const std::uint64_t bytes = width * height;
     dw_.push_back(dw0);
     dw_.push_back(lo(width - 1));
@@ -304,6 +306,7 @@ std::unique_ptr<DeviceWork> XeCopyEngine::submit(const std::vector<std::uint32_t
 }
 
 std::unique_ptr<DeviceWork> XeCopyEngine::copy(std::uint64_t dst, std::uint64_t src, std::uint64_t n) {
+  check_size("device copy", n);
   BatchBuilder b;
   b.mem_copy(dst, src, n);
   b.end();
@@ -337,6 +340,14 @@ std::unique_ptr<DeviceWork> XeCopyEngine::fill(std::uint64_t dst, std::uint32_t 
   }
   b.end();
   return submit(b.dwords(), slot, what);
+}
+
+void XeCopyEngine::check_size(const char* what, std::uint64_t n) {
+  if (n > kMaxBytes) {
+    throw Error(Error::Code::kInvalidArgument, std::string("xe: ") + what + " of " + std::to_string(n) +
+                                                   " bytes: at most " + std::to_string(kMaxBytes >> 20) +
+                                                   " MiB per operation fit one batch; split it");
+  }
 }
 
 std::unique_ptr<DeviceWork> XeCopyEngine::submit_raw(const std::vector<std::uint32_t>& dwords, std::string what) {

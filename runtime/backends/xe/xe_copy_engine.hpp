@@ -3,8 +3,7 @@
 //
 // Each operation is one batch buffer of blitter commands in linear byte mode
 // (Xe2 encodings, REFERENCE.md Part E.2):
-//   copy  MEM_COPY rows of at most 256 KiB (width and pitch fields are 18
-//         bits), a second MEM_COPY for the remainder;
+//   copy  one MEM_COPY per 256 KiB (the width field has 18 bits), height 1;
 //   fill  MEM_SET the same way when every byte of the pattern is equal;
 //         otherwise a seed of the pattern written by the CPU next to the
 //         batch, MEM_COPY seed -> dst, then MEM_COPYs that double the filled
@@ -61,8 +60,6 @@ class BatchBuilder {
 
   /// Largest width (and pitch) of one MEM_COPY / MEM_SET row.
   static constexpr std::uint64_t kMaxRow = 1u << 18;
-  /// Largest row count of one command.
-  static constexpr std::uint64_t kMaxRows = 1u << 18;
 
  private:
   void rows(std::uint32_t dw0, std::uint64_t dst, std::uint64_t src, std::uint8_t value, std::uint64_t n);
@@ -91,6 +88,10 @@ class XeCopyEngine final : public CopyFace {
   /// Waits for work in flight (bounded) and destroys the queue.
   ~XeCopyEngine() override;
 
+  /// Largest copy or fill of one call (its commands fit one batch slot).
+  static constexpr std::uint64_t kMaxBytes = 256u << 20;
+
+  /// Throws Error (kInvalidArgument) if n > kMaxBytes; otherwise as CopyFace.
   std::unique_ptr<DeviceWork> copy(std::uint64_t dst, std::uint64_t src, std::uint64_t n) override;
   std::unique_ptr<DeviceWork> fill(std::uint64_t dst, std::uint32_t pattern, unsigned pattern_size,
                                    std::uint64_t n) override;
@@ -110,14 +111,15 @@ class XeCopyEngine final : public CopyFace {
   struct Slot {
     std::uint64_t base = 0;  // batch at base, seed at base + kSeedOffset, fence at base + kFenceOffset
   };
-  static constexpr std::uint64_t kSlotSize = 8192;
-  static constexpr std::uint64_t kSeedOffset = 4096;
+  static constexpr std::uint64_t kSlotSize = 64u << 10;
+  static constexpr std::uint64_t kSeedOffset = 56u << 10;  // the batch: up to 14336 dwords before it
   static constexpr std::uint64_t kSeedSize = 2048;
   static constexpr std::uint64_t kFenceOffset = kSeedOffset + kSeedSize;
   static constexpr std::uint64_t kRegionSize = 2u << 20;
 
   void create_queue();  // REQUIRES: mu_ held
   void on_banned(std::uint32_t queue);
+  static void check_size(const char* what, std::uint64_t n);
   Slot take_slot();
   void give_slot(Slot s);
   std::unique_ptr<DeviceWork> submit(const std::vector<std::uint32_t>& dwords, Slot slot, std::string what);
