@@ -3,8 +3,12 @@
 // llvm-spirv-15 (tests/spirv/*.cl), run through the loader like any
 // application's SPIR-V. Every global access of these kernels goes through
 // the device accessor, so the data moves as GPU faults move it.
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "ze_fixture.hpp"
 
@@ -240,6 +244,147 @@ TEST_F(ZeSpirv, SecondCreateOfTheSameModuleIsServedFromTheCache) {
   ZE_OK(zeModuleCreate(ctx, device, &md, &again, &log));
   EXPECT_NE(std::string::npos, log_text(log).find("compiled 6 kernels")) << "flags are part of the cache key";
   ZE_OK(zeModuleDestroy(again));
+}
+
+// ---- The disk cache (XESVM_KERNEL_CACHE), across processes ----
+
+extern "C" char** environ;
+
+struct ChildRun {
+  int status = -1;  ///< exit status, or -1 if it did not exit
+  std::string output;
+  /// A counter of the driver's XESVM_ZE_STATS line, or -1 if absent.
+  long counter(const std::string& name) const {
+    const std::size_t line = output.find("xesvm-ze: {");
+    if (line == std::string::npos) return -1;
+    const std::size_t at = output.find("\"" + name + "\":", line);
+    if (at == std::string::npos) return -1;
+    return std::strtol(output.c_str() + at + name.size() + 3, nullptr, 10);
+  }
+};
+
+// Runs this test program again, as a separate process, for one test, with
+// XESVM_KERNEL_CACHE=cache and XESVM_ZE_STATS=1 added to the environment;
+// returns its exit status and everything it printed.
+ChildRun run_this_program(const std::string& filter, const std::string& cache) {
+  ChildRun r;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::vector<std::string> env_text;
+  for (char** e = environ; *e; ++e) {
+    if (std::strncmp(*e, "XESVM_KERNEL_CACHE=", 19) != 0 && std::strncmp(*e, "XESVM_ZE_STATS=", 15) != 0)
+      env_text.emplace_back(*e);
+  }
+  env_text.push_back("XESVM_KERNEL_CACHE=" + cache);
+  env_text.push_back("XESVM_ZE_STATS=1");
+  std::vector<char*> envp;
+  for (auto& e : env_text) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string arg0 = self, arg1 = "--gtest_filter=" + filter;
+  char* argv[] = {arg0.data(), arg1.data(), nullptr};
+  int fds[2];
+  if (::pipe(fds) != 0) return r;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, self.c_str(), &fa, nullptr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(fds[1]);
+  if (rc == 0) {
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) break;
+      r.output.append(buf, static_cast<std::size_t>(n));
+    }
+    int st = 0;
+    if (::waitpid(pid, &st, 0) == pid && WIFEXITED(st)) r.status = WEXITSTATUS(st);
+  }
+  ::close(fds[0]);
+  return r;
+}
+
+// The one entry file in dir.
+std::filesystem::path only_entry_file(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) files.push_back(e.path());
+  EXPECT_EQ(1u, files.size()) << "one module, one entry (no temporary files left)";
+  return files.empty() ? std::filesystem::path() : files[0];
+}
+
+class ZeSpirvDiskCache : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/xesvm-ze-cache-XXXXXX";
+    ASSERT_NE(nullptr, ::mkdtemp(tmpl));
+    dir = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+  // The child: a byte-checked vector add from the module of kernels.cl.
+  ChildRun child() { return run_this_program("ZeSpirv.VectorAddOnSharedAndDeviceMemory", dir.string()); }
+  std::filesystem::path dir;
+};
+
+TEST_F(ZeSpirvDiskCache, SecondProcessLoadsTheCompiledModuleAndCompilesNothing) {
+  const ChildRun first = child();
+  ASSERT_EQ(0, first.status) << first.output;
+  EXPECT_EQ(1, first.counter("spirv_compiled")) << first.output;
+  EXPECT_EQ(1, first.counter("spirv_disk_cache_writes")) << first.output;
+  EXPECT_EQ(0, first.counter("spirv_disk_cache_hits")) << first.output;
+  const std::filesystem::path entry = only_entry_file(dir);
+  EXPECT_EQ(".xzc", entry.extension());
+  const ChildRun second = child();
+  ASSERT_EQ(0, second.status) << second.output;
+  EXPECT_EQ(0, second.counter("spirv_compiled")) << second.output;
+  EXPECT_EQ(1, second.counter("spirv_disk_cache_hits")) << second.output;
+  EXPECT_EQ(0, second.counter("spirv_disk_cache_writes")) << second.output;
+}
+
+TEST_F(ZeSpirvDiskCache, CorruptOrForeignEntryIsIgnoredAndRebuilt) {
+  ASSERT_EQ(0, child().status);
+  const std::filesystem::path entry = only_entry_file(dir);
+  std::string good;
+  {
+    std::ifstream f(entry, std::ios::binary);
+    good.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  ASSERT_GT(good.size(), 100u);
+  std::string flipped = good;
+  flipped[flipped.size() / 2] = static_cast<char>(flipped[flipped.size() / 2] ^ 0x5a);
+  std::string foreign = good;  // the header of another module: its key differs
+  foreign[12] = static_cast<char>(foreign[12] ^ 1);
+  const std::pair<const char*, std::string> bad[] = {
+      {"a flipped byte", flipped},
+      {"truncated", good.substr(0, good.size() / 2)},
+      {"garbage", std::string(4096, '\x7f')},
+      {"empty", std::string()},
+      {"another module's", foreign},
+  };
+  for (const auto& [what, bytes] : bad) {
+    {
+      std::ofstream f(entry, std::ios::binary | std::ios::trunc);
+      f << bytes;
+    }
+    const ChildRun r = child();
+    ASSERT_EQ(0, r.status) << what << " entry:\n" << r.output;
+    EXPECT_EQ(1, r.counter("spirv_disk_cache_ignored")) << what << " entry:\n" << r.output;
+    EXPECT_EQ(1, r.counter("spirv_compiled")) << what << " entry:\n" << r.output;
+    EXPECT_EQ(1, r.counter("spirv_disk_cache_writes")) << what << " entry:\n" << r.output;
+  }
+  // The last build wrote a good entry again.
+  const ChildRun r = child();
+  ASSERT_EQ(0, r.status) << r.output;
+  EXPECT_EQ(0, r.counter("spirv_compiled")) << r.output;
+  EXPECT_EQ(1, r.counter("spirv_disk_cache_hits")) << r.output;
+}
+
+TEST_F(ZeSpirvDiskCache, UnwritableCacheDirectoryDoesNotFailTheBuild) {
+  const ChildRun r = run_this_program("ZeSpirv.VectorAddOnSharedAndDeviceMemory", "/proc/xesvm-no-such-directory");
+  ASSERT_EQ(0, r.status) << r.output;
+  EXPECT_EQ(1, r.counter("spirv_compiled")) << r.output;
+  EXPECT_EQ(0, r.counter("spirv_disk_cache_writes")) << r.output;
 }
 
 TEST_F(ZeSpirv, UnsupportedCapabilityFailsTheBuildNamingIt) {
