@@ -325,6 +325,8 @@ class Lowerer {
         return AtomicOp::kMinU;
       case AtomicRMWInst::UMax:
         return AtomicOp::kMaxU;
+      case AtomicRMWInst::FAdd:
+        return AtomicOp::kFAdd;
       default:
         throw LoweringError(std::string("unsupported atomicrmw operation ") +
                             AtomicRMWInst::getOperationName(op).str() + " on global memory");
@@ -369,6 +371,19 @@ class Lowerer {
     if (op == AtomicOp::kMaxS && !is_signed) op = AtomicOp::kMaxU;
     Value* p = call->getArgOperand(0);
     Type* t = call->getType();
+    if (t->isFloatingPointTy()) {
+      // The float atomics (SPV_EXT_shader_atomic_float_add): add, and the
+      // exchanges, which move bits.
+      if (op == AtomicOp::kAdd && op_name == "add") {
+        op = AtomicOp::kFAdd;
+      } else if (op != AtomicOp::kXchg && op != AtomicOp::kCmpXchg) {
+        unsupported_.insert(name + " on " + (t->isFloatTy() ? std::string("float") : std::string("double")) + " (" +
+                            mangled.str() + ")");
+        dead_.push_back(call);
+        call->replaceAllUsesWith(UndefValue::get(t));
+        return true;
+      }
+    }
     IRBuilder<> b(call);
     Value* v = nullptr;
     Value* cmp = nullptr;
@@ -403,7 +418,14 @@ class Lowerer {
             {AtomicOp::kOr, AtomicRMWInst::Or},     {AtomicOp::kXor, AtomicRMWInst::Xor},
             {AtomicOp::kMinS, AtomicRMWInst::Min},  {AtomicOp::kMaxS, AtomicRMWInst::Max},
             {AtomicOp::kMinU, AtomicRMWInst::UMin}, {AtomicOp::kMaxU, AtomicRMWInst::UMax}};
-        r = b.CreateAtomicRMW(kBin.at(op), ip, iv, MaybeAlign(size), AtomicOrdering::SequentiallyConsistent);
+        if (op == AtomicOp::kFAdd) {
+          r = b.CreateAtomicRMW(AtomicRMWInst::FAdd,
+                                b.CreatePointerCast(p, PointerType::get(t, p->getType()->getPointerAddressSpace())), v,
+                                MaybeAlign(size), AtomicOrdering::SequentiallyConsistent);
+          r = b.CreateBitCast(r, it_t);
+        } else {
+          r = b.CreateAtomicRMW(kBin.at(op), ip, iv, MaybeAlign(size), AtomicOrdering::SequentiallyConsistent);
+        }
       }
       r = b.CreateBitCast(r, t);
     }
@@ -448,6 +470,111 @@ class Lowerer {
     return true;
   }
 
+  // vloadN(offset, p) and vstoreN(data, offset, p), N = 2, 3, 4, 8, 16: a
+  // vector access of the N elements at p + offset * N (aligned to the
+  // element), lowered like any other access of its address space.
+  bool lower_vector_access(CallInst* call, const std::string& name) {
+    const bool is_load = StringRef(name).startswith("vload");
+    if (!is_load && !StringRef(name).startswith("vstore")) return false;
+    const std::string n_text = name.substr(is_load ? 5 : 6);
+    if (n_text != "2" && n_text != "3" && n_text != "4" && n_text != "8" && n_text != "16") return false;
+    const unsigned n = static_cast<unsigned>(std::stoul(n_text));
+    auto* vt = dyn_cast<FixedVectorType>(is_load ? call->getType() : call->getArgOperand(0)->getType());
+    if (!vt || vt->getNumElements() != n || call->arg_size() != (is_load ? 2u : 3u)) return false;
+    Value* offset = call->getArgOperand(is_load ? 0 : 1);
+    Value* p = call->getArgOperand(is_load ? 1 : 2);
+    if (!p->getType()->isPointerTy()) return false;
+    Type* et = vt->getElementType();
+    const unsigned as = p->getType()->getPointerAddressSpace();
+    IRBuilder<> b(call);
+    Value* first = b.CreateGEP(et, b.CreatePointerCast(p, PointerType::get(et, as)),
+                               b.CreateMul(b.CreateZExtOrTrunc(offset, i64_), ConstantInt::get(i64_, n)));
+    Value* vp = b.CreatePointerCast(first, PointerType::get(vt, as));
+    const Align align = dl_.getABITypeAlign(et);
+    Function& f = *call->getFunction();
+    if (is_load) {
+      LoadInst* l = b.CreateAlignedLoad(vt, vp, align);
+      call->replaceAllUsesWith(l);
+      lower_load(f, l);
+    } else {
+      lower_store(f, b.CreateAlignedStore(call->getArgOperand(0), vp, align));
+    }
+    dead_.push_back(call);
+    return true;
+  }
+
+  // Sub-groups are one work item wide (the device reports a sub-group size
+  // of 1): each item is its own sub-group, so a collective over a
+  // sub-group is the item's own value (an exclusive scan the operation's
+  // identity), and a sub-group barrier has nothing to wait for.
+  bool lower_sub_group_call(CallInst* call, const std::string& name, StringRef mangled, LoweredModule&) {
+    if (!StringRef(name).startswith("sub_group_") && !StringRef(name).startswith("get_sub_group_") &&
+        name != "get_max_sub_group_size" && name != "get_num_sub_groups" && name != "get_enqueued_num_sub_groups")
+      return false;
+    IRBuilder<> b(call);
+    Type* t = call->getType();
+    Value* r = nullptr;
+    auto local_size = [&]() {
+      Value* total = ConstantInt::get(i64_, 1);
+      for (std::uint32_t d = 0; d < 3; ++d) {
+        total = b.CreateMul(
+            total,
+            b.CreateCall(work_item_, {ConstantInt::get(i32_, static_cast<std::uint32_t>(WorkItemQuery::kLocalSize)),
+                                      ConstantInt::get(i32_, d)}));
+      }
+      return total;
+    };
+    if (name == "get_sub_group_size" || name == "get_max_sub_group_size") {
+      r = ConstantInt::get(t, 1);
+    } else if (name == "get_sub_group_local_id") {
+      r = ConstantInt::get(t, 0);
+    } else if (name == "get_num_sub_groups" || name == "get_enqueued_num_sub_groups") {
+      r = b.CreateZExtOrTrunc(local_size(), t);
+    } else if (name == "get_sub_group_id") {
+      r = b.CreateZExtOrTrunc(
+          b.CreateCall(work_item_, {ConstantInt::get(i32_, static_cast<std::uint32_t>(WorkItemQuery::kLocalLinearId)),
+                                    ConstantInt::get(i32_, 0)}),
+          t);
+    } else if (name == "sub_group_barrier") {
+      dead_.push_back(call);
+      return true;
+    } else if ((name == "sub_group_all" || name == "sub_group_any") && call->arg_size() == 1) {
+      Value* x = call->getArgOperand(0);
+      r = b.CreateZExt(b.CreateICmpNE(x, Constant::getNullValue(x->getType())), t);
+    } else if (name == "sub_group_broadcast" && call->arg_size() == 2 && call->getArgOperand(0)->getType() == t) {
+      r = call->getArgOperand(0);  // the only valid id is 0
+    } else if (call->arg_size() == 1 && call->getArgOperand(0)->getType() == t &&
+               (StringRef(name).startswith("sub_group_reduce_") ||
+                StringRef(name).startswith("sub_group_scan_inclusive_"))) {
+      const std::string op = name.substr(name.rfind('_') + 1);
+      if (op != "add" && op != "min" && op != "max") return false;
+      r = call->getArgOperand(0);
+    } else if (call->arg_size() == 1 && call->getArgOperand(0)->getType() == t &&
+               StringRef(name).startswith("sub_group_scan_exclusive_")) {
+      const std::string op = name.substr(name.rfind('_') + 1);
+      const bool s = signed_args(mangled);
+      if (op == "add") {
+        r = Constant::getNullValue(t);
+      } else if (op == "min" || op == "max") {
+        const bool min = op == "min";
+        if (t->isFloatingPointTy()) {
+          r = ConstantFP::getInfinity(t, !min);
+        } else if (auto* it = dyn_cast<IntegerType>(t)) {
+          const unsigned w = it->getBitWidth();
+          const APInt v = min ? (s ? APInt::getSignedMaxValue(w) : APInt::getMaxValue(w))
+                              : (s ? APInt::getSignedMinValue(w) : APInt::getMinValue(w));
+          r = ConstantInt::get(t, v);
+        }
+      }
+      if (!r) return false;
+    } else {
+      return false;
+    }
+    call->replaceAllUsesWith(r);
+    dead_.push_back(call);
+    return true;
+  }
+
   void lower_call(CallInst* call, LoweredModule& out) {
     call->setCallingConv(CallingConv::C);
     Function* callee = call->getCalledFunction();
@@ -475,6 +602,7 @@ class Lowerer {
       dead_.push_back(call);
       return;
     }
+    if (lower_vector_access(call, name) || lower_sub_group_call(call, name, mangled, out)) return;
     if (lower_atomic_call(call, name, mangled) || lower_math_call(call, name, mangled)) return;
     unsupported_.insert(name == mangled ? name : name + " (" + mangled.str() + ")");
   }
@@ -487,6 +615,15 @@ class Lowerer {
       for (unsigned i = 0; i < 3; ++i) {
         if (auto* c = mdconst::dyn_extract<ConstantInt>(md->getOperand(i)))
           out.required_group_size[i] = static_cast<std::uint32_t>(c->getZExtValue());
+      }
+    }
+    if (const MDNode* md = k.getMetadata("intel_reqd_sub_group_size"); md && md->getNumOperands() == 1) {
+      if (auto* c = mdconst::dyn_extract<ConstantInt>(md->getOperand(0))) {
+        if (c->getZExtValue() != 1) {
+          throw LoweringError("kernel " + out.name + " requires a sub-group size of " +
+                              std::to_string(c->getZExtValue()) + "; the device's sub-groups are 1 work item wide");
+        }
+        out.required_sub_group_size = 1;
       }
     }
     Type* i8pp = PointerType::get(i8p_, kPrivate);

@@ -35,6 +35,7 @@ struct LoweredKernel {
   std::vector<std::uint32_t> arg_sizes;
   std::vector<bool> arg_local;  ///< a local-memory pointer argument
   std::uint32_t required_group_size[3] = {0, 0, 0};
+  std::uint32_t required_sub_group_size = 0;  ///< intel_reqd_sub_group_size, or 0
 };
 
 /// What lowering found wrong with a module (the build log's text).

@@ -51,13 +51,25 @@ constexpr std::size_t kCacheEntries = 64;
 
 // What the device's compiler handles (level-zero/README.md).
 const std::set<std::string>& supported_capabilities() {
-  static const std::set<std::string> s = {"Addresses",    "Linkage",        "Kernel",       "Vector16",
-                                          "Int8",         "Int16",          "Int64",        "Float64",
-                                          "Int64Atomics", "GenericPointer", "Float16Buffer"};
+  static const std::set<std::string> s = {"Addresses",
+                                          "Linkage",
+                                          "Kernel",
+                                          "Vector16",
+                                          "Int8",
+                                          "Int16",
+                                          "Int64",
+                                          "Float64",
+                                          "Int64Atomics",
+                                          "GenericPointer",
+                                          "Float16Buffer",
+                                          "Groups",
+                                          "SubgroupDispatch",
+                                          "AtomicFloat32AddEXT",
+                                          "AtomicFloat64AddEXT"};
   return s;
 }
 const std::set<std::string>& supported_extensions() {
-  static const std::set<std::string> s = {"SPV_KHR_no_integer_wrap_decoration"};
+  static const std::set<std::string> s = {"SPV_KHR_no_integer_wrap_decoration", "SPV_EXT_shader_atomic_float_add"};
   return s;
 }
 
@@ -166,7 +178,11 @@ std::string compile_to_object(const std::vector<std::uint32_t>& words, const ze_
   // SPIR-V -> LLVM IR.
   llvm::LLVMContext ctx;
   ctx.setOpaquePointers(false);
-  SPIRV::TranslatorOpts opts(SPIRV::VersionNumber::MaximumVersion);
+  // The extensions the device supports (validate checked that the module
+  // uses no other); the translator refuses the ones not enabled here.
+  SPIRV::TranslatorOpts opts(SPIRV::VersionNumber::MaximumVersion,
+                             {{SPIRV::ExtensionID::SPV_KHR_no_integer_wrap_decoration, true},
+                              {SPIRV::ExtensionID::SPV_EXT_shader_atomic_float_add, true}});
   opts.setDesiredBIsRepresentation(SPIRV::BIsRepresentation::OpenCL12);
   if (constants) {
     for (std::uint32_t i = 0; i < constants->numConstants; ++i) {
@@ -264,6 +280,7 @@ std::shared_ptr<const Program> load_object(const std::string& object, const Modu
     std::copy(k.required_group_size, k.required_group_size + 3, info.required_group_size);
     info.local_mem_size = iface.local_mem_size;
     info.barriers = iface.barriers;
+    info.required_sub_group_size = k.required_sub_group_size;
     program->kernels.push_back(std::move(info));
   }
   auto code = std::make_shared<JitCode>();
@@ -281,13 +298,13 @@ std::shared_ptr<const Program> load_object(const std::string& object, const Modu
 //   20-byte SHA-1 of the payload | payload
 // payload: u32 local_mem_size | u8 barriers | u32 kernels |
 //   per kernel: str name | str entry | u32 n, n x u32 size | n x u8 local |
-//   3 x u32 required group size
+//   3 x u32 required group size | u32 required sub-group size
 //   | str object file      (str = u32 length + bytes)
 // An entry whose magic, format, key, size or checksum does not match, or
 // that does not parse or link, is ignored (and rewritten by the build).
 
 constexpr char kEntryMagic[8] = {'X', 'E', 'S', 'V', 'M', 'Z', 'E', 'C'};
-constexpr std::uint32_t kEntryFormat = 1;
+constexpr std::uint32_t kEntryFormat = 2;
 
 std::string sha1(const std::string& bytes) {
   llvm::SHA1 h;
@@ -379,6 +396,7 @@ std::string encode_entry(const std::string& key, const ModuleInterface& iface, c
     for (std::uint32_t s : k.arg_sizes) p.u32(s);
     for (std::size_t i = 0; i < k.arg_sizes.size(); ++i) p.u8(i < k.arg_local.size() && k.arg_local[i] ? 1 : 0);
     for (std::uint32_t g : k.required_group_size) p.u32(g);
+    p.u32(k.required_sub_group_size);
   }
   p.str(object);
   Writer e;
@@ -431,6 +449,7 @@ bool decode_entry(const std::string& bytes, const std::string& key, ModuleInterf
     for (std::uint32_t a = 0; a < args && !p.bad(); ++a) k.arg_sizes.push_back(p.u32());
     for (std::uint32_t a = 0; a < args && !p.bad(); ++a) k.arg_local.push_back(p.u8() != 0);
     for (std::uint32_t& g : k.required_group_size) g = p.u32();
+    k.required_sub_group_size = p.u32();
     iface->kernels.push_back(std::move(k));
   }
   *object = p.str();

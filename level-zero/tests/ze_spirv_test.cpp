@@ -246,6 +246,128 @@ TEST_F(ZeSpirv, SecondCreateOfTheSameModuleIsServedFromTheCache) {
   ZE_OK(zeModuleDestroy(again));
 }
 
+// ---- Built-ins of OpenCL C 2.0 applications (tests/spirv/features.cl) ----
+
+class ZeSpirvFeatures : public Ze {
+ protected:
+  void SetUp() override {
+    Ze::SetUp();
+    const std::vector<std::uint8_t> il = read_spirv("features.spv");
+    ASSERT_GT(il.size(), 20u) << "the build compiles tests/spirv/features.cl to " << XESVM_ZE_SPIRV_DIR;
+    ze_module_desc_t md{
+        ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, il.size(), il.data(), "", nullptr};
+    ze_module_build_log_handle_t log = nullptr;
+    const ze_result_t r = zeModuleCreate(ctx, device, &md, &module, &log);
+    const std::string text = log_text(log);
+    ASSERT_EQ(ZE_RESULT_SUCCESS, r) << text;
+  }
+  void TearDown() override {
+    if (module) zeModuleDestroy(module);
+    Ze::TearDown();
+  }
+  void launch(ze_kernel_handle_t k, std::uint32_t group, std::uint32_t groups) {
+    ZE_OK(zeKernelSetGroupSize(k, group, 1, 1));
+    const ze_group_count_t g{groups, 1, 1};
+    ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+  }
+  ze_module_handle_t module = nullptr;
+};
+
+TEST_F(ZeSpirvFeatures, VloadAndVstoreMoveWholeVectorsThroughTheAccessor) {
+  constexpr std::uint32_t n = 4096;
+  auto* a = static_cast<float*>(shared(n * 16));
+  auto* b = static_cast<float*>(shared(n * 16));
+  auto* x = static_cast<std::uint8_t*>(shared(n * 3));
+  auto* c = static_cast<std::uint8_t*>(shared(n * 3));
+  for (std::uint32_t i = 0; i < 4 * n; ++i) a[i] = static_cast<float>(i) * 0.25f;
+  for (std::uint32_t i = 0; i < 3 * n; ++i) x[i] = static_cast<std::uint8_t>(i * 7 + 1);
+  ze_kernel_handle_t k = kernel(module, "vectors");
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    void* const args[] = {a, b, x, c};
+    ZE_OK(zeKernelSetArgumentValue(k, i, 8, &args[i]));
+  }
+  launch(k, 64, n / 64);
+  EXPECT_LT(cpu_resident_pages(b, n * 16), n * 16 / 4096) << "the kernel's vector stores moved pages to the device";
+  for (std::uint32_t i = 0; i < 4 * n; ++i) ASSERT_EQ(static_cast<float>(i) * 0.5f, b[i]) << i;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    for (std::uint32_t e = 0; e < 3; ++e) ASSERT_EQ(x[3 * i + 2 - e], c[3 * i + e]) << i << " " << e;
+  }
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirvFeatures, SubGroupsAreOneWorkItemWideAsTheKernelReports) {
+  constexpr std::uint32_t kGroup = 64, kGroups = 4, kItems = kGroup * kGroups;
+  ze_kernel_handle_t k = kernel(module, "sub_groups");
+  ze_kernel_properties_t kp{ZE_STRUCTURE_TYPE_KERNEL_PROPERTIES, nullptr};
+  ZE_OK(zeKernelGetProperties(k, &kp));
+  EXPECT_EQ(1u, kp.maxSubgroupSize);
+  EXPECT_EQ(0u, kp.requiredSubgroupSize);
+  auto* o = static_cast<std::uint32_t*>(shared(kItems * 12 * 4));
+  std::memset(o, 0xee, kItems * 12 * 4);
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &o));
+  launch(k, kGroup, kGroups);
+  for (std::uint32_t i = 0; i < kItems; ++i) {
+    const std::uint32_t* r = o + i * 12;
+    const std::uint32_t want[12] = {1,
+                                    1,
+                                    kGroup,
+                                    i % kGroup,
+                                    0,
+                                    i + 1,
+                                    i + 2,
+                                    i + 3,
+                                    0,
+                                    UINT32_MAX,
+                                    (i % 2 != 0) + 2u * (i % 3 != 0),
+                                    static_cast<std::uint32_t>(static_cast<int>(i) - 5)};
+    for (int j = 0; j < 12; ++j) ASSERT_EQ(want[j], r[j]) << "item " << i << " result " << j;
+  }
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirvFeatures, ExplicitAndFloatAtomicsOnGlobalAndLocalMemory) {
+  constexpr std::uint32_t kGroup = 64, kGroups = 64, kItems = kGroup * kGroups;
+  auto* c = static_cast<std::uint32_t*>(shared(4096));
+  auto* f = static_cast<float*>(shared(4096));
+  auto* d = static_cast<double*>(shared(4096));
+  auto* fl = static_cast<float*>(shared(kGroups * 4));
+  std::memset(c, 0, 4096);
+  f[0] = 0;
+  d[0] = 0;
+  ze_kernel_handle_t k = kernel(module, "explicit_atomics");
+  void* const args[] = {c, f, d, fl};
+  for (std::uint32_t i = 0; i < 4; ++i) ZE_OK(zeKernelSetArgumentValue(k, i, 8, &args[i]));
+  launch(k, kGroup, kGroups);
+  EXPECT_EQ(kItems, c[0]);
+  EXPECT_EQ(kItems - 1, c[1]);
+  EXPECT_GE(c[2], 1u);
+  EXPECT_LE(c[2], kItems);
+  EXPECT_EQ(9u, c[3]);
+  EXPECT_EQ(9u, c[4]);
+  EXPECT_EQ(kItems, c[5]) << "local counters";
+  // Every partial sum is exact in binary floating point.
+  EXPECT_EQ(0.5f * kItems, f[0]);
+  EXPECT_EQ(0.25 * kItems, d[0]);
+  for (std::uint32_t g = 0; g < kGroups; ++g) EXPECT_EQ(static_cast<float>(kGroup), fl[g]) << "group " << g;
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirvFeatures, RequiredSubGroupSizeTheDeviceLacksFailsTheBuildNamingIt) {
+  const std::vector<std::uint8_t> il = read_spirv("wide_sub_groups.spv");
+  ASSERT_GT(il.size(), 20u);
+  ze_module_desc_t md{
+      ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, il.size(), il.data(), "", nullptr};
+  ze_module_build_log_handle_t log = nullptr;
+  ze_module_build_log_handle_t* plog = intercept_mode() ? nullptr : &log;
+  ze_module_handle_t m = nullptr;
+  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, zeModuleCreate(ctx, device, &md, &m, plog));
+  EXPECT_EQ(nullptr, m);
+  if (plog) {
+    const std::string text = log_text(log);
+    EXPECT_NE(std::string::npos, text.find("kernel wide_sub_groups requires a sub-group size of 16")) << text;
+  }
+}
+
 // ---- The disk cache (XESVM_KERNEL_CACHE), across processes ----
 
 extern "C" char** environ;
