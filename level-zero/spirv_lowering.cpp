@@ -17,6 +17,7 @@
 #include <set>
 
 #include "level-zero/atomic_op.hpp"
+#include "level-zero/printf_format.hpp"
 #include "level-zero/spirv_device_calls.hpp"
 #include "level-zero/work_group.hpp"
 
@@ -121,6 +122,7 @@ class Lowerer {
     barrier_->setConvergent();
     local_base_ = declare("__xesvm_local_base", FunctionType::get(i8p_, {}, false));
     local_base_->setDoesNotAccessMemory();
+    printf_ = declare("__xesvm_printf", FunctionType::get(i32_, {i8p_, PointerType::get(i64_, kPrivate), i32_}, false));
     enter_ = declare("__xesvm_enter", FunctionType::get(v, {i8p_, i8p_, i8p_, i8p_}, false));
   }
 
@@ -136,9 +138,13 @@ class Lowerer {
       f.setCallingConv(CallingConv::C);
       lower_function(f, out);
     }
-    if (!unsupported_.empty()) {
-      std::string what = "unsupported built-in functions:";
-      for (const auto& s : unsupported_) what += " " + s;
+    if (!unsupported_.empty() || !printf_errors_.empty()) {
+      std::string what;
+      if (!unsupported_.empty()) {
+        what = "unsupported built-in functions:";
+        for (const auto& s : unsupported_) what += " " + s;
+      }
+      for (const auto& s : printf_errors_) what += (what.empty() ? "" : "\n") + s;
       throw LoweringError(what);
     }
     for (Function* k : kernels) out.kernels.push_back(make_entry(*k));
@@ -470,6 +476,104 @@ class Lowerer {
     return true;
   }
 
+  static std::string type_name(Type* t) {
+    std::string s;
+    raw_string_ostream os(s);
+    t->print(os);
+    return os.str();
+  }
+
+  // printf(format, ...): the format must be a constant string; it is parsed
+  // now and every argument checked against its conversion (a mismatch fails
+  // the build, named in the log). The call becomes __xesvm_printf(format,
+  // slots, n) with one 64-bit slot per argument (printf_format.hpp).
+  void lower_printf(CallInst* call) {
+    const std::string where = "printf in " + call->getFunction()->getName().str();
+    StringRef fmt;
+    if (call->arg_size() < 1 || !getConstantStringInfo(call->getArgOperand(0), fmt)) {
+      printf_errors_.insert(where + ": the format is not a constant string");
+      dead_.push_back(call);
+      return;
+    }
+    const std::string shown = "\"" + std::string(StringRef(fmt).take_front(60)) + "\"";
+    std::vector<PrintfPiece> pieces;
+    std::string why;
+    if (!parse_printf_format(fmt, &pieces, &why)) {
+      printf_errors_.insert(where + ", format " + shown + ": " + why);
+      dead_.push_back(call);
+      return;
+    }
+    std::vector<const PrintfPiece*> convs;
+    for (const PrintfPiece& p : pieces) {
+      if (p.arg != PrintfArg::kNone) convs.push_back(&p);
+    }
+    if (convs.size() != call->arg_size() - 1) {
+      printf_errors_.insert(where + ", format " + shown + ": " + std::to_string(convs.size()) + " conversions but " +
+                            std::to_string(call->arg_size() - 1) + " arguments");
+      dead_.push_back(call);
+      return;
+    }
+    IRBuilder<> b(call);
+    const auto n = static_cast<std::uint32_t>(convs.size());
+    AllocaInst* slots = temp(*call->getFunction(), ArrayType::get(i64_, std::max<std::uint32_t>(n, 1)));
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const PrintfPiece& p = *convs[i];
+      Value* a = call->getArgOperand(i + 1);
+      Type* t = a->getType();
+      Value* slot = nullptr;
+      std::string expected;
+      switch (p.arg) {
+        case PrintfArg::kInt:
+        case PrintfArg::kChar: {
+          const unsigned want = p.length == "l" ? 64 : 32;
+          if (t->isIntegerTy(want)) {
+            slot = p.conversion == 'd' || p.conversion == 'i' ? b.CreateSExt(a, i64_) : b.CreateZExt(a, i64_);
+          } else {
+            expected = want == 64 ? "a 64-bit integer (long, ulong)" : "a 32-bit integer (int, uint or promoted char)";
+          }
+          break;
+        }
+        case PrintfArg::kFloat:
+          if (t->isFloatTy() || t->isDoubleTy() || t->isHalfTy()) {
+            slot = b.CreateBitCast(b.CreateFPExt(a, Type::getDoubleTy(c_)), i64_);
+          } else {
+            expected = "a floating-point value";
+          }
+          break;
+        case PrintfArg::kString: {
+          StringRef str;
+          if (t->isPointerTy() && getConstantStringInfo(a, str)) {
+            slot = b.CreatePtrToInt(a, i64_);  // the module's own constant data
+          } else {
+            expected = "a string literal";
+          }
+          break;
+        }
+        case PrintfArg::kPointer:
+          if (t->isPointerTy()) {
+            slot = b.CreatePtrToInt(a, i64_);
+          } else {
+            expected = "a pointer";
+          }
+          break;
+        case PrintfArg::kNone:
+          break;
+      }
+      if (!slot) {
+        printf_errors_.insert(where + ", format " + shown + ": conversion " + std::to_string(i + 1) + " (" + p.text +
+                              ") expects " + expected + ", the argument is " + type_name(t));
+        dead_.push_back(call);
+        return;
+      }
+      b.CreateStore(slot, b.CreateConstGEP2_64(slots->getAllocatedType(), slots, 0, i));
+    }
+    Value* fmt_ptr = b.CreatePointerBitCastOrAddrSpaceCast(call->getArgOperand(0), i8p_);
+    Value* r = b.CreateCall(
+        printf_, {fmt_ptr, b.CreatePointerCast(slots, PointerType::get(i64_, kPrivate)), ConstantInt::get(i32_, n)});
+    call->replaceAllUsesWith(b.CreateZExtOrTrunc(r, call->getType()));
+    dead_.push_back(call);
+  }
+
   // vloadN(offset, p) and vstoreN(data, offset, p), N = 2, 3, 4, 8, 16: a
   // vector access of the N elements at p + offset * N (aligned to the
   // element), lowered like any other access of its address space.
@@ -602,6 +706,10 @@ class Lowerer {
       dead_.push_back(call);
       return;
     }
+    if (name == "printf") {
+      lower_printf(call);
+      return;
+    }
     if (lower_vector_access(call, name) || lower_sub_group_call(call, name, mangled, out)) return;
     if (lower_atomic_call(call, name, mangled) || lower_math_call(call, name, mangled)) return;
     unsupported_.insert(name == mangled ? name : name + " (" + mangled.str() + ")");
@@ -659,9 +767,10 @@ class Lowerer {
   Type* i32_;
   Type* i64_;
   PointerType* i8p_;
-  Function *load_, *store_, *copy_, *fill_, *atomic_, *work_item_, *barrier_, *local_base_, *enter_;
+  Function *load_, *store_, *copy_, *fill_, *atomic_, *work_item_, *barrier_, *local_base_, *printf_, *enter_;
   std::vector<Instruction*> dead_;
   std::set<std::string> unsupported_;
+  std::set<std::string> printf_errors_;
 };
 
 }  // namespace

@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <sstream>
 
 #include "ze_fixture.hpp"
 
@@ -365,6 +368,73 @@ TEST_F(ZeSpirvFeatures, RequiredSubGroupSizeTheDeviceLacksFailsTheBuildNamingIt)
   if (plog) {
     const std::string text = log_text(log);
     EXPECT_NE(std::string::npos, text.find("kernel wide_sub_groups requires a sub-group size of 16")) << text;
+  }
+}
+
+// Runs f with the process's stdout (file descriptor 1) sent to a temporary
+// file; returns what was written there.
+std::string capture_stdout(const std::function<void()>& f) {
+  std::fflush(stdout);
+  const int saved = ::dup(1);
+  std::FILE* tmp = std::tmpfile();
+  if (saved < 0 || !tmp) return "(stdout cannot be captured)";
+  ::dup2(fileno(tmp), 1);
+  f();
+  std::fflush(stdout);
+  ::dup2(saved, 1);
+  ::close(saved);
+  std::string out;
+  std::rewind(tmp);
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, tmp)) > 0;) out.append(buf, n);
+  std::fclose(tmp);
+  return out;
+}
+
+TEST_F(ZeSpirvFeatures, PrintfWritesEachItemsLinesInOrderToStdout) {
+  constexpr int kGroup = 16, kGroups = 4, kItems = kGroup * kGroups;
+  auto* a = static_cast<float*>(shared(kItems * 4));
+  for (int i = 0; i < kItems; ++i) a[i] = static_cast<float>(i) * 1.25f - 7.0f;
+  ze_kernel_handle_t k = kernel(module, "print_items");
+  const int n = kItems;
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &a));
+  ZE_OK(zeKernelSetArgumentValue(k, 1, 4, &n));
+  const std::string out = capture_stdout([&] { launch(k, kGroup, kGroups); });
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(static_cast<std::size_t>(2 * kItems), lines.size()) << out;
+  std::map<std::string, std::size_t> at;  // line -> its position
+  for (std::size_t j = 0; j < lines.size(); ++j) at[lines[j]] = j;
+  for (int i = 0; i < kItems; ++i) {
+    char first[256], second[64];
+    std::snprintf(first, sizeof first, "item %d/%d: %u %5.2f %e %s %lld %llu %c %x %X %o %%", i, n, i * 3u,
+                  static_cast<double>(a[i]), static_cast<double>(a[i]) * 1e10, "str", static_cast<long long>(i) - 100,
+                  static_cast<unsigned long long>(i) << 40, 'a' + i % 26, 255u + i, 0xabcu, 8u);
+    std::snprintf(second, sizeof second, "done %03d", i);
+    ASSERT_EQ(1u, at.count(first)) << "missing: " << first << "\n" << out;
+    ASSERT_EQ(1u, at.count(second)) << "missing: " << second << "\n" << out;
+    EXPECT_LT(at[first], at[second]) << "item " << i << "'s lines are out of order";
+  }
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirvFeatures, PrintfWhoseArgumentDoesNotMatchFailsTheBuildNamingIt) {
+  const std::vector<std::uint8_t> il = read_spirv("bad_printf.spv");
+  ASSERT_GT(il.size(), 20u);
+  ze_module_desc_t md{
+      ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, il.size(), il.data(), "", nullptr};
+  ze_module_build_log_handle_t log = nullptr;
+  ze_module_build_log_handle_t* plog = intercept_mode() ? nullptr : &log;
+  ze_module_handle_t m = nullptr;
+  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, zeModuleCreate(ctx, device, &md, &m, plog));
+  EXPECT_EQ(nullptr, m);
+  if (plog) {
+    const std::string text = log_text(log);
+    EXPECT_NE(std::string::npos,
+              text.find("printf in bad_printf, format \"value %d\n\": conversion 1 (%d) expects a 32-bit integer"))
+        << text;
+    EXPECT_NE(std::string::npos, text.find("the argument is double")) << text;
   }
 }
 

@@ -68,3 +68,12 @@ kernel void explicit_atomics(global atomic_uint* c, global atomic_float* f, glob
     fl[get_group_id(0)] = atomic_load_explicit(&fsum, memory_order_relaxed, memory_scope_work_group);
   }
 }
+
+// Two lines per item, in this order: every conversion OpenCL C printf has
+// but vectors, then a second line, so the test can check each item's order.
+kernel void print_items(global const float* a, int n) {
+  const int i = (int)get_global_id(0);
+  printf("item %d/%d: %u %5.2f %e %s %ld %lu %c %x %X %o %%\n", i, n, (uint)i * 3u, a[i], (double)a[i] * 1e10,
+         "str", (long)i - 100, (ulong)i << 40, 'a' + i % 26, 255u + i, 0xabcu, 8u);
+  printf("done %03d\n", i);
+}
