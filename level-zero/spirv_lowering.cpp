@@ -147,7 +147,10 @@ class Lowerer {
       for (const auto& s : printf_errors_) what += (what.empty() ? "" : "\n") + s;
       throw LoweringError(what);
     }
-    for (Function* k : kernels) out.kernels.push_back(make_entry(*k));
+    for (Function* k : kernels) {
+      out.kernels.push_back(make_entry(*k));
+      decide_per_kernel(*k, out, &out.kernels.back());
+    }
     // Everything but the entries may be inlined and dropped.
     for (Function& f : m_) {
       if (!f.isDeclaration() && !f.getName().startswith("__xesvm_entry.")) f.setLinkage(GlobalValue::InternalLinkage);
@@ -215,6 +218,8 @@ class Lowerer {
           p = b.CreatePointerBitCastOrAddrSpaceCast(byte, g->getType());
         }
         i->replaceUsesOfWith(g, p);
+        std::uint64_t& end = local_end_[f];
+        end = std::max(end, offset + dl_.getTypeAllocSize(t));
       }
       g->removeDeadConstantUsers();
       if (!g->use_empty()) throw LoweringError("a local-memory variable is used outside any function");
@@ -697,6 +702,7 @@ class Lowerer {
     if (name == "barrier" || name == "work_group_barrier") {
       b.CreateCall(barrier_)->setConvergent();
       out.barriers = true;
+      barrier_callers_.insert(call->getFunction());
       dead_.push_back(call);
       return;
     }
@@ -713,6 +719,40 @@ class Lowerer {
     if (lower_vector_access(call, name) || lower_sub_group_call(call, name, mangled, out)) return;
     if (lower_atomic_call(call, name, mangled) || lower_math_call(call, name, mangled)) return;
     unsupported_.insert(name == mangled ? name : name + " (" + mangled.str() + ")");
+  }
+
+  // Local memory and fiber mode of one kernel: the functions it reaches
+  // through direct calls decide (an indirect call reaches anything: the
+  // module's values then).
+  void decide_per_kernel(Function& k, const LoweredModule& m, LoweredKernel* out) {
+    std::set<Function*> seen{&k};
+    std::vector<Function*> work{&k};
+    bool indirect = false;
+    while (!work.empty()) {
+      Function* f = work.back();
+      work.pop_back();
+      for (Instruction& i : instructions(*f)) {
+        auto* call = dyn_cast<CallBase>(&i);
+        if (!call) continue;
+        Function* callee = call->getCalledFunction();
+        if (!callee) {
+          indirect = !call->isInlineAsm() || indirect;
+          continue;
+        }
+        if (!callee->isDeclaration() && seen.insert(callee).second) work.push_back(callee);
+      }
+    }
+    if (indirect) {
+      out->local_mem_size = m.local_mem_size;
+      out->barriers = m.barriers;
+      return;
+    }
+    std::uint64_t end = 0;
+    for (Function* f : seen) {
+      if (const auto it = local_end_.find(f); it != local_end_.end()) end = std::max(end, it->second);
+      if (barrier_callers_.count(f)) out->barriers = true;
+    }
+    out->local_mem_size = static_cast<std::uint32_t>(end);
   }
 
   LoweredKernel make_entry(Function& k) {
@@ -771,6 +811,8 @@ class Lowerer {
   std::vector<Instruction*> dead_;
   std::set<std::string> unsupported_;
   std::set<std::string> printf_errors_;
+  std::map<Function*, std::uint64_t> local_end_;  ///< the end of the last local variable each function uses
+  std::set<Function*> barrier_callers_;           ///< functions that call a barrier
 };
 
 }  // namespace

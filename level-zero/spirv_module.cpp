@@ -278,8 +278,8 @@ std::shared_ptr<const Program> load_object(const std::string& object, const Modu
     info.arg_sizes = k.arg_sizes;
     for (bool local : k.arg_local) info.arg_kinds.push_back(local ? ArgKind::kLocal : ArgKind::kValue);
     std::copy(k.required_group_size, k.required_group_size + 3, info.required_group_size);
-    info.local_mem_size = iface.local_mem_size;
-    info.barriers = iface.barriers;
+    info.local_mem_size = k.local_mem_size;
+    info.barriers = k.barriers;
     info.required_sub_group_size = k.required_sub_group_size;
     program->kernels.push_back(std::move(info));
   }
@@ -298,13 +298,14 @@ std::shared_ptr<const Program> load_object(const std::string& object, const Modu
 //   20-byte SHA-1 of the payload | payload
 // payload: u32 local_mem_size | u8 barriers | u32 kernels |
 //   per kernel: str name | str entry | u32 n, n x u32 size | n x u8 local |
-//   3 x u32 required group size | u32 required sub-group size
+//   3 x u32 required group size | u32 required sub-group size |
+//   u32 local memory | u8 barriers
 //   | str object file      (str = u32 length + bytes)
 // An entry whose magic, format, key, size or checksum does not match, or
 // that does not parse or link, is ignored (and rewritten by the build).
 
 constexpr char kEntryMagic[8] = {'X', 'E', 'S', 'V', 'M', 'Z', 'E', 'C'};
-constexpr std::uint32_t kEntryFormat = 2;
+constexpr std::uint32_t kEntryFormat = 3;
 
 std::string sha1(const std::string& bytes) {
   llvm::SHA1 h;
@@ -397,6 +398,8 @@ std::string encode_entry(const std::string& key, const ModuleInterface& iface, c
     for (std::size_t i = 0; i < k.arg_sizes.size(); ++i) p.u8(i < k.arg_local.size() && k.arg_local[i] ? 1 : 0);
     for (std::uint32_t g : k.required_group_size) p.u32(g);
     p.u32(k.required_sub_group_size);
+    p.u32(k.local_mem_size);
+    p.u8(k.barriers ? 1 : 0);
   }
   p.str(object);
   Writer e;
@@ -450,6 +453,8 @@ bool decode_entry(const std::string& bytes, const std::string& key, ModuleInterf
     for (std::uint32_t a = 0; a < args && !p.bad(); ++a) k.arg_local.push_back(p.u8() != 0);
     for (std::uint32_t& g : k.required_group_size) g = p.u32();
     k.required_sub_group_size = p.u32();
+    k.local_mem_size = p.u32();
+    k.barriers = p.u8() != 0;
     iface->kernels.push_back(std::move(k));
   }
   *object = p.str();

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "ze_fixture.hpp"
@@ -83,6 +84,24 @@ TEST_F(ZeSpirv, DeviceReportsSpirvAndTheModuleItsKernels) {
   EXPECT_EQ(0u, 1000 % x);
   EXPECT_LE(x, 256u);
   ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirv, EachKernelReportsOnlyTheLocalMemoryItUses) {
+  // kernels.cl has two local variables: reduce's tag and atomics'
+  // group_count (4 bytes each); the other kernels use none.
+  std::map<std::string, std::uint32_t> local;
+  for (const char* name : {"vector_add", "touch", "load_at", "math", "reduce", "atomics"}) {
+    ze_kernel_handle_t k = kernel(module, name);
+    ze_kernel_properties_t kp{ZE_STRUCTURE_TYPE_KERNEL_PROPERTIES, nullptr};
+    ZE_OK(zeKernelGetProperties(k, &kp));
+    local[name] = kp.localMemSize;
+    ZE_OK(zeKernelDestroy(k));
+  }
+  for (const char* name : {"vector_add", "touch", "load_at", "math"}) EXPECT_EQ(0u, local[name]) << name;
+  EXPECT_GE(local["reduce"], 4u);
+  EXPECT_GE(local["atomics"], 4u);
+  EXPECT_LE(local["reduce"], 8u);
+  EXPECT_LE(local["atomics"], 8u);
 }
 
 TEST_F(ZeSpirv, VectorAddOnSharedAndDeviceMemory) {
@@ -353,6 +372,29 @@ TEST_F(ZeSpirvFeatures, ExplicitAndFloatAtomicsOnGlobalAndLocalMemory) {
   EXPECT_EQ(0.25 * kItems, d[0]);
   for (std::uint32_t g = 0; g < kGroups; ++g) EXPECT_EQ(static_cast<float>(kGroup), fl[g]) << "group " << g;
   ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirvFeatures, FiberModeIsDecidedPerKernelNotPerModule) {
+  // The module has kernels with barriers; a kernel without one still runs
+  // its items one after the other on the worker's stack (one address of a
+  // private variable per group), while the kernel with a barrier runs them
+  // as fibers (an address per item).
+  constexpr std::uint32_t kGroup = 32, kGroups = 2, kItems = kGroup * kGroups;
+  auto* out = static_cast<std::uint64_t*>(shared(kItems * 8));
+  for (const char* name : {"stack_address", "stack_address_with_barrier"}) {
+    ze_kernel_handle_t k = kernel(module, name);
+    ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &out));
+    launch(k, kGroup, kGroups);
+    for (std::uint32_t g = 0; g < kGroups; ++g) {
+      const std::set<std::uint64_t> addrs(out + g * kGroup, out + (g + 1) * kGroup);
+      if (std::string(name) == "stack_address") {
+        EXPECT_EQ(1u, addrs.size()) << name << ": the items of group " << g << " did not share one stack";
+      } else {
+        EXPECT_EQ(kGroup, addrs.size()) << name << ": the items of group " << g << " are not fibers";
+      }
+    }
+    ZE_OK(zeKernelDestroy(k));
+  }
 }
 
 TEST_F(ZeSpirvFeatures, RequiredSubGroupSizeTheDeviceLacksFailsTheBuildNamingIt) {

@@ -77,3 +77,16 @@ kernel void print_items(global const float* a, int n) {
          "str", (long)i - 100, (ulong)i << 40, 'a' + i % 26, 255u + i, 0xabcu, 8u);
   printf("done %03d\n", i);
 }
+
+// The address of a private variable of each item: items that run one
+// after the other on a worker share its stack (the same address), items
+// run as fibers (a kernel that may wait at a barrier) each have their own.
+kernel void stack_address(global ulong* out) {
+  volatile int x = (int)get_global_id(0);
+  out[get_global_id(0)] = (ulong)&x + (ulong)(x - x);
+}
+kernel void stack_address_with_barrier(global ulong* out) {
+  volatile int x = (int)get_global_id(0);
+  barrier(CLK_GLOBAL_MEM_FENCE);
+  out[get_global_id(0)] = (ulong)&x + (ulong)(x - x);
+}
