@@ -2,7 +2,8 @@
 //
 //  1. Kernel speed: vector add over N floats on device-resident shared
 //     memory (prefetched), as a SPIR-V kernel (kernels.cl) and as the
-//     native-module kernel of the same computation (native_kernels.c), in
+//     native-module kernel of the same computation (the samples' vector_add,
+//     samples/ze_sample_kernels.c), in
 //     interleaved pairs (which one runs first alternates). Printed: the
 //     median time of each and the median over the pairs of
 //     native time / SPIR-V time (the SPIR-V kernel's throughput relative

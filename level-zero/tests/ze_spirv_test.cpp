@@ -274,14 +274,22 @@ class ZeSpirvFeatures : public Ze {
  protected:
   void SetUp() override {
     Ze::SetUp();
-    const std::vector<std::uint8_t> il = read_spirv("features.spv");
-    ASSERT_GT(il.size(), 20u) << "the build compiles tests/spirv/features.cl to " << XESVM_ZE_SPIRV_DIR;
+    std::string text;
+    ASSERT_EQ(ZE_RESULT_SUCCESS, build("features.spv", &module, &text)) << text;
+  }
+  // Creates a module from the compiled test kernels in file; *log gets the
+  // build log (empty in intercept mode, where the loader does not pass the
+  // log of a failed build).
+  ze_result_t build(const char* file, ze_module_handle_t* m, std::string* log) {
+    const std::vector<std::uint8_t> il = read_spirv(file);
+    EXPECT_GT(il.size(), 20u) << "the build compiles tests/spirv/ to " << XESVM_ZE_SPIRV_DIR;
     ze_module_desc_t md{
         ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, il.size(), il.data(), "", nullptr};
-    ze_module_build_log_handle_t log = nullptr;
-    const ze_result_t r = zeModuleCreate(ctx, device, &md, &module, &log);
-    const std::string text = log_text(log);
-    ASSERT_EQ(ZE_RESULT_SUCCESS, r) << text;
+    ze_module_build_log_handle_t h = nullptr;
+    const ze_result_t r = zeModuleCreate(ctx, device, &md, m, intercept_mode() ? nullptr : &h);
+    log->clear();
+    if (h) *log = log_text(h);
+    return r;
   }
   void TearDown() override {
     if (module) zeModuleDestroy(module);
@@ -398,17 +406,11 @@ TEST_F(ZeSpirvFeatures, FiberModeIsDecidedPerKernelNotPerModule) {
 }
 
 TEST_F(ZeSpirvFeatures, RequiredSubGroupSizeTheDeviceLacksFailsTheBuildNamingIt) {
-  const std::vector<std::uint8_t> il = read_spirv("wide_sub_groups.spv");
-  ASSERT_GT(il.size(), 20u);
-  ze_module_desc_t md{
-      ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, il.size(), il.data(), "", nullptr};
-  ze_module_build_log_handle_t log = nullptr;
-  ze_module_build_log_handle_t* plog = intercept_mode() ? nullptr : &log;
   ze_module_handle_t m = nullptr;
-  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, zeModuleCreate(ctx, device, &md, &m, plog));
+  std::string text;
+  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, build("wide_sub_groups.spv", &m, &text));
   EXPECT_EQ(nullptr, m);
-  if (plog) {
-    const std::string text = log_text(log);
+  if (!intercept_mode()) {
     EXPECT_NE(std::string::npos, text.find("kernel wide_sub_groups requires a sub-group size of 16")) << text;
   }
 }
@@ -462,17 +464,11 @@ TEST_F(ZeSpirvFeatures, PrintfWritesEachItemsLinesInOrderToStdout) {
 }
 
 TEST_F(ZeSpirvFeatures, PrintfWhoseArgumentDoesNotMatchFailsTheBuildNamingIt) {
-  const std::vector<std::uint8_t> il = read_spirv("bad_printf.spv");
-  ASSERT_GT(il.size(), 20u);
-  ze_module_desc_t md{
-      ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, il.size(), il.data(), "", nullptr};
-  ze_module_build_log_handle_t log = nullptr;
-  ze_module_build_log_handle_t* plog = intercept_mode() ? nullptr : &log;
   ze_module_handle_t m = nullptr;
-  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, zeModuleCreate(ctx, device, &md, &m, plog));
+  std::string text;
+  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, build("bad_printf.spv", &m, &text));
   EXPECT_EQ(nullptr, m);
-  if (plog) {
-    const std::string text = log_text(log);
+  if (!intercept_mode()) {
     EXPECT_NE(std::string::npos,
               text.find("printf in bad_printf, format \"value %d\n\": conversion 1 (%d) expects a 32-bit integer"))
         << text;
