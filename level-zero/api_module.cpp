@@ -257,7 +257,8 @@ ze_result_t ZE_APICALL KernelGetProperties(ze_kernel_handle_t h, ze_kernel_prope
     v.requiredGroupSizeX = k.desc.required_group_size[0];
     v.requiredGroupSizeY = k.desc.required_group_size[1];
     v.requiredGroupSizeZ = k.desc.required_group_size[2];
-    v.maxSubgroupSize = 1;
+    v.requiredSubgroupSize = k.desc.required_sub_group_size;
+    v.maxSubgroupSize = 1;  // sub-groups are one work item wide
     v.maxNumSubgroups = kMaxGroupSize;
     return v;
   });

@@ -2,13 +2,29 @@
 // private memory, and how each is applied to a word of host memory.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <type_traits>
 
 namespace xesvm::ze {
 
 /// Read-modify-write operations of KernelMemory::atomic.
-enum class AtomicOp : std::uint8_t { kAdd, kSub, kXchg, kCmpXchg, kAnd, kOr, kXor, kMinS, kMaxS, kMinU, kMaxU };
+/// kFAdd adds the IEEE value of the word's bits (float for 4 bytes, double
+/// for 8): the float atomics.
+enum class AtomicOp : std::uint8_t {
+  kAdd,
+  kSub,
+  kXchg,
+  kCmpXchg,
+  kAnd,
+  kOr,
+  kXor,
+  kMinS,
+  kMaxS,
+  kMinU,
+  kMaxU,
+  kFAdd,
+};
 
 /// Applies op to the naturally aligned T at p (a plain CPU atomic) and
 /// returns the old value. For kCmpXchg, v is stored if *p == cmp.
@@ -46,6 +62,13 @@ T apply_atomic(T* p, AtomicOp op, T v, T cmp) {
         break;
       case AtomicOp::kMinU:
         want = v < old ? v : old;
+        break;
+      case AtomicOp::kFAdd:
+        if constexpr (sizeof(T) == 4) {
+          want = std::bit_cast<T>(std::bit_cast<float>(old) + std::bit_cast<float>(v));
+        } else if constexpr (sizeof(T) == 8) {
+          want = std::bit_cast<T>(std::bit_cast<double>(old) + std::bit_cast<double>(v));
+        }
         break;
       default:
         want = v > old ? v : old;

@@ -461,8 +461,9 @@ struct KernelInfo {
   std::vector<std::uint32_t> arg_sizes;
   std::vector<ArgKind> arg_kinds;
   std::uint32_t required_group_size[3] = {0, 0, 0};
-  std::uint32_t local_mem_size = 0;  ///< the kernel's own local memory
-  bool barriers = false;             ///< items run as fibers (may wait at a barrier)
+  std::uint32_t local_mem_size = 0;           ///< the kernel's own local memory
+  bool barriers = false;                      ///< items run as fibers (may wait at a barrier)
+  std::uint32_t required_sub_group_size = 0;  ///< a SPIR-V kernel's intel_reqd_sub_group_size (only 1), or 0
 };
 
 /// The kernels of a module and what keeps their code alive (a loaded

@@ -1,9 +1,13 @@
 // The device calls of compiled SPIR-V kernels (see spirv_device_calls.hpp).
 #include "level-zero/spirv_device_calls.hpp"
 
+#include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "level-zero/kernel_memory.hpp"
+#include "level-zero/printf_format.hpp"
 #include "level-zero/work_group.hpp"
 
 namespace xesvm::ze {
@@ -132,6 +136,21 @@ std::uint64_t atomic(std::uint64_t addr, std::uint32_t op_size, std::uint64_t v,
   return old;
 }
 
+// int32_t __xesvm_printf(const char* format, const uint64_t* slots, uint32_t n):
+// the format (module constant data) was checked when the module was built;
+// the whole line goes to stdout in one write, so the output of one work
+// item is in its program order and no two calls interleave.
+std::int32_t print(const char* format, const std::uint64_t* slots, std::uint32_t) {
+  std::vector<PrintfPiece> pieces;
+  std::string why;
+  if (!parse_printf_format(format, &pieces, &why)) return -1;
+  const std::string out = format_printf(pieces, slots);
+  flockfile(stdout);
+  const bool ok = std::fwrite(out.data(), 1, out.size(), stdout) == out.size() && std::fflush(stdout) == 0;
+  funlockfile(stdout);
+  return ok ? 0 : -1;
+}
+
 }  // namespace
 
 std::vector<std::pair<const char*, void*>> device_call_symbols() {
@@ -145,6 +164,7 @@ std::vector<std::pair<const char*, void*>> device_call_symbols() {
       {"__xesvm_copy", reinterpret_cast<void*>(&copy)},
       {"__xesvm_fill", reinterpret_cast<void*>(&fill)},
       {"__xesvm_atomic", reinterpret_cast<void*>(&atomic)},
+      {"__xesvm_printf", reinterpret_cast<void*>(&print)},
   };
 }
 

@@ -17,6 +17,7 @@
 #include <set>
 
 #include "level-zero/atomic_op.hpp"
+#include "level-zero/printf_format.hpp"
 #include "level-zero/spirv_device_calls.hpp"
 #include "level-zero/work_group.hpp"
 
@@ -121,6 +122,7 @@ class Lowerer {
     barrier_->setConvergent();
     local_base_ = declare("__xesvm_local_base", FunctionType::get(i8p_, {}, false));
     local_base_->setDoesNotAccessMemory();
+    printf_ = declare("__xesvm_printf", FunctionType::get(i32_, {i8p_, PointerType::get(i64_, kPrivate), i32_}, false));
     enter_ = declare("__xesvm_enter", FunctionType::get(v, {i8p_, i8p_, i8p_, i8p_}, false));
   }
 
@@ -136,12 +138,19 @@ class Lowerer {
       f.setCallingConv(CallingConv::C);
       lower_function(f, out);
     }
-    if (!unsupported_.empty()) {
-      std::string what = "unsupported built-in functions:";
-      for (const auto& s : unsupported_) what += " " + s;
+    if (!unsupported_.empty() || !printf_errors_.empty()) {
+      std::string what;
+      if (!unsupported_.empty()) {
+        what = "unsupported built-in functions:";
+        for (const auto& s : unsupported_) what += " " + s;
+      }
+      for (const auto& s : printf_errors_) what += (what.empty() ? "" : "\n") + s;
       throw LoweringError(what);
     }
-    for (Function* k : kernels) out.kernels.push_back(make_entry(*k));
+    for (Function* k : kernels) {
+      out.kernels.push_back(make_entry(*k));
+      decide_per_kernel(*k, out, &out.kernels.back());
+    }
     // Everything but the entries may be inlined and dropped.
     for (Function& f : m_) {
       if (!f.isDeclaration() && !f.getName().startswith("__xesvm_entry.")) f.setLinkage(GlobalValue::InternalLinkage);
@@ -209,6 +218,8 @@ class Lowerer {
           p = b.CreatePointerBitCastOrAddrSpaceCast(byte, g->getType());
         }
         i->replaceUsesOfWith(g, p);
+        std::uint64_t& end = local_end_[f];
+        end = std::max(end, offset + dl_.getTypeAllocSize(t));
       }
       g->removeDeadConstantUsers();
       if (!g->use_empty()) throw LoweringError("a local-memory variable is used outside any function");
@@ -325,6 +336,8 @@ class Lowerer {
         return AtomicOp::kMinU;
       case AtomicRMWInst::UMax:
         return AtomicOp::kMaxU;
+      case AtomicRMWInst::FAdd:
+        return AtomicOp::kFAdd;
       default:
         throw LoweringError(std::string("unsupported atomicrmw operation ") +
                             AtomicRMWInst::getOperationName(op).str() + " on global memory");
@@ -369,6 +382,19 @@ class Lowerer {
     if (op == AtomicOp::kMaxS && !is_signed) op = AtomicOp::kMaxU;
     Value* p = call->getArgOperand(0);
     Type* t = call->getType();
+    if (t->isFloatingPointTy()) {
+      // The float atomics (SPV_EXT_shader_atomic_float_add): add, and the
+      // exchanges, which move bits.
+      if (op == AtomicOp::kAdd && op_name == "add") {
+        op = AtomicOp::kFAdd;
+      } else if (op != AtomicOp::kXchg && op != AtomicOp::kCmpXchg) {
+        unsupported_.insert(name + " on " + (t->isFloatTy() ? std::string("float") : std::string("double")) + " (" +
+                            mangled.str() + ")");
+        dead_.push_back(call);
+        call->replaceAllUsesWith(UndefValue::get(t));
+        return true;
+      }
+    }
     IRBuilder<> b(call);
     Value* v = nullptr;
     Value* cmp = nullptr;
@@ -403,7 +429,14 @@ class Lowerer {
             {AtomicOp::kOr, AtomicRMWInst::Or},     {AtomicOp::kXor, AtomicRMWInst::Xor},
             {AtomicOp::kMinS, AtomicRMWInst::Min},  {AtomicOp::kMaxS, AtomicRMWInst::Max},
             {AtomicOp::kMinU, AtomicRMWInst::UMin}, {AtomicOp::kMaxU, AtomicRMWInst::UMax}};
-        r = b.CreateAtomicRMW(kBin.at(op), ip, iv, MaybeAlign(size), AtomicOrdering::SequentiallyConsistent);
+        if (op == AtomicOp::kFAdd) {
+          r = b.CreateAtomicRMW(AtomicRMWInst::FAdd,
+                                b.CreatePointerCast(p, PointerType::get(t, p->getType()->getPointerAddressSpace())), v,
+                                MaybeAlign(size), AtomicOrdering::SequentiallyConsistent);
+          r = b.CreateBitCast(r, it_t);
+        } else {
+          r = b.CreateAtomicRMW(kBin.at(op), ip, iv, MaybeAlign(size), AtomicOrdering::SequentiallyConsistent);
+        }
       }
       r = b.CreateBitCast(r, t);
     }
@@ -448,6 +481,209 @@ class Lowerer {
     return true;
   }
 
+  static std::string type_name(Type* t) {
+    std::string s;
+    raw_string_ostream os(s);
+    t->print(os);
+    return os.str();
+  }
+
+  // printf(format, ...): the format must be a constant string; it is parsed
+  // now and every argument checked against its conversion (a mismatch fails
+  // the build, named in the log). The call becomes __xesvm_printf(format,
+  // slots, n) with one 64-bit slot per argument (printf_format.hpp).
+  void lower_printf(CallInst* call) {
+    const std::string where = "printf in " + call->getFunction()->getName().str();
+    StringRef fmt;
+    if (call->arg_size() < 1 || !getConstantStringInfo(call->getArgOperand(0), fmt)) {
+      printf_errors_.insert(where + ": the format is not a constant string");
+      dead_.push_back(call);
+      return;
+    }
+    const std::string shown = "\"" + std::string(StringRef(fmt).take_front(60)) + "\"";
+    std::vector<PrintfPiece> pieces;
+    std::string why;
+    if (!parse_printf_format(fmt, &pieces, &why)) {
+      printf_errors_.insert(where + ", format " + shown + ": " + why);
+      dead_.push_back(call);
+      return;
+    }
+    std::vector<const PrintfPiece*> convs;
+    for (const PrintfPiece& p : pieces) {
+      if (p.arg != PrintfArg::kNone) convs.push_back(&p);
+    }
+    if (convs.size() != call->arg_size() - 1) {
+      printf_errors_.insert(where + ", format " + shown + ": " + std::to_string(convs.size()) + " conversions but " +
+                            std::to_string(call->arg_size() - 1) + " arguments");
+      dead_.push_back(call);
+      return;
+    }
+    IRBuilder<> b(call);
+    const auto n = static_cast<std::uint32_t>(convs.size());
+    AllocaInst* slots = temp(*call->getFunction(), ArrayType::get(i64_, std::max<std::uint32_t>(n, 1)));
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const PrintfPiece& p = *convs[i];
+      Value* a = call->getArgOperand(i + 1);
+      Type* t = a->getType();
+      Value* slot = nullptr;
+      std::string expected;
+      switch (p.arg) {
+        case PrintfArg::kInt:
+        case PrintfArg::kChar: {
+          const unsigned want = p.length == "l" ? 64 : 32;
+          if (t->isIntegerTy(want)) {
+            slot = p.conversion == 'd' || p.conversion == 'i' ? b.CreateSExt(a, i64_) : b.CreateZExt(a, i64_);
+          } else {
+            expected = want == 64 ? "a 64-bit integer (long, ulong)" : "a 32-bit integer (int, uint or promoted char)";
+          }
+          break;
+        }
+        case PrintfArg::kFloat:
+          if (t->isFloatTy() || t->isDoubleTy() || t->isHalfTy()) {
+            slot = b.CreateBitCast(b.CreateFPExt(a, Type::getDoubleTy(c_)), i64_);
+          } else {
+            expected = "a floating-point value";
+          }
+          break;
+        case PrintfArg::kString: {
+          StringRef str;
+          if (t->isPointerTy() && getConstantStringInfo(a, str)) {
+            slot = b.CreatePtrToInt(a, i64_);  // the module's own constant data
+          } else {
+            expected = "a string literal";
+          }
+          break;
+        }
+        case PrintfArg::kPointer:
+          if (t->isPointerTy()) {
+            slot = b.CreatePtrToInt(a, i64_);
+          } else {
+            expected = "a pointer";
+          }
+          break;
+        case PrintfArg::kNone:
+          break;
+      }
+      if (!slot) {
+        printf_errors_.insert(where + ", format " + shown + ": conversion " + std::to_string(i + 1) + " (" + p.text +
+                              ") expects " + expected + ", the argument is " + type_name(t));
+        dead_.push_back(call);
+        return;
+      }
+      b.CreateStore(slot, b.CreateConstGEP2_64(slots->getAllocatedType(), slots, 0, i));
+    }
+    Value* fmt_ptr = b.CreatePointerBitCastOrAddrSpaceCast(call->getArgOperand(0), i8p_);
+    Value* r = b.CreateCall(
+        printf_, {fmt_ptr, b.CreatePointerCast(slots, PointerType::get(i64_, kPrivate)), ConstantInt::get(i32_, n)});
+    call->replaceAllUsesWith(b.CreateZExtOrTrunc(r, call->getType()));
+    dead_.push_back(call);
+  }
+
+  // vloadN(offset, p) and vstoreN(data, offset, p), N = 2, 3, 4, 8, 16: a
+  // vector access of the N elements at p + offset * N (aligned to the
+  // element), lowered like any other access of its address space.
+  bool lower_vector_access(CallInst* call, const std::string& name) {
+    const bool is_load = StringRef(name).startswith("vload");
+    if (!is_load && !StringRef(name).startswith("vstore")) return false;
+    const std::string n_text = name.substr(is_load ? 5 : 6);
+    if (n_text != "2" && n_text != "3" && n_text != "4" && n_text != "8" && n_text != "16") return false;
+    const unsigned n = static_cast<unsigned>(std::stoul(n_text));
+    auto* vt = dyn_cast<FixedVectorType>(is_load ? call->getType() : call->getArgOperand(0)->getType());
+    if (!vt || vt->getNumElements() != n || call->arg_size() != (is_load ? 2u : 3u)) return false;
+    Value* offset = call->getArgOperand(is_load ? 0 : 1);
+    Value* p = call->getArgOperand(is_load ? 1 : 2);
+    if (!p->getType()->isPointerTy()) return false;
+    Type* et = vt->getElementType();
+    const unsigned as = p->getType()->getPointerAddressSpace();
+    IRBuilder<> b(call);
+    Value* first = b.CreateGEP(et, b.CreatePointerCast(p, PointerType::get(et, as)),
+                               b.CreateMul(b.CreateZExtOrTrunc(offset, i64_), ConstantInt::get(i64_, n)));
+    Value* vp = b.CreatePointerCast(first, PointerType::get(vt, as));
+    const Align align = dl_.getABITypeAlign(et);
+    Function& f = *call->getFunction();
+    if (is_load) {
+      LoadInst* l = b.CreateAlignedLoad(vt, vp, align);
+      call->replaceAllUsesWith(l);
+      lower_load(f, l);
+    } else {
+      lower_store(f, b.CreateAlignedStore(call->getArgOperand(0), vp, align));
+    }
+    dead_.push_back(call);
+    return true;
+  }
+
+  // Sub-groups are one work item wide (the device reports a sub-group size
+  // of 1): each item is its own sub-group, so a collective over a
+  // sub-group is the item's own value (an exclusive scan the operation's
+  // identity), and a sub-group barrier has nothing to wait for.
+  bool lower_sub_group_call(CallInst* call, const std::string& name, StringRef mangled, LoweredModule&) {
+    if (!StringRef(name).startswith("sub_group_") && !StringRef(name).startswith("get_sub_group_") &&
+        name != "get_max_sub_group_size" && name != "get_num_sub_groups" && name != "get_enqueued_num_sub_groups")
+      return false;
+    IRBuilder<> b(call);
+    Type* t = call->getType();
+    Value* r = nullptr;
+    auto local_size = [&]() {
+      Value* total = ConstantInt::get(i64_, 1);
+      for (std::uint32_t d = 0; d < 3; ++d) {
+        total = b.CreateMul(
+            total,
+            b.CreateCall(work_item_, {ConstantInt::get(i32_, static_cast<std::uint32_t>(WorkItemQuery::kLocalSize)),
+                                      ConstantInt::get(i32_, d)}));
+      }
+      return total;
+    };
+    if (name == "get_sub_group_size" || name == "get_max_sub_group_size") {
+      r = ConstantInt::get(t, 1);
+    } else if (name == "get_sub_group_local_id") {
+      r = ConstantInt::get(t, 0);
+    } else if (name == "get_num_sub_groups" || name == "get_enqueued_num_sub_groups") {
+      r = b.CreateZExtOrTrunc(local_size(), t);
+    } else if (name == "get_sub_group_id") {
+      r = b.CreateZExtOrTrunc(
+          b.CreateCall(work_item_, {ConstantInt::get(i32_, static_cast<std::uint32_t>(WorkItemQuery::kLocalLinearId)),
+                                    ConstantInt::get(i32_, 0)}),
+          t);
+    } else if (name == "sub_group_barrier") {
+      dead_.push_back(call);
+      return true;
+    } else if ((name == "sub_group_all" || name == "sub_group_any") && call->arg_size() == 1) {
+      Value* x = call->getArgOperand(0);
+      r = b.CreateZExt(b.CreateICmpNE(x, Constant::getNullValue(x->getType())), t);
+    } else if (name == "sub_group_broadcast" && call->arg_size() == 2 && call->getArgOperand(0)->getType() == t) {
+      r = call->getArgOperand(0);  // the only valid id is 0
+    } else if (call->arg_size() == 1 && call->getArgOperand(0)->getType() == t &&
+               (StringRef(name).startswith("sub_group_reduce_") ||
+                StringRef(name).startswith("sub_group_scan_inclusive_"))) {
+      const std::string op = name.substr(name.rfind('_') + 1);
+      if (op != "add" && op != "min" && op != "max") return false;
+      r = call->getArgOperand(0);
+    } else if (call->arg_size() == 1 && call->getArgOperand(0)->getType() == t &&
+               StringRef(name).startswith("sub_group_scan_exclusive_")) {
+      const std::string op = name.substr(name.rfind('_') + 1);
+      const bool s = signed_args(mangled);
+      if (op == "add") {
+        r = Constant::getNullValue(t);
+      } else if (op == "min" || op == "max") {
+        const bool min = op == "min";
+        if (t->isFloatingPointTy()) {
+          r = ConstantFP::getInfinity(t, !min);
+        } else if (auto* it = dyn_cast<IntegerType>(t)) {
+          const unsigned w = it->getBitWidth();
+          const APInt v = min ? (s ? APInt::getSignedMaxValue(w) : APInt::getMaxValue(w))
+                              : (s ? APInt::getSignedMinValue(w) : APInt::getMinValue(w));
+          r = ConstantInt::get(t, v);
+        }
+      }
+      if (!r) return false;
+    } else {
+      return false;
+    }
+    call->replaceAllUsesWith(r);
+    dead_.push_back(call);
+    return true;
+  }
+
   void lower_call(CallInst* call, LoweredModule& out) {
     call->setCallingConv(CallingConv::C);
     Function* callee = call->getCalledFunction();
@@ -466,6 +702,7 @@ class Lowerer {
     if (name == "barrier" || name == "work_group_barrier") {
       b.CreateCall(barrier_)->setConvergent();
       out.barriers = true;
+      barrier_callers_.insert(call->getFunction());
       dead_.push_back(call);
       return;
     }
@@ -475,8 +712,47 @@ class Lowerer {
       dead_.push_back(call);
       return;
     }
+    if (name == "printf") {
+      lower_printf(call);
+      return;
+    }
+    if (lower_vector_access(call, name) || lower_sub_group_call(call, name, mangled, out)) return;
     if (lower_atomic_call(call, name, mangled) || lower_math_call(call, name, mangled)) return;
     unsupported_.insert(name == mangled ? name : name + " (" + mangled.str() + ")");
+  }
+
+  // Local memory and fiber mode of one kernel: the functions it reaches
+  // through direct calls decide (an indirect call reaches anything: the
+  // module's values then).
+  void decide_per_kernel(Function& k, const LoweredModule& m, LoweredKernel* out) {
+    std::set<Function*> seen{&k};
+    std::vector<Function*> work{&k};
+    bool indirect = false;
+    while (!work.empty()) {
+      Function* f = work.back();
+      work.pop_back();
+      for (Instruction& i : instructions(*f)) {
+        auto* call = dyn_cast<CallBase>(&i);
+        if (!call) continue;
+        Function* callee = call->getCalledFunction();
+        if (!callee) {
+          indirect = !call->isInlineAsm() || indirect;
+          continue;
+        }
+        if (!callee->isDeclaration() && seen.insert(callee).second) work.push_back(callee);
+      }
+    }
+    if (indirect) {
+      out->local_mem_size = m.local_mem_size;
+      out->barriers = m.barriers;
+      return;
+    }
+    std::uint64_t end = 0;
+    for (Function* f : seen) {
+      if (const auto it = local_end_.find(f); it != local_end_.end()) end = std::max(end, it->second);
+      if (barrier_callers_.count(f)) out->barriers = true;
+    }
+    out->local_mem_size = static_cast<std::uint32_t>(end);
   }
 
   LoweredKernel make_entry(Function& k) {
@@ -487,6 +763,15 @@ class Lowerer {
       for (unsigned i = 0; i < 3; ++i) {
         if (auto* c = mdconst::dyn_extract<ConstantInt>(md->getOperand(i)))
           out.required_group_size[i] = static_cast<std::uint32_t>(c->getZExtValue());
+      }
+    }
+    if (const MDNode* md = k.getMetadata("intel_reqd_sub_group_size"); md && md->getNumOperands() == 1) {
+      if (auto* c = mdconst::dyn_extract<ConstantInt>(md->getOperand(0))) {
+        if (c->getZExtValue() != 1) {
+          throw LoweringError("kernel " + out.name + " requires a sub-group size of " +
+                              std::to_string(c->getZExtValue()) + "; the device's sub-groups are 1 work item wide");
+        }
+        out.required_sub_group_size = 1;
       }
     }
     Type* i8pp = PointerType::get(i8p_, kPrivate);
@@ -522,9 +807,12 @@ class Lowerer {
   Type* i32_;
   Type* i64_;
   PointerType* i8p_;
-  Function *load_, *store_, *copy_, *fill_, *atomic_, *work_item_, *barrier_, *local_base_, *enter_;
+  Function *load_, *store_, *copy_, *fill_, *atomic_, *work_item_, *barrier_, *local_base_, *printf_, *enter_;
   std::vector<Instruction*> dead_;
   std::set<std::string> unsupported_;
+  std::set<std::string> printf_errors_;
+  std::map<Function*, std::uint64_t> local_end_;  ///< the end of the last local variable each function uses
+  std::set<Function*> barrier_callers_;           ///< functions that call a barrier
 };
 
 }  // namespace

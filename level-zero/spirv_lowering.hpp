@@ -35,6 +35,11 @@ struct LoweredKernel {
   std::vector<std::uint32_t> arg_sizes;
   std::vector<bool> arg_local;  ///< a local-memory pointer argument
   std::uint32_t required_group_size[3] = {0, 0, 0};
+  std::uint32_t required_sub_group_size = 0;  ///< intel_reqd_sub_group_size, or 0
+  /// Bytes of the group's arena this kernel needs: up to the end of the
+  /// last local variable the kernel (or a function it calls) uses.
+  std::uint32_t local_mem_size = 0;
+  bool barriers = false;  ///< the kernel (or a function it calls) may wait at a barrier
 };
 
 /// What lowering found wrong with a module (the build log's text).

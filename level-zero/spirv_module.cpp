@@ -3,20 +3,35 @@
 #include "level-zero/spirv_module.hpp"
 
 #include <LLVMSPIRVLib/LLVMSPIRVLib.h>
+#include <llvm/ADT/StringMap.h>
+#include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
 #include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/Host.h>
+#include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/SHA1.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -36,13 +51,25 @@ constexpr std::size_t kCacheEntries = 64;
 
 // What the device's compiler handles (level-zero/README.md).
 const std::set<std::string>& supported_capabilities() {
-  static const std::set<std::string> s = {"Addresses",    "Linkage",        "Kernel",       "Vector16",
-                                          "Int8",         "Int16",          "Int64",        "Float64",
-                                          "Int64Atomics", "GenericPointer", "Float16Buffer"};
+  static const std::set<std::string> s = {"Addresses",
+                                          "Linkage",
+                                          "Kernel",
+                                          "Vector16",
+                                          "Int8",
+                                          "Int16",
+                                          "Int64",
+                                          "Float64",
+                                          "Int64Atomics",
+                                          "GenericPointer",
+                                          "Float16Buffer",
+                                          "Groups",
+                                          "SubgroupDispatch",
+                                          "AtomicFloat32AddEXT",
+                                          "AtomicFloat64AddEXT"};
   return s;
 }
 const std::set<std::string>& supported_extensions() {
-  static const std::set<std::string> s = {"SPV_KHR_no_integer_wrap_decoration"};
+  static const std::set<std::string> s = {"SPV_KHR_no_integer_wrap_decoration", "SPV_EXT_shader_atomic_float_add"};
   return s;
 }
 
@@ -114,9 +141,12 @@ std::string to_string(llvm::Error e) {
   return os.str();
 }
 
-struct Compiled {
-  std::shared_ptr<const Program> program;
-  std::string log;
+// What the loader needs besides the object file: the kernels' entries and
+// their interface (a disk cache entry stores both).
+struct ModuleInterface {
+  std::vector<LoweredKernel> kernels;
+  std::uint32_t local_mem_size = 0;
+  bool barriers = false;
 };
 
 // The JIT'd code of one module: kept alive by its Program.
@@ -124,25 +154,35 @@ struct JitCode {
   std::unique_ptr<llvm::orc::LLJIT> jit;
 };
 
-Compiled compile(const std::vector<std::uint32_t>& words, const ze_module_constants_t* constants) {
-  const auto t0 = std::chrono::steady_clock::now();
-  validate(words);
+llvm::orc::JITTargetMachineBuilder host_target() {
   static std::once_flag init;
   std::call_once(init, [] {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
   });
-
   auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!jtmb) build_failure("cannot target the host: " + to_string(jtmb.takeError()));
   jtmb->setCodeGenOptLevel(llvm::CodeGenOpt::Default);
-  auto tm = jtmb->createTargetMachine();
+  return std::move(*jtmb);
+}
+
+// Validates, translates, lowers, optimizes and compiles the module to a
+// host object file (what ORC's compile layer would make of it).
+std::string compile_to_object(const std::vector<std::uint32_t>& words, const ze_module_constants_t* constants,
+                              ModuleInterface* iface) {
+  validate(words);
+  auto jtmb = host_target();
+  auto tm = jtmb.createTargetMachine();
   if (!tm) build_failure("cannot create the host target machine: " + to_string(tm.takeError()));
 
   // SPIR-V -> LLVM IR.
-  auto ctx = std::make_unique<llvm::LLVMContext>();
-  ctx->setOpaquePointers(false);
-  SPIRV::TranslatorOpts opts(SPIRV::VersionNumber::MaximumVersion);
+  llvm::LLVMContext ctx;
+  ctx.setOpaquePointers(false);
+  // The extensions the device supports (validate checked that the module
+  // uses no other); the translator refuses the ones not enabled here.
+  SPIRV::TranslatorOpts opts(SPIRV::VersionNumber::MaximumVersion,
+                             {{SPIRV::ExtensionID::SPV_KHR_no_integer_wrap_decoration, true},
+                              {SPIRV::ExtensionID::SPV_EXT_shader_atomic_float_add, true}});
   opts.setDesiredBIsRepresentation(SPIRV::BIsRepresentation::OpenCL12);
   if (constants) {
     for (std::uint32_t i = 0; i < constants->numConstants; ++i) {
@@ -156,7 +196,7 @@ Compiled compile(const std::vector<std::uint32_t>& words, const ze_module_consta
   std::istringstream in(bytes);
   llvm::Module* raw = nullptr;
   std::string err;
-  const bool ok = llvm::readSpirv(*ctx, opts, in, raw, err);
+  const bool ok = llvm::readSpirv(ctx, opts, in, raw, err);
   std::unique_ptr<llvm::Module> m(raw);
   if (!ok || !m) build_failure("the SPIR-V module cannot be translated: " + err);
   m->setTargetTriple(tm.get()->getTargetTriple().str());
@@ -192,8 +232,25 @@ Compiled compile(const std::vector<std::uint32_t>& words, const ze_module_consta
     build_failure(std::string("internal error: ") + e.what());
   }
 
-  // Host code.
-  auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(*jtmb)).create();
+  // Host code, as an object file.
+  llvm::SmallVector<char, 0> object;
+  {
+    llvm::raw_svector_ostream os(object);
+    llvm::legacy::PassManager pm;
+    if (tm.get()->addPassesToEmitFile(pm, os, nullptr, llvm::CGFT_ObjectFile))
+      build_failure("internal error: the host target cannot emit object files");
+    pm.run(*m);
+  }
+  iface->kernels = std::move(lowered.kernels);
+  iface->local_mem_size = lowered.local_mem_size;
+  iface->barriers = lowered.barriers;
+  return std::string(object.data(), object.size());
+}
+
+// Links an object file made by compile_to_object into a JIT and finds the
+// kernels' entries. Throws ZeError (MODULE_BUILD_FAILURE) saying why not.
+std::shared_ptr<const Program> load_object(const std::string& object, const ModuleInterface& iface) {
+  auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(host_target()).create();
   if (!jit) build_failure("cannot create the JIT: " + to_string(jit.takeError()));
   llvm::orc::JITDylib& lib = (*jit)->getMainJITDylib();
   llvm::orc::SymbolMap calls;
@@ -208,34 +265,320 @@ Compiled compile(const std::vector<std::uint32_t>& words, const ze_module_consta
       llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess((*jit)->getDataLayout().getGlobalPrefix());
   if (!process) build_failure("cannot search the process's symbols: " + to_string(process.takeError()));
   lib.addGenerator(std::move(*process));
-  if (auto e = (*jit)->addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
+  if (auto e = (*jit)->addObjectFile(llvm::MemoryBuffer::getMemBufferCopy(object, "xesvm-spirv-module")))
     build_failure("cannot add the module to the JIT: " + to_string(std::move(e)));
 
   auto program = std::make_shared<Program>();
-  for (const LoweredKernel& k : lowered.kernels) {
+  for (const LoweredKernel& k : iface.kernels) {
     auto addr = (*jit)->lookup(k.entry);
-    if (!addr) build_failure("kernel " + k.name + " cannot be compiled: " + to_string(addr.takeError()));
+    if (!addr) build_failure("kernel " + k.name + " cannot be linked: " + to_string(addr.takeError()));
     KernelInfo info;
     info.name = k.name;
     info.fn2 = addr->toPtr<xesvm_ze_group_kernel_fn>();
     info.arg_sizes = k.arg_sizes;
     for (bool local : k.arg_local) info.arg_kinds.push_back(local ? ArgKind::kLocal : ArgKind::kValue);
     std::copy(k.required_group_size, k.required_group_size + 3, info.required_group_size);
-    info.local_mem_size = lowered.local_mem_size;
-    info.barriers = lowered.barriers;
+    info.local_mem_size = k.local_mem_size;
+    info.barriers = k.barriers;
+    info.required_sub_group_size = k.required_sub_group_size;
     program->kernels.push_back(std::move(info));
   }
   auto code = std::make_shared<JitCode>();
   code->jit = std::move(*jit);
   program->code = std::move(code);
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "xesvm: compiled %zu kernels from SPIR-V %u.%u in %.1f ms\n", program->kernels.size(),
-                words[1] >> 16, (words[1] >> 8) & 0xff, ms);
-  return Compiled{std::move(program), buf};
+  return program;
 }
 
-// The cache key: SHA-1 of the SPIR-V, the flags and the constants.
+// ---- The disk cache (XESVM_KERNEL_CACHE) ----
+//
+// One file per module, named after the hex cache key, written to a
+// temporary file in the same directory and renamed into place (readers
+// see a whole entry or none). Layout, little-endian:
+//   "XESVMZEC" | u32 format | 20-byte key | u64 payload size |
+//   20-byte SHA-1 of the payload | payload
+// payload: u32 local_mem_size | u8 barriers | u32 kernels |
+//   per kernel: str name | str entry | u32 n, n x u32 size | n x u8 local |
+//   3 x u32 required group size | u32 required sub-group size |
+//   u32 local memory | u8 barriers
+//   | str object file      (str = u32 length + bytes)
+// An entry whose magic, format, key, size or checksum does not match, or
+// that does not parse or link, is ignored (and rewritten by the build).
+
+constexpr char kEntryMagic[8] = {'X', 'E', 'S', 'V', 'M', 'Z', 'E', 'C'};
+constexpr std::uint32_t kEntryFormat = 3;
+
+std::string sha1(const std::string& bytes) {
+  llvm::SHA1 h;
+  h.update(bytes);
+  const auto d = h.final();
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
+std::string hex(const std::string& bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string r;
+  for (unsigned char c : bytes) {
+    r += digits[c >> 4];
+    r += digits[c & 15];
+  }
+  return r;
+}
+
+class Writer {
+ public:
+  void u8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u32(std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) u8(static_cast<std::uint8_t>(v >> (8 * i)));
+  }
+  void u64(std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) u8(static_cast<std::uint8_t>(v >> (8 * i)));
+  }
+  void raw(const std::string& s) { out_ += s; }
+  void str(const std::string& s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    raw(s);
+  }
+  std::string& bytes() { return out_; }
+
+ private:
+  std::string out_;
+};
+
+// Reads what Writer wrote; every read past the end or implausible length
+// sets bad() instead of reading out of bounds.
+class Reader {
+ public:
+  explicit Reader(const std::string& s) : s_(s) {}
+  bool bad() const { return bad_; }
+  bool at_end() const { return pos_ == s_.size(); }
+  std::uint8_t u8() {
+    if (pos_ >= s_.size()) {
+      bad_ = true;
+      return 0;
+    }
+    return static_cast<std::uint8_t>(s_[pos_++]);
+  }
+  std::uint32_t u32() {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= std::uint32_t{u8()} << (8 * i);
+    return v;
+  }
+  std::uint64_t u64() {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= std::uint64_t{u8()} << (8 * i);
+    return v;
+  }
+  std::string raw(std::size_t n) {
+    if (n > s_.size() - pos_) {
+      bad_ = true;
+      return {};
+    }
+    std::string r = s_.substr(pos_, n);
+    pos_ += n;
+    return r;
+  }
+  std::string str() { return raw(u32()); }
+
+ private:
+  const std::string& s_;
+  std::size_t pos_ = 0;
+  bool bad_ = false;
+};
+
+std::string encode_entry(const std::string& key, const ModuleInterface& iface, const std::string& object) {
+  Writer p;
+  p.u32(iface.local_mem_size);
+  p.u8(iface.barriers ? 1 : 0);
+  p.u32(static_cast<std::uint32_t>(iface.kernels.size()));
+  for (const LoweredKernel& k : iface.kernels) {
+    p.str(k.name);
+    p.str(k.entry);
+    p.u32(static_cast<std::uint32_t>(k.arg_sizes.size()));
+    for (std::uint32_t s : k.arg_sizes) p.u32(s);
+    for (std::size_t i = 0; i < k.arg_sizes.size(); ++i) p.u8(i < k.arg_local.size() && k.arg_local[i] ? 1 : 0);
+    for (std::uint32_t g : k.required_group_size) p.u32(g);
+    p.u32(k.required_sub_group_size);
+    p.u32(k.local_mem_size);
+    p.u8(k.barriers ? 1 : 0);
+  }
+  p.str(object);
+  Writer e;
+  e.raw(std::string(kEntryMagic, sizeof kEntryMagic));
+  e.u32(kEntryFormat);
+  e.raw(key);
+  e.u64(p.bytes().size());
+  e.raw(sha1(p.bytes()));
+  e.raw(p.bytes());
+  return std::move(e.bytes());
+}
+
+// Decodes an entry for key; on failure returns false and *why says what
+// did not match.
+bool decode_entry(const std::string& bytes, const std::string& key, ModuleInterface* iface, std::string* object,
+                  std::string* why) {
+  Reader r(bytes);
+  if (r.raw(sizeof kEntryMagic) != std::string(kEntryMagic, sizeof kEntryMagic) || r.bad()) {
+    *why = "not a cache entry of this driver (bad magic)";
+    return false;
+  }
+  if (const std::uint32_t f = r.u32(); f != kEntryFormat) {
+    *why = "entry format " + std::to_string(f) + ", expected " + std::to_string(kEntryFormat);
+    return false;
+  }
+  if (r.raw(key.size()) != key) {
+    *why = "the entry is of another module (its key does not match)";
+    return false;
+  }
+  const std::uint64_t size = r.u64();
+  const std::string sum = r.raw(20);
+  const std::string payload = r.raw(size);
+  if (r.bad() || !r.at_end()) {
+    *why = "the entry is truncated or has trailing bytes";
+    return false;
+  }
+  if (sha1(payload) != sum) {
+    *why = "the entry's checksum does not match (corrupt)";
+    return false;
+  }
+  Reader p(payload);
+  iface->local_mem_size = p.u32();
+  iface->barriers = p.u8() != 0;
+  const std::uint32_t n = p.u32();
+  for (std::uint32_t i = 0; i < n && !p.bad(); ++i) {
+    LoweredKernel k;
+    k.name = p.str();
+    k.entry = p.str();
+    const std::uint32_t args = p.u32();
+    for (std::uint32_t a = 0; a < args && !p.bad(); ++a) k.arg_sizes.push_back(p.u32());
+    for (std::uint32_t a = 0; a < args && !p.bad(); ++a) k.arg_local.push_back(p.u8() != 0);
+    for (std::uint32_t& g : k.required_group_size) g = p.u32();
+    k.required_sub_group_size = p.u32();
+    k.local_mem_size = p.u32();
+    k.barriers = p.u8() != 0;
+    iface->kernels.push_back(std::move(k));
+  }
+  *object = p.str();
+  if (p.bad() || !p.at_end()) {
+    *why = "the entry's contents do not parse";
+    return false;
+  }
+  return true;
+}
+
+// Reads the whole file; false if it cannot be opened or read.
+bool read_file(const std::string& path, std::string* out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out->clear();
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    out->append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+// Writes bytes to path atomically (temporary file + rename). Returns an
+// empty string on success, else what failed.
+std::string write_file_atomically(const std::string& dir, const std::string& path, const std::string& bytes) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return "cannot create the directory " + dir + ": " + std::strerror(errno);
+  std::string tmp = path + ".tmp.XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) return "cannot create a file in " + dir + ": " + std::strerror(errno);
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string e = std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return "cannot write " + tmp + ": " + e;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    const std::string e = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return "cannot write " + tmp + ": " + e;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string e = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return "cannot rename " + tmp + " to " + path + ": " + e;
+  }
+  return {};
+}
+
+// What the driver counts about SPIR-V builds (XESVM_ZE_STATS=1 prints them
+// as one JSON line on stderr at exit).
+struct BuildStats {
+  std::atomic<std::uint64_t> compiled{0};      ///< modules compiled from SPIR-V
+  std::atomic<std::uint64_t> memory_hits{0};   ///< served from the in-memory cache
+  std::atomic<std::uint64_t> disk_hits{0};     ///< loaded from XESVM_KERNEL_CACHE
+  std::atomic<std::uint64_t> disk_writes{0};   ///< entries written there
+  std::atomic<std::uint64_t> disk_ignored{0};  ///< corrupt or foreign entries skipped
+};
+
+BuildStats& stats() {
+  static BuildStats* s = new BuildStats;  // never destroyed: read at exit
+  return *s;
+}
+
+void print_stats() {
+  const BuildStats& s = stats();
+  std::fprintf(
+      stderr,
+      "xesvm-ze: {\"spirv_compiled\":%llu,\"spirv_memory_cache_hits\":%llu,\"spirv_disk_cache_hits\":%llu,"
+      "\"spirv_disk_cache_writes\":%llu,\"spirv_disk_cache_ignored\":%llu}\n",
+      static_cast<unsigned long long>(s.compiled.load()), static_cast<unsigned long long>(s.memory_hits.load()),
+      static_cast<unsigned long long>(s.disk_hits.load()), static_cast<unsigned long long>(s.disk_writes.load()),
+      static_cast<unsigned long long>(s.disk_ignored.load()));
+}
+
+void register_stats_report() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* e = std::getenv("XESVM_ZE_STATS");
+    if (e && *e && std::strcmp(e, "0") != 0) std::atexit(print_stats);
+  });
+}
+
+// What else decides the code a module compiles to: the compiler (LLVM's
+// version, the entry format, the device calls the code links against) and
+// the host CPU it targets. An entry made by another build of the driver or
+// on another CPU has another key.
+std::string toolchain_id() {
+  static const std::string id = [] {
+    std::string s = "llvm " LLVM_VERSION_STRING " entry " + std::to_string(kEntryFormat);
+    s += " cpu " + llvm::sys::getHostCPUName().str();
+    llvm::StringMap<bool> features;
+    if (llvm::sys::getHostCPUFeatures(features)) {
+      std::vector<std::string> on;
+      for (const auto& f : features)
+        if (f.getValue()) on.push_back(f.getKey().str());
+      std::sort(on.begin(), on.end());
+      for (const auto& f : on) s += " +" + f;
+    }
+    for (const auto& call : device_call_symbols()) {
+      s += " ";
+      s += call.first;
+    }
+    return s;
+  }();
+  return id;
+}
+
+// The cache key: SHA-1 of the SPIR-V, the flags, the constants and the
+// toolchain.
 std::string cache_key(const std::vector<std::uint32_t>& words, const char* flags,
                       const ze_module_constants_t* constants) {
   llvm::SHA1 h;
@@ -251,6 +594,7 @@ std::string cache_key(const std::vector<std::uint32_t>& words, const char* flags
       h.update(llvm::ArrayRef<std::uint8_t>(reinterpret_cast<const std::uint8_t*>(pair), sizeof pair));
     }
   }
+  h.update(std::string("\0toolchain:", 11) + toolchain_id());
   const auto digest = h.final();
   return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
 }
@@ -267,12 +611,73 @@ Cache& cache() {
   return *c;
 }
 
+std::string version_text(const std::vector<std::uint32_t>& words) {
+  return std::to_string(words[1] >> 16) + "." + std::to_string((words[1] >> 8) & 0xff);
+}
+
+std::string elapsed_ms(std::chrono::steady_clock::time_point t0) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f ms",
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  return buf;
+}
+
+// Builds the module (not in the in-memory cache): from the disk cache if
+// XESVM_KERNEL_CACHE names one that holds it, else compiled (and stored
+// there). The disk cache never fails a build: what went wrong with it is a
+// line of the log.
+std::shared_ptr<const Program> build(const std::vector<std::uint32_t>& words, const std::string& key,
+                                     const ze_module_constants_t* constants, std::string* log) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const char* env = std::getenv("XESVM_KERNEL_CACHE");
+  const std::string dir = env && *env ? env : "";
+  const std::string path = dir.empty() ? "" : dir + "/" + hex(key) + ".xzc";
+  std::string notes;
+  if (!path.empty()) {
+    std::string bytes;
+    if (read_file(path, &bytes)) {
+      ModuleInterface iface;
+      std::string object, why;
+      if (decode_entry(bytes, key, &iface, &object, &why)) {
+        try {
+          auto program = load_object(object, iface);
+          stats().disk_hits++;
+          *log = "xesvm: loaded " + std::to_string(program->kernels.size()) +
+                 " compiled kernels from the disk cache (" + path + ") in " + elapsed_ms(t0) + "\n";
+          return program;
+        } catch (const ZeError& e) {
+          why = "it does not link: " + e.what;
+        }
+      }
+      stats().disk_ignored++;
+      notes += "xesvm: ignored the disk cache entry " + path + ": " + why + "; compiling again\n";
+    }
+  }
+  ModuleInterface iface;
+  const std::string object = compile_to_object(words, constants, &iface);
+  auto program = load_object(object, iface);
+  stats().compiled++;
+  *log = notes + "xesvm: compiled " + std::to_string(program->kernels.size()) + " kernels from SPIR-V " +
+         version_text(words) + " in " + elapsed_ms(t0) + "\n";
+  if (!path.empty()) {
+    const std::string err = write_file_atomically(dir, path, encode_entry(key, iface, object));
+    if (err.empty()) {
+      stats().disk_writes++;
+      *log += "xesvm: stored the compiled module in the disk cache (" + path + ")\n";
+    } else {
+      *log += "xesvm: XESVM_KERNEL_CACHE: " + err + " (the module is not cached on disk)\n";
+    }
+  }
+  return program;
+}
+
 }  // namespace
 
 bool spirv_supported() { return true; }
 
 std::shared_ptr<const Program> build_spirv(const std::uint8_t* il, std::size_t size, const char* flags,
                                            const ze_module_constants_t* constants, std::string* log) {
+  register_stats_report();
   if (size < 20 || size % 4 != 0) {
     build_failure("not a SPIR-V module: " + std::to_string(size) +
                   " bytes; expected a multiple of 4 of at least 20 (the header)");
@@ -286,18 +691,20 @@ std::shared_ptr<const Program> build_spirv(const std::uint8_t* il, std::size_t s
   Cache& c = cache();
   std::lock_guard lk(c.mu);
   if (auto it = c.programs.find(key); it != c.programs.end()) {
+    stats().memory_hits++;
     if (log) *log = "xesvm: reused the compiled module from the in-memory cache\n";
     return it->second;
   }
-  Compiled built = compile(words, constants);
-  c.programs[key] = built.program;
+  std::string text;
+  auto program = build(words, key, constants, &text);
+  c.programs[key] = program;
   c.order.push_back(key);
   if (c.order.size() > kCacheEntries) {
     c.programs.erase(c.order.front());
     c.order.pop_front();
   }
-  if (log) *log = built.log;
-  return built.program;
+  if (log) *log = std::move(text);
+  return program;
 }
 
 }  // namespace xesvm::ze

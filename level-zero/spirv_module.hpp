@@ -9,11 +9,21 @@
 // LLVM's ORC JIT. Its kernels follow kernel ABI 2 (work groups with local
 // memory and barriers) and run on the engine's workers like native ones.
 //
-// Compiled modules are cached in memory by the SHA-1 of the SPIR-V, the
-// build flags and the specialization constants: creating the same module
-// again compiles nothing.
+// Compiled modules are cached by the SHA-1 of the SPIR-V, the build flags,
+// the specialization constants and the toolchain (LLVM version, cache entry
+// format, device calls, host CPU and its features): in memory (64 modules),
+// and on disk when XESVM_KERNEL_CACHE names a directory, one file per
+// module holding its host object file and its kernels' interface, written
+// atomically. Creating the same module again, in this process or another,
+// compiles nothing. A corrupt or foreign disk entry is ignored (a line of
+// the build log says why) and the module is compiled and stored again; the
+// disk cache never fails a build. XESVM_ZE_STATS=1 prints the build
+// counters (compiled, cache hits, disk writes, ignored entries) as one JSON
+// line on stderr at exit.
 //
-// Concurrency: build_spirv is thread-safe (builds are serialised).
+// Concurrency: build_spirv is thread-safe (builds are serialised; processes
+// sharing a cache directory may write the same entry, the last rename
+// wins, each is whole).
 #pragma once
 
 #include <level_zero/ze_api.h>

@@ -3,8 +3,16 @@
 // llvm-spirv-15 (tests/spirv/*.cl), run through the loader like any
 // application's SPIR-V. Every global access of these kernels goes through
 // the device accessor, so the data moves as GPU faults move it.
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
 
 #include "ze_fixture.hpp"
 
@@ -76,6 +84,24 @@ TEST_F(ZeSpirv, DeviceReportsSpirvAndTheModuleItsKernels) {
   EXPECT_EQ(0u, 1000 % x);
   EXPECT_LE(x, 256u);
   ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirv, EachKernelReportsOnlyTheLocalMemoryItUses) {
+  // kernels.cl has two local variables: reduce's tag and atomics'
+  // group_count (4 bytes each); the other kernels use none.
+  std::map<std::string, std::uint32_t> local;
+  for (const char* name : {"vector_add", "touch", "load_at", "math", "reduce", "atomics"}) {
+    ze_kernel_handle_t k = kernel(module, name);
+    ze_kernel_properties_t kp{ZE_STRUCTURE_TYPE_KERNEL_PROPERTIES, nullptr};
+    ZE_OK(zeKernelGetProperties(k, &kp));
+    local[name] = kp.localMemSize;
+    ZE_OK(zeKernelDestroy(k));
+  }
+  for (const char* name : {"vector_add", "touch", "load_at", "math"}) EXPECT_EQ(0u, local[name]) << name;
+  EXPECT_GE(local["reduce"], 4u);
+  EXPECT_GE(local["atomics"], 4u);
+  EXPECT_LE(local["reduce"], 8u);
+  EXPECT_LE(local["atomics"], 8u);
 }
 
 TEST_F(ZeSpirv, VectorAddOnSharedAndDeviceMemory) {
@@ -240,6 +266,355 @@ TEST_F(ZeSpirv, SecondCreateOfTheSameModuleIsServedFromTheCache) {
   ZE_OK(zeModuleCreate(ctx, device, &md, &again, &log));
   EXPECT_NE(std::string::npos, log_text(log).find("compiled 6 kernels")) << "flags are part of the cache key";
   ZE_OK(zeModuleDestroy(again));
+}
+
+// ---- Built-ins of OpenCL C 2.0 applications (tests/spirv/features.cl) ----
+
+class ZeSpirvFeatures : public Ze {
+ protected:
+  void SetUp() override {
+    Ze::SetUp();
+    std::string text;
+    ASSERT_EQ(ZE_RESULT_SUCCESS, build("features.spv", &module, &text)) << text;
+  }
+  // Creates a module from the compiled test kernels in file; *log gets the
+  // build log (empty in intercept mode, where the loader does not pass the
+  // log of a failed build).
+  ze_result_t build(const char* file, ze_module_handle_t* m, std::string* log) {
+    const std::vector<std::uint8_t> il = read_spirv(file);
+    EXPECT_GT(il.size(), 20u) << "the build compiles tests/spirv/ to " << XESVM_ZE_SPIRV_DIR;
+    ze_module_desc_t md{
+        ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, il.size(), il.data(), "", nullptr};
+    ze_module_build_log_handle_t h = nullptr;
+    const ze_result_t r = zeModuleCreate(ctx, device, &md, m, intercept_mode() ? nullptr : &h);
+    log->clear();
+    if (h) *log = log_text(h);
+    return r;
+  }
+  void TearDown() override {
+    if (module) zeModuleDestroy(module);
+    Ze::TearDown();
+  }
+  void launch(ze_kernel_handle_t k, std::uint32_t group, std::uint32_t groups) {
+    ZE_OK(zeKernelSetGroupSize(k, group, 1, 1));
+    const ze_group_count_t g{groups, 1, 1};
+    ZE_OK(zeCommandListAppendLaunchKernel(sync_imm, k, &g, nullptr, 0, nullptr));
+  }
+  ze_module_handle_t module = nullptr;
+};
+
+TEST_F(ZeSpirvFeatures, VloadAndVstoreMoveWholeVectorsThroughTheAccessor) {
+  constexpr std::uint32_t n = 4096;
+  auto* a = static_cast<float*>(shared(n * 16));
+  auto* b = static_cast<float*>(shared(n * 16));
+  auto* x = static_cast<std::uint8_t*>(shared(n * 3));
+  auto* c = static_cast<std::uint8_t*>(shared(n * 3));
+  for (std::uint32_t i = 0; i < 4 * n; ++i) a[i] = static_cast<float>(i) * 0.25f;
+  for (std::uint32_t i = 0; i < 3 * n; ++i) x[i] = static_cast<std::uint8_t>(i * 7 + 1);
+  ze_kernel_handle_t k = kernel(module, "vectors");
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    void* const args[] = {a, b, x, c};
+    ZE_OK(zeKernelSetArgumentValue(k, i, 8, &args[i]));
+  }
+  launch(k, 64, n / 64);
+  EXPECT_LT(cpu_resident_pages(b, n * 16), n * 16 / 4096) << "the kernel's vector stores moved pages to the device";
+  for (std::uint32_t i = 0; i < 4 * n; ++i) ASSERT_EQ(static_cast<float>(i) * 0.5f, b[i]) << i;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    for (std::uint32_t e = 0; e < 3; ++e) ASSERT_EQ(x[3 * i + 2 - e], c[3 * i + e]) << i << " " << e;
+  }
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirvFeatures, SubGroupsAreOneWorkItemWideAsTheKernelReports) {
+  constexpr std::uint32_t kGroup = 64, kGroups = 4, kItems = kGroup * kGroups;
+  ze_kernel_handle_t k = kernel(module, "sub_groups");
+  ze_kernel_properties_t kp{ZE_STRUCTURE_TYPE_KERNEL_PROPERTIES, nullptr};
+  ZE_OK(zeKernelGetProperties(k, &kp));
+  EXPECT_EQ(1u, kp.maxSubgroupSize);
+  EXPECT_EQ(0u, kp.requiredSubgroupSize);
+  auto* o = static_cast<std::uint32_t*>(shared(kItems * 12 * 4));
+  std::memset(o, 0xee, kItems * 12 * 4);
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &o));
+  launch(k, kGroup, kGroups);
+  for (std::uint32_t i = 0; i < kItems; ++i) {
+    const std::uint32_t* r = o + i * 12;
+    const std::uint32_t want[12] = {1,
+                                    1,
+                                    kGroup,
+                                    i % kGroup,
+                                    0,
+                                    i + 1,
+                                    i + 2,
+                                    i + 3,
+                                    0,
+                                    UINT32_MAX,
+                                    (i % 2 != 0) + 2u * (i % 3 != 0),
+                                    static_cast<std::uint32_t>(static_cast<int>(i) - 5)};
+    for (int j = 0; j < 12; ++j) ASSERT_EQ(want[j], r[j]) << "item " << i << " result " << j;
+  }
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirvFeatures, ExplicitAndFloatAtomicsOnGlobalAndLocalMemory) {
+  constexpr std::uint32_t kGroup = 64, kGroups = 64, kItems = kGroup * kGroups;
+  auto* c = static_cast<std::uint32_t*>(shared(4096));
+  auto* f = static_cast<float*>(shared(4096));
+  auto* d = static_cast<double*>(shared(4096));
+  auto* fl = static_cast<float*>(shared(kGroups * 4));
+  std::memset(c, 0, 4096);
+  f[0] = 0;
+  d[0] = 0;
+  ze_kernel_handle_t k = kernel(module, "explicit_atomics");
+  void* const args[] = {c, f, d, fl};
+  for (std::uint32_t i = 0; i < 4; ++i) ZE_OK(zeKernelSetArgumentValue(k, i, 8, &args[i]));
+  launch(k, kGroup, kGroups);
+  EXPECT_EQ(kItems, c[0]);
+  EXPECT_EQ(kItems - 1, c[1]);
+  EXPECT_GE(c[2], 1u);
+  EXPECT_LE(c[2], kItems);
+  EXPECT_EQ(9u, c[3]);
+  EXPECT_EQ(9u, c[4]);
+  EXPECT_EQ(kItems, c[5]) << "local counters";
+  // Every partial sum is exact in binary floating point.
+  EXPECT_EQ(0.5f * kItems, f[0]);
+  EXPECT_EQ(0.25 * kItems, d[0]);
+  for (std::uint32_t g = 0; g < kGroups; ++g) EXPECT_EQ(static_cast<float>(kGroup), fl[g]) << "group " << g;
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirvFeatures, FiberModeIsDecidedPerKernelNotPerModule) {
+  // The module has kernels with barriers; a kernel without one still runs
+  // its items one after the other on the worker's stack (one address of a
+  // private variable per group), while the kernel with a barrier runs them
+  // as fibers (an address per item).
+  constexpr std::uint32_t kGroup = 32, kGroups = 2, kItems = kGroup * kGroups;
+  auto* out = static_cast<std::uint64_t*>(shared(kItems * 8));
+  for (const char* name : {"stack_address", "stack_address_with_barrier"}) {
+    ze_kernel_handle_t k = kernel(module, name);
+    ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &out));
+    launch(k, kGroup, kGroups);
+    for (std::uint32_t g = 0; g < kGroups; ++g) {
+      const std::set<std::uint64_t> addrs(out + g * kGroup, out + (g + 1) * kGroup);
+      if (std::string(name) == "stack_address") {
+        EXPECT_EQ(1u, addrs.size()) << name << ": the items of group " << g << " did not share one stack";
+      } else {
+        EXPECT_EQ(kGroup, addrs.size()) << name << ": the items of group " << g << " are not fibers";
+      }
+    }
+    ZE_OK(zeKernelDestroy(k));
+  }
+}
+
+TEST_F(ZeSpirvFeatures, RequiredSubGroupSizeTheDeviceLacksFailsTheBuildNamingIt) {
+  ze_module_handle_t m = nullptr;
+  std::string text;
+  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, build("wide_sub_groups.spv", &m, &text));
+  EXPECT_EQ(nullptr, m);
+  if (!intercept_mode()) {
+    EXPECT_NE(std::string::npos, text.find("kernel wide_sub_groups requires a sub-group size of 16")) << text;
+  }
+}
+
+// Runs f with the process's stdout (file descriptor 1) sent to a temporary
+// file; returns what was written there.
+std::string capture_stdout(const std::function<void()>& f) {
+  std::fflush(stdout);
+  const int saved = ::dup(1);
+  std::FILE* tmp = std::tmpfile();
+  if (saved < 0 || !tmp) return "(stdout cannot be captured)";
+  ::dup2(fileno(tmp), 1);
+  f();
+  std::fflush(stdout);
+  ::dup2(saved, 1);
+  ::close(saved);
+  std::string out;
+  std::rewind(tmp);
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, tmp)) > 0;) out.append(buf, n);
+  std::fclose(tmp);
+  return out;
+}
+
+TEST_F(ZeSpirvFeatures, PrintfWritesEachItemsLinesInOrderToStdout) {
+  constexpr int kGroup = 16, kGroups = 4, kItems = kGroup * kGroups;
+  auto* a = static_cast<float*>(shared(kItems * 4));
+  for (int i = 0; i < kItems; ++i) a[i] = static_cast<float>(i) * 1.25f - 7.0f;
+  ze_kernel_handle_t k = kernel(module, "print_items");
+  const int n = kItems;
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &a));
+  ZE_OK(zeKernelSetArgumentValue(k, 1, 4, &n));
+  const std::string out = capture_stdout([&] { launch(k, kGroup, kGroups); });
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(static_cast<std::size_t>(2 * kItems), lines.size()) << out;
+  std::map<std::string, std::size_t> at;  // line -> its position
+  for (std::size_t j = 0; j < lines.size(); ++j) at[lines[j]] = j;
+  for (int i = 0; i < kItems; ++i) {
+    char first[256], second[64];
+    std::snprintf(first, sizeof first, "item %d/%d: %u %5.2f %e %s %lld %llu %c %x %X %o %%", i, n, i * 3u,
+                  static_cast<double>(a[i]), static_cast<double>(a[i]) * 1e10, "str", static_cast<long long>(i) - 100,
+                  static_cast<unsigned long long>(i) << 40, 'a' + i % 26, 255u + i, 0xabcu, 8u);
+    std::snprintf(second, sizeof second, "done %03d", i);
+    ASSERT_EQ(1u, at.count(first)) << "missing: " << first << "\n" << out;
+    ASSERT_EQ(1u, at.count(second)) << "missing: " << second << "\n" << out;
+    EXPECT_LT(at[first], at[second]) << "item " << i << "'s lines are out of order";
+  }
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirvFeatures, PrintfWhoseArgumentDoesNotMatchFailsTheBuildNamingIt) {
+  ze_module_handle_t m = nullptr;
+  std::string text;
+  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, build("bad_printf.spv", &m, &text));
+  EXPECT_EQ(nullptr, m);
+  if (!intercept_mode()) {
+    EXPECT_NE(std::string::npos,
+              text.find("printf in bad_printf, format \"value %d\n\": conversion 1 (%d) expects a 32-bit integer"))
+        << text;
+    EXPECT_NE(std::string::npos, text.find("the argument is double")) << text;
+  }
+}
+
+// ---- The disk cache (XESVM_KERNEL_CACHE), across processes ----
+
+extern "C" char** environ;
+
+struct ChildRun {
+  int status = -1;  ///< exit status, or -1 if it did not exit
+  std::string output;
+  /// A counter of the driver's XESVM_ZE_STATS line, or -1 if absent.
+  long counter(const std::string& name) const {
+    const std::size_t line = output.find("xesvm-ze: {");
+    if (line == std::string::npos) return -1;
+    const std::size_t at = output.find("\"" + name + "\":", line);
+    if (at == std::string::npos) return -1;
+    return std::strtol(output.c_str() + at + name.size() + 3, nullptr, 10);
+  }
+};
+
+// Runs this test program again, as a separate process, for one test, with
+// XESVM_KERNEL_CACHE=cache and XESVM_ZE_STATS=1 added to the environment;
+// returns its exit status and everything it printed.
+ChildRun run_this_program(const std::string& filter, const std::string& cache) {
+  ChildRun r;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::vector<std::string> env_text;
+  for (char** e = environ; *e; ++e) {
+    if (std::strncmp(*e, "XESVM_KERNEL_CACHE=", 19) != 0 && std::strncmp(*e, "XESVM_ZE_STATS=", 15) != 0)
+      env_text.emplace_back(*e);
+  }
+  env_text.push_back("XESVM_KERNEL_CACHE=" + cache);
+  env_text.push_back("XESVM_ZE_STATS=1");
+  std::vector<char*> envp;
+  for (auto& e : env_text) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string arg0 = self, arg1 = "--gtest_filter=" + filter;
+  char* argv[] = {arg0.data(), arg1.data(), nullptr};
+  int fds[2];
+  if (::pipe(fds) != 0) return r;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, self.c_str(), &fa, nullptr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(fds[1]);
+  if (rc == 0) {
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) break;
+      r.output.append(buf, static_cast<std::size_t>(n));
+    }
+    int st = 0;
+    if (::waitpid(pid, &st, 0) == pid && WIFEXITED(st)) r.status = WEXITSTATUS(st);
+  }
+  ::close(fds[0]);
+  return r;
+}
+
+// The one entry file in dir.
+std::filesystem::path only_entry_file(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) files.push_back(e.path());
+  EXPECT_EQ(1u, files.size()) << "one module, one entry (no temporary files left)";
+  return files.empty() ? std::filesystem::path() : files[0];
+}
+
+class ZeSpirvDiskCache : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/xesvm-ze-cache-XXXXXX";
+    ASSERT_NE(nullptr, ::mkdtemp(tmpl));
+    dir = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+  // The child: a byte-checked vector add from the module of kernels.cl.
+  ChildRun child() { return run_this_program("ZeSpirv.VectorAddOnSharedAndDeviceMemory", dir.string()); }
+  std::filesystem::path dir;
+};
+
+TEST_F(ZeSpirvDiskCache, SecondProcessLoadsTheCompiledModuleAndCompilesNothing) {
+  const ChildRun first = child();
+  ASSERT_EQ(0, first.status) << first.output;
+  EXPECT_EQ(1, first.counter("spirv_compiled")) << first.output;
+  EXPECT_EQ(1, first.counter("spirv_disk_cache_writes")) << first.output;
+  EXPECT_EQ(0, first.counter("spirv_disk_cache_hits")) << first.output;
+  const std::filesystem::path entry = only_entry_file(dir);
+  EXPECT_EQ(".xzc", entry.extension());
+  const ChildRun second = child();
+  ASSERT_EQ(0, second.status) << second.output;
+  EXPECT_EQ(0, second.counter("spirv_compiled")) << second.output;
+  EXPECT_EQ(1, second.counter("spirv_disk_cache_hits")) << second.output;
+  EXPECT_EQ(0, second.counter("spirv_disk_cache_writes")) << second.output;
+}
+
+TEST_F(ZeSpirvDiskCache, CorruptOrForeignEntryIsIgnoredAndRebuilt) {
+  ASSERT_EQ(0, child().status);
+  const std::filesystem::path entry = only_entry_file(dir);
+  std::string good;
+  {
+    std::ifstream f(entry, std::ios::binary);
+    good.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  ASSERT_GT(good.size(), 100u);
+  std::string flipped = good;
+  flipped[flipped.size() / 2] = static_cast<char>(flipped[flipped.size() / 2] ^ 0x5a);
+  std::string foreign = good;  // the header of another module: its key differs
+  foreign[12] = static_cast<char>(foreign[12] ^ 1);
+  const std::pair<const char*, std::string> bad[] = {
+      {"a flipped byte", flipped},
+      {"truncated", good.substr(0, good.size() / 2)},
+      {"garbage", std::string(4096, '\x7f')},
+      {"empty", std::string()},
+      {"another module's", foreign},
+  };
+  for (const auto& [what, bytes] : bad) {
+    {
+      std::ofstream f(entry, std::ios::binary | std::ios::trunc);
+      f << bytes;
+    }
+    const ChildRun r = child();
+    ASSERT_EQ(0, r.status) << what << " entry:\n" << r.output;
+    EXPECT_EQ(1, r.counter("spirv_disk_cache_ignored")) << what << " entry:\n" << r.output;
+    EXPECT_EQ(1, r.counter("spirv_compiled")) << what << " entry:\n" << r.output;
+    EXPECT_EQ(1, r.counter("spirv_disk_cache_writes")) << what << " entry:\n" << r.output;
+  }
+  // The last build wrote a good entry again.
+  const ChildRun r = child();
+  ASSERT_EQ(0, r.status) << r.output;
+  EXPECT_EQ(0, r.counter("spirv_compiled")) << r.output;
+  EXPECT_EQ(1, r.counter("spirv_disk_cache_hits")) << r.output;
+}
+
+TEST_F(ZeSpirvDiskCache, UnwritableCacheDirectoryDoesNotFailTheBuild) {
+  const ChildRun r = run_this_program("ZeSpirv.VectorAddOnSharedAndDeviceMemory", "/proc/xesvm-no-such-directory");
+  ASSERT_EQ(0, r.status) << r.output;
+  EXPECT_EQ(1, r.counter("spirv_compiled")) << r.output;
+  EXPECT_EQ(0, r.counter("spirv_disk_cache_writes")) << r.output;
 }
 
 TEST_F(ZeSpirv, UnsupportedCapabilityFailsTheBuildNamingIt) {
