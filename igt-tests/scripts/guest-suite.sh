@@ -57,7 +57,8 @@ dir=${build:+$build/igt-tests}
 per=${IGT_SUBTEST_TIMEOUT:-120}
 budget=${IGT_SUITE_BUDGET:-1500}
 filter=${IGT_SUBTESTS:-}
-stage=${IGT_STAGE:-1}
+one=${IGT_ONE_PROCESS:-0}
+stage=${IGT_STAGE:-$one}
 programs=(xe_svm xe_svm_evict)
 
 now_s() { local t=$EPOCHREALTIME; echo "${t%.*}"; }
@@ -178,81 +179,49 @@ drain_kmsg() {
 }
 
 n=0 failed=0 skipped=0 passed=0
-for entry in "${plan[@]}"; do
-	p=${entry%% *} s=${entry#* }
+last_skip=() launches=0
+
+# report NAME STATUS WHY SECS: prints the TAP line of one subtest from its
+# output lines in seg[] (from "Starting subtest" to its result line).
+# STATUS: SUCCESS, SKIP, or anything else = not ok (WHY says what).
+report() {
+	local name=$1 status=$2 why=$3 secs=$4 l in_skip=0
+	local skip=() fail=()
 	n=$((n + 1))
-	name="$p/$s"
-	tmo=$per
-	case $s in
-	evict-* | processes-evict-* | *-benchmark) tmo=$((per * 3)) ;;
-	esac
-	used=$(($(now_s) - ${t_suite%.*}))
-	if [ $((used + 10)) -gt "$budget" ]; then
-		echo "# $name: not run: the suite's time budget of ${budget} s is used up (${used} s)"
-		echo "not ok $n $name"
-		failed=$((failed + 1))
-		continue
-	fi
-	[ $((used + tmo)) -le "$budget" ] || tmo=$((budget - used))
-
-	t0=$EPOCHREALTIME
-	"${killer[@]}" "$tmo" "${run[@]}" "${prog[$p]}" --run-subtest "$s" >"$work/out" 2>&1 </dev/null
-	rc=$?
-	secs=$(since "$t0")
-	drain_kmsg
-	mapfile -t out <"$work/out"
-
-	result= skip=() fail=() bench=() in_skip=0
-	for l in "${out[@]}"; do
-		if [[ $l == "Subtest $s: "* ]]; then
-			result=${l#"Subtest $s: "}
-			result=${result%% *}
-			in_skip=0
-		elif [[ $l == "Test requirement not met"* ]]; then
+	for l in "${seg[@]}"; do
+		if [[ $l == "Test requirement not met"* ]]; then
 			in_skip=1
 			skip+=("$l")
+		elif [[ $l == "Subtest "* ]]; then
+			in_skip=0
 		elif [ "$in_skip" = 1 ]; then
 			[[ $l == "Last errno:"* ]] || skip+=("$l")
 		elif [[ $l == "**** DEBUG ****" ]]; then
 			in_skip=2 # the debug dump repeats what was printed
+		elif [[ $l == "****  END  ****" ]]; then
+			in_skip=0
 		elif [[ $l == *") CRITICAL: "* ]] && [ "$in_skip" != 2 ]; then
 			fail+=("${l#*) CRITICAL: }")
 		fi
-		[[ $l =~ ^(fault|prefetch|evict)-benchmark:\  ]] && bench+=("$l")
+		[[ $l =~ ^(fault|prefetch|evict)-benchmark:\  ]] && echo "# BENCH $l"
 	done
-	for l in "${bench[@]}"; do echo "# BENCH $l"; done
-
-	status=ok why=
-	case $rc in
-	0) [ "$result" = SUCCESS ] || { status="not ok"; why="exit 0 but the result line says '${result:-nothing}'"; } ;;
-	77) if [ "$result" = SKIP ]; then status=skip; else status="not ok"; why="exit 77 but the result line says '${result:-nothing}'"; fi ;;
-	98) status="not ok"; why="FAIL (exit 98)" ;;
-	137) status="not ok"; why="TIMEOUT: killed after ${tmo} s" ;;
-	*)
-		status="not ok"
-		if [ "$rc" -gt 128 ]; then
-			why="CRASH: killed by signal $((rc - 128)) (result line: ${result:-none})"
-		else
-			why="CRASH: exit $rc (result line: ${result:-none})"
-		fi
-		;;
-	esac
 	if [ ${#kmsg_new[@]} -gt 0 ]; then
-		status="not ok"
-		why="${why:+$why; }kernel splat while it ran"
+		why="${why:-$status}; kernel splat while it ran"
+		status=SPLAT
 	fi
-
 	case $status in
-	ok)
+	SUCCESS)
 		passed=$((passed + 1))
 		echo "# $name: SUCCESS in $secs s"
 		echo "ok $n $name"
 		;;
-	skip)
+	SKIP)
 		skipped=$((skipped + 1))
+		# a fixture's skip prints its reason once, before the first subtest
+		if [ ${#skip[@]} -eq 0 ]; then skip=("${last_skip[@]}"); else last_skip=("${skip[@]}"); fi
 		for l in "${skip[@]}"; do echo "# $l"; done
 		# the message: the lines after "Test requirement: COND"
-		msg=
+		local msg=
 		for l in "${skip[@]:2}"; do msg="${msg:+$msg }$l"; done
 		[ -n "$msg" ] || [ ${#skip[@]} -eq 0 ] || msg=${skip[-1]}
 		echo "ok $n $name # SKIP ${msg:-no reason printed} (${secs} s)"
@@ -261,10 +230,10 @@ for entry in "${plan[@]}"; do
 		failed=$((failed + 1))
 		echo "# $name: $why after $secs s"
 		for l in "${fail[@]}"; do echo "#   $l"; done
-		if [ "$rc" != 98 ] || [ ${#fail[@]} -eq 0 ]; then
+		if [ "$status" != FAIL ] || [ ${#fail[@]} -eq 0 ]; then
 			echo "#   last output:"
-			from=$((${#out[@]} > 15 ? ${#out[@]} - 15 : 0))
-			for l in "${out[@]:from}"; do echo "#   | $l"; done
+			local from=$((${#seg[@]} > 15 ? ${#seg[@]} - 15 : 0))
+			for l in "${seg[@]:from}"; do echo "#   | $l"; done
 		fi
 		if [ ${#kmsg_new[@]} -gt 0 ]; then
 			echo "#   kernel:"
@@ -273,6 +242,177 @@ for entry in "${plan[@]}"; do
 		echo "not ok $n $name"
 		;;
 	esac
+}
+
+subtest_timeout() { # NAME
+	case $1 in
+	evict-* | processes-evict-* | *-benchmark) echo $((per * 3)) ;;
+	*) echo "$per" ;;
+	esac
+}
+
+budget_left() { echo $((budget - ($(now_s) - ${t_suite%.*}))); }
+
+not_run() { # NAME
+	n=$((n + 1)) failed=$((failed + 1))
+	echo "# $1: not run: the suite's time budget of ${budget} s is used up"
+	echo "not ok $n $1"
+}
+
+# A file descriptor that never has data: `read -t` on it sleeps without
+# an exec.
+mkfifo "$work/never" && exec 9<>"$work/never"
+pause() { read -r -t "$1" -u 9 _ || :; }
+
+# One process per program (default): PROGRAM --run-subtest A,B,C,... runs
+# the subtests in order; the output is watched, a subtest that runs past
+# its timeout kills the process, and after a crash or timeout the process
+# is started again with the subtests that had not started.
+run_batch() { # PROGRAM SUBTEST...
+	local p=$1
+	shift
+	local todo=("$@")
+	while [ ${#todo[@]} -gt 0 ]; do
+		local left
+		left=$(budget_left)
+		if [ "$left" -le 10 ]; then
+			for s in "${todo[@]}"; do not_run "$p/$s"; done
+			return
+		fi
+		local list
+		list=$(IFS=,; echo "${todo[*]}")
+		launches=$((launches + 1))
+		local of=$work/batch.$launches
+		: >"$of"
+		"${run[@]}" "${prog[$p]}" --run-subtest "$list" >"$of" 2>&1 </dev/null &
+		local pid=$! seen=0 cur= cur_t0=$EPOCHREALTIME cur_from=0 last_end=0 done_n=0 rc= killed=
+		local out=()
+		while :; do
+			local alive=1
+			kill -0 "$pid" 2>/dev/null || alive=0
+			mapfile -t out <"$of"
+			local i
+			for ((i = seen; i < ${#out[@]}; i++)); do
+				local l=${out[i]}
+				if [[ $l == "Starting subtest: "* ]]; then
+					cur=${l#Starting subtest: } cur_t0=$EPOCHREALTIME cur_from=$i
+				elif [[ $l =~ ^Subtest\ (.+):\ ([A-Z]+)\ \((.*)s\)$ ]]; then
+					# a subtest skipped by its fixture has no "Starting" line
+					[ -n "$cur" ] || cur_from=$last_end
+					cur=${BASH_REMATCH[1]}
+					local res=${BASH_REMATCH[2]} secs=${BASH_REMATCH[3]}
+					seg=("${out[@]:cur_from:i - cur_from + 1}")
+					last_end=$((i + 1))
+					drain_kmsg
+					case $res in
+					SUCCESS | SKIP) report "$p/$cur" "$res" "" "$secs" ;;
+					FAIL) report "$p/$cur" FAIL "FAIL" "$secs" ;;
+					*) report "$p/$cur" "$res" "$res" "$secs" ;;
+					esac
+					done_n=$((done_n + 1)) cur=
+				fi
+			done
+			seen=${#out[@]}
+			[ "$alive" = 1 ] || break
+			if [ -n "$cur" ]; then
+				local el
+				el=$(since "$cur_t0")
+				el=${el%.*}
+				local tmo
+				tmo=$(subtest_timeout "$cur")
+				if [ -n "$killed" ]; then
+					# SIGKILL did not end it: stuck in the kernel
+					if [ $((el - tmo)) -ge 30 ]; then
+						killed="$killed; still alive 30 s after SIGKILL (stuck in the kernel), abandoned"
+						break
+					fi
+				elif [ "$el" -ge "$tmo" ] || [ "$(budget_left)" -le 0 ]; then
+					kill -KILL "$pid" 2>/dev/null
+					killed="TIMEOUT: killed after $el s"
+				fi
+			fi
+			pause 1
+		done
+		if [[ $killed == *abandoned ]]; then
+			rc=137
+		else
+			wait "$pid"
+			rc=$?
+		fi
+		# the subtests that reported, the one that was running, the rest
+		local started=$done_n
+		if [ -n "$cur" ]; then
+			seg=("${out[@]:cur_from}")
+			drain_kmsg
+			local why=$killed
+			if [ -z "$why" ]; then
+				if [ "$rc" -gt 128 ]; then
+					why="CRASH: killed by signal $((rc - 128))"
+				else
+					why="CRASH: exit $rc with no result line"
+				fi
+			fi
+			report "$p/$cur" CRASH "$why" "$(since "$cur_t0")"
+			started=$((started + 1))
+		elif [ "$done_n" -lt ${#todo[@]} ] && [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ "$rc" != 98 ]; then
+			# died between subtests (or before the first): blame the next one
+			seg=("${out[@]}")
+			drain_kmsg
+			report "$p/${todo[done_n]}" CRASH "CRASH: $p exited $rc before its result line" 0
+			started=$((started + 1))
+		elif [ "$done_n" -lt ${#todo[@]} ]; then
+			seg=("${out[@]}")
+			for ((; done_n < ${#todo[@]}; done_n++)); do
+				report "$p/${todo[done_n]}" MISSING "$p exited $rc without running it" 0
+			done
+			started=$done_n
+		fi
+		todo=("${todo[@]:started}")
+	done
+}
+
+# One process per subtest (IGT_ONE_PROCESS=1).
+run_one() { # PROGRAM SUBTEST
+	local p=$1 s=$2 tmo left
+	tmo=$(subtest_timeout "$s")
+	left=$(budget_left)
+	if [ "$left" -le 10 ]; then
+		not_run "$p/$s"
+		return
+	fi
+	[ "$tmo" -le "$left" ] || tmo=$left
+	local t0=$EPOCHREALTIME
+	"${killer[@]}" "$tmo" "${run[@]}" "${prog[$p]}" --run-subtest "$s" >"$work/out" 2>&1 </dev/null
+	local rc=$? secs result= l
+	secs=$(since "$t0")
+	drain_kmsg
+	mapfile -t seg <"$work/out"
+	for l in "${seg[@]}"; do
+		if [[ $l == "Subtest $s: "* ]]; then
+			result=${l#"Subtest $s: "}
+			result=${result%% *}
+		fi
+	done
+	case $rc in
+	0) if [ "$result" = SUCCESS ]; then report "$p/$s" SUCCESS "" "$secs"; else report "$p/$s" BAD "exit 0 but the result line says '${result:-nothing}'" "$secs"; fi ;;
+	77) if [ "$result" = SKIP ]; then report "$p/$s" SKIP "" "$secs"; else report "$p/$s" BAD "exit 77 but the result line says '${result:-nothing}'" "$secs"; fi ;;
+	98) report "$p/$s" FAIL "FAIL (exit 98)" "$secs" ;;
+	137) report "$p/$s" TIMEOUT "TIMEOUT: killed after ${tmo} s" "$secs" ;;
+	*) if [ "$rc" -gt 128 ]; then report "$p/$s" CRASH "CRASH: killed by signal $((rc - 128))" "$secs"; else report "$p/$s" CRASH "CRASH: exit $rc" "$secs"; fi ;;
+	esac
+}
+
+for p in "${found[@]}"; do
+	subs=()
+	for entry in "${plan[@]}"; do
+		[ "${entry%% *}" = "$p" ] && subs+=("${entry#* }")
+	done
+	[ ${#subs[@]} -gt 0 ] || continue
+	if [ "$one" = 1 ]; then
+		for s in "${subs[@]}"; do run_one "$p" "$s"; done
+	else
+		run_batch "$p" "${subs[@]}"
+	fi
 done
 
 echo "# igt: $passed passed, $failed failed, $skipped skipped in $(since "$t_suite") s"
