@@ -77,7 +77,7 @@ static const struct family families[] = {
     {"many", 1, 32, 1, false},
     {"many-stride", 1, 32, 256, false},
     {"many-execqueues", 16, 32, 1, false},
-    {"many-large", 1, 32, 1, true},
+    {"many-large", 1, 8, 1, true},
 };
 
 static struct svm_device dev = {.fd = -1};
