@@ -26,6 +26,7 @@
 #   IGT_SUITE_BUDGET       seconds for the whole suite (default 1500, below
 #                          the harness's 1800): subtests that would start
 #                          after it are reported `not ok` without running
+#   IGT_PROGRAMS           the programs, in order (default "xe_svm xe_svm_evict")
 #   IGT_SUBTESTS           an extended regex the `program/subtest` names
 #                          must match (default: all)
 #   IGT_STAGE              1 (default): copy the programs and the shared
@@ -59,7 +60,7 @@ budget=${IGT_SUITE_BUDGET:-1500}
 filter=${IGT_SUBTESTS:-}
 one=${IGT_ONE_PROCESS:-0}
 stage=${IGT_STAGE:-$one}
-programs=(xe_svm xe_svm_evict)
+programs=(${IGT_PROGRAMS:-xe_svm xe_svm_evict})
 
 now_s() { local t=$EPOCHREALTIME; echo "${t%.*}"; }
 # seconds since $1 (an $EPOCHREALTIME), one decimal
