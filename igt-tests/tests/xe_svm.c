@@ -74,10 +74,10 @@ struct family {
 static const struct family families[] = {
     {"once", 1, 1, 1, false},
     {"twice", 1, 2, 1, false},
-    {"many", 1, 128, 1, false},
-    {"many-stride", 1, 128, 256, false},
-    {"many-execqueues", 16, 128, 1, false},
-    {"many-large", 1, 128, 1, true},
+    {"many", 1, 32, 1, false},
+    {"many-stride", 1, 32, 256, false},
+    {"many-execqueues", 16, 32, 1, false},
+    {"many-large", 1, 8, 1, true},
 };
 
 static struct svm_device dev = {.fd = -1};

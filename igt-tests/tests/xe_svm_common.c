@@ -177,6 +177,21 @@ int64_t svm_require_stat(const struct svm_device *d, const char *name) {
   return v;
 }
 
+int64_t svm_evict_mark(const struct svm_device *d) { return svm_stat(d, SVM_STAT_CPU_COPY_KB); }
+
+int64_t svm_require_evicted(int64_t mark, int64_t now, const char *what) {
+  igt_require_f(mark >= 0 && now >= 0,
+                "cannot tell whether anything was evicted: debugfs gt0/stats counter %s (KiB copied out of VRAM) "
+                "cannot be read\n",
+                SVM_STAT_CPU_COPY_KB);
+  igt_require_f(now > mark,
+                "the device evicted nothing from VRAM while %s: %s stayed at %lld (no eviction under VRAM pressure; "
+                "the data checks passed)\n",
+                what, SVM_STAT_CPU_COPY_KB, (long long)now);
+  igt_info("%s: %lld KiB copied out of VRAM\n", what, (long long)(now - mark));
+  return now - mark;
+}
+
 uint32_t svm_value(unsigned i) { return ((uint32_t)rand() << 12) | (i & 0xfff); }
 
 uint64_t svm_now_ns(void) {

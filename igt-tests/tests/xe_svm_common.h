@@ -103,6 +103,20 @@ int64_t svm_stat(const struct svm_device *d, const char *name);
 /* The counter; skips with the reason when it cannot be read. */
 int64_t svm_require_stat(const struct svm_device *d, const char *name);
 
+/* Upstream's gt0/stats counter of the KiB copied out of VRAM into system
+ * memory (evictions, CPU faults on VRAM pages, prefetch to system). */
+#define SVM_STAT_CPU_COPY_KB "svm_cpu_copy_kb"
+
+/* Reads SVM_STAT_CPU_COPY_KB (-1 if it cannot be read) to start an
+ * eviction measurement. */
+int64_t svm_evict_mark(const struct svm_device *d);
+/* Skips with the reason unless the counter rose from `mark` (read before
+ * the GPU phase) to `after` (read right after it, before the CPU touches
+ * the data), i.e. unless the device moved data out of VRAM while `what`
+ * ran with no CPU access: eviction was really exercised. Returns the KiB
+ * moved. Called after the data checks, so wrong data fails first. */
+int64_t svm_require_evicted(int64_t mark, int64_t after, const char *what);
+
 /* A value unique to (i) with random high bits, as upstream's WRITE_VALUE. */
 uint32_t svm_value(unsigned i);
 

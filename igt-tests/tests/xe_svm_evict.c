@@ -33,7 +33,8 @@ static uint64_t pattern(uint64_t i) { return (i + 1) * 0x9e3779b97f4a7c15ull; }
 
 /* Fills `total` bytes of VRAM pressure with 8 MiB malloc chunks, each
  * touched by 8 store-dword execs at a 1 MiB stride (one fence per chunk,
- * on its last exec), then checks every record of every chunk. */
+ * on its last exec), then checks every record of every chunk, and that
+ * data left VRAM while the GPU ran (eviction happened). */
 static void evict_malloc(const struct drm_xe_engine_class_instance *eci, uint64_t total) {
   size_t n_chunks = (size_t)(total / SZ_8M);
   if (n_chunks == 0) n_chunks = 1;
@@ -42,6 +43,7 @@ static void evict_malloc(const struct drm_xe_engine_class_instance *eci, uint64_
   svm_session_begin(&s, &dev, eci);
   char **chunks = calloc(n_chunks, sizeof(*chunks));
   igt_assert(chunks);
+  int64_t mark = svm_evict_mark(&dev);
   for (size_t c = 0; c < n_chunks; c++) {
     chunks[c] = aligned_alloc(SZ_2M, SZ_8M);
     igt_assert_f(chunks[c], "allocation %zu of %zu failed\n", c, n_chunks);
@@ -54,12 +56,16 @@ static void evict_malloc(const struct drm_xe_engine_class_instance *eci, uint64_
         svm_exec_wait(&dev, s.q, e->batch, s.fence, LONG_WAIT);
     }
   }
+  int64_t after = svm_evict_mark(&dev);
   for (size_t c = 0; c < n_chunks; c++)
     for (unsigned k = 0; k < 8; k++) {
       struct svm_exec_data *e = (void *)(chunks[c] + k * SZ_1M);
       igt_assert_f(e->data == e->expected_data, "chunk %zu MiB %u: %#x, expected %#x\n", c, k, e->data,
                    e->expected_data);
     }
+  char what[96];
+  snprintf(what, sizeof(what), "the GPU touched %zu MiB of malloc memory", n_chunks * 8);
+  svm_require_evicted(mark, after, what);
   svm_session_end(&s);
   for (size_t c = 0; c < n_chunks; c++) free(chunks[c]);
   free(chunks);
@@ -113,12 +119,15 @@ static void evict_copy(uint64_t vram) {
   xe_batch_mem_copy(&b, (uintptr_t)src, (uintptr_t)dst, size);
   xe_batch_end(&b);
   igt_assert_eq(b.error, 0);
+  int64_t mark = svm_evict_mark(&dev);
   run_copy_engine_batch(batch);
+  int64_t after = svm_evict_mark(&dev);
   for (size_t i = 0; i < size / 8; i++) {
     igt_assert_f(dst[i] == pattern(i), "dst qword %zu: %#llx, expected %#llx\n", i, (unsigned long long)dst[i],
                  (unsigned long long)pattern(i));
     igt_assert_f(src[i] == pattern(i), "src qword %zu changed\n", i);
   }
+  svm_require_evicted(mark, after, "MEM_COPY ran between two buffers of 5/4 VRAM");
   free(batch);
   free(src);
   free(dst);
@@ -141,11 +150,14 @@ static void evict_fill(uint64_t vram) {
   xe_batch_mem_set(&b, (uintptr_t)fill, size, 0xa5);
   xe_batch_end(&b);
   igt_assert_eq(b.error, 0);
+  int64_t mark = svm_evict_mark(&dev);
   run_copy_engine_batch(batch);
+  int64_t after = svm_evict_mark(&dev);
   for (size_t i = 0; i < size + SZ_2M; i++) {
     unsigned char want = (buf + i >= fill && buf + i < fill + size) ? 0xa5 : 0x5a;
     igt_assert_f(buf[i] == want, "byte %zu: %#x, expected %#x\n", i, buf[i], want);
   }
+  svm_require_evicted(mark, after, "MEM_SET filled 2x VRAM");
   free(batch);
   free(buf);
 }
@@ -240,6 +252,8 @@ static void evict_benchmark(uint64_t vram) {
   svm_session_begin(&s, &dev, svm_engine(&dev, 0));
   enum { RUNS = 3 };
   uint64_t gpu[RUNS], cpu[RUNS];
+  int64_t evicted = 0; /* KiB moved out of VRAM during the GPU passes */
+  bool counted = true;
   for (int r = 0; r < RUNS; r++) {
     uint32_t salt = svm_value((unsigned)r);
     struct xe_batch b;
@@ -247,9 +261,13 @@ static void evict_benchmark(uint64_t vram) {
     for (size_t i = 0; i < stores; i++) xe_batch_store_dword(&b, (uintptr_t)(buf + i * SZ_64K), salt + (uint32_t)i);
     xe_batch_end(&b);
     igt_assert_eq(b.error, 0);
+    int64_t mark = svm_evict_mark(&dev);
     uint64_t t0 = svm_now_ns();
     svm_exec_wait(&dev, s.q, batch, s.fence, LONG_WAIT);
     gpu[r] = svm_now_ns() - t0;
+    int64_t after = svm_evict_mark(&dev);
+    counted = counted && mark >= 0 && after >= 0;
+    if (counted) evicted += after - mark;
     for (size_t i = 0; i < stores; i++)
       igt_assert_f(*(uint32_t *)(buf + i * SZ_64K) == salt + (uint32_t)i, "run %d store %zu lost\n", r, i);
     /* Baseline: a memcpy of the same bytes, now resident in system memory. */
@@ -265,6 +283,13 @@ static void evict_benchmark(uint64_t vram) {
       "evict-benchmark: GPU touch of %.0f MiB (2x VRAM) %.1f MiB/s; memcpy of the same bytes %.1f MiB/s; "
       "GPU/memcpy bandwidth ratio %.3f (medians of %d)\n",
       mib, mib / (gpu[RUNS / 2] / 1e9), mib / (cpu[RUNS / 2] / 1e9), (double)cpu[RUNS / 2] / gpu[RUNS / 2], RUNS);
+  igt_require_f(counted, "cannot tell whether anything was evicted: debugfs gt0/stats counter %s cannot be read\n",
+                SVM_STAT_CPU_COPY_KB);
+  igt_require_f(evicted > 0,
+                "the device evicted nothing from VRAM during the GPU passes over 2x VRAM (%s unchanged): "
+                "the figure above is not an eviction bandwidth\n",
+                SVM_STAT_CPU_COPY_KB);
+  igt_info("evict-benchmark: %lld KiB evicted over %d GPU passes\n", (long long)evicted, RUNS);
   svm_session_end(&s);
   free(batch);
   free(buf);
