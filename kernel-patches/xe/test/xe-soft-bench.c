@@ -25,6 +25,9 @@
  *   evict         fill_full - fill_empty: the eviction of VRAM's worth
  *   memcpy_vram   memcpy() of VRAM's worth of populated memory
  *
+ * each with the eviction copies in parallel batches (the default) and
+ * serial (debugfs gt0/evict_parallel = N), alternating per repeat.
+ *
  * usage: xe-soft-bench [repeats]
  * Output: "BENCH ..." lines; exit status 0 on success.
  */
@@ -37,6 +40,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,11 +192,61 @@ static uint8_t *alloc_big(size_t n)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* Set debugfs gt0/evict_parallel; 0 on success. */
+static int set_parallel(int on)
+{
+	char path[96];
+	struct stat st;
+	FILE *f;
+
+	if (fstat(fd, &st))
+		return -1;
+	snprintf(path, sizeof(path), "/sys/kernel/debug/dri/%u/gt0/evict_parallel",
+		 minor(st.st_rdev));
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fputs(on ? "Y\n" : "N\n", f);
+	return fclose(f);
+}
+
+/* One measurement of each quantity; 0 on success. */
+static int evict_once(size_t size, struct job *job, double *fe, double *ff,
+		      double *mc)
+{
+	uint8_t *a = alloc_big(size), *b = alloc_big(size), *d = alloc_big(size);
+	int failed = 0;
+	double t;
+	size_t i;
+
+	if (!a || !b || !d)
+		return 1;
+	memset(a, 5, size);
+	memset(b, 6, size);
+	memset(d, 7, size);
+	t = now();
+	memcpy(d, a, size);
+	*mc = now() - t;
+	t = now();
+	failed |= prefetch_vram(a, size, &job->fence);
+	*fe = now() - t;
+	t = now();
+	failed |= prefetch_vram(b, size, &job->fence);
+	*ff = now() - t;
+	/* Every page of both came through (a from system memory again). */
+	for (i = 0; i < size; i += 4096)
+		failed |= a[i] != 5 || b[i] != 6;
+	munmap(a, size);
+	munmap(b, size);
+	munmap(d, size);
+	return failed;
+}
+
 /* Eviction by allocation of VRAM's worth of pages vs memcpy of as many. */
 static int bench_evict(int repeats, struct job *job)
 {
-	double fe[64], ff[64], ev[64], mc[64], t;
-	size_t size = vram_size(), i;
+	double fe[64], ff[64], ev[64], mc[64], sfe[64], sff[64], sev[64], smc[64];
+	size_t size = vram_size();
 	int r, failed = 0;
 
 	if (!size) {
@@ -199,39 +254,27 @@ static int bench_evict(int repeats, struct job *job)
 		return 0;
 	}
 	for (r = 0; r < repeats; r++) {
-		uint8_t *a = alloc_big(size), *b = alloc_big(size), *d = alloc_big(size);
-
-		if (!a || !b || !d)
-			return 1;
-		memset(a, 5, size);
-		memset(b, 6, size);
-		memset(d, 7, size);
-		t = now();
-		memcpy(d, a, size);
-		mc[r] = now() - t;
-		t = now();
-		failed |= prefetch_vram(a, size, &job->fence);
-		fe[r] = now() - t;
-		t = now();
-		failed |= prefetch_vram(b, size, &job->fence);
-		ff[r] = now() - t;
+		failed |= set_parallel(1) ||
+			  evict_once(size, job, &fe[r], &ff[r], &mc[r]);
 		ev[r] = ff[r] - fe[r];
-		/* Every byte of both came through (a from system memory again). */
-		for (i = 0; i < size; i += 4096)
-			failed |= a[i] != 5 || b[i] != 6;
-		munmap(a, size);
-		munmap(b, size);
-		munmap(d, size);
+		failed |= set_parallel(0) ||
+			  evict_once(size, job, &sfe[r], &sff[r], &smc[r]);
+		sev[r] = sff[r] - sfe[r];
 	}
+	set_parallel(1);
 	if (failed)
 		return 1;
-	printf("BENCH xe_soft_evict repeats=%d bytes=%zu median seconds: fill_empty=%.4f fill_full=%.4f evict=%.4f memcpy_vram=%.4f\n",
+	printf("BENCH xe_soft_evict repeats=%d bytes=%zu median seconds: parallel: fill_empty=%.4f fill_full=%.4f evict=%.4f memcpy_vram=%.4f; serial: fill_empty=%.4f fill_full=%.4f evict=%.4f memcpy_vram=%.4f\n",
 	       repeats, size, median(fe, repeats), median(ff, repeats),
-	       median(ev, repeats), median(mc, repeats));
-	printf("BENCH xe_soft_evict ratio: eviction throughput / memcpy throughput = %.2f\n",
-	       median(mc, repeats) / median(ev, repeats));
+	       median(ev, repeats), median(mc, repeats), median(sfe, repeats),
+	       median(sff, repeats), median(sev, repeats), median(smc, repeats));
+	printf("BENCH xe_soft_evict ratios: eviction/memcpy throughput parallel=%.2f serial=%.2f; serial/parallel eviction time=%.2f\n",
+	       median(mc, repeats) / median(ev, repeats),
+	       median(smc, repeats) / median(sev, repeats),
+	       median(sev, repeats) / median(ev, repeats));
 	return 0;
 }
+
 
 static int advise_system(void *p, size_t n)
 {
