@@ -14,6 +14,20 @@
  *   memcpy_cold   memcpy() of 2 MiB from a freshly populated chunk into
  *                 another one
  *
+ * and the eviction throughput of the allocation path, 256 MiB (the VRAM
+ * size) against a memcpy() of the same bytes:
+ *
+ *   fill_empty    OP_PREFETCH of a VRAM-sized buffer A to VRAM while VRAM
+ *                 is empty (migration only)
+ *   fill_full     OP_PREFETCH of another VRAM-sized buffer B to VRAM right
+ *                 after: every range first evicts frames of A by device
+ *                 allocation (drm_gpusvm_evict_pfns()), then migrates
+ *   evict         fill_full - fill_empty: the eviction of VRAM's worth
+ *   memcpy_vram   memcpy() of VRAM's worth of populated memory
+ *
+ * each with the eviction copies in parallel batches (the default) and
+ * serial (debugfs gt0/evict_parallel = N), alternating per repeat.
+ *
  * usage: xe-soft-bench [repeats]
  * Output: "BENCH ..." lines; exit status 0 on success.
  */
@@ -26,6 +40,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -130,6 +146,136 @@ static int store(struct job *job, uint32_t *dst)
 	return ioctl(fd, DRM_IOCTL_XE_EXEC, &e) || ioctl(fd, DRM_IOCTL_XE_WAIT_USER_FENCE, &w);
 }
 
+static int prefetch_vram(void *p, size_t n, uint64_t *fence)
+{
+	struct drm_xe_sync sync = {
+		.type = DRM_XE_SYNC_TYPE_USER_FENCE,
+		.flags = DRM_XE_SYNC_FLAG_SIGNAL,
+		.addr = (uintptr_t)fence,
+		.timeline_value = FENCE_VALUE,
+	};
+	struct drm_xe_vm_bind b = {
+		.vm_id = vm, .num_binds = 1, .bind.range = n,
+		.bind.addr = (uintptr_t)p, .bind.op = DRM_XE_VM_BIND_OP_PREFETCH,
+		.bind.prefetch_mem_region_instance = 1,
+		.num_syncs = 1, .syncs = (uintptr_t)&sync,
+	};
+
+	*fence = 0;
+	/* Binds are synchronous on the device: the fence is written on return. */
+	return ioctl(fd, DRM_IOCTL_XE_VM_BIND, &b) || *fence != FENCE_VALUE;
+}
+
+static uint64_t vram_size(void)
+{
+	struct drm_xe_device_query q = { .query = DRM_XE_DEVICE_QUERY_MEM_REGIONS };
+	struct drm_xe_query_mem_regions *r;
+	uint64_t size = 0;
+
+	if (ioctl(fd, DRM_IOCTL_XE_DEVICE_QUERY, &q))
+		return 0;
+	r = calloc(1, q.size);
+	if (!r)
+		return 0;
+	q.data = (uintptr_t)r;
+	if (!ioctl(fd, DRM_IOCTL_XE_DEVICE_QUERY, &q) && r->num_mem_regions > 1)
+		size = r->mem_regions[1].total_size;
+	free(r);
+	return size;
+}
+
+static uint8_t *alloc_big(size_t n)
+{
+	uint8_t *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Set debugfs gt0/evict_parallel; 0 on success. */
+static int set_parallel(int on)
+{
+	char path[96];
+	struct stat st;
+	FILE *f;
+
+	if (fstat(fd, &st))
+		return -1;
+	snprintf(path, sizeof(path), "/sys/kernel/debug/dri/%u/gt0/evict_parallel",
+		 minor(st.st_rdev));
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fputs(on ? "Y\n" : "N\n", f);
+	return fclose(f);
+}
+
+/* One measurement of each quantity; 0 on success. */
+static int evict_once(size_t size, struct job *job, double *fe, double *ff,
+		      double *mc)
+{
+	uint8_t *a = alloc_big(size), *b = alloc_big(size), *d = alloc_big(size);
+	int failed = 0;
+	double t;
+	size_t i;
+
+	if (!a || !b || !d)
+		return 1;
+	memset(a, 5, size);
+	memset(b, 6, size);
+	memset(d, 7, size);
+	t = now();
+	memcpy(d, a, size);
+	*mc = now() - t;
+	t = now();
+	failed |= prefetch_vram(a, size, &job->fence);
+	*fe = now() - t;
+	t = now();
+	failed |= prefetch_vram(b, size, &job->fence);
+	*ff = now() - t;
+	/* Every page of both came through (a from system memory again). */
+	for (i = 0; i < size; i += 4096)
+		failed |= a[i] != 5 || b[i] != 6;
+	munmap(a, size);
+	munmap(b, size);
+	munmap(d, size);
+	return failed;
+}
+
+/* Eviction by allocation of VRAM's worth of pages vs memcpy of as many. */
+static int bench_evict(int repeats, struct job *job)
+{
+	double fe[64], ff[64], ev[64], mc[64], sfe[64], sff[64], sev[64], smc[64];
+	size_t size = vram_size();
+	int r, failed = 0;
+
+	if (!size) {
+		printf("BENCH xe_soft_evict skipped: no VRAM\n");
+		return 0;
+	}
+	for (r = 0; r < repeats; r++) {
+		failed |= set_parallel(1) ||
+			  evict_once(size, job, &fe[r], &ff[r], &mc[r]);
+		ev[r] = ff[r] - fe[r];
+		failed |= set_parallel(0) ||
+			  evict_once(size, job, &sfe[r], &sff[r], &smc[r]);
+		sev[r] = sff[r] - sfe[r];
+	}
+	set_parallel(1);
+	if (failed)
+		return 1;
+	printf("BENCH xe_soft_evict repeats=%d bytes=%zu median seconds: parallel: fill_empty=%.4f fill_full=%.4f evict=%.4f memcpy_vram=%.4f; serial: fill_empty=%.4f fill_full=%.4f evict=%.4f memcpy_vram=%.4f\n",
+	       repeats, size, median(fe, repeats), median(ff, repeats),
+	       median(ev, repeats), median(mc, repeats), median(sfe, repeats),
+	       median(sff, repeats), median(sev, repeats), median(smc, repeats));
+	printf("BENCH xe_soft_evict ratios: eviction/memcpy throughput parallel=%.2f serial=%.2f; serial/parallel eviction time=%.2f\n",
+	       median(mc, repeats) / median(ev, repeats),
+	       median(smc, repeats) / median(sev, repeats),
+	       median(sev, repeats) / median(ev, repeats));
+	return 0;
+}
+
+
 static int advise_system(void *p, size_t n)
 {
 	struct drm_xe_madvise m = {
@@ -220,6 +366,8 @@ int main(int argc, char **argv)
 	       median(fv, repeats) / median(mc, repeats),
 	       median(fs, repeats) / median(mc, repeats),
 	       (median(fv, repeats) - median(eb, repeats)) / median(mc, repeats));
+	if (bench_evict(repeats < 3 ? repeats : 3, job))
+		goto fail;
 	return 0;
 fail:
 	printf("BENCH xe_soft failed (errno %d)\n", errno);
