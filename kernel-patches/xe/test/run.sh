@@ -83,13 +83,10 @@ write_plan() { # dir with binaries, kind
 			echo "3600 hmm-evict-tests $d/hmm-evict-tests"
 			# the user-space suites that run on the software Xe device
 			# (guest-suites: timeout, block name, script in the repo)
-			while read -r stmo sname srest; do
+			while read -r stmo sname sscript; do
 				case "$stmo" in ''|'#'*) continue ;; esac
-				# optional VAR=value words before the script
-				sscript=${srest##* } senv=
-				[ "$sscript" = "$srest" ] || senv="${srest% *} "
 				[ -f "$repo/$sscript" ] || continue
-				echo "$stmo $sname ${senv}XESVM_REPO=$repo XESVM_BUILD=$repo/build/release XESVM_KERNEL_INCLUDE=$cache/patched-$pcfghash/usr/include sh $repo/$sscript"
+				echo "$stmo $sname XESVM_REPO=$repo XESVM_BUILD=$repo/build/release XESVM_KERNEL_INCLUDE=$cache/patched-$pcfghash/usr/include sh $repo/$sscript"
 			done <"$here/guest-suites"
 			if [ "${XESVM_BENCH:-0}" = 1 ]; then
 				echo "1800 bench $here/bench.sh $d"
