@@ -8,6 +8,7 @@
 #include <level_zero/ze_api.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -107,6 +108,23 @@ struct ZeSample {
       v.b[i] = 0.5f * static_cast<float>(i);
     }
     return v;
+  }
+  // vector_add of the native module and of `other` (the same kernel from
+  // another module, e.g. built from SPIR-V), in that order, each with the
+  // arguments (v.a, v.b, v.c, n) and groups of `group_size`. Exits on failure.
+  std::array<ze_kernel_handle_t, 2> vector_add_kernels(ze_module_handle_t other, const Vectors& v, std::uint32_t n,
+                                                       std::uint32_t group_size) {
+    std::array<ze_kernel_handle_t, 2> k{kernel("vector_add"), nullptr};
+    ze_kernel_desc_t kd{ZE_STRUCTURE_TYPE_KERNEL_DESC, nullptr, 0, "vector_add"};
+    ZE_CHECK(zeKernelCreate(other, &kd, &k[1]));
+    for (ze_kernel_handle_t x : k) {
+      ZE_CHECK(zeKernelSetArgumentValue(x, 0, sizeof v.a, &v.a));
+      ZE_CHECK(zeKernelSetArgumentValue(x, 1, sizeof v.b, &v.b));
+      ZE_CHECK(zeKernelSetArgumentValue(x, 2, sizeof v.c, &v.c));
+      ZE_CHECK(zeKernelSetArgumentValue(x, 3, sizeof n, &n));
+      ZE_CHECK(zeKernelSetGroupSize(x, group_size, 1, 1));
+    }
+    return k;
   }
   void* shared(std::size_t bytes) {
     ze_device_mem_alloc_desc_t dd{ZE_STRUCTURE_TYPE_DEVICE_MEM_ALLOC_DESC, nullptr, 0, 0};

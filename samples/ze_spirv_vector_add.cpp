@@ -62,20 +62,12 @@ int main(int argc, char** argv) {
   ZE_CHECK(zeModuleCreate(ze.ctx, ze.device, &md, &spirv, nullptr));
   const double cached_ms = ms_since(t0);
 
-  const auto [a, b, c] = ze.vector_add_buffers(n);
+  const auto v = ze.vector_add_buffers(n);
+  const auto [a, b, c] = v;
   for (float* p : {a, b, c}) ZE_CHECK(zeCommandListAppendMemoryPrefetch(ze.list, p, n * sizeof(float)));
 
-  ze_kernel_handle_t kernels[2] = {ze.kernel("vector_add"), nullptr};
-  ze_kernel_desc_t kd{ZE_STRUCTURE_TYPE_KERNEL_DESC, nullptr, 0, "vector_add"};
-  ZE_CHECK(zeKernelCreate(spirv, &kd, &kernels[1]));
+  const auto kernels = ze.vector_add_kernels(spirv, v, n, 256);
   const ze_group_count_t groups{(n + 255) / 256, 1, 1};
-  for (ze_kernel_handle_t k : kernels) {
-    ZE_CHECK(zeKernelSetArgumentValue(k, 0, sizeof a, &a));
-    ZE_CHECK(zeKernelSetArgumentValue(k, 1, sizeof b, &b));
-    ZE_CHECK(zeKernelSetArgumentValue(k, 2, sizeof c, &c));
-    ZE_CHECK(zeKernelSetArgumentValue(k, 3, sizeof n, &n));
-    ZE_CHECK(zeKernelSetGroupSize(k, 256, 1, 1));
-  }
   std::vector<double> times[2];
   std::uint32_t bad = 0;
   for (int r = 0; r < reps; ++r) {

@@ -173,19 +173,11 @@ int main(int argc, char** argv) {
     ze_module_handle_t spirv = nullptr;
     std::string log;
     create_spirv(ze, il, "", &spirv, &log);
-    const auto [a, b, c] = ze.vector_add_buffers(n);
+    const auto v = ze.vector_add_buffers(n);
+    const auto [a, b, c] = v;
     for (float* p : {a, b, c}) ZE_CHECK(zeCommandListAppendMemoryPrefetch(ze.list, p, n * sizeof(float)));
-    ze_kernel_handle_t kernels[2] = {ze.kernel("vector_add"), nullptr};  // native, SPIR-V
-    ze_kernel_desc_t kd{ZE_STRUCTURE_TYPE_KERNEL_DESC, nullptr, 0, "vector_add"};
-    ZE_CHECK(zeKernelCreate(spirv, &kd, &kernels[1]));
+    const auto kernels = ze.vector_add_kernels(spirv, v, n, 256);  // native, SPIR-V
     const ze_group_count_t groups{(n + 255) / 256, 1, 1};
-    for (ze_kernel_handle_t k : kernels) {
-      ZE_CHECK(zeKernelSetArgumentValue(k, 0, sizeof a, &a));
-      ZE_CHECK(zeKernelSetArgumentValue(k, 1, sizeof b, &b));
-      ZE_CHECK(zeKernelSetArgumentValue(k, 2, sizeof c, &c));
-      ZE_CHECK(zeKernelSetArgumentValue(k, 3, sizeof n, &n));
-      ZE_CHECK(zeKernelSetGroupSize(k, 256, 1, 1));
-    }
     // Warm-up: both kernels once (pages on the device, code paged in).
     for (ze_kernel_handle_t k : kernels)
       ZE_CHECK(zeCommandListAppendLaunchKernel(ze.list, k, &groups, nullptr, 0, nullptr));
