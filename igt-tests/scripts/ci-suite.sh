@@ -1,12 +1,26 @@
 #!/bin/sh
 # The `igt` block of CI's guest (kernel-patches/xe/test/guest-suites): the
-# subset of guest-suite.sh that fits CI's time in the KASAN guest under TCG.
-# Every allocation mode of the `once` and `twice` families (batches in
-# malloc'd, mmap'd, shared, remapped, freed and fresh memory, with and
-# without a CPU memset first, prefetch, madvise, fork and CPU/GPU races,
-# and the busy-unbind errno) and eviction at 9/8 of VRAM with every byte
-# checked. The subtests left out are listed as skipped, naming this set.
-# The whole suite is guest-suite.sh without IGT_SUBTESTS.
-IGT_SUBTESTS=${IGT_SUBTESTS:-'^xe_svm/(once|twice)-|^xe_svm_evict/evict-malloc$'}
+# subset of guest-suite.sh that fits CI's time in the KASAN guest under TCG
+# (igt-tests/README.md, "In CI", has the measured times). The set:
+#   - every allocation mode of the `once` and `twice` families (batches in
+#     malloc'd, mmap'd, shared, remapped, freed and fresh memory, with and
+#     without a CPU memset first, prefetch, madvise, fork and CPU/GPU
+#     races) and the busy-unbind errno;
+#   - the malloc mode of each `many` family (many execs, strided records,
+#     16 queues, 2 MiB ranges);
+#   - every standalone subtest but `prefetch` and the benchmarks: partial
+#     munmap/remap (plain and atomic), unaligned allocations, the bad-address
+#     fault, threads and processes, madvise and its attributes, prefetch
+#     both ways, MADV_DONTNEED;
+#   - eviction at 9/8 of VRAM, from one process and from one per engine,
+#     every value checked.
+# Left out: the other 84 `many*` subtests, the benchmarks and the larger
+# eviction subtests (minutes each in that guest), and `prefetch`, which
+# fails on the software device until OP_PREFETCH leaves the prefetched
+# range GPU-mapped as real Xe's prefetch_ranges() does (request "igt
+# 09:10" in the kernel requests). The subtests left out are listed as
+# skipped, naming this set. The whole suite is guest-suite.sh without
+# IGT_SUBTESTS.
+IGT_SUBTESTS=${IGT_SUBTESTS:-'^xe_svm/((once|twice)-|many(-stride|-execqueues|-large)?-malloc$|partial-|unaligned-alloc$|fault$|threads-|process-|madvise-|prefetch-both-ways$|mmap-dontneed$)|^xe_svm_evict/(processes-)?evict-malloc$'}
 export IGT_SUBTESTS
 exec sh "$(dirname "$0")/guest-suite.sh" "$@"
