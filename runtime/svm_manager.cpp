@@ -42,6 +42,7 @@
 #include <cstdio>
 #include <sstream>
 #include <thread>
+#include <unordered_set>
 
 namespace xesvm {
 namespace {
@@ -265,8 +266,30 @@ bool SvmManager::migrate_range_to_device(Range& r, std::uint64_t* moved_bytes, s
   std::vector<PageSnapshot> snap(r.pages());
   mech_.snapshot(r.start, snap);
   std::vector<std::uint64_t> addrs;
-  for (std::size_t i = 0; i < snap.size(); ++i) {
-    if (snap[i].place != PagePlace::kDevice) addrs.push_back(r.start + i * kPageSize);
+  std::vector<std::size_t> stale;  // device pages of this range the books say are in RAM
+  {
+    std::shared_lock nl(notifier_.lock);
+    for (std::size_t i = 0; i < snap.size(); ++i) {
+      if (snap[i].place != PagePlace::kDevice) {
+        addrs.push_back(r.start + i * kPageSize);
+      } else if (r.frames[i] == kNoFrame) {
+        stale.push_back(i);
+      }
+    }
+  }
+  if (!stale.empty()) {
+    // A CPU fault that took pages off the books and then could not copy
+    // them (a failed or interrupted placement) left them on the device:
+    // the device's view is the truth. A frame that is locked may be on its
+    // way home right now (the books are then right): only an idle frame
+    // still tagged with this range is taken back.
+    std::unique_lock nl(notifier_.lock);
+    for (std::size_t i : stale) {
+      const FrameId f = snap[i].frame;
+      if (r.frames[i] != kNoFrame || !mech_.frame_trylock(f)) continue;
+      if (mech_.frame_owner(f) == r.id) r.frames[i] = f;
+      mech_.frame_unlock(f);
+    }
   }
   if (addrs.empty()) return true;
   if (policy_.on_refault(r)) return false;  // thrashing: cool down in RAM
@@ -497,14 +520,24 @@ void SvmManager::invalidate(const Invalidation& inv) {
   std::unique_lock nl(notifier_.lock);
   notifier_.windows.bump(inv.start, inv.end);
   std::vector<RangePtr> hit = tree_.overlapping(inv.start, inv.end);
+  std::unordered_set<FrameId> moving;  // kMigratedToRam: the frames going home
   for (const RangePtr& r : hit) {
+    if (inv.kind == InvalidationKind::kMigratedToRam) {
+      // Only what moves loses its GPU mapping: the rest of the range stays
+      // bound (a partly bound range keeps gpu_bound, so the protection check
+      // still finds it).
+      const std::uint64_t a = std::max(r->start, inv.start), b = std::min(r->end, inv.end);
+      mech_.unbind(a, b);
+      if (a == r->start && b == r->end) r->gpu_bound = false;
+      if (moving.empty()) moving.insert(inv.frames.begin(), inv.frames.end());
+      for (FrameId& f : r->frames) {
+        if (f != kNoFrame && moving.count(f)) f = kNoFrame;
+      }
+      continue;
+    }
     mech_.unbind(r->start, r->end);
     r->gpu_bound = false;
-    if (inv.kind == InvalidationKind::kMigratedToRam) {
-      for (FrameId& f : r->frames) {
-        if (std::find(inv.frames.begin(), inv.frames.end(), f) != inv.frames.end()) f = kNoFrame;
-      }
-    } else if (!r->unmapped) {
+    if (!r->unmapped) {
       r->unmapped = true;
       std::lock_guard g(gc_mu_);
       gc_queue_.push_back(r);

@@ -143,6 +143,21 @@ inline std::uint8_t* device_resident_shared(Runtime& rt, std::size_t len, std::u
   return p;
 }
 
+/// Evicts every other page of [p, p + len) (the pages at even offsets)
+/// back to RAM, one evict() each: a CPU touch would bring the touched
+/// page's whole device-resident run home. Leaves the device pages of a
+/// device-resident span with 4 KiB holes between them. Returns false after
+/// adding a test failure if a page did not move.
+inline bool evict_every_other_page(Runtime& rt, std::uint8_t* p, std::size_t len) {
+  for (std::size_t off = 0; off < len; off += 2 * 4096) {
+    if (rt.evict(p + off, 4096).pages_evicted != 1) {
+      ADD_FAILURE() << "evict of the page at offset " << off << " moved nothing";
+      return false;
+    }
+  }
+  return true;
+}
+
 /// The device frame of each page of [p, p + n) (kNoFrame for pages in RAM),
 /// as the sim device's snapshot reports them.
 inline std::vector<FrameId> device_frames(Runtime& rt, const void* p, std::size_t n) {

@@ -89,7 +89,7 @@ Registration registration(int uffd, std::uint64_t start, std::uint64_t len);
 struct CpuMirrorStats {
   std::uint64_t cpu_faults_device = 0;  ///< MISSING faults on device-resident pages
   std::uint64_t cpu_faults_zero = 0;    ///< MISSING faults on never-touched pages
-  std::uint64_t pages_to_ram = 0;       ///< pages moved back by CPU faults
+  std::uint64_t pages_to_ram = 0;       ///< pages moved back by CPU faults (a fault moves its run)
   std::uint64_t events = 0;             ///< UNMAP/REMOVE/REMAP applied
   std::uint64_t deferred = 0;           ///< faults deferred on a busy frame
   std::uint64_t stale_unmaps = 0;       ///< UNMAP pieces older than a REMAP onto them, ignored
@@ -190,6 +190,7 @@ class CpuMirror {
   bool is_dropping(std::uint64_t start, std::uint64_t end);
   int zero_page(std::uint64_t page);
   void wake(std::uint64_t page);
+  void wake_range(std::uint64_t start, std::uint64_t end);
 
   FramePool& frames_;
   GpuPageTable& gpu_;
