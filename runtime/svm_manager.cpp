@@ -264,7 +264,7 @@ void SvmManager::make_room(std::uint64_t need, const Range* faulting) {
 
 bool SvmManager::migrate_range_to_device(Range& r, std::uint64_t* moved_bytes, std::uint64_t lo, std::uint64_t hi) {
   std::vector<PageSnapshot> snap(r.pages());
-  mech_.snapshot(r.start, snap);
+  mech_.snapshot_device(r.start, snap);  // which pages are on the device; migrate_to_device reads the rest
   std::vector<std::uint64_t> addrs;
   std::vector<std::size_t> stale;  // device pages of this range the books say are in RAM
   {
@@ -393,11 +393,13 @@ void SvmManager::check_cpu_protection() {
   }
 }
 
-void SvmManager::get_pages_and_bind(Range& r) {
+void SvmManager::get_pages_and_bind(Range& r, const std::vector<CpuProtection>* prot) {
   std::vector<PageSnapshot> snap(r.pages());
-  // mprotect() raises no event: the protection is read at every bind, and
-  // each launch drops binds it no longer allows (check_cpu_protection()).
-  const std::vector<std::uint8_t> access = page_access(mech_.cpu_protection(r.start, r.end), r.start, r.pages());
+  // mprotect() raises no event: the protection is read at every fault (the
+  // caller may pass what it read), and each launch drops binds it no longer
+  // allows (check_cpu_protection()).
+  const std::vector<std::uint8_t> access =
+      page_access(prot ? *prot : mech_.cpu_protection(r.start, r.end), r.start, r.pages());
   const bool read_write =
       std::all_of(access.begin(), access.end(), [](std::uint8_t a) { return a == (kMayRead | kMayWrite); });
   for (unsigned attempt = 0; attempt < 10000; ++attempt) {
@@ -483,8 +485,14 @@ bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
   if (!r) return false;
   // Device access obeys the CPU mapping's protection, as HMM's does: a
   // GPU access the mapping does not allow is a fatal GPU fault.
+  // One read of the range's protection serves the check and the bind.
   const std::uint64_t page = addr & ~std::uint64_t(kPageSize - 1);
-  if (const auto prot = mech_.cpu_protection(page, page + kPageSize); !prot.empty()) {
+  const std::vector<CpuProtection> range_prot = mech_.cpu_protection(r->start, r->end);
+  std::vector<CpuProtection> prot;
+  for (const CpuProtection& p : range_prot) {
+    if (p.start <= page && page < p.end) prot.push_back(p);
+  }
+  if (!prot.empty()) {  // no mapping at all: the migration finds nothing to move
     const char* what = access == Access::kRead ? "read" : access == Access::kWrite ? "write" : "atomic";
     if (!prot[0].readable) {
       throw Error(Error::Code::kDeviceLost, std::string("GPU ") + what + " at " + hex(addr) +
@@ -506,7 +514,7 @@ bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
   // make_device_exclusive analogue: device atomics then act on frames).
   const bool to_device = advice.atomic || (!policy_.cooling(*r) && advice.preferred != Location::kSystem);
   if (to_device) migrate_range_to_device(*r);  // false: fall back to system pages
-  get_pages_and_bind(*r);
+  get_pages_and_bind(*r, &range_prot);
   r->last_gpu_use.store(PressurePolicy::now_ns(), std::memory_order_relaxed);
   return true;
 }

@@ -151,3 +151,26 @@ TEST(CpuFault, ConcurrentCpuWritesRacingGpuWritesLoseNothing) {
 
 }  // namespace
 }  // namespace xesvm::test
+
+namespace xesvm::test {
+namespace {
+
+// The GPU fault of a fresh 2 MiB chunk reads /proc/self/pagemap once: the
+// migration asks which pages exist (an absent page must not be
+// write-protected), the placement decision before it and the snapshot of the
+// bind after it are answered from the device-private entries.
+TEST(GpuFault, MigrationOfAFreshChunkReadsPagemapOnce) {
+  Runtime rt(kUri);
+  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(k2M));
+  fill(p, k2M, 16);
+  const std::uint64_t before = sim_device(rt).cpu().stats().pagemap_reads;
+  rt.launch(1, touch_pages_kernel(p, kPage, 0, false));
+  EXPECT_EQ(rt.residency(p, k2M).device_bytes, k2M);
+  EXPECT_EQ(sim_device(rt).cpu().stats().pagemap_reads - before, 1u);
+  EXPECT_EQ(gpu_mismatches(rt, p, k2M, 16), 0u);
+  EXPECT_EQ(mismatches(p, k2M, 16), 0u);
+  rt.free(p);
+}
+
+}  // namespace
+}  // namespace xesvm::test

@@ -189,8 +189,16 @@ std::string UffdFeatures::describe() const {
   std::ostringstream os;
   os << (kernel_faults ? "kernel-faults" : "user-mode-only") << (write_protect ? " wp" : "")
      << (wp_unpopulated ? " wp-unpopulated" : "") << (event_remove ? " event-remove" : "")
-     << (event_unmap ? " event-unmap" : "") << (event_remap ? " event-remap" : "");
+     << (event_unmap ? " event-unmap" : "") << (event_remap ? " event-remap" : "") << (move ? " move" : "");
   return os.str();
+}
+
+std::string CpuMirror::migration_path() const {
+  // UFFDIO_MOVE would need the frames' memory registered with this
+  // descriptor (its destination must be), which puts every frame access of
+  // the engine behind the fault service thread: not done.
+  return std::string("copy (write-protect, process_vm_readv, MADV_DONTNEED); UFFDIO_MOVE ") +
+         (features_.move ? "offered by the kernel, not used" : "not offered by the kernel");
 }
 
 CpuMirror::CpuMirror(FramePool& frames, GpuPageTable& gpu, CostModel& cost, bool allow_kernel_faults)
@@ -225,6 +233,8 @@ CpuMirror::CpuMirror(FramePool& frames, GpuPageTable& gpu, CostModel& cost, bool
   features_.event_remove = have & UFFD_FEATURE_EVENT_REMOVE;
   features_.event_unmap = have & UFFD_FEATURE_EVENT_UNMAP;
   features_.event_remap = have & UFFD_FEATURE_EVENT_REMAP;
+  constexpr std::uint64_t kFeatureMove = std::uint64_t{1} << 16;  // UFFD_FEATURE_MOVE (uapi, Linux 6.8)
+  features_.move = have & kFeatureMove;
   if (!features_.write_protect || !features_.event_remove || !features_.event_unmap || !features_.event_remap) {
     throw Error(Error::Code::kUnsupported,
                 "sim device: userfaultfd lacks a required feature (have: " + features_.describe() +
@@ -261,6 +271,7 @@ CpuMirror::~CpuMirror() {
   std::uint64_t one = 1;
   [[maybe_unused]] auto r = write(wake_fd_, &one, sizeof one);
   queue_cv_.notify_all();
+  service_cv_.notify_all();
   reader_.join();
   service_.join();
   ::close(uffd_);
@@ -268,9 +279,18 @@ CpuMirror::~CpuMirror() {
 }
 
 CpuMirrorStats CpuMirror::stats() const {
-  return {cpu_faults_device_.load(), cpu_faults_zero_.load(), pages_to_ram_.load(),    events_.load(),
-          deferred_count_.load(),    stale_unmaps_.load(),    unreadable_runs_.load(), unmovable_runs_.load(),
-          fault_copy_errors_.load()};
+  CpuMirrorStats s;
+  s.cpu_faults_device = cpu_faults_device_.load();
+  s.cpu_faults_zero = cpu_faults_zero_.load();
+  s.pages_to_ram = pages_to_ram_.load();
+  s.events = events_.load();
+  s.deferred = deferred_count_.load();
+  s.stale_unmaps = stale_unmaps_.load();
+  s.unreadable_runs = unreadable_runs_.load();
+  s.unmovable_runs = unmovable_runs_.load();
+  s.fault_copy_errors = fault_copy_errors_.load();
+  s.pagemap_reads = pagemap_reads_.load();
+  return s;
 }
 
 // ---------------------------------------------------------------------------
@@ -405,7 +425,36 @@ void CpuMirror::unmirror(std::uint64_t start, std::size_t len) {
 // ---------------------------------------------------------------------------
 // Snapshot and migration to the device
 
+// A page with a device-private entry that is not being moved home: a device
+// page. Being moved to RAM (the migration entry): its frame is about to be
+// freed, so a GPU binding must not point at it; the CPU page is reported
+// instead, and an access through it waits for the placement, like
+// hmm_range_fault waiting on a migration entry.
+void CpuMirror::snapshot_device(std::uint64_t start, std::span<PageSnapshot> out) {
+  std::lock_guard lk(entries_mu_);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto it = entries_.find(start + i * kPageSize);
+    if (it != entries_.end() && it->second.state != EntryState::kEvicting) {
+      out[i] = {PagePlace::kDevice, true, it->second.frame};
+    } else {
+      out[i] = {PagePlace::kSystem, true, kNoFrame};
+    }
+  }
+}
+
 void CpuMirror::snapshot(std::uint64_t start, std::span<PageSnapshot> out) {
+  {
+    // Every page in a device frame (a range on the device, the usual bind
+    // after a migration): the entries say it all, no page-table read.
+    std::lock_guard lk(entries_mu_);
+    bool all_device = true;
+    for (std::size_t i = 0; i < out.size() && all_device; ++i) {
+      auto it = entries_.find(start + i * kPageSize);
+      all_device = it != entries_.end() && it->second.state != EntryState::kEvicting;
+      if (all_device) out[i] = {PagePlace::kDevice, true, it->second.frame};
+    }
+    if (all_device) return;
+  }
   // The page tables are read before the entries: a page moved to RAM in
   // between (placed, then its entry erased) would look absent with no entry.
   // Such moves bump placements_; read again if one happened meanwhile.
@@ -414,6 +463,7 @@ void CpuMirror::snapshot(std::uint64_t start, std::span<PageSnapshot> out) {
   for (unsigned attempt = 0;; ++attempt) {
     const std::uint64_t before = placements_.load();
     read_present(start, out.size(), present);
+    pagemap_reads_.fetch_add(1, std::memory_order_relaxed);
     lk.lock();
     if (placements_.load() == before || attempt == 8) break;
     lk.unlock();
@@ -471,6 +521,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
     // swapped, and reading such a page would fault back into us. The pages
     // cannot change state meanwhile: every fault on them waits (kInbound).
     read_present(start, count, present);
+    pagemap_reads_.fetch_add(1, std::memory_order_relaxed);
     const std::uint64_t events_before = events_read_.load();
     uffdio_writeprotect wp{{start, len}, UFFDIO_WRITEPROTECT_MODE_WP};
     if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
@@ -535,6 +586,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
       // readers of absent pages wait on the inbound entry.
       unmovable_runs_.fetch_add(1, std::memory_order_relaxed);
       read_present(start, count, present);
+      pagemap_reads_.fetch_add(1, std::memory_order_relaxed);
       std::size_t kept = 0;
       for (std::size_t k = 0; k < count; ++k) {
         if (present[k]) {
@@ -675,7 +727,7 @@ void CpuMirror::finalize(std::span<const FrameId> frames, std::span<const std::u
     }
   }
   for (FrameId f : frames) frames_.unlock(f);
-  queue_cv_.notify_all();  // deferred CPU faults may proceed now
+  service_cv_.notify_one();  // deferred CPU faults may proceed now
 }
 
 // ---------------------------------------------------------------------------
@@ -771,6 +823,10 @@ void CpuMirror::reader_loop(std::stop_token st) {
         reads_done_.store(this_read);
       }
       queue_cv_.notify_all();
+      // The service thread only when there is something to serve: a
+      // migration's own REMOVE is read and dropped here, and waking the
+      // service thread for it was a context switch per fault for nothing.
+      if (!batch.empty()) service_cv_.notify_one();
     }
     {
       std::lock_guard lk(queue_mu_);
@@ -808,7 +864,8 @@ void CpuMirror::service_loop(std::stop_token st) {
   std::unique_lock lk(queue_mu_);
   while (!st.stop_requested()) {
     if (queue_.empty()) {
-      queue_cv_.wait_for(lk, deferred_.empty() ? 100ms : 200us, [&] { return !queue_.empty() || st.stop_requested(); });
+      service_cv_.wait_for(lk, deferred_.empty() ? 100ms : 200us,
+                           [&] { return !queue_.empty() || st.stop_requested(); });
       if (queue_.empty() && !deferred_.empty()) {
         std::vector<Message> retry;
         retry.swap(deferred_);
