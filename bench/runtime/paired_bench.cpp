@@ -61,6 +61,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_memory.hpp"
 #include "runtime/backend.hpp"
 #include "runtime/batch_copy.hpp"
 #include "runtime/svm_manager.hpp"
@@ -68,6 +69,8 @@
 
 namespace {
 
+using xesvm::bench::map_aligned;
+using xesvm::bench::RawUffd;
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kPage = 4096;
 constexpr std::size_t k2M = 2u << 20;
@@ -79,74 +82,6 @@ constexpr std::size_t k2M = 2u << 20;
 constexpr unsigned kMinPairsForVerdict = 9;
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-void* map_aligned(std::size_t bytes, std::size_t align = k2M) {
-  void* raw = mmap(nullptr, bytes + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) throw std::runtime_error("mmap failed");
-  const auto r = reinterpret_cast<std::uint64_t>(raw);
-  const std::uint64_t base = (r + align - 1) & ~(std::uint64_t(align) - 1);
-  if (base > r) munmap(raw, base - r);
-  const std::uint64_t end = r + bytes + align;
-  if (end > base + bytes) munmap(reinterpret_cast<void*>(base + bytes), end - (base + bytes));
-  return reinterpret_cast<void*>(base);
-}
-
-// The raw mechanism: an empty range registered with a userfaultfd of its
-// own for missing faults, filled by UFFDIO_COPY.
-class RawUffd {
- public:
-  explicit RawUffd(std::size_t bytes) : bytes_(bytes) {
-    fd_ = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-    if (fd_ < 0) fd_ = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
-    if (fd_ < 0) throw std::runtime_error("userfaultfd failed");
-    uffdio_api api{UFFD_API, 0, 0};
-    if (ioctl(fd_, UFFDIO_API, &api) < 0) throw std::runtime_error("UFFDIO_API failed");
-    dst_ = static_cast<std::uint8_t*>(map_aligned(bytes));
-    uffdio_register reg{};
-    reg.range = {reinterpret_cast<std::uint64_t>(dst_), bytes};
-    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-    if (ioctl(fd_, UFFDIO_REGISTER, &reg) < 0) throw std::runtime_error("UFFDIO_REGISTER failed");
-  }
-  ~RawUffd() {
-    munmap(dst_, bytes_);
-    close(fd_);
-  }
-  RawUffd(const RawUffd&) = delete;
-  RawUffd& operator=(const RawUffd&) = delete;
-  void empty() { madvise(dst_, bytes_, MADV_DONTNEED); }
-  std::uint8_t* dst() const { return dst_; }
-  xesvm::CopyStatus copy(std::uint64_t dst, const void* src, std::size_t len) const {
-    uffdio_copy c{};
-    c.dst = dst;
-    c.src = reinterpret_cast<std::uint64_t>(src);
-    c.len = len;
-    if (ioctl(fd_, UFFDIO_COPY, &c) == 0) return {len, 0};
-    return {c.copy > 0 ? static_cast<std::size_t>(c.copy) : 0, errno};
-  }
-  // UFFDIO_COPY into the whole range in pieces of `piece` bytes on
-  // `threads` threads; piece k comes from src + k * src_stride (a stride
-  // larger than the piece reads scattered sources, like scattered frames).
-  void place_all(const std::uint8_t* src, std::size_t piece, unsigned threads = 1, std::size_t src_stride = 0) {
-    if (src_stride == 0) src_stride = piece;
-    auto work = [&](unsigned t) {
-      const std::size_t per = bytes_ / threads;
-      for (std::size_t off = t * per; off < (t + 1) * per; off += piece) {
-        if (copy(reinterpret_cast<std::uint64_t>(dst_) + off, src + (off / piece) * src_stride, piece).error) {
-          throw std::runtime_error("UFFDIO_COPY failed");
-        }
-      }
-    };
-    if (threads == 1) return work(0);
-    std::vector<std::thread> ts;
-    for (unsigned t = 0; t < threads; ++t) ts.emplace_back(work, t);
-    for (auto& th : ts) th.join();
-  }
-
- private:
-  std::size_t bytes_;
-  int fd_ = -1;
-  std::uint8_t* dst_ = nullptr;
-};
 
 struct Case {
   std::string name;
@@ -170,6 +105,27 @@ struct Summary {
     return s[lo] + (s[hi] - s[lo]) * (at - static_cast<double>(lo));
   }
 };
+
+// How a pair's ratio is formed from the two times: subject / baseline
+// (kTime: lower is better) or baseline / subject (kThroughput, the same
+// bytes moved on both sides: higher is better).
+enum class Ratio { kTime, kThroughput };
+
+// The pair runner of a case: the subject and the baseline, in the order
+// asked, and their ratio.
+std::function<double(bool)> paired(std::function<double()> subject, std::function<double()> baseline, Ratio ratio) {
+  return [subject, baseline, ratio](bool subject_first) {
+    double s = 0, b = 0;
+    if (subject_first) {
+      s = subject();
+      b = baseline();
+    } else {
+      b = baseline();
+      s = subject();
+    }
+    return ratio == Ratio::kTime ? s / b : b / s;
+  };
+}
 
 // --- cases -----------------------------------------------------------------
 
@@ -212,17 +168,7 @@ std::function<double(bool)> cpu_readback() {
     st->raw.place_all(st->src, k2M);
     return seconds(Clock::now() - t0);
   };
-  return [subject, baseline](bool subject_first) {
-    double s = 0, b = 0;
-    if (subject_first) {
-      s = subject();
-      b = baseline();
-    } else {
-      b = baseline();
-      s = subject();
-    }
-    return b / s;  // throughput ratio: same bytes, time inverted
-  };
+  return paired(subject, baseline, Ratio::kThroughput);
 }
 
 // One GPU fault of a fresh 2 MiB buffer the CPU filled: launch + fault +
@@ -296,22 +242,6 @@ class RawMigration {
   std::uint8_t* frames_ = nullptr;
 };
 
-// Subject and baseline timed by two callables, alternately; the ratio is
-// subject time / baseline time.
-std::function<double(bool)> time_ratio(std::function<double()> subject, std::function<double()> baseline) {
-  return [subject, baseline](bool subject_first) {
-    double s = 0, b = 0;
-    if (subject_first) {
-      s = subject();
-      b = baseline();
-    } else {
-      b = baseline();
-      s = subject();
-    }
-    return s / b;
-  };
-}
-
 // A side of a pair that is one ~1 ms operation is at the mercy of one
 // scheduling delay: each side runs it kBatch times and sums the times.
 constexpr int kBatch = 16;
@@ -325,25 +255,26 @@ double batch(F f) {
 std::function<double(bool)> gpu_fault() {
   auto rt = std::make_shared<xesvm::Runtime>("sim:vram=64M,workers=2");
   auto raw = std::make_shared<RawMigration>();
-  return time_ratio([rt] { return batch([&] { return gpu_fault_2m(*rt); }); },
-                    [raw] { return batch([&] { return raw->run(); }); });
+  return paired([rt] { return batch([&] { return gpu_fault_2m(*rt); }); },
+                [raw] { return batch([&] { return raw->run(); }); }, Ratio::kTime);
 }
 
 std::function<double(bool)> gpu_fault_vs_memcpy() {
   auto rt = std::make_shared<xesvm::Runtime>("sim:vram=64M,workers=2");
   auto bufs = std::make_shared<std::pair<std::vector<std::uint8_t>, std::vector<std::uint8_t>>>(
       std::vector<std::uint8_t>(k2M, 1), std::vector<std::uint8_t>(k2M, 2));
-  return time_ratio([rt] { return batch([&] { return gpu_fault_2m(*rt); }); },
-                    [bufs] {
-                      return batch([&] {
-                        // Cache-hot: the same two buffers every time (the
-                        // old baseline of this figure).
-                        const auto t0 = Clock::now();
-                        std::memcpy(bufs->second.data(), bufs->first.data(), k2M);
-                        asm volatile("" ::"r"(bufs->second.data()) : "memory");
-                        return seconds(Clock::now() - t0);
-                      });
-                    });
+  return paired([rt] { return batch([&] { return gpu_fault_2m(*rt); }); },
+                [bufs] {
+                  return batch([&] {
+                    // Cache-hot: the same two buffers every time (the
+                    // old baseline of this figure).
+                    const auto t0 = Clock::now();
+                    std::memcpy(bufs->second.data(), bufs->first.data(), k2M);
+                    asm volatile("" ::"r"(bufs->second.data()) : "memory");
+                    return seconds(Clock::now() - t0);
+                  });
+                },
+                Ratio::kTime);
 }
 
 // Eviction of 256 MiB against the raw mechanism on two threads, as
@@ -395,17 +326,7 @@ std::function<double(bool)> eviction(bool scattered) {
     st->raw.place_all(st->src, piece, 2, stride);
     return seconds(Clock::now() - t0);
   };
-  return [subject, baseline](bool subject_first) {
-    double a = 0, b = 0;
-    if (subject_first) {
-      a = subject();
-      b = baseline();
-    } else {
-      b = baseline();
-      a = subject();
-    }
-    return b / a;  // throughput ratio
-  };
+  return paired(subject, baseline, Ratio::kThroughput);
 }
 
 // The batch copy over the raw mechanism, one worker: 256 MiB of contiguous
@@ -449,17 +370,7 @@ std::function<double(bool)> coalescing() {
     return t;
   };
   // Subject: coalesced; the ratio is its throughput gain over page by page.
-  return [st, run](bool subject_first) {
-    double a = 0, b = 0;
-    if (subject_first) {
-      a = run(st->coalesced);
-      b = run(st->by_page);
-    } else {
-      b = run(st->by_page);
-      a = run(st->coalesced);
-    }
-    return b / a;
-  };
+  return paired([st, run] { return run(st->coalesced); }, [st, run] { return run(st->by_page); }, Ratio::kThroughput);
 }
 
 // A mechanism that holds nothing: device memory is never available, every
@@ -530,7 +441,7 @@ std::function<double(bool)> invalidation() {
   auto many = std::make_shared<ManyRanges>(1'000'000);
   auto few = std::make_shared<ManyRanges>(1'000);
   constexpr std::size_t kCalls = 200'000;
-  return time_ratio([many] { return many->run(kCalls); }, [few] { return few->run(kCalls); });
+  return paired([many] { return many->run(kCalls); }, [few] { return few->run(kCalls); }, Ratio::kTime);
 }
 
 std::vector<Case> all_cases() {

@@ -77,6 +77,7 @@ inline std::size_t pages(std::size_t bytes) { return (bytes + 4095) / 4096; }
 #include <thread>
 #include <vector>
 
+#include "aligned_mapping.hpp"
 #include "runtime/backends/sim/sim_device.hpp"
 
 namespace xesvm::test {
@@ -99,18 +100,6 @@ inline sim::SimDevice& sim_device(Runtime& rt) { return dynamic_cast<sim::SimDev
 /// arrive after the fact: munmap/mremap/madvise return before the runtime
 /// has heard of them).
 inline void drain_events(Runtime& rt) { sim_device(rt).cpu().drain(); }
-
-/// Anonymous private memory the test owns, aligned to `align`.
-inline void* map_aligned(std::size_t bytes, std::size_t align = 2u << 20) {
-  void* raw = mmap(nullptr, bytes + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
-  const auto r = reinterpret_cast<std::uint64_t>(raw);
-  const std::uint64_t base = (r + align - 1) & ~(std::uint64_t(align) - 1);
-  if (base > r) munmap(raw, base - r);
-  const std::uint64_t end = r + bytes + align;
-  if (end > base + bytes) munmap(reinterpret_cast<void*>(base + bytes), end - (base + bytes));
-  return reinterpret_cast<void*>(base);
-}
 
 /// The shape many tests start from: `len` bytes of application memory
 /// (map_aligned(len, align)) filled with pattern(offset, gen), mirrored and
