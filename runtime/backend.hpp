@@ -173,6 +173,12 @@ class MechanismFace {
   /// Fills out[i] for each page of [start, start + out.size()*kPageSize).
   /// Device pages are reported only if owned by this backend. Never faults.
   virtual void snapshot(std::uint64_t start, std::span<PageSnapshot> out) = 0;
+  /// Like snapshot(), but exact only about device pages: every other page
+  /// is reported kSystem (writable) whether or not the CPU has populated
+  /// it. For callers that only ask which pages live in device frames
+  /// (migration, eviction by VA); a backend that must walk page tables to
+  /// tell absent pages from present ones skips that walk here. Never faults.
+  virtual void snapshot_device(std::uint64_t start, std::span<PageSnapshot> out) { snapshot(start, out); }
 
   /// The CPU's protection of [start, end) as spans in address order;
   /// addresses no mapping covers are left out (not accessible). Device

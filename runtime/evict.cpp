@@ -221,7 +221,7 @@ EvictResult EvictionEngine::evict_va(Range& r, std::uint64_t start, std::uint64_
       std::shared_lock nl(notifier_.lock);
       seq = notifier_.windows.seq(r.start);
     }
-    mech_.snapshot(start, snap);
+    mech_.snapshot_device(start, snap);  // only device pages are candidates
     std::vector<Candidate> cands;
     for (std::size_t i = 0; i < snap.size(); ++i) {
       if (snap[i].place == PagePlace::kDevice) cands.push_back({snap[i].frame, start + i * kPageSize});

@@ -42,6 +42,7 @@
 #include <cstdio>
 #include <sstream>
 #include <thread>
+#include <unordered_set>
 
 namespace xesvm {
 namespace {
@@ -263,10 +264,32 @@ void SvmManager::make_room(std::uint64_t need, const Range* faulting) {
 
 bool SvmManager::migrate_range_to_device(Range& r, std::uint64_t* moved_bytes, std::uint64_t lo, std::uint64_t hi) {
   std::vector<PageSnapshot> snap(r.pages());
-  mech_.snapshot(r.start, snap);
+  mech_.snapshot_device(r.start, snap);  // which pages are on the device; migrate_to_device reads the rest
   std::vector<std::uint64_t> addrs;
-  for (std::size_t i = 0; i < snap.size(); ++i) {
-    if (snap[i].place != PagePlace::kDevice) addrs.push_back(r.start + i * kPageSize);
+  std::vector<std::size_t> stale;  // device pages of this range the books say are in RAM
+  {
+    std::shared_lock nl(notifier_.lock);
+    for (std::size_t i = 0; i < snap.size(); ++i) {
+      if (snap[i].place != PagePlace::kDevice) {
+        addrs.push_back(r.start + i * kPageSize);
+      } else if (r.frames[i] == kNoFrame) {
+        stale.push_back(i);
+      }
+    }
+  }
+  if (!stale.empty()) {
+    // A CPU fault that took pages off the books and then could not copy
+    // them (a failed or interrupted placement) left them on the device:
+    // the device's view is the truth. A frame that is locked may be on its
+    // way home right now (the books are then right): only an idle frame
+    // still tagged with this range is taken back.
+    std::unique_lock nl(notifier_.lock);
+    for (std::size_t i : stale) {
+      const FrameId f = snap[i].frame;
+      if (r.frames[i] != kNoFrame || !mech_.frame_trylock(f)) continue;
+      if (mech_.frame_owner(f) == r.id) r.frames[i] = f;
+      mech_.frame_unlock(f);
+    }
   }
   if (addrs.empty()) return true;
   if (policy_.on_refault(r)) return false;  // thrashing: cool down in RAM
@@ -370,11 +393,13 @@ void SvmManager::check_cpu_protection() {
   }
 }
 
-void SvmManager::get_pages_and_bind(Range& r) {
+void SvmManager::get_pages_and_bind(Range& r, const std::vector<CpuProtection>* prot) {
   std::vector<PageSnapshot> snap(r.pages());
-  // mprotect() raises no event: the protection is read at every bind, and
-  // each launch drops binds it no longer allows (check_cpu_protection()).
-  const std::vector<std::uint8_t> access = page_access(mech_.cpu_protection(r.start, r.end), r.start, r.pages());
+  // mprotect() raises no event: the protection is read at every fault (the
+  // caller may pass what it read), and each launch drops binds it no longer
+  // allows (check_cpu_protection()).
+  const std::vector<std::uint8_t> access =
+      page_access(prot ? *prot : mech_.cpu_protection(r.start, r.end), r.start, r.pages());
   const bool read_write =
       std::all_of(access.begin(), access.end(), [](std::uint8_t a) { return a == (kMayRead | kMayWrite); });
   for (unsigned attempt = 0; attempt < 10000; ++attempt) {
@@ -460,8 +485,14 @@ bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
   if (!r) return false;
   // Device access obeys the CPU mapping's protection, as HMM's does: a
   // GPU access the mapping does not allow is a fatal GPU fault.
+  // One read of the range's protection serves the check and the bind.
   const std::uint64_t page = addr & ~std::uint64_t(kPageSize - 1);
-  if (const auto prot = mech_.cpu_protection(page, page + kPageSize); !prot.empty()) {
+  const std::vector<CpuProtection> range_prot = mech_.cpu_protection(r->start, r->end);
+  std::vector<CpuProtection> prot;
+  for (const CpuProtection& p : range_prot) {
+    if (p.start <= page && page < p.end) prot.push_back(p);
+  }
+  if (!prot.empty()) {  // no mapping at all: the migration finds nothing to move
     const char* what = access == Access::kRead ? "read" : access == Access::kWrite ? "write" : "atomic";
     if (!prot[0].readable) {
       throw Error(Error::Code::kDeviceLost, std::string("GPU ") + what + " at " + hex(addr) +
@@ -483,7 +514,7 @@ bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
   // make_device_exclusive analogue: device atomics then act on frames).
   const bool to_device = advice.atomic || (!policy_.cooling(*r) && advice.preferred != Location::kSystem);
   if (to_device) migrate_range_to_device(*r);  // false: fall back to system pages
-  get_pages_and_bind(*r);
+  get_pages_and_bind(*r, &range_prot);
   r->last_gpu_use.store(PressurePolicy::now_ns(), std::memory_order_relaxed);
   return true;
 }
@@ -497,14 +528,24 @@ void SvmManager::invalidate(const Invalidation& inv) {
   std::unique_lock nl(notifier_.lock);
   notifier_.windows.bump(inv.start, inv.end);
   std::vector<RangePtr> hit = tree_.overlapping(inv.start, inv.end);
+  std::unordered_set<FrameId> moving;  // kMigratedToRam: the frames going home
   for (const RangePtr& r : hit) {
+    if (inv.kind == InvalidationKind::kMigratedToRam) {
+      // Only what moves loses its GPU mapping: the rest of the range stays
+      // bound (a partly bound range keeps gpu_bound, so the protection check
+      // still finds it).
+      const std::uint64_t a = std::max(r->start, inv.start), b = std::min(r->end, inv.end);
+      mech_.unbind(a, b);
+      if (a == r->start && b == r->end) r->gpu_bound = false;
+      if (moving.empty()) moving.insert(inv.frames.begin(), inv.frames.end());
+      for (FrameId& f : r->frames) {
+        if (f != kNoFrame && moving.count(f)) f = kNoFrame;
+      }
+      continue;
+    }
     mech_.unbind(r->start, r->end);
     r->gpu_bound = false;
-    if (inv.kind == InvalidationKind::kMigratedToRam) {
-      for (FrameId& f : r->frames) {
-        if (std::find(inv.frames.begin(), inv.frames.end(), f) != inv.frames.end()) f = kNoFrame;
-      }
-    } else if (!r->unmapped) {
+    if (!r->unmapped) {
       r->unmapped = true;
       std::lock_guard g(gc_mu_);
       gc_queue_.push_back(r);

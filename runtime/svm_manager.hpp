@@ -132,8 +132,9 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   // Adds to *moved (if given) the bytes of [lo, hi) this call moved.
   bool migrate_range_to_device(Range& r, std::uint64_t* moved = nullptr, std::uint64_t lo = 0,
                                std::uint64_t hi = ~std::uint64_t{0});
-  // REQUIRES r->migrate_mu. Snapshot + bind with the sequence check.
-  void get_pages_and_bind(Range& r);
+  // REQUIRES r->migrate_mu. Snapshot + bind with the sequence check, under
+  // the CPU protection `prot` of the range if given (else read here).
+  void get_pages_and_bind(Range& r, const std::vector<CpuProtection>* prot = nullptr);
   void make_room(std::uint64_t need, const Range* faulting);
   void remove_range(const RangePtr& r, EvictMode mode);
   void end_mirror(std::uint64_t start, std::size_t len, EvictMode mode);

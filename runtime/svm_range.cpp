@@ -31,6 +31,22 @@ RangePtr RangeTree::find(std::uint64_t addr) const {
 
 std::vector<RangePtr> RangeTree::overlapping(std::uint64_t start, std::uint64_t end) const {
   std::vector<RangePtr> out;
+  if (start < end && end - start <= 16 * kPageSize && block_of(start) == block_of(end - 1)) {
+    // A few pages inside one 2 MiB block (a CPU fault's invalidation): the
+    // block index answers with a hash probe and its page slots, where the
+    // B-tree would walk its levels, cold in cache among many ranges.
+    auto b = blocks_.find(block_of(start));
+    if (b == blocks_.end()) return out;
+    const Block& blk = *b->second;
+    std::uint16_t last = kNoSlot;
+    for (std::uint64_t a = start & ~std::uint64_t(kPageSize - 1); a < end; a += kPageSize) {
+      const std::uint16_t slot = blk.slot_of_page[page_in_block(a)];
+      if (slot == kNoSlot || slot == last) continue;
+      out.push_back(blk.ranges[slot]);  // pages ascend, so ranges come in address order
+      last = slot;
+    }
+    return out;
+  }
   auto it = tree_.upper_bound(start);
   if (it != tree_.begin()) {
     auto prev = std::prev(it);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bench_kernels.hpp"
+#include "bench_memory.hpp"
 #include "runtime/backends/sim/sim_device.hpp"
 #include "runtime/batch_copy.hpp"
 #include "runtime/runtime_impl.hpp"
@@ -34,16 +35,8 @@ constexpr std::size_t kPage = 4096;
 constexpr std::size_t k2M = 2u << 20;
 constexpr std::size_t kEvictBytes = 256u << 20;
 
-void* map_aligned(std::size_t bytes, std::size_t align = k2M) {
-  void* raw = mmap(nullptr, bytes + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) throw std::runtime_error("mmap failed");
-  const auto r = reinterpret_cast<std::uint64_t>(raw);
-  const std::uint64_t base = (r + align - 1) & ~(std::uint64_t(align) - 1);
-  if (base > r) munmap(raw, base - r);
-  const std::uint64_t end = r + bytes + align;
-  if (end > base + bytes) munmap(reinterpret_cast<void*>(base + bytes), end - (base + bytes));
-  return reinterpret_cast<void*>(base);
-}
+using bench::map_aligned;
+using bench::RawUffd;
 
 void prefault(void* p, std::size_t n) {
   for (std::size_t i = 0; i < n; i += kPage) static_cast<volatile char*>(p)[i] = static_cast<char>(i >> 12);
@@ -114,58 +107,8 @@ void BM_Memcpy2M(benchmark::State& state) {
 BENCHMARK(BM_Memcpy2M)->UseRealTime();
 
 // ---------------------------------------------------------------------------
-// The raw mechanism: UFFDIO_COPY into an empty registered range.
-
-class RawUffd {
- public:
-  explicit RawUffd(std::size_t bytes) : bytes_(bytes) {
-    fd_ = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
-    if (fd_ < 0) fd_ = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
-    if (fd_ < 0) throw std::runtime_error("userfaultfd failed");
-    uffdio_api api{UFFD_API, 0, 0};
-    if (ioctl(fd_, UFFDIO_API, &api) < 0) throw std::runtime_error("UFFDIO_API failed");
-    dst_ = static_cast<std::uint8_t*>(map_aligned(bytes));
-    uffdio_register reg{};
-    reg.range = {reinterpret_cast<std::uint64_t>(dst_), bytes};
-    reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-    if (ioctl(fd_, UFFDIO_REGISTER, &reg) < 0) throw std::runtime_error("UFFDIO_REGISTER failed");
-  }
-  ~RawUffd() {
-    munmap(dst_, bytes_);
-    close(fd_);
-  }
-  std::uint8_t* dst() const { return dst_; }
-  void empty() { madvise(dst_, bytes_, MADV_DONTNEED); }
-  CopyStatus copy(std::uint64_t dst, const void* src, std::size_t len) const {
-    uffdio_copy c{};
-    c.dst = dst;
-    c.src = reinterpret_cast<std::uint64_t>(src);
-    c.len = len;
-    if (ioctl(fd_, UFFDIO_COPY, &c) == 0) return {len, 0};
-    return {c.copy > 0 ? static_cast<std::size_t>(c.copy) : 0, errno};
-  }
-
- private:
-  std::size_t bytes_;
-  int fd_ = -1;
-  std::uint8_t* dst_ = nullptr;
-};
-
-// Places `bytes` from src into raw.dst() in pieces of `piece` bytes with
-// `threads` threads; src_stride > piece reads scattered source pieces.
-void raw_place(const RawUffd& raw, const std::uint8_t* src, std::size_t bytes, std::size_t piece, unsigned threads,
-               std::size_t src_stride) {
-  auto work = [&](unsigned t) {
-    const std::size_t per = bytes / threads;
-    for (std::size_t off = t * per; off < (t + 1) * per; off += piece) {
-      raw.copy(reinterpret_cast<std::uint64_t>(raw.dst()) + off, src + (off / piece) * src_stride, piece);
-    }
-  };
-  if (threads == 1) return work(0);
-  std::vector<std::thread> ts;
-  for (unsigned t = 0; t < threads; ++t) ts.emplace_back(work, t);
-  for (auto& th : ts) th.join();
-}
+// The raw mechanism: UFFDIO_COPY into an empty registered range
+// (RawUffd, bench_memory.hpp).
 
 void BM_RawUffdCopy(benchmark::State& state) {
   const std::size_t bytes = static_cast<std::size_t>(state.range(0));
@@ -181,7 +124,7 @@ void BM_RawUffdCopy(benchmark::State& state) {
     state.PauseTiming();
     raw.empty();
     state.ResumeTiming();
-    raw_place(raw, src, bytes, piece, threads, stride);
+    raw.place_all(src, piece, threads, stride);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * bytes));
   munmap(src, src_bytes);
@@ -246,7 +189,7 @@ void BM_EvictContiguous(benchmark::State& state) {
 BENCHMARK(BM_EvictContiguous)->ArgNames({"workers"})->Arg(2)->Arg(1)->UseRealTime()->Iterations(4);
 
 // Scattered: the device is fragmented first (filled, then every other page
-// pulled back), so the 256 MiB land in 4 KiB frames, none adjacent.
+// evicted), so the 256 MiB land in 4 KiB frames, none adjacent.
 void BM_EvictScattered(benchmark::State& state) {
   RuntimeOptions o;
   o.copy_workers = static_cast<unsigned>(state.range(0));
@@ -256,8 +199,9 @@ void BM_EvictScattered(benchmark::State& state) {
   auto* frag = static_cast<std::uint8_t*>(rt.alloc_shared(vram));
   std::memset(frag, 7, vram);
   rt.prefetch(frag, vram, Location::kDevice);
-  for (std::size_t off = 0; off < vram; off += 2 * kPage)
-    benchmark::DoNotOptimize(static_cast<volatile std::uint8_t*>(frag)[off]);
+  // Every other page back by eviction (a CPU touch brings its whole
+  // device-resident run home).
+  for (std::size_t off = 0; off < vram; off += 2 * kPage) rt.evict(frag + off, kPage);
   auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(kEvictBytes));
   std::memset(p, 0x42, kEvictBytes);
   auto& dev = dynamic_cast<sim::SimDevice&>(rt.impl().backend());

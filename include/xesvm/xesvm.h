@@ -97,8 +97,19 @@ int xesvm_unmirror(xesvm_runtime* rt, void* ptr, size_t bytes);
 int xesvm_discard(xesvm_runtime* rt, void* ptr, size_t bytes);
 /* *applied (may be NULL) is set to 0 if the backend cannot apply the advice. */
 int xesvm_advise(xesvm_runtime* rt, void* ptr, size_t bytes, const xesvm_advice* advice, int* applied);
-/* *moved (may be NULL): bytes of [ptr, ptr+bytes) this call moved to `where`. */
+/* Moves the pages covering [ptr, ptr+bytes) to `where` now. XESVM_OK with
+ * *moved (may be NULL) = bytes of the span this call moved. Fails with
+ * XESVM_ERROR_INVALID_ARGUMENT for another location or memory that is not
+ * SVM (nothing moved), XESVM_ERROR_OUT_OF_MEMORY when device memory cannot be
+ * had: not all-or-nothing, the ranges before the one that failed stay on
+ * the device, the rest where they were (save what pressure eviction moved to
+ * RAM), every byte intact; *moved is then not written (xesvm_residency tells
+ * where the bytes are). */
 int xesvm_prefetch(xesvm_runtime* rt, void* ptr, size_t bytes, xesvm_location where, uint64_t* moved);
+/* Evicts device-resident data of [ptr, ptr+bytes) to RAM. XESVM_OK with the
+ * pages moved and the pages skipped (held by another operation through every
+ * retry; still on the device, intact), each pointer may be NULL. Fails with
+ * XESVM_ERROR_INVALID_ARGUMENT for memory that is not SVM, nothing moved. */
 int xesvm_evict(xesvm_runtime* rt, void* ptr, size_t bytes, uint64_t* pages_evicted, uint64_t* pages_skipped);
 int xesvm_residency(xesvm_runtime* rt, const void* ptr, size_t bytes, uint64_t* device_bytes);
 /* Residency with what the backend cannot tell: *device, *system and *unknown

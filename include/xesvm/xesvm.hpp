@@ -288,12 +288,21 @@ class Runtime {
   /// kSystem) now. Returns the bytes of [ptr, ptr+bytes) that this call
   /// moved (at most `bytes`; bytes already there, or moved by another
   /// thread meanwhile, are not counted). Throws Error (kInvalidArgument) for
-  /// any other Location or memory that is not SVM, (kOutOfMemory) if device
-  /// memory cannot be had.
+  /// any other Location or memory that is not SVM (nothing has moved then),
+  /// (kOutOfMemory) if device memory cannot be had. Not all-or-nothing: the
+  /// span moves range by range in address order, and a kOutOfMemory thrown
+  /// partway leaves the ranges before the one that failed on the device
+  /// (bound for the GPU) and the rest where they were (save what pressure
+  /// eviction, making room, moved to RAM); every byte keeps its value
+  /// either way, and residency() tells where it is.
   std::uint64_t prefetch(void* ptr, std::size_t bytes, Location where);
-  /// Evicts device-resident data of [ptr, ptr+bytes) to RAM. Throws Error
-  /// (kInvalidArgument) for memory that is not SVM.
+  /// Evicts device-resident data of [ptr, ptr+bytes) to RAM. Returns the
+  /// pages moved and the pages skipped (frames another operation held
+  /// through every retry; they stay on the device, intact). Throws Error
+  /// (kInvalidArgument) for memory that is not SVM, before moving anything.
   EvictResult evict(void* ptr, std::size_t bytes);
+  /// Bytes of [ptr, ptr+bytes) in device memory and in system memory (and,
+  /// where the backend cannot tell, unknown). Never moves anything.
   Residency residency(const void* ptr, std::size_t bytes);
 
   /// Starts a device-side copy of `bytes` bytes from src to dst and returns

@@ -36,10 +36,7 @@ TEST(CopyArena, EvictOfManyRangesDoesNotDeadlockWithCopiesOfRangesItWaitsFor) {
   ASSERT_NE(p, nullptr);
   // Every other page back to RAM: the device pages left have scattered
   // destinations, so each range's copy is many runs, copied on the arena.
-  for (std::size_t off = 0; off < kLen; off += 2 * 4096) {
-    volatile std::uint8_t v = p[off];
-    (void)v;
-  }
+  ASSERT_TRUE(evict_every_other_page(rt, p, kLen));
   ASSERT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == kLen / 2; })) << rt.stats().device_bytes_in_use;
 
   // Two evictions of one range each hold their range's migrate lock and

@@ -81,11 +81,7 @@ TEST(Eviction, EvictOfScatteredFourKilobyteLayoutMovesEveryPage) {
   // Fill the device, then pull every other page back: 4 KiB holes only.
   auto* frag = device_resident_shared(rt, kVram, 3);
   ASSERT_NE(frag, nullptr);
-  for (std::size_t off = 0; off < kVram; off += 2 * 4096) {
-    volatile std::uint8_t v = frag[off];
-    (void)v;
-  }
-  // The CPU-fault path frees a frame just after waking the faulting thread.
+  ASSERT_TRUE(evict_every_other_page(rt, frag, kVram));
   ASSERT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == kVram / 2; }))
       << rt.stats().device_bytes_in_use;
   const std::size_t n = 4u << 20;
@@ -169,7 +165,9 @@ TEST(Eviction, PlacementFailuresPartwayThroughABatchLeavePagesOnTheDevice) {
   fill(p, n, 8);
   rt.prefetch(p, n, Location::kDevice);
   rt.launch(pages(n), write_pattern_kernel(p, n, 9));
-  // Pull the first half back so the device part starts mid-range.
+  // Pull the first half back so the device part starts mid-range (an
+  // eviction: a CPU touch would bring the whole range home).
+  EXPECT_EQ(rt.evict(p, n / 2).pages_evicted, pages(n / 2));
   EXPECT_EQ(mismatches(p, n / 2, 9), 0u);
   ASSERT_EQ(rt.residency(p, n).device_bytes, n / 2);
   // The run of 256 pages fails, then the page-by-page fallback fails for

@@ -57,6 +57,40 @@ TEST(RangeTree, OverlappingReturnsEveryTouchedRangeInAddressOrder) {
   EXPECT_EQ(t.overlapping(0, ~std::uint64_t{0}).size(), 8u);
 }
 
+// A span of a few pages inside one 2 MiB block is answered from the block
+// index; every answer must be the tree walk's: the ranges it touches, in
+// address order, also for unaligned spans and after erases.
+TEST(RangeTree, OverlappingOfAFewPagesAgreesWithTheTreeWalk) {
+  RangeTree t;
+  constexpr std::uint64_t base = 1ull << 32;
+  std::mt19937_64 rng(7);
+  OwnerId id = 1;
+  std::vector<RangePtr> all;
+  // Mixed 64 KiB and 4 KiB ranges over four blocks, with holes.
+  for (std::uint64_t a = base; a < base + (8u << 20);) {
+    const bool big = (a % (64u << 10)) == 0 && rng() % 2;
+    const std::size_t size = big ? 64u << 10 : 4096;
+    if (rng() % 3) {
+      all.push_back(std::make_shared<Range>(id++, a, size));
+      t.insert(all.back());
+    }
+    a += size;
+  }
+  for (std::size_t k = 0; k < all.size(); k += 5) t.erase(*all[k]);
+  auto brute = [&](std::uint64_t s, std::uint64_t e) {
+    std::vector<RangePtr> out;
+    for (const RangePtr& r : t.all()) {
+      if (r->start < e && s < r->end) out.push_back(r);
+    }
+    return out;
+  };
+  for (int i = 0; i < 20000; ++i) {
+    const std::uint64_t s = base + rng() % (8u << 20);
+    const std::uint64_t e = s + 1 + rng() % (20 * 4096);
+    ASSERT_EQ(t.overlapping(s, e), brute(s, e)) << std::hex << s << "-" << e;
+  }
+}
+
 TEST(RangeTree, EraseRemovesOnlyTheSameRangeObject) {
   RangeTree t;
   auto a = make(1, kBase, M2);

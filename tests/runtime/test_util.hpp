@@ -77,6 +77,7 @@ inline std::size_t pages(std::size_t bytes) { return (bytes + 4095) / 4096; }
 #include <thread>
 #include <vector>
 
+#include "aligned_mapping.hpp"
 #include "runtime/backends/sim/sim_device.hpp"
 
 namespace xesvm::test {
@@ -99,18 +100,6 @@ inline sim::SimDevice& sim_device(Runtime& rt) { return dynamic_cast<sim::SimDev
 /// arrive after the fact: munmap/mremap/madvise return before the runtime
 /// has heard of them).
 inline void drain_events(Runtime& rt) { sim_device(rt).cpu().drain(); }
-
-/// Anonymous private memory the test owns, aligned to `align`.
-inline void* map_aligned(std::size_t bytes, std::size_t align = 2u << 20) {
-  void* raw = mmap(nullptr, bytes + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
-  const auto r = reinterpret_cast<std::uint64_t>(raw);
-  const std::uint64_t base = (r + align - 1) & ~(std::uint64_t(align) - 1);
-  if (base > r) munmap(raw, base - r);
-  const std::uint64_t end = r + bytes + align;
-  if (end > base + bytes) munmap(reinterpret_cast<void*>(base + bytes), end - (base + bytes));
-  return reinterpret_cast<void*>(base);
-}
 
 /// The shape many tests start from: `len` bytes of application memory
 /// (map_aligned(len, align)) filled with pattern(offset, gen), mirrored and
@@ -141,6 +130,21 @@ inline std::uint8_t* device_resident_shared(Runtime& rt, std::size_t len, std::u
     return nullptr;
   }
   return p;
+}
+
+/// Evicts every other page of [p, p + len) (the pages at even offsets)
+/// back to RAM, one evict() each: a CPU touch would bring the touched
+/// page's whole device-resident run home. Leaves the device pages of a
+/// device-resident span with 4 KiB holes between them. Returns false after
+/// adding a test failure if a page did not move.
+inline bool evict_every_other_page(Runtime& rt, std::uint8_t* p, std::size_t len) {
+  for (std::size_t off = 0; off < len; off += 2 * 4096) {
+    if (rt.evict(p + off, 4096).pages_evicted != 1) {
+      ADD_FAILURE() << "evict of the page at offset " << off << " moved nothing";
+      return false;
+    }
+  }
+  return true;
 }
 
 /// The device frame of each page of [p, p + n) (kNoFrame for pages in RAM),

@@ -189,8 +189,16 @@ std::string UffdFeatures::describe() const {
   std::ostringstream os;
   os << (kernel_faults ? "kernel-faults" : "user-mode-only") << (write_protect ? " wp" : "")
      << (wp_unpopulated ? " wp-unpopulated" : "") << (event_remove ? " event-remove" : "")
-     << (event_unmap ? " event-unmap" : "") << (event_remap ? " event-remap" : "");
+     << (event_unmap ? " event-unmap" : "") << (event_remap ? " event-remap" : "") << (move ? " move" : "");
   return os.str();
+}
+
+std::string CpuMirror::migration_path() const {
+  // UFFDIO_MOVE would need the frames' memory registered with this
+  // descriptor (its destination must be), which puts every frame access of
+  // the engine behind the fault service thread: not done.
+  return std::string("copy (write-protect, process_vm_readv, MADV_DONTNEED); UFFDIO_MOVE ") +
+         (features_.move ? "offered by the kernel, not used" : "not offered by the kernel");
 }
 
 CpuMirror::CpuMirror(FramePool& frames, GpuPageTable& gpu, CostModel& cost, bool allow_kernel_faults)
@@ -225,6 +233,8 @@ CpuMirror::CpuMirror(FramePool& frames, GpuPageTable& gpu, CostModel& cost, bool
   features_.event_remove = have & UFFD_FEATURE_EVENT_REMOVE;
   features_.event_unmap = have & UFFD_FEATURE_EVENT_UNMAP;
   features_.event_remap = have & UFFD_FEATURE_EVENT_REMAP;
+  constexpr std::uint64_t kFeatureMove = std::uint64_t{1} << 16;  // UFFD_FEATURE_MOVE (uapi, Linux 6.8)
+  features_.move = have & kFeatureMove;
   if (!features_.write_protect || !features_.event_remove || !features_.event_unmap || !features_.event_remap) {
     throw Error(Error::Code::kUnsupported,
                 "sim device: userfaultfd lacks a required feature (have: " + features_.describe() +
@@ -261,6 +271,7 @@ CpuMirror::~CpuMirror() {
   std::uint64_t one = 1;
   [[maybe_unused]] auto r = write(wake_fd_, &one, sizeof one);
   queue_cv_.notify_all();
+  service_cv_.notify_all();
   reader_.join();
   service_.join();
   ::close(uffd_);
@@ -268,9 +279,18 @@ CpuMirror::~CpuMirror() {
 }
 
 CpuMirrorStats CpuMirror::stats() const {
-  return {cpu_faults_device_.load(), cpu_faults_zero_.load(), pages_to_ram_.load(),    events_.load(),
-          deferred_count_.load(),    stale_unmaps_.load(),    unreadable_runs_.load(), unmovable_runs_.load(),
-          fault_copy_errors_.load()};
+  CpuMirrorStats s;
+  s.cpu_faults_device = cpu_faults_device_.load();
+  s.cpu_faults_zero = cpu_faults_zero_.load();
+  s.pages_to_ram = pages_to_ram_.load();
+  s.events = events_.load();
+  s.deferred = deferred_count_.load();
+  s.stale_unmaps = stale_unmaps_.load();
+  s.unreadable_runs = unreadable_runs_.load();
+  s.unmovable_runs = unmovable_runs_.load();
+  s.fault_copy_errors = fault_copy_errors_.load();
+  s.pagemap_reads = pagemap_reads_.load();
+  return s;
 }
 
 // ---------------------------------------------------------------------------
@@ -405,7 +425,36 @@ void CpuMirror::unmirror(std::uint64_t start, std::size_t len) {
 // ---------------------------------------------------------------------------
 // Snapshot and migration to the device
 
+// A page with a device-private entry that is not being moved home: a device
+// page. Being moved to RAM (the migration entry): its frame is about to be
+// freed, so a GPU binding must not point at it; the CPU page is reported
+// instead, and an access through it waits for the placement, like
+// hmm_range_fault waiting on a migration entry.
+void CpuMirror::snapshot_device(std::uint64_t start, std::span<PageSnapshot> out) {
+  std::lock_guard lk(entries_mu_);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto it = entries_.find(start + i * kPageSize);
+    if (it != entries_.end() && it->second.state != EntryState::kEvicting) {
+      out[i] = {PagePlace::kDevice, true, it->second.frame};
+    } else {
+      out[i] = {PagePlace::kSystem, true, kNoFrame};
+    }
+  }
+}
+
 void CpuMirror::snapshot(std::uint64_t start, std::span<PageSnapshot> out) {
+  {
+    // Every page in a device frame (a range on the device, the usual bind
+    // after a migration): the entries say it all, no page-table read.
+    std::lock_guard lk(entries_mu_);
+    bool all_device = true;
+    for (std::size_t i = 0; i < out.size() && all_device; ++i) {
+      auto it = entries_.find(start + i * kPageSize);
+      all_device = it != entries_.end() && it->second.state != EntryState::kEvicting;
+      if (all_device) out[i] = {PagePlace::kDevice, true, it->second.frame};
+    }
+    if (all_device) return;
+  }
   // The page tables are read before the entries: a page moved to RAM in
   // between (placed, then its entry erased) would look absent with no entry.
   // Such moves bump placements_; read again if one happened meanwhile.
@@ -414,6 +463,7 @@ void CpuMirror::snapshot(std::uint64_t start, std::span<PageSnapshot> out) {
   for (unsigned attempt = 0;; ++attempt) {
     const std::uint64_t before = placements_.load();
     read_present(start, out.size(), present);
+    pagemap_reads_.fetch_add(1, std::memory_order_relaxed);
     lk.lock();
     if (placements_.load() == before || attempt == 8) break;
     lk.unlock();
@@ -471,6 +521,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
     // swapped, and reading such a page would fault back into us. The pages
     // cannot change state meanwhile: every fault on them waits (kInbound).
     read_present(start, count, present);
+    pagemap_reads_.fetch_add(1, std::memory_order_relaxed);
     const std::uint64_t events_before = events_read_.load();
     uffdio_writeprotect wp{{start, len}, UFFDIO_WRITEPROTECT_MODE_WP};
     if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
@@ -535,6 +586,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
       // readers of absent pages wait on the inbound entry.
       unmovable_runs_.fetch_add(1, std::memory_order_relaxed);
       read_present(start, count, present);
+      pagemap_reads_.fetch_add(1, std::memory_order_relaxed);
       std::size_t kept = 0;
       for (std::size_t k = 0; k < count; ++k) {
         if (present[k]) {
@@ -675,7 +727,7 @@ void CpuMirror::finalize(std::span<const FrameId> frames, std::span<const std::u
     }
   }
   for (FrameId f : frames) frames_.unlock(f);
-  queue_cv_.notify_all();  // deferred CPU faults may proceed now
+  service_cv_.notify_one();  // deferred CPU faults may proceed now
 }
 
 // ---------------------------------------------------------------------------
@@ -771,6 +823,10 @@ void CpuMirror::reader_loop(std::stop_token st) {
         reads_done_.store(this_read);
       }
       queue_cv_.notify_all();
+      // The service thread only when there is something to serve: a
+      // migration's own REMOVE is read and dropped here, and waking the
+      // service thread for it was a context switch per fault for nothing.
+      if (!batch.empty()) service_cv_.notify_one();
     }
     {
       std::lock_guard lk(queue_mu_);
@@ -808,7 +864,8 @@ void CpuMirror::service_loop(std::stop_token st) {
   std::unique_lock lk(queue_mu_);
   while (!st.stop_requested()) {
     if (queue_.empty()) {
-      queue_cv_.wait_for(lk, deferred_.empty() ? 100ms : 200us, [&] { return !queue_.empty() || st.stop_requested(); });
+      service_cv_.wait_for(lk, deferred_.empty() ? 100ms : 200us,
+                           [&] { return !queue_.empty() || st.stop_requested(); });
       if (queue_.empty() && !deferred_.empty()) {
         std::vector<Message> retry;
         retry.swap(deferred_);
@@ -1042,8 +1099,10 @@ int CpuMirror::zero_page(std::uint64_t page) {
   return e == ENOENT ? 0 : e;
 }
 
-void CpuMirror::wake(std::uint64_t page) {
-  uffdio_range r{page, kPageSize};
+void CpuMirror::wake(std::uint64_t page) { wake_range(page, page + kPageSize); }
+
+void CpuMirror::wake_range(std::uint64_t start, std::uint64_t end) {
+  uffdio_range r{start, end - start};
   ioctl(uffd_, UFFDIO_WAKE, &r);
 }
 
@@ -1059,7 +1118,12 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
     if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) wake(page);
     return true;
   }
-  Entry e{};
+  // The unit of migrate_to_ram: the faulting page and the device-resident
+  // pages around it that belong to the same range (same owner tag; a range
+  // never crosses a 2 MiB boundary), as far as they are contiguous in the
+  // address space and their frames can be locked now.
+  std::uint64_t lo = page, hi = page + kPageSize;
+  std::vector<FrameId> run;
   {
     std::lock_guard lk(entries_mu_);
     auto it = entries_.find(page);
@@ -1069,81 +1133,141 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
       cpu_faults_zero_.fetch_add(1, std::memory_order_relaxed);
       return zero_page(page) != EAGAIN;
     }
-    e = it->second;
+    const Entry e = it->second;
     if (e.state != EntryState::kResident) return false;  // migrating: wait
     if (!frames_.trylock(e.frame)) return false;         // busy frame: defer
     it->second.state = EntryState::kEvicting;
+    const OwnerId owner = frames_.owner(e.frame);
+    const std::uint64_t block = page & ~std::uint64_t(kChunkSizes[0] - 1);
+    auto join = [&](std::uint64_t a) {
+      auto j = entries_.find(a);
+      if (j == entries_.end() || j->second.state != EntryState::kResident) return false;
+      const FrameId f = j->second.frame;
+      if (frames_.owner(f) != owner || !frames_.trylock(f)) return false;
+      if (frames_.owner(f) != owner) {  // freed and reused before the lock: not ours
+        frames_.unlock(f);
+        return false;
+      }
+      j->second.state = EntryState::kEvicting;
+      return true;
+    };
+    while (lo > block && join(lo - kPageSize)) lo -= kPageSize;
+    while (hi < block + kChunkSizes[0] && join(hi)) hi += kPageSize;
+    run.reserve((hi - lo) / kPageSize);
+    for (std::uint64_t a = lo; a < hi; a += kPageSize) run.push_back(entries_.find(a)->second.frame);
   }
   // migrate_to_ram: the runtime hears first (it bumps its sequence and zaps
-  // its GPU mapping), then the page is copied back and the frame freed.
-  Invalidation inv{InvalidationKind::kMigratedToRam, page, page + kPageSize, 0, {e.frame}};
-  notify(inv);
-  gpu_.zap_frames(std::span<const FrameId>(&e.frame, 1));
-  uffdio_copy c{};
-  c.dst = page;
-  c.src = reinterpret_cast<std::uint64_t>(frames_.data(e.frame));
-  c.len = kPageSize;
-  // Do not wake the faulting thread yet: it must find the books (frame
-  // freed, counters) already updated when it resumes.
-  c.mode = UFFDIO_COPY_MODE_DONTWAKE;
-  int rc = 0;
-  if (unsigned n = fault_copy_failures_.load(); n > 0 && fault_copy_failures_.compare_exchange_strong(n, n - 1)) {
-    rc = ENOMEM;  // test hook
-  } else {
-    rc = ioctl(uffd_, UFFDIO_COPY, &c) == 0 ? 0 : errno;
+  // its GPU mapping of these pages only), then the pages are copied back and
+  // the frames freed.
+  notify(Invalidation{InvalidationKind::kMigratedToRam, lo, hi, 0, run});
+  gpu_.zap_frames(run);
+  const std::size_t n = run.size();
+  // Per page: placed in RAM (by us, or a CPU page is there already), or
+  // kept on the device (its copy failed; the fault is retried).
+  std::vector<std::uint8_t> placed(n, 0);
+  std::size_t pieces = 0;
+  bool hard_error = false;
+  for (std::size_t i = 0; i < n;) {
+    // Pieces of frames contiguous in device memory: one UFFDIO_COPY each
+    // (a range that moved as one chunk is one piece).
+    std::size_t j = i + 1;
+    while (j < n && frames_.data(run[j]) == frames_.data(run[j - 1]) + kPageSize) ++j;
+    ++pieces;
+    std::size_t done = i;
+    bool per_page = false;
+    while (done < j) {
+      uffdio_copy c{};
+      c.dst = lo + done * kPageSize;
+      c.src = reinterpret_cast<std::uint64_t>(frames_.data(run[done]));
+      c.len = (per_page ? 1 : j - done) * kPageSize;
+      // Do not wake the faulting thread yet: it must find the books (frames
+      // freed, counters) already updated when it resumes.
+      c.mode = UFFDIO_COPY_MODE_DONTWAKE;
+      int rc = 0;
+      if (unsigned k = fault_copy_failures_.load(); k > 0 && fault_copy_failures_.compare_exchange_strong(k, k - 1)) {
+        rc = ENOMEM;  // test hook
+        c.copy = 0;
+      } else if (ioctl(uffd_, UFFDIO_COPY, &c) == 0) {
+        c.copy = static_cast<std::int64_t>(c.len);
+      } else {
+        rc = errno;
+      }
+      const std::size_t got = c.copy > 0 ? static_cast<std::size_t>(c.copy) / kPageSize : 0;
+      for (std::size_t k = done; k < done + got; ++k) placed[k] = 1;
+      done += got;
+      if (rc == 0 || got > 0) continue;
+      if (rc == EEXIST) {
+        // A CPU page is there already: it wins (the device copy is stale).
+        placed[done++] = 1;
+        continue;
+      }
+      if (rc == ENOENT && !per_page && j - done > 1) {
+        // UFFDIO_COPY wants one VMA: a run that mprotect() split in two
+        // (or whose tail was unmapped) goes page by page.
+        per_page = true;
+        continue;
+      }
+      // EAGAIN/ENOENT: the mapping is changing or went away under an event
+      // not applied yet: after mremap the bytes are needed at the new
+      // address, so the frames keep them; the event is applied before the
+      // retry. Anything else (ENOMEM and the like): the pages were not
+      // placed, their bytes are only in the frames; they stay on the device
+      // and the fault is retried (dropping the entries would hand the CPU
+      // zero pages).
+      if (rc != EAGAIN && rc != ENOENT) hard_error = true;
+      break;
+    }
+    i = j;
   }
-  if (rc != 0 && rc != EAGAIN && rc != ENOENT && rc != EEXIST) {
-    // The copy failed (ENOMEM and the like): the page was not placed, so
-    // its bytes are still only in the frame. Leave it on the device and
-    // retry the fault later; dropping the entry would hand the faulting
-    // thread a zero page.
-    fault_copy_errors_.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard lk(entries_mu_);
-    auto it = entries_.find(page);
-    if (it != entries_.end()) it->second.state = EntryState::kResident;
-    frames_.unlock(e.frame);
-    return false;
-  }
-  if (rc == EAGAIN || rc == ENOENT) {
-    // The mapping is changing or went away under an event not applied yet:
-    // after mremap the bytes are needed at the new address, so the frame
-    // keeps them. The pending event is applied before the retry.
-    std::lock_guard lk(entries_mu_);
-    auto it = entries_.find(page);
-    if (it != entries_.end()) it->second.state = EntryState::kResident;
-    frames_.unlock(e.frame);
-    return false;
-  }
+  if (hard_error) fault_copy_errors_.fetch_add(1, std::memory_order_relaxed);
+  std::vector<FrameId> freed;
   {
     std::lock_guard lk(entries_mu_);
-    auto it = entries_.find(page);
-    if (it != entries_.end() && it->second.frame == e.frame) {
-      entries_.erase(it);
-      placements_.fetch_add(1);
+    for (std::size_t k = 0; k < n; ++k) {
+      const std::uint64_t a = lo + k * kPageSize;
+      auto it = entries_.find(a);
+      const bool ours = it != entries_.end() && it->second.frame == run[k];
+      if (!placed[k]) {
+        if (ours) it->second.state = EntryState::kResident;
+        continue;
+      }
+      if (ours) {
+        entries_.erase(it);
+        placements_.fetch_add(1);
+      }
+      frame_addr_[run[k]] = 0;
+      freed.push_back(run[k]);
     }
-    frame_addr_[e.frame] = 0;
   }
-  // The frame still carries its range's owner tag, so an eviction that
+  // A placed frame still carries its range's owner tag, so an eviction that
   // trylocks it between our unlock and free would take it for its own (and
   // free it too, or make our free fail on its lock). Retag it first, while
   // locked: an evictor that locks it now sees a foreign owner and lets go,
   // so a free that met such a brief lock is simply retried.
   constexpr OwnerId kBeingFreed = ~OwnerId{0};
-  frames_.set_owner(e.frame, kBeingFreed);
-  frames_.unlock(e.frame);
-  const FrameId f = e.frame;
-  for (;;) {
+  for (std::size_t k = 0; k < n; ++k) {
+    if (placed[k]) frames_.set_owner(run[k], kBeingFreed);
+    frames_.unlock(run[k]);
+  }
+  while (!freed.empty()) {
     try {
-      frames_.free(std::span<const FrameId>(&f, 1));
+      frames_.free(freed);  // all or nothing
       break;
     } catch (const Error&) {
-      std::this_thread::yield();  // an evictor holds it for its owner check
+      std::this_thread::yield();  // an evictor holds one for its owner check
     }
   }
-  cost_.charge_link(kPageSize, 1);
+  if (const std::size_t moved = n - static_cast<std::size_t>(std::count(placed.begin(), placed.end(), 0))) {
+    cost_.charge_link(moved * kPageSize, pieces);
+    pages_to_ram_.fetch_add(moved, std::memory_order_relaxed);
+  }
+  const bool any_placed = std::find(placed.begin(), placed.end(), 1) != placed.end();
+  if (!placed[(page - lo) / kPageSize]) {
+    if (any_placed) wake_range(lo, hi);  // other threads may wait on pages that did move
+    return false;
+  }
   cpu_faults_device_.fetch_add(1, std::memory_order_relaxed);
-  pages_to_ram_.fetch_add(1, std::memory_order_relaxed);
-  wake(page);
+  wake_range(lo, hi);
   return true;
 }
 

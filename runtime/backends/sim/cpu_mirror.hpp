@@ -65,6 +65,7 @@ struct UffdFeatures {
   bool event_remove = false;
   bool event_unmap = false;
   bool event_remap = false;
+  bool move = false;      ///< UFFD_FEATURE_MOVE (UFFDIO_MOVE, Linux 6.8+)
   std::uint64_t raw = 0;  ///< the feature mask the kernel reported
   std::string describe() const;
 };
@@ -89,13 +90,14 @@ Registration registration(int uffd, std::uint64_t start, std::uint64_t len);
 struct CpuMirrorStats {
   std::uint64_t cpu_faults_device = 0;  ///< MISSING faults on device-resident pages
   std::uint64_t cpu_faults_zero = 0;    ///< MISSING faults on never-touched pages
-  std::uint64_t pages_to_ram = 0;       ///< pages moved back by CPU faults
+  std::uint64_t pages_to_ram = 0;       ///< pages moved back by CPU faults (a fault moves its run)
   std::uint64_t events = 0;             ///< UNMAP/REMOVE/REMAP applied
   std::uint64_t deferred = 0;           ///< faults deferred on a busy frame
   std::uint64_t stale_unmaps = 0;       ///< UNMAP pieces older than a REMAP onto them, ignored
   std::uint64_t unreadable_runs = 0;    ///< runs left in RAM: a page could not be read
   std::uint64_t unmovable_runs = 0;     ///< runs (partly) left in RAM: MADV_DONTNEED refused (mlock)
   std::uint64_t fault_copy_errors = 0;  ///< CPU-fault copies that failed (page kept on the device, retried)
+  std::uint64_t pagemap_reads = 0;      ///< reads of /proc/self/pagemap (snapshots, migrations)
 };
 
 class CpuMirror {
@@ -110,6 +112,8 @@ class CpuMirror {
   CpuMirror& operator=(const CpuMirror&) = delete;
 
   const UffdFeatures& features() const { return features_; }
+  /// How a migration to the device moves a page's bytes, for `xesvm info`.
+  std::string migration_path() const;
   CpuMirrorStats stats() const;
 
   /// MechanismFace::mirror / unmirror.
@@ -117,6 +121,8 @@ class CpuMirror {
   void unmirror(std::uint64_t start, std::size_t len);
   /// MechanismFace::snapshot.
   void snapshot(std::uint64_t start, std::span<PageSnapshot> out);
+  /// MechanismFace::snapshot_device: the entries only, no pagemap read.
+  void snapshot_device(std::uint64_t start, std::span<PageSnapshot> out);
   /// MechanismFace::migrate_to_device.
   std::size_t migrate_to_device(std::span<const std::uint64_t> addrs, std::span<FrameId> frames);
 
@@ -190,6 +196,7 @@ class CpuMirror {
   bool is_dropping(std::uint64_t start, std::uint64_t end);
   int zero_page(std::uint64_t page);
   void wake(std::uint64_t page);
+  void wake_range(std::uint64_t start, std::uint64_t end);
 
   FramePool& frames_;
   GpuPageTable& gpu_;
@@ -210,7 +217,8 @@ class CpuMirror {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> dropping_;  // own DONTNEEDs in flight
 
   std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
+  std::condition_variable queue_cv_;    // reads done, messages applied (drain(), migrations)
+  std::condition_variable service_cv_;  // messages queued for the service thread (or stop)
   std::deque<Message> queue_;
   std::vector<Message> deferred_;
   std::uint64_t read_count_ = 0;     // messages queued (queue_mu_)
@@ -227,7 +235,8 @@ class CpuMirror {
   std::atomic<std::uint64_t> reads_done_{0};                                    // ... and fully processed
 
   std::atomic<std::uint64_t> cpu_faults_device_{0}, cpu_faults_zero_{0}, pages_to_ram_{0}, events_{0},
-      deferred_count_{0}, stale_unmaps_{0}, unreadable_runs_{0}, unmovable_runs_{0}, fault_copy_errors_{0};
+      deferred_count_{0}, stale_unmaps_{0}, unreadable_runs_{0}, unmovable_runs_{0}, fault_copy_errors_{0},
+      pagemap_reads_{0};
   std::atomic<unsigned> place_failures_{0};
   std::atomic<unsigned> fault_copy_failures_{0};
   std::atomic<std::size_t> short_placement_{0};

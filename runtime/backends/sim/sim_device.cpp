@@ -116,6 +116,7 @@ BackendInfo SimDevice::info() const {
       {"local bandwidth", std::to_string(config_.link.local_gb_per_s) + " GB/s"},
       {"fault latency", std::to_string(config_.link.fault_latency_ns) + " ns"},
       {"userfaultfd", cpu_->features().describe()},
+      {"migration", cpu_->migration_path()},
   };
   return i;
 }
@@ -141,6 +142,7 @@ DeviceMemoryUse SimDevice::device_memory() const { return frames_->use(); }
 void SimDevice::mirror(std::uint64_t start, std::size_t len, MirrorClient& client) { cpu_->mirror(start, len, client); }
 void SimDevice::unmirror(std::uint64_t start, std::size_t len) { cpu_->unmirror(start, len); }
 void SimDevice::snapshot(std::uint64_t start, std::span<PageSnapshot> out) { cpu_->snapshot(start, out); }
+void SimDevice::snapshot_device(std::uint64_t start, std::span<PageSnapshot> out) { cpu_->snapshot_device(start, out); }
 std::vector<CpuProtection> SimDevice::cpu_protection(std::uint64_t start, std::uint64_t end) const {
   return read_cpu_protection(start, end);
 }

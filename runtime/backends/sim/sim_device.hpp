@@ -67,6 +67,7 @@ class SimDevice final : public Backend, public MechanismFace {
   void mirror(std::uint64_t start, std::size_t len, MirrorClient& client) override;
   void unmirror(std::uint64_t start, std::size_t len) override;
   void snapshot(std::uint64_t start, std::span<PageSnapshot> out) override;
+  void snapshot_device(std::uint64_t start, std::span<PageSnapshot> out) override;
   std::vector<CpuProtection> cpu_protection(std::uint64_t start, std::uint64_t end) const override;
   std::size_t migrate_to_device(std::span<const std::uint64_t> addrs, std::span<FrameId> frames) override;
   bool frame_trylock(FrameId frame) override;
