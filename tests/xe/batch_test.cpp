@@ -41,4 +41,15 @@ TEST(XeBatch, StoreDataImmIsFourDwordsToAPpgttAddress) {
   EXPECT_EQ(b.dwords(), want);
 }
 
+TEST(XeBatch, FlushDwIsFourDwordsWithoutAPostSyncOperation) {
+  BatchBuilder b;
+  b.mem_set(0x1000, 0x11, 64);
+  b.flush_dw();
+  b.end();
+  const std::vector<std::uint32_t> want = {0x56C00005, 63, 0, 63, 0x1000, 0, 0x11000000,  // MEM_SET
+                                           0x13000002, 0,  0, 0,                          // MI_FLUSH_DW
+                                           0x05000000};
+  EXPECT_EQ(b.dwords(), want);
+}
+
 }  // namespace
