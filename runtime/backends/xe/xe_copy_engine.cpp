@@ -349,12 +349,23 @@ std::unique_ptr<DeviceWork> XeCopyEngine::in_batches(
   return std::make_unique<Batches>(std::move(parts));
 }
 
+void XeCopyEngine::check_span(const std::string& what, std::uint64_t start, std::uint64_t n) const {
+  const std::uint64_t end = options_.va_end;
+  if (end != 0 && (start >= end || n > end - start)) {
+    throw Error(Error::Code::kInvalidArgument,
+                "xe: " + what + " " + span_text(start, n) + " leaves the mirrored GPU VA span " + span_text(0, end));
+  }
+}
+
 std::unique_ptr<DeviceWork> XeCopyEngine::copy(std::uint64_t dst, std::uint64_t src, std::uint64_t n) {
+  check_span("device copy: the source", src, n);
+  check_span("device copy: the destination", dst, n);
   return in_batches(n, [&](std::uint64_t off, std::uint64_t len) { return copy_batch(dst + off, src + off, len); });
 }
 
 std::unique_ptr<DeviceWork> XeCopyEngine::fill(std::uint64_t dst, std::uint32_t pattern, unsigned pattern_size,
                                                std::uint64_t n) {
+  check_span("device fill", dst, n);
   // Every batch starts a multiple of kMaxBytes (so of the pattern) after dst: at phase 0.
   return in_batches(
       n, [&](std::uint64_t off, std::uint64_t len) { return fill_batch(dst + off, pattern, pattern_size, len); });
@@ -388,7 +399,7 @@ std::unique_ptr<DeviceWork> XeCopyEngine::fill_batch(std::uint64_t dst, std::uin
     b.mem_copy(dst, slot.base + kSeedOffset, filled);
     while (filled < n) {
       const std::uint64_t chunk = std::min(filled, n - filled);
-      if (options_.flush_dependent_blits) b.flush_dw();  // the next copy reads what the last one wrote
+      b.flush_dw();  // the next copy reads what the last one wrote
       b.mem_copy(dst + filled, dst, chunk);
       filled += chunk;
     }

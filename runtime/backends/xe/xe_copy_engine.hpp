@@ -28,11 +28,9 @@
 // slot) is split into several batches, submitted in order and completed as
 // one work.
 //
-// Real hardware: consecutive blits that depend on each other (the doubling
-// fill) need an MI_FLUSH_DW between them there
-// (Options::flush_dependent_blits); the software device executes a batch's
-// commands in order and does not implement MI_FLUSH_DW yet, so by default
-// none is emitted (runtime/backends/xe/README.md, limitations).
+// Consecutive blits that depend on each other (the doubling fill's copies
+// read what the previous one wrote) are separated by MI_FLUSH_DW, as Xe's
+// copy engine needs.
 //
 // Concurrency: copy() and fill() may be called from any thread; submissions
 // are serialized. A DeviceWork is used by one thread at a time.
@@ -87,12 +85,9 @@ class XeCopyEngine final : public CopyFace {
     /// Called once per batch region with its span; advises it to system
     /// memory. Returns false when the kernel has no MADVISE (nothing issued).
     std::function<bool(std::uint64_t, std::uint64_t)> advise_system;
-    /// An MI_FLUSH_DW between blits of one batch where the later reads what
-    /// the earlier wrote (the non-uniform fill's doubling copies), as real
-    /// Xe needs. Off: the software Xe device of the kernel series bans a
-    /// queue on MI_FLUSH_DW today (runtime/backends/xe/README.md,
-    /// limitations); it executes commands in order without it.
-    bool flush_dependent_blits = false;
+    /// The end of the GPU VA span the VM mirrors (1 << va_bits); spans
+    /// past it are refused before any ioctl. 0: no such check.
+    std::uint64_t va_end = 0;
   };
 
   /// Picks the first COPY engine of options.engines (else the first engine
@@ -105,7 +100,8 @@ class XeCopyEngine final : public CopyFace {
   /// Largest copy or fill of one batch (its commands fit one batch slot).
   static constexpr std::uint64_t kMaxBytes = 256u << 20;
 
-  /// As CopyFace. A span larger than kMaxBytes is split into batches of
+  /// As CopyFace; throws Error (kInvalidArgument) before any ioctl when a
+  /// span leaves [0, Options::va_end). A span larger than kMaxBytes is split into batches of
   /// kMaxBytes (and the rest), submitted in order on the one queue; the
   /// returned work completes when all of them have. If a later batch cannot
   /// be submitted, the earlier ones are waited for (bounded) before the
@@ -138,6 +134,7 @@ class XeCopyEngine final : public CopyFace {
 
   void create_queue();  // REQUIRES: mu_ held
   void on_banned(std::uint32_t queue);
+  void check_span(const std::string& what, std::uint64_t start, std::uint64_t n) const;
   // One batch each. REQUIRES: n <= kMaxBytes.
   std::unique_ptr<DeviceWork> copy_batch(std::uint64_t dst, std::uint64_t src, std::uint64_t n);
   std::unique_ptr<DeviceWork> fill_batch(std::uint64_t dst, std::uint32_t pattern, unsigned pattern_size,
