@@ -9,7 +9,8 @@
 //                      its kernel and evicted (zeContextEvictMemory) after it,
 //                      so migrations are bulk and eviction never stalls a fault.
 //
-// On a device that runs no kernels (the xe backend: zeModuleCreate answers
+// On a device that runs no kernels (the xe backend: its queue group has no
+// COMPUTE flag and zeModuleCreate answers
 // ZE_RESULT_ERROR_UNSUPPORTED_FEATURE) the GPU work is the device's own
 // copies and fills instead: per buffer and pass, a fill of its first half
 // with a word that names the buffer and the pass, then a copy of the first
@@ -148,7 +149,11 @@ int main(int argc, char** argv) {
 
   std::vector<float*> bufs;
   for (std::size_t i = 0; i < kBuffers; ++i) bufs.push_back(static_cast<float*>(ze.shared(each)));
-  const bool kernels = ze.runs_kernels();
+  // Kernels where the device's queues run compute work and the module loaded.
+  std::uint32_t groups = 1;
+  ze_command_queue_group_properties_t qg{ZE_STRUCTURE_TYPE_COMMAND_QUEUE_GROUP_PROPERTIES, nullptr};
+  ZE_CHECK(zeDeviceGetCommandQueueGroupProperties(ze.device, &groups, &qg));
+  const bool kernels = ze.runs_kernels() && (qg.flags & ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COMPUTE);
   ze_kernel_handle_t k = kernels ? ze.kernel("stream_scale") : nullptr;
   if (!kernels) std::printf("the device runs no kernels: device copies and fills stream the buffers\n");
 
