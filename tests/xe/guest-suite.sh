@@ -132,7 +132,7 @@ if [[ -f "$driver" ]]; then
   sample="$build/samples/ze_oversubscribe"
   if [[ -x "$sample" ]]; then
     XESVM_BACKEND=xe: run_tap "samples/ze_oversubscribe 1 on xe: (device copies and fills over 2x device memory, every byte checked)" \
-      420 "$sample" 1
+      900 "$sample" 1
   else
     notok "samples/ze_oversubscribe built at $sample"
   fi
