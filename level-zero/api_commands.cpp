@@ -314,7 +314,7 @@ ze_result_t ZE_APICALL AppendWriteGlobalTimestamp(ze_command_list_handle_t h, st
     Device* d = &l.dev;
     c.body = [d, dst] {
       const std::uint64_t ts = d->clock_ns();
-      run_copy(*d, {{reinterpret_cast<std::uint64_t>(dst), reinterpret_cast<std::uint64_t>(&ts), 8}}, {});
+      device_write(*d, reinterpret_cast<std::uint64_t>(dst), &ts, sizeof ts);
     };
     return c;
   });

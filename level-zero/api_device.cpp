@@ -1,6 +1,7 @@
 // Entry points: zeInit, drivers and devices (see api.hpp for the contract).
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "level-zero/api.hpp"
@@ -100,8 +101,30 @@ ze_result_t ZE_APICALL DeviceGetSubDevices(ze_device_handle_t hDevice, std::uint
   });
 }
 
+// The properties of a device whose backend runs no host kernels (xe): what
+// its kernel driver reports (PCI device id, device memory from MEM_REGIONS),
+// and nothing about compute units, which the runtime neither uses nor knows.
+ze_device_properties_t kernel_driver_device_properties(Device& d) {
+  ze_device_properties_t v{};
+  v.type = ZE_DEVICE_TYPE_GPU;
+  v.flags = ZE_DEVICE_PROPERTY_FLAG_ONDEMANDPAGING;  // a fault-mode VM
+  v.vendorId = 0x8086;
+  v.deviceId = static_cast<std::uint32_t>(std::strtoul(d.described("device_id").c_str(), nullptr, 16));
+  v.maxMemAllocSize = d.vram();
+  v.timerResolution = 1;  // ns of the host's monotonic clock
+  v.timestampValidBits = v.kernelTimestampValidBits = 64;
+  std::memcpy(v.uuid.id, "xesvm-ze-dev", 12);
+  v.uuid.id[15] = static_cast<std::uint8_t>(d.index());
+  const std::string node = d.described("node");
+  std::snprintf(v.name, sizeof v.name, "xesvm %s Intel Xe device %s rev %s%s%s", d.uri().c_str(),
+                d.described("device_id").c_str(), d.described("revision").c_str(), node.empty() ? "" : " at ",
+                node.c_str());
+  return v;
+}
+
 ze_result_t ZE_APICALL DeviceGetProperties(ze_device_handle_t hDevice, ze_device_properties_t* p) {
   return query<Device>("zeDeviceGetProperties", hDevice, "hDevice", p, [](Device& d) {
+    if (!d.host_kernels()) return kernel_driver_device_properties(d);
     ze_device_properties_t v{};  // vendorId and maxCommandQueuePriority: 0
     v.type = ZE_DEVICE_TYPE_GPU;
     v.flags = ZE_DEVICE_PROPERTY_FLAG_ONDEMANDPAGING;
@@ -123,8 +146,9 @@ ze_result_t ZE_APICALL DeviceGetProperties(ze_device_handle_t hDevice, ze_device
 }
 
 ze_result_t ZE_APICALL DeviceGetComputeProperties(ze_device_handle_t hDevice, ze_device_compute_properties_t* p) {
-  return query<Device>("zeDeviceGetComputeProperties", hDevice, "hDevice", p, [](Device&) {
+  return query<Device>("zeDeviceGetComputeProperties", hDevice, "hDevice", p, [](Device& d) {
     ze_device_compute_properties_t v{};
+    if (!d.host_kernels()) return v;  // no kernels run on it through this driver: all 0
     v.maxTotalGroupSize = kMaxGroupSize;
     v.maxGroupSizeX = v.maxGroupSizeY = v.maxGroupSizeZ = kMaxGroupSize;
     v.maxGroupCountX = v.maxGroupCountY = v.maxGroupCountZ = 0xffffffffu;
@@ -136,8 +160,9 @@ ze_result_t ZE_APICALL DeviceGetComputeProperties(ze_device_handle_t hDevice, ze
 }
 
 ze_result_t ZE_APICALL DeviceGetModuleProperties(ze_device_handle_t hDevice, ze_device_module_properties_t* p) {
-  return query<Device>("zeDeviceGetModuleProperties", hDevice, "hDevice", p, [](Device&) {
+  return query<Device>("zeDeviceGetModuleProperties", hDevice, "hDevice", p, [](Device& d) {
     ze_device_module_properties_t v{};
+    if (!d.host_kernels()) return v;  // no modules on it: all 0
 #if XESVM_ZE_SPIRV
     v.spirvVersionSupported = ZE_MAKE_VERSION(1, 4);
 #else
@@ -153,10 +178,13 @@ ze_result_t ZE_APICALL DeviceGetModuleProperties(ze_device_handle_t hDevice, ze_
 ze_result_t ZE_APICALL DeviceGetCommandQueueGroupProperties(ze_device_handle_t hDevice, std::uint32_t* pCount,
                                                             ze_command_queue_group_properties_t* props) {
   return guard("zeDeviceGetCommandQueueGroupProperties", [&]() -> ze_result_t {
-    live<Device>(hDevice, "hDevice");
-    return count_fill(pCount, props, 1, [](ze_command_queue_group_properties_t& g, std::uint32_t) {
+    Device& d = live<Device>(hDevice, "hDevice");
+    return count_fill(pCount, props, 1, [&](ze_command_queue_group_properties_t& g, std::uint32_t) {
       ze_command_queue_group_properties_t v{};
-      v.flags = ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COMPUTE | ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COPY;
+      // Without host kernels the queues run copies and fills only (xe: the copy engine).
+      v.flags = d.host_kernels()
+                    ? ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COMPUTE | ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COPY
+                    : ZE_COMMAND_QUEUE_GROUP_PROPERTY_FLAG_COPY;
       v.maxMemoryFillPatternSize = kMaxFillPattern;
       v.numQueues = kNumQueues;
       put(&g, v);
@@ -170,10 +198,12 @@ ze_result_t ZE_APICALL DeviceGetMemoryProperties(ze_device_handle_t hDevice, std
     Device& d = live<Device>(hDevice, "hDevice");
     return count_fill(pCount, props, 1, [&](ze_device_memory_properties_t& m, std::uint32_t) {
       ze_device_memory_properties_t v{};
-      v.maxClockRate = 1000;
-      v.maxBusWidth = 64;
+      if (d.host_kernels()) {  // the sim's modelled memory
+        v.maxClockRate = 1000;
+        v.maxBusWidth = 64;
+      }  // xe: MEM_REGIONS gives the size only
       v.totalSize = d.vram();
-      std::snprintf(v.name, sizeof v.name, "VRAM");
+      std::snprintf(v.name, sizeof v.name, "%s", d.host_kernels() || d.described("vram") != "none" ? "VRAM" : "system");
       put(&m, v);
     });
   });
@@ -184,6 +214,14 @@ ze_result_t ZE_APICALL DeviceGetMemoryAccessProperties(ze_device_handle_t hDevic
   return query<Device>("zeDeviceGetMemoryAccessProperties", hDevice, "hDevice", p, [](Device& d) {
     constexpr ze_memory_access_cap_flags_t kRwAtomic = ZE_MEMORY_ACCESS_CAP_FLAG_RW | ZE_MEMORY_ACCESS_CAP_FLAG_ATOMIC;
     ze_device_memory_access_properties_t v{};
+    if (!d.host_kernels()) {
+      // Copies and fills only (no kernels, so no device atomics through
+      // this driver); driver allocations only.
+      constexpr ze_memory_access_cap_flags_t kRw = ZE_MEMORY_ACCESS_CAP_FLAG_RW;
+      v.hostAllocCapabilities = v.sharedSingleDeviceAllocCapabilities = kRw | ZE_MEMORY_ACCESS_CAP_FLAG_CONCURRENT;
+      v.deviceAllocCapabilities = kRw;
+      return v;
+    }
     v.hostAllocCapabilities = kRwAtomic | ZE_MEMORY_ACCESS_CAP_FLAG_CONCURRENT;
     v.deviceAllocCapabilities = kRwAtomic;
     v.sharedSingleDeviceAllocCapabilities = kRwAtomic | ZE_MEMORY_ACCESS_CAP_FLAG_CONCURRENT;

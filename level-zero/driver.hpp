@@ -23,10 +23,14 @@
 // that backing for kernels, copies, prefetch, advice and residency.
 //
 // Execution: every command queue and every immediate command list has an
-// Executor, one worker thread running submissions in order. Copies and fills
-// run on the device's execution engine (Runtime::launch) through the device
-// accessor, so they raise GPU faults like kernels do; plain host memory the
-// driver did not allocate is read and written directly by the copy engine.
+// Executor, one worker thread running submissions in order. On a backend
+// that runs host kernels (the sim), copies and fills run on the device's
+// execution engine (Runtime::launch) through the device accessor, so they
+// raise GPU faults like kernels do; plain host memory the driver did not
+// allocate is read and written directly by the copy engine. On a backend
+// without host kernels (xe), copies and fills are the runtime's device
+// operations (Runtime::copy / Runtime::fill: batch buffers on the GPU's copy
+// engine), each waited for through its Completion before the command ends.
 //
 // Concurrency: the allocation registry and the objects' mutable state are
 // guarded as documented per member; entry points may be called from any
@@ -219,10 +223,34 @@ class Device : public Registered<_ze_device_handle_t, HandleKind::kDevice> {
   std::uint64_t vram() const { return vram_; }
   /// The device clock, in ns: the modelled device time of the backend's
   /// cost model (wall time on the sim would hide link and fault costs).
-  std::uint64_t clock_ns() { return rt_->stats().modelled_device_ns; }
+  /// On a backend without a cost model (xe) it is the host's monotonic
+  /// clock: the uAPI the runtime uses has no GPU timestamp query.
+  std::uint64_t clock_ns();
   unsigned workers() const { return workers_; }
+  /// True if the backend runs host kernels (Capabilities::host_kernels):
+  /// copies and fills then run as engine work through the device accessor;
+  /// otherwise (xe) as the runtime's device copies and fills.
+  bool host_kernels() const { return host_kernels_; }
+  /// The backend's name ("sim", "xe").
+  const std::string& backend() const { return backend_; }
+  /// What the backend says about the device (Runtime::describe()).
+  const std::vector<std::pair<std::string, std::string>>& description() const { return description_; }
+  /// The value of key in description(), or "" if absent.
+  std::string described(const std::string& key) const;
   /// Brings the system memory the device mirrors back to the application.
   ~Device();
+
+  // --- staging (memory.cpp) ---------------------------------------------------
+  // A device without host kernels reads fill patterns and timestamps from
+  // staging memory: a 2 MiB mapping of the driver, mirrored by the runtime
+  // and advised to stay in system memory (so device reads do not migrate
+  // it). One command uses it at a time.
+
+  /// Bytes of staging memory.
+  static constexpr std::size_t kStagingBytes = 2u << 20;
+  /// Locks the staging memory and returns it (created on first use), or
+  /// throws Error. The lock is held until the returned guard goes.
+  std::pair<std::unique_lock<std::mutex>, std::byte*> staging();
 
   // --- shared-system memory (system_memory.cpp) -----------------------------
   // On the sim, memory the application owns (malloc, mmap) is shared-system
@@ -254,6 +282,12 @@ class Device : public Registered<_ze_device_handle_t, HandleKind::kDevice> {
   std::uint64_t vram_ = 0;
   unsigned workers_ = 1;
   bool shared_system_ = false;
+  bool host_kernels_ = true;
+  bool modelled_clock_ = true;
+  std::string backend_;
+  std::vector<std::pair<std::string, std::string>> description_;
+  std::mutex staging_mu_;
+  void* staging_ = nullptr;  ///< guarded by staging_mu_; kStagingBytes, mirrored
   mutable std::mutex sys_mu_;
   std::map<std::uint64_t, std::uint64_t> sys_mirrors_;  ///< start -> end, page aligned
 };
@@ -293,8 +327,13 @@ struct CopySeg {
   std::uint64_t dst, src;  ///< src unused for fills
   std::size_t n;
 };
-/// Runs copies (pattern empty) or fills on the device's engine. Throws Error.
+/// Runs copies (pattern empty) or fills on the device: on its engine
+/// (host kernels), else as the runtime's device copies and fills, waiting
+/// for them. Throws Error (ZeError for an overlapping copy on xe).
 void run_copy(Device& dev, const std::vector<CopySeg>& segs, const std::vector<std::byte>& pattern);
+/// Writes the n bytes at src (host memory of the caller, n <= 4096) to the
+/// device address dst through the device. Throws Error.
+void device_write(Device& dev, std::uint64_t dst, const void* src, std::size_t n);
 
 /// The process's readable and writable mappings, as sorted [start, end)
 /// runs, from /proc/self/maps (system_memory.cpp).

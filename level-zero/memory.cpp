@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <shared_mutex>
 #include <sstream>
@@ -308,11 +310,49 @@ Xlate Driver::xlate() const {
 Device::Device(std::uint32_t index, std::string uri) : index_(index), uri_(std::move(uri)) {
   rt_ = std::make_unique<Runtime>(uri_);
   const Capabilities caps = rt_->capabilities();
+  backend_ = caps.backend;
+  description_ = rt_->describe();
+  host_kernels_ = caps.host_kernels;
+  // Only the sim has a cost model whose time is the device clock.
+  modelled_clock_ = caps.backend == "sim";
   vram_ = caps.device_memory_bytes;
+  if (vram_ == 0) {
+    // A device without device memory of its own (an integrated GPU):
+    // allocations live in system memory.
+    vram_ = static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  }
   workers_ = std::max(caps.engine_workers, 1u);
   // The sim's runtime is the driver of its memory (a user-space mechanism):
   // what it mirrors of the application's memory is shared-system memory.
   shared_system_ = caps.backend == "sim" && caps.has_mechanism && caps.has_engine;
+}
+
+std::uint64_t Device::clock_ns() {
+  if (modelled_clock_) return rt_->stats().modelled_device_ns;
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+
+std::string Device::described(const std::string& key) const {
+  for (const auto& [k, v] : description_) {
+    if (k == key) return v;
+  }
+  return {};
+}
+
+std::pair<std::unique_lock<std::mutex>, std::byte*> Device::staging() {
+  std::unique_lock lk(staging_mu_);
+  if (!staging_) {
+    void* p = svm_map(*this, kStagingBytes, kTwoMiB);
+    Advice a;
+    a.preferred = Location::kSystem;
+    if (!rt_->advise(p, kStagingBytes, a)) {
+      log("staging memory: backend '" + uri_ + "' cannot advise it to system memory; device reads may migrate it");
+    }
+    staging_ = p;
+  }
+  return {std::move(lk), static_cast<std::byte*>(staging_)};
 }
 
 // --- allocations -----------------------------------------------------------
@@ -577,10 +617,140 @@ std::pair<std::uint64_t, std::uint64_t> extent(const std::vector<CopySeg>& segs,
 
 }  // namespace
 
+// --- device copies and fills through the runtime (no host kernels: xe) ---------
+
+namespace {
+
+// Staging layout: the bulk area holds a fill pattern laid out from phase 0
+// (a whole number of patterns: every pattern size divides it); the small
+// area holds the head and tail of a fill and device_write's bytes.
+constexpr std::size_t kSmallArea = 4096;
+constexpr std::size_t kBulkBytes = Device::kStagingBytes - kSmallArea;
+constexpr std::size_t kTailAt = 1024, kWriteAt = 2048;
+// Fills of at least this many bytes with a 1-, 2- or 4-byte pattern use the
+// device's own fill (MEM_SET or a seeded copy); smaller ones one copy.
+constexpr std::uint64_t kDirectFill = 64u << 10;
+// Device operations one command keeps in flight.
+constexpr std::size_t kMaxInFlight = 64;
+
+// Device operations in flight, waited for in submission order. Those left
+// when an error unwinds are waited for by their Completions' destructors.
+class InFlight {
+ public:
+  void add(Completion c) {
+    if (q_.size() == kMaxInFlight) {
+      q_.front().wait();
+      q_.pop_front();
+    }
+    q_.push_back(std::move(c));
+  }
+  void wait_all() {
+    while (!q_.empty()) {
+      q_.front().wait();
+      q_.pop_front();
+    }
+  }
+
+ private:
+  std::deque<Completion> q_;
+};
+
+void* as_ptr(std::uint64_t a) { return reinterpret_cast<void*>(a); }
+
+// Fills [d, d+n) (a device address) with pattern, whose byte at d is
+// pattern[phase]. REQUIRES: the staging lock; stage is its memory.
+void device_fill(Runtime& rt, std::byte* stage, std::uint64_t d, std::uint64_t n, const std::vector<std::byte>& pattern,
+                 std::size_t phase, InFlight& q) {
+  const std::size_t ps = pattern.size();
+  auto at = [&](std::uint64_t i) { return pattern[(phase + i) % ps]; };  // the byte for d + i
+  std::byte* small = stage + kBulkBytes;
+  q.wait_all();  // nothing in flight reads staging memory rewritten below
+  if (ps <= 4 && n >= kDirectFill) {
+    // The aligned middle by the device's fill (the pattern rotated to start
+    // there), the unaligned head and tail (under ps bytes) from staging.
+    const std::uint64_t a = align_up(d, ps), e = (d + n) & ~std::uint64_t{ps - 1};
+    std::byte rotated[4];
+    for (std::size_t i = 0; i < ps; ++i) rotated[i] = at(a - d + i);
+    if (a > d) {
+      for (std::uint64_t i = 0; i < a - d; ++i) small[i] = at(i);
+      q.add(rt.copy(as_ptr(d), small, a - d));
+    }
+    q.add(rt.fill(as_ptr(a), rotated, ps, e - a));
+    if (d + n > e) {
+      for (std::uint64_t i = 0; i < d + n - e; ++i) small[kTailAt + i] = at(e - d + i);
+      q.add(rt.copy(as_ptr(e), small + kTailAt, d + n - e));
+    }
+    return;
+  }
+  // Any pattern: the bulk area holds it from phase 0, copied to every
+  // kBulkBytes of the span (a multiple of the pattern size, so each copy
+  // starts at the same phase).
+  const std::uint64_t laid = std::min<std::uint64_t>(n, kBulkBytes);
+  for (std::uint64_t i = 0; i < laid; ++i) stage[i] = at(i);
+  for (std::uint64_t off = 0; off < n; off += kBulkBytes) {
+    q.add(rt.copy(as_ptr(d + off), stage, std::min<std::uint64_t>(kBulkBytes, n - off)));
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// run_copy on a device without host kernels: every piece of the segments
+// (split where an allocation or a run of plain memory ends) is one runtime
+// copy, or a fill as device_fill does it, between device addresses.
+void run_device_ops(Device& dev, const std::vector<CopySeg>& segs, const std::vector<std::byte>& pattern) {
+  Driver& drv = Driver::get();
+  Runtime& rt = dev.runtime();
+  const bool fill = !pattern.empty();
+  std::unique_lock<std::mutex> staging_lock;
+  std::byte* stage = nullptr;
+  if (fill) std::tie(staging_lock, stage) = dev.staging();
+  InFlight q;  // destroyed (every operation waited for) before the staging lock goes
+  for (const CopySeg& s : segs) {
+    for (std::uint64_t off = 0; off < s.n;) {
+      const Place d = locate(drv, dev, s.dst + off);
+      std::uint64_t n = std::min<std::uint64_t>(s.n - off, d.end - (s.dst + off));
+      if (fill) {
+        device_fill(rt, stage, d.at, n, pattern, off % pattern.size(), q);
+      } else {
+        const Place from = locate(drv, dev, s.src + off);
+        n = std::min(n, from.end - (s.src + off));
+        q.add(rt.copy(as_ptr(d.at), as_ptr(from.at), n));
+      }
+      off += n;
+    }
+  }
+  q.wait_all();
+}
+
+}  // namespace
+
+void device_write(Device& dev, std::uint64_t dst, const void* src, std::size_t n) {
+  if (dev.host_kernels()) {
+    run_copy(dev, {{dst, reinterpret_cast<std::uint64_t>(src), n}}, {});
+    return;
+  }
+  if (n > kSmallArea - kWriteAt) {
+    throw Error(Error::Code::kInvalidArgument,
+                "device_write: " + std::to_string(n) + " bytes; at most " + std::to_string(kSmallArea - kWriteAt));
+  }
+  auto [lk, stage] = dev.staging();
+  std::byte* at = stage + kBulkBytes + kWriteAt;
+  std::memcpy(at, src, n);
+  const Place d = locate(Driver::get(), dev, dst);
+  if (d.end - dst < n) throw Error(Error::Code::kInvalidArgument, "device_write: the span crosses an allocation's end");
+  dev.runtime().copy(as_ptr(d.at), at, n).wait();
+}
+
 void run_copy(Device& dev, const std::vector<CopySeg>& segs, const std::vector<std::byte>& pattern) {
+  if (segs.empty()) return;
+  if (!dev.host_kernels()) {
+    run_device_ops(dev, segs, pattern);
+    return;
+  }
   Driver& drv = Driver::get();
   const bool fill = !pattern.empty();
-  if (segs.empty()) return;
   // The application's own memory is mirrored on first use (whole pages).
   for (bool src : {false, true}) {
     if (src && fill) break;

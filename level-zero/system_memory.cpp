@@ -122,6 +122,14 @@ Device::~Device() {
       // The application unmapped or moved it: the runtime has let it go.
     }
   }
+  if (staging_) {
+    try {
+      rt_->discard(staging_, kStagingBytes);
+    } catch (const Error& e) {
+      log(std::string("staging memory: ") + e.what());
+    }
+    munmap(staging_, kStagingBytes);
+  }
 }
 
 bool Device::mirror_pages(std::uint64_t s, std::uint64_t e) {

@@ -57,7 +57,9 @@ struct ZeSample {
   // context, a synchronous immediate command list and the kernel module
   // (XESVM_ZE_KERNELS overrides the library path; by default it is found
   // next to the program, so an installed sample runs from any directory).
-  // Exits on failure.
+  // A device that runs no kernels (zeModuleCreate answers
+  // ZE_RESULT_ERROR_UNSUPPORTED_FEATURE: the xe backend) leaves `module`
+  // NULL; kernel() then exits saying so. Exits on any other failure.
   ZeSample() {
     if (zeInit(0) != ZE_RESULT_SUCCESS) {
       std::fprintf(stderr, "zeInit failed: is ZE_ENABLE_ALT_DRIVERS set to the absolute path of libze_xesvm.so?\n");
@@ -75,21 +77,30 @@ struct ZeSample {
     ZE_CHECK(zeCommandListCreateImmediate(ctx, device, &qd, &list));
     const std::string lib = sample_file("XESVM_ZE_KERNELS", "libze_sample_kernels.so");
     const xesvm::ze::NativeModuleDesc md(lib);
-    if (zeModuleCreate(ctx, device, md.get(), &module, nullptr) != ZE_RESULT_SUCCESS) {
+    const ze_result_t r = zeModuleCreate(ctx, device, md.get(), &module, nullptr);
+    if (r == ZE_RESULT_ERROR_UNSUPPORTED_FEATURE) {
+      module = nullptr;
+    } else if (r != ZE_RESULT_SUCCESS) {
       std::fprintf(stderr, "cannot load the sample kernels from %s (set XESVM_ZE_KERNELS to their path)\n",
                    lib.c_str());
       std::exit(1);
     }
   }
   ~ZeSample() {
-    zeModuleDestroy(module);
+    if (module) zeModuleDestroy(module);
     zeCommandListDestroy(list);
     zeContextDestroy(ctx);
   }
   ZeSample(const ZeSample&) = delete;
   ZeSample& operator=(const ZeSample&) = delete;
 
+  // True if the device runs kernels (the module loaded).
+  bool runs_kernels() const { return module != nullptr; }
   ze_kernel_handle_t kernel(const char* name) {
+    if (!module) {
+      std::fprintf(stderr, "this device runs no kernels (zeModuleCreate: ZE_RESULT_ERROR_UNSUPPORTED_FEATURE)\n");
+      std::exit(1);
+    }
     ze_kernel_desc_t kd{ZE_STRUCTURE_TYPE_KERNEL_DESC, nullptr, 0, name};
     ze_kernel_handle_t k = nullptr;
     ZE_CHECK(zeKernelCreate(module, &kd, &k));

@@ -14,6 +14,11 @@ class ZeGroup : public Ze {
  protected:
   void SetUp() override {
     Ze::SetUp();
+    ze_module_handle_t probe = nullptr;
+    std::string why;
+    if (try_module(&probe, &why) == ZE_RESULT_ERROR_UNSUPPORTED_FEATURE)
+      GTEST_SKIP() << "zeModuleCreate: ZE_RESULT_ERROR_UNSUPPORTED_FEATURE: this device runs no kernels" << why;
+    if (probe) zeModuleDestroy(probe);
     module = module_from_library(XESVM_ZE_GROUP_KERNELS);
     ze_device_compute_properties_t cp{ZE_STRUCTURE_TYPE_DEVICE_COMPUTE_PROPERTIES, nullptr};
     ZE_OK(zeDeviceGetComputeProperties(device, &cp));

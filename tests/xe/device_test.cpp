@@ -178,6 +178,62 @@ TEST(XeDevice, DeviceCopyAndFillMoveEveryByteBetweenSvmBuffers) {
   rt.free(dst);
 }
 
+// A copy or fill above 256 MiB (what one batch slot holds) is split into
+// batches of 256 MiB and the rest; the second batch starts at the right
+// offsets (and, for a fill, at the pattern's phase 0). The buffers are
+// advised to system memory, so the device works on them in place rather
+// than migrating twice its VRAM.
+TEST(XeDevice, CopyAndFillAboveOneBatchAreSplitAndKeepEveryByte) {
+  REQUIRE_XE_DEVICE();
+  xesvm::Runtime rt("xe:");
+  constexpr std::size_t n = xe::XeCopyEngine::kMaxBytes + 8192 + 12;
+  auto* src = static_cast<std::uint8_t*>(rt.alloc_shared(n));
+  auto* dst = static_cast<std::uint8_t*>(rt.alloc_shared(n + 8));
+  xesvm::Advice system;
+  system.preferred = Location::kSystem;
+  rt.advise(src, n, system);
+  rt.advise(dst, n + 8, system);
+  std::memset(dst + n, 0xee, 8);
+  const std::uint16_t two = 0x1234;
+  // Minutes under TCG: each batch moves 256 MiB through the software device.
+  rt.fill(src, &two, 2, n).wait(std::chrono::minutes(10));
+  auto& engine = dynamic_cast<xe::XeCopyEngine&>(*xe_of(rt).copier());
+  EXPECT_EQ(engine.batches_submitted(), 2u);
+  for (std::size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(src[i], reinterpret_cast<const std::uint8_t*>(&two)[i % 2]) << "offset " << i;
+  }
+  // A mark that names each page, so that a batch copied from or to the
+  // wrong offset shows.
+  for (std::size_t i = 0; i + 8 <= n; i += 4096) std::memcpy(src + i, &i, 8);
+  rt.copy(dst, src, n).wait(std::chrono::minutes(10));
+  EXPECT_EQ(engine.batches_submitted(), 4u);
+  ASSERT_EQ(0, std::memcmp(dst, src, n));
+  for (std::size_t i = 0; i < 8; ++i) ASSERT_EQ(dst[n + i], 0xee) << "the copy ran past its end";
+  rt.free(src);
+  rt.free(dst);
+}
+
+// Real Xe needs an MI_FLUSH_DW between a blit and a later one that reads
+// what it wrote (the backend emits it between a fill's doubling copies). A
+// batch MEM_SET a; MI_FLUSH_DW; MEM_COPY a -> b runs and leaves b as the
+// MEM_SET wrote a.
+TEST(XeDevice, FlushDwBetweenDependentBlitsRunsAndOrdersThem) {
+  REQUIRE_XE_DEVICE();
+  xesvm::Runtime rt("xe:");
+  auto* a = static_cast<std::uint8_t*>(rt.alloc_shared(2 * 4096));
+  std::uint8_t* b = a + 4096;
+  std::memset(a, 0, 2 * 4096);
+  auto& engine = dynamic_cast<xe::XeCopyEngine&>(*xe_of(rt).copier());
+  xe::BatchBuilder batch;
+  batch.mem_set(reinterpret_cast<std::uint64_t>(a), 0x5a, 4096);
+  batch.flush_dw();
+  batch.mem_copy(reinterpret_cast<std::uint64_t>(b), reinterpret_cast<std::uint64_t>(a), 4096);
+  batch.end();
+  engine.submit_raw(batch.dwords(), "MEM_SET; MI_FLUSH_DW; MEM_COPY")->wait(std::chrono::seconds(60));
+  for (std::size_t i = 0; i < 4096; ++i) ASSERT_EQ(b[i], 0x5a) << "offset " << i;
+  rt.free(a);
+}
+
 TEST(XeDevice, AFaultAtAnUnmappedAddressIsDeviceLostNotAHang) {
   REQUIRE_XE_DEVICE();
   xesvm::Runtime rt("xe:");

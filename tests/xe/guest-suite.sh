@@ -7,7 +7,12 @@
 #   - the uAPI agreement: runtime/backends/xe/xe_uapi_check.cpp compiled
 #     against the booted kernel's installed xe_drm.h (XESVM_KERNEL_INCLUDE),
 #     requiring every SVM name (XESVM_XE_UAPI_REQUIRE_SVM);
-#   - `xesvm stress -b xe:` (CI size, see below), which fails on any data error.
+#   - `xesvm stress -b xe:` (CI size, see below), which fails on any data error;
+#   - the Level Zero driver on the device: level-zero's ze_driver_tests through
+#     the system loader (ZE_ENABLE_ALT_DRIVERS, XESVM_BACKEND=xe:), one TAP
+#     line per GoogleTest case (those that need kernels skip, saying why),
+#     and, with XESVM_XE_SAMPLE=1, samples/ze_oversubscribe (device copies
+#     and fills over twice the device memory, every byte checked).
 # Environment (COMMON3.md): XESVM_REPO, XESVM_BUILD, XESVM_KERNEL_INCLUDE.
 # Run it with: bash kernel-patches/xe/test/guest.sh -s tests/xe/guest-suite.sh
 # The harness may start it with sh: continue in bash.
@@ -33,32 +38,54 @@ notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1"; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# 1. GoogleTest, one TAP line per case.
-tests_bin="$build/tests/xe/xe_tests"
-if [[ -x "$tests_bin" ]]; then
-  timeout -s KILL 420 "$tests_bin" --gtest_color=no >"$tmp/gtest.log" 2>&1
-  rc=$?
-  sed 's/^/# /' "$tmp/gtest.log" | grep -E '^# \[  (FAILED|SKIPPED) \]|^# .*: (Failure|Skipped)$|^# +(Which is|Expected|Value of)' |
+# A GoogleTest program as TAP, one line per case, numbered on from $n:
+#   gtest_tap NAME SECONDS BINARY [ARG...]   (the environment passes through)
+gtest_tap() {
+  local name=$1 secs=$2 bin=$3
+  shift 3
+  if [[ ! -x "$bin" ]]; then
+    notok "$name built at $bin"
+    return
+  fi
+  timeout -s KILL "$secs" "$bin" --gtest_color=no "$@" >"$tmp/$name.log" 2>&1
+  local rc=$?
+  sed 's/^/# /' "$tmp/$name.log" |
+    grep -E '^# \[  (FAILED|SKIPPED) \]|^# .*: (Failure|Skipped)$|^# +(Which is|Expected|Value of)|^# xesvm-ze: ' |
     head -200
   # One awk for the TAP lines: a process per test is slow under TCG.
-  awk '
+  awk -v name="$name" -v n0="$n" '
     /: Skipped$/ { want = 1; next }
     want { reason = $0; want = 0; next }
     /^\[ RUN      \] / { reason = ""; next }
-    /^\[       OK \] [^ ]+ \(/ { n++; print "ok " n " xe_tests." $4; next }
-    /^\[  FAILED  \] [^ ]+ \(/ { n++; f++; print "not ok " n " xe_tests." $4; next }
-    /^\[  SKIPPED \] [^ ]+ \(/ { n++; print "ok " n " xe_tests." $4 " # SKIP " (reason == "" ? "skipped" : reason); next }
-    END { print "#count " n + 0 " " f + 0 }' "$tmp/gtest.log" >"$tmp/tap"
-  grep -v '^#count ' "$tmp/tap"
-  counts=$(grep '^#count ' "$tmp/tap")
+    /^\[       OK \] [^ ]+ \(/ { n++; print "ok " n0 + n " " name "." $4; next }
+    /^\[  FAILED  \] [^ ]+ \(/ { n++; f++; print "not ok " n0 + n " " name "." $4; next }
+    /^\[  SKIPPED \] [^ ]+ \(/ { n++; print "ok " n0 + n " " name "." $4 " # SKIP " (reason == "" ? "skipped" : reason); next }
+    END { print "#count " n + 0 " " f + 0 }' "$tmp/$name.log" >"$tmp/$name.tap"
+  grep -v '^#count ' "$tmp/$name.tap"
+  local counts
+  counts=$(grep '^#count ' "$tmp/$name.tap")
   n=$((n + $(echo "$counts" | cut -d' ' -f2)))
   failed=$((failed + $(echo "$counts" | cut -d' ' -f3)))
-  if [[ $rc -ne 0 ]] && ! grep -q '^\[  FAILED  \]' "$tmp/gtest.log"; then
-    notok "xe_tests exited with status $rc"
+  if [[ $rc -eq 137 ]]; then
+    notok "$name finished within $secs s (killed: the cases after the last one listed did not run)"
+  elif [[ $rc -ne 0 ]] && ! grep -q '^\[  FAILED  \]' "$tmp/$name.log"; then
+    notok "$name exited with status $rc"
   fi
-else
-  notok "xe_tests built at $tests_bin"
-fi
+}
+
+# A command as one TAP line, its output as context lines:
+#   run_tap NAME SECONDS CMD [ARG...]   (ok when CMD exits 0 within SECONDS)
+run_tap() {
+  local name=$1 secs=$2
+  shift 2
+  timeout -s KILL "$secs" "$@" >"$tmp/run.log" 2>&1
+  local rc=$?
+  sed 's/^/# /' "$tmp/run.log"
+  if [[ $rc -eq 0 ]]; then ok "$name"; else notok "$name (exit $rc)"; fi
+}
+
+# 1. GoogleTest, one TAP line per case.
+gtest_tap xe_tests 420 "$build/tests/xe/xe_tests"
 
 # 2. The uAPI agreement with the booted kernel's header.
 if [[ -n "$kinc" && -f "$kinc/drm/xe_drm.h" ]]; then
@@ -78,16 +105,45 @@ fi
 tool="$build/tools/xesvm"
 if [[ -x "$tool" ]]; then
   # shellcheck disable=SC2086
-  timeout -s KILL 480 "$tool" stress -b xe: $stress_args --no-progress >"$tmp/stress.log" 2>&1
-  rc=$?
-  sed 's/^/# /' "$tmp/stress.log"
-  if [[ $rc -eq 0 ]]; then
-    ok "xesvm stress -b xe: $stress_args (every byte verified)"
-  else
-    notok "xesvm stress -b xe: $stress_args (exit $rc)"
-  fi
+  run_tap "xesvm stress -b xe: $stress_args (every byte verified)" 480 "$tool" stress -b xe: $stress_args --no-progress
 else
   notok "xesvm tool built at $tool"
+fi
+
+# 4. Level Zero on the device, through the system loader. The driver built
+# without the SPIR-V compiler (no module runs on xe): loading libLLVM-15
+# and its libraries over 9p under TCG alone takes about eight minutes.
+driver="$build/level-zero/libze_xesvm_no_spirv.so"
+[[ -f "$driver" ]] || driver="$build/level-zero/libze_xesvm.so"
+echo "# Level Zero driver: $driver"
+if [[ -f "$driver" ]]; then
+  export ZE_ENABLE_ALT_DRIVERS="$driver"
+  # Left out by default: the SPIR-V tests (ZeSpirv*: kernels for the sim
+  # device only) and, for CI's time, the tests of handles, argument checks
+  # and allocation rules that do not depend on the device (they run on the
+  # sim in three loader modes under ctest). XESVM_XE_ZE_FILTER=-ZeSpirv*
+  # runs all the others.
+  ze_skip="ZeSpirv*:EntryPoints.*:Ze.NullHandlesAreRejected:Ze.ContextLifecycle:Ze.AllocationAlignmentSizeAndFlags"
+  ze_skip+=":Ze.AllocPropertiesAddressRangeAndFree:Ze.DeviceMemoryDereferenceFaults:Ze.FailedCreatesLeaveNullHandles"
+  ze_skip+=":Ze.DestroyedAndForeignHandlesAreRejected"
+  echo "# ze_driver_tests filter: ${XESVM_XE_ZE_FILTER:--$ze_skip}"
+  XESVM_BACKEND=xe: gtest_tap ze_driver_tests 600 "$build/level-zero/tests/ze_driver_tests" \
+    "--gtest_filter=${XESVM_XE_ZE_FILTER:--$ze_skip}"
+  # ze_oversubscribe streams 2x VRAM through device fills and copies in two
+  # modes: over 15 minutes under TCG on a loaded host, so only on request
+  # (XESVM_XE_SAMPLE=1), not in CI's time.
+  sample="$build/samples/ze_oversubscribe"
+  if [[ "${XESVM_XE_SAMPLE:-0}" != 1 ]]; then
+    echo "# samples/ze_oversubscribe on xe: left out (XESVM_XE_SAMPLE=1 runs it)"
+  elif [[ -x "$sample" ]]; then
+    XESVM_BACKEND=xe: run_tap "samples/ze_oversubscribe 1 on xe: (device copies and fills over 2x device memory, every byte checked)" \
+      1800 "$sample" 1
+  else
+    notok "samples/ze_oversubscribe built at $sample"
+  fi
+  unset ZE_ENABLE_ALT_DRIVERS
+else
+  notok "the Level Zero driver built at $driver"
 fi
 
 echo "1..$n"

@@ -487,6 +487,7 @@ CopyFace* XeBackend::copier() {
     o.vm_id = vm_id_;
     o.engines = query_engines();
     o.fence_timeout_ns = options_.fence_timeout_ns;
+    o.va_end = mirror_end_;
     o.advise_system = [this](std::uint64_t start, std::uint64_t len) {
       if (!has_madvise()) return false;
       Advice a;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -21,6 +22,10 @@ constexpr std::uint32_t kMemCopy = (2u << 29) | (0x5au << 22) | 8u;  // 10 dword
 constexpr std::uint32_t kMemSet = (2u << 29) | (0x5bu << 22) | 5u;   // 7 dwords
 constexpr std::uint32_t kStoreDataImm = (0x20u << 23) | 2u;          // 4 dwords, PPGTT
 constexpr std::uint32_t kBatchBufferEnd = 0x0au << 23;
+// MI_FLUSH_DW with the immediate-dword length (4 dwords) and no post-sync
+// operation, as the Xe driver's emit_flush_dw() writes it
+// (xe_mi_commands.h: __MI_INSTR(0x26) | MI_FLUSH_IMM_DW).
+constexpr std::uint32_t kFlushDw = (0x26u << 23) | 2u;
 
 std::string hex(std::uint64_t v) {
   char buf[24];
@@ -89,6 +94,13 @@ void BatchBuilder::store_dword(std::uint64_t addr, std::uint32_t value) {
   dw_.push_back(lo(addr));
   dw_.push_back(hi(addr));
   dw_.push_back(value);
+}
+
+void BatchBuilder::flush_dw() {
+  dw_.push_back(kFlushDw);
+  dw_.push_back(0);  // address lo, hi and data: unused without a post-sync operation
+  dw_.push_back(0);
+  dw_.push_back(0);
 }
 
 void BatchBuilder::end() { dw_.push_back(kBatchBufferEnd); }
@@ -305,16 +317,69 @@ std::unique_ptr<DeviceWork> XeCopyEngine::submit(const std::vector<std::uint32_t
   return std::make_unique<Work>(*this, slot, seq, queue, std::move(what));
 }
 
+// The batches of one operation, completed as one work: done when all are;
+// wait() waits for each in order within the one timeout.
+class XeCopyEngine::Batches final : public DeviceWork {
+ public:
+  explicit Batches(std::vector<std::unique_ptr<DeviceWork>> parts) : parts_(std::move(parts)) {}
+  bool done() override {
+    for (auto& p : parts_) {
+      if (!p->done()) return false;
+    }
+    return true;
+  }
+  void wait(std::chrono::nanoseconds timeout) override {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (auto& p : parts_) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - std::chrono::steady_clock::now());
+      p->wait(std::max(left, std::chrono::nanoseconds(0)));
+    }
+  }
+
+ private:
+  std::vector<std::unique_ptr<DeviceWork>> parts_;
+};
+
+std::unique_ptr<DeviceWork> XeCopyEngine::in_batches(
+    std::uint64_t n, const std::function<std::unique_ptr<DeviceWork>(std::uint64_t, std::uint64_t)>& part) {
+  if (n <= kMaxBytes) return part(0, n);
+  std::vector<std::unique_ptr<DeviceWork>> parts;  // waited for by their destructors if a submission throws
+  for (std::uint64_t off = 0; off < n; off += kMaxBytes) parts.push_back(part(off, std::min(kMaxBytes, n - off)));
+  return std::make_unique<Batches>(std::move(parts));
+}
+
+void XeCopyEngine::check_span(const std::string& what, std::uint64_t start, std::uint64_t n) const {
+  const std::uint64_t end = options_.va_end;
+  if (end != 0 && (start >= end || n > end - start)) {
+    throw Error(Error::Code::kInvalidArgument,
+                "xe: " + what + " " + span_text(start, n) + " leaves the mirrored GPU VA span " + span_text(0, end));
+  }
+}
+
 std::unique_ptr<DeviceWork> XeCopyEngine::copy(std::uint64_t dst, std::uint64_t src, std::uint64_t n) {
-  check_size("device copy", n);
+  check_span("device copy: the source", src, n);
+  check_span("device copy: the destination", dst, n);
+  return in_batches(n, [&](std::uint64_t off, std::uint64_t len) { return copy_batch(dst + off, src + off, len); });
+}
+
+std::unique_ptr<DeviceWork> XeCopyEngine::fill(std::uint64_t dst, std::uint32_t pattern, unsigned pattern_size,
+                                               std::uint64_t n) {
+  check_span("device fill", dst, n);
+  // Every batch starts a multiple of kMaxBytes (so of the pattern) after dst: at phase 0.
+  return in_batches(
+      n, [&](std::uint64_t off, std::uint64_t len) { return fill_batch(dst + off, pattern, pattern_size, len); });
+}
+
+std::unique_ptr<DeviceWork> XeCopyEngine::copy_batch(std::uint64_t dst, std::uint64_t src, std::uint64_t n) {
   BatchBuilder b;
   b.mem_copy(dst, src, n);
   b.end();
   return submit(b.dwords(), take_slot(), "device copy " + span_text(src, n) + " -> " + span_text(dst, n));
 }
 
-std::unique_ptr<DeviceWork> XeCopyEngine::fill(std::uint64_t dst, std::uint32_t pattern, unsigned pattern_size,
-                                               std::uint64_t n) {
+std::unique_ptr<DeviceWork> XeCopyEngine::fill_batch(std::uint64_t dst, std::uint32_t pattern, unsigned pattern_size,
+                                                     std::uint64_t n) {
   std::uint8_t bytes[4];
   std::memcpy(bytes, &pattern, 4);
   bool uniform = true;
@@ -334,20 +399,13 @@ std::unique_ptr<DeviceWork> XeCopyEngine::fill(std::uint64_t dst, std::uint32_t 
     b.mem_copy(dst, slot.base + kSeedOffset, filled);
     while (filled < n) {
       const std::uint64_t chunk = std::min(filled, n - filled);
+      b.flush_dw();  // the next copy reads what the last one wrote
       b.mem_copy(dst + filled, dst, chunk);
       filled += chunk;
     }
   }
   b.end();
   return submit(b.dwords(), slot, what);
-}
-
-void XeCopyEngine::check_size(const char* what, std::uint64_t n) {
-  if (n > kMaxBytes) {
-    throw Error(Error::Code::kInvalidArgument, std::string("xe: ") + what + " of " + std::to_string(n) +
-                                                   " bytes: at most " + std::to_string(kMaxBytes >> 20) +
-                                                   " MiB per operation fit one batch; split it");
-  }
 }
 
 std::unique_ptr<DeviceWork> XeCopyEngine::submit_raw(const std::vector<std::uint32_t>& dwords, std::string what) {

@@ -24,10 +24,13 @@
 // Waits are bounded (XeCopyEngine::Options::fence_timeout_ns): a timeout is
 // Error (kBusy), never a hang.
 //
-// Real hardware: consecutive blits that depend on each other (the doubling
-// fill) need an MI_FLUSH_DW between them there; the software device executes
-// a batch's commands in order and does not implement MI_FLUSH_DW, so none is
-// emitted (runtime/backends/xe/README.md, limitations).
+// A span above kMaxBytes (256 MiB: the commands of one batch must fit its
+// slot) is split into several batches, submitted in order and completed as
+// one work.
+//
+// Consecutive blits that depend on each other (the doubling fill's copies
+// read what the previous one wrote) are separated by MI_FLUSH_DW, as Xe's
+// copy engine needs.
 //
 // Concurrency: copy() and fill() may be called from any thread; submissions
 // are serialized. A DeviceWork is used by one thread at a time.
@@ -55,6 +58,9 @@ class BatchBuilder {
   void mem_set(std::uint64_t dst, std::uint8_t value, std::uint64_t n);
   /// MI_STORE_DATA_IMM of one dword to a PPGTT address. REQUIRES: addr % 4 == 0.
   void store_dword(std::uint64_t addr, std::uint32_t value);
+  /// MI_FLUSH_DW (4 dwords, no post-sync operation): the writes of the
+  /// commands before it land before the commands after it run.
+  void flush_dw();
   void end();
   const std::vector<std::uint32_t>& dwords() const { return dw_; }
 
@@ -79,6 +85,9 @@ class XeCopyEngine final : public CopyFace {
     /// Called once per batch region with its span; advises it to system
     /// memory. Returns false when the kernel has no MADVISE (nothing issued).
     std::function<bool(std::uint64_t, std::uint64_t)> advise_system;
+    /// The end of the GPU VA span the VM mirrors (1 << va_bits); spans
+    /// past it are refused before any ioctl. 0: no such check.
+    std::uint64_t va_end = 0;
   };
 
   /// Picks the first COPY engine of options.engines (else the first engine
@@ -88,10 +97,15 @@ class XeCopyEngine final : public CopyFace {
   /// Waits for work in flight (bounded) and destroys the queue.
   ~XeCopyEngine() override;
 
-  /// Largest copy or fill of one call (its commands fit one batch slot).
+  /// Largest copy or fill of one batch (its commands fit one batch slot).
   static constexpr std::uint64_t kMaxBytes = 256u << 20;
 
-  /// Throws Error (kInvalidArgument) if n > kMaxBytes; otherwise as CopyFace.
+  /// As CopyFace; throws Error (kInvalidArgument) before any ioctl when a
+  /// span leaves [0, Options::va_end). A span larger than kMaxBytes is split into batches of
+  /// kMaxBytes (and the rest), submitted in order on the one queue; the
+  /// returned work completes when all of them have. If a later batch cannot
+  /// be submitted, the earlier ones are waited for (bounded) before the
+  /// error is thrown.
   std::unique_ptr<DeviceWork> copy(std::uint64_t dst, std::uint64_t src, std::uint64_t n) override;
   std::unique_ptr<DeviceWork> fill(std::uint64_t dst, std::uint32_t pattern, unsigned pattern_size,
                                    std::uint64_t n) override;
@@ -108,6 +122,7 @@ class XeCopyEngine final : public CopyFace {
  private:
   class Work;
   friend class Work;
+  class Batches;
   struct Slot {
     std::uint64_t base = 0;  // batch at base, seed at base + kSeedOffset, fence at base + kFenceOffset
   };
@@ -119,7 +134,14 @@ class XeCopyEngine final : public CopyFace {
 
   void create_queue();  // REQUIRES: mu_ held
   void on_banned(std::uint32_t queue);
-  static void check_size(const char* what, std::uint64_t n);
+  void check_span(const std::string& what, std::uint64_t start, std::uint64_t n) const;
+  // One batch each. REQUIRES: n <= kMaxBytes.
+  std::unique_ptr<DeviceWork> copy_batch(std::uint64_t dst, std::uint64_t src, std::uint64_t n);
+  std::unique_ptr<DeviceWork> fill_batch(std::uint64_t dst, std::uint32_t pattern, unsigned pattern_size,
+                                         std::uint64_t n);
+  // part(off, len) for each kMaxBytes piece of [0, n), as one work.
+  static std::unique_ptr<DeviceWork> in_batches(
+      std::uint64_t n, const std::function<std::unique_ptr<DeviceWork>(std::uint64_t, std::uint64_t)>& part);
   Slot take_slot();
   void give_slot(Slot s);
   std::unique_ptr<DeviceWork> submit(const std::vector<std::uint32_t>& dwords, Slot slot, std::string what);
