@@ -36,6 +36,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <spirv-tools/libspirv.hpp>
 #include <sstream>
 
@@ -99,6 +100,89 @@ spv_target_env target_env(std::uint32_t version) {
   }
 }
 
+// The largest alignment a module may ask for (of a variable or an access):
+// private variables live on the work item's stack.
+constexpr std::uint64_t kMaxAlignment = 64u << 10;
+
+// What the translator needs beyond what spirv-val checks (it asserts, and
+// so aborts the process, on some valid modules): each alignment a power of
+// two the device can honour, extended instructions of the OpenCL sets
+// only. Returns the problems found, one line each.
+std::string check_for_translator(spv_target_env env, const std::vector<std::uint32_t>& words) {
+  struct State {
+    std::set<std::string> problems;
+    std::map<std::uint32_t, std::uint32_t> constants;  // 32-bit OpConstant values by id
+  } st;
+  auto on_insn = [](void* user, const spv_parsed_instruction_t* in) -> spv_result_t {
+    auto& st = *static_cast<State*>(user);
+    auto alignment = [&](std::uint64_t a, const char* what) {
+      if (a == 0 || (a & (a - 1)) != 0 || a > kMaxAlignment) {
+        st.problems.insert(std::string(what) + " " + std::to_string(a) + " (expected a power of two up to " +
+                           std::to_string(kMaxAlignment) + ")");
+      }
+    };
+    constexpr std::uint32_t kAlignmentDecoration = 44, kAlignedAccess = 0x2;
+    if ((in->opcode == 71 /* OpDecorate */ && in->num_words >= 4 && in->words[2] == kAlignmentDecoration) ||
+        (in->opcode == 72 /* OpMemberDecorate */ && in->num_words >= 5 && in->words[3] == kAlignmentDecoration)) {
+      alignment(in->words[in->num_words - 1], "Alignment decoration");
+    }
+    for (std::uint16_t i = 0; i < in->num_operands; ++i) {
+      const spv_parsed_operand_t& op = in->operands[i];
+      if (op.type == SPV_OPERAND_TYPE_LITERAL_STRING) {
+        // The bytes after the terminating NUL must be zero, as SPIR-V says.
+        const auto* b = reinterpret_cast<const unsigned char*>(in->words + op.offset);
+        const std::size_t n = op.num_words * 4u;
+        std::size_t end = 0;
+        while (end < n && b[end]) ++end;
+        for (std::size_t j = end; j < n; ++j) {
+          if (b[j]) {
+            st.problems.insert("literal string with non-zero padding after its terminating NUL (instruction " +
+                               std::to_string(in->opcode) + ")");
+            break;
+          }
+        }
+      }
+      if (op.type != SPV_OPERAND_TYPE_MEMORY_ACCESS && op.type != SPV_OPERAND_TYPE_OPTIONAL_MEMORY_ACCESS) continue;
+      if ((in->words[op.offset] & kAlignedAccess) && i + 1 < in->num_operands)
+        alignment(in->words[in->operands[i + 1].offset], "memory access Aligned");
+    }
+    if (in->opcode == 43 /* OpConstant */ && in->num_words == 4) st.constants[in->result_id] = in->words[3];
+    // Atomics are atomic among the device's work items, not with the host:
+    // an atomic of scope CrossDevice (memory_scope_all_svm_devices) would
+    // get less than it asks for.
+    const bool atomic = (in->opcode >= 227 && in->opcode <= 242) || in->opcode == 318 || in->opcode == 319 ||
+                        in->opcode == 5614 || in->opcode == 5615 || in->opcode == 6035;
+    // The scope is the operand after the pointer: (result type, result,)
+    // pointer, scope, semantics, ...
+    const std::size_t scope_at = in->type_id ? 4 : 2;
+    if (atomic && scope_at < in->num_words) {
+      const auto c = st.constants.find(in->words[scope_at]);
+      if (c != st.constants.end() && c->second == 0 /* CrossDevice */) {
+        st.problems.insert(
+            "atomic scope CrossDevice (memory_scope_all_svm_devices): the device's atomics are atomic among its work "
+            "items, not with the host (expected at most Device scope)");
+      }
+    }
+    if (in->opcode == 11 /* OpExtInstImport */ && in->num_operands >= 2) {
+      const auto* name = reinterpret_cast<const char*>(in->words + in->operands[1].offset);
+      const std::string set(name, strnlen(name, in->operands[1].num_words * 4u));
+      if (set != "OpenCL.std" && set != "OpenCL.DebugInfo.100")
+        st.problems.insert("extended instruction set \"" + set + "\" (expected OpenCL.std, OpenCL.DebugInfo.100)");
+    }
+    return SPV_SUCCESS;
+  };
+  spv_context ctx = spvContextCreate(env);
+  spv_diagnostic diag = nullptr;
+  const spv_result_t r = spvBinaryParse(ctx, &st, words.data(), words.size(), nullptr, on_insn, &diag);
+  std::string out;
+  if (r != SPV_SUCCESS)
+    out = std::string("the module cannot be parsed: ") + (diag && diag->error ? diag->error : "?") + "\n";
+  spvDiagnosticDestroy(diag);
+  spvContextDestroy(ctx);
+  for (const auto& p : st.problems) out += "unsupported " + p + "\n";
+  return out;
+}
+
 // Validates the module and checks its capabilities and extensions.
 void validate(const std::vector<std::uint32_t>& words) {
   spvtools::SpirvTools tools(target_env(words[1]));
@@ -131,6 +215,7 @@ void validate(const std::vector<std::uint32_t>& words) {
     log += "unsupported SPIR-V extension: " + join(bad_exts) + " (the sim device supports " +
            join(supported_extensions()) + ")\n";
   }
+  if (log.empty()) log = check_for_translator(target_env(words[1]), words);
   if (!log.empty()) build_failure(log);
 }
 
@@ -147,11 +232,14 @@ struct ModuleInterface {
   std::vector<LoweredKernel> kernels;
   std::uint32_t local_mem_size = 0;
   bool barriers = false;
+  GlobalsLayout globals;
 };
 
-// The JIT'd code of one module: kept alive by its Program.
+// The JIT'd code of one module: kept alive by its Program (the compiled
+// one, shared by the modules made of the same SPIR-V through the cache).
 struct JitCode {
   std::unique_ptr<llvm::orc::LLJIT> jit;
+  GlobalsLayout globals;  ///< what each module instance allocates
 };
 
 llvm::orc::JITTargetMachineBuilder host_target() {
@@ -199,6 +287,14 @@ std::string compile_to_object(const std::vector<std::uint32_t>& words, const ze_
   const bool ok = llvm::readSpirv(ctx, opts, in, raw, err);
   std::unique_ptr<llvm::Module> m(raw);
   if (!ok || !m) build_failure("the SPIR-V module cannot be translated: " + err);
+  {
+    // The translator may accept a module it makes invalid IR of; lowering
+    // needs valid IR.
+    std::string v;
+    llvm::raw_string_ostream os(v);
+    if (llvm::verifyModule(*m, &os))
+      build_failure("the SPIR-V module cannot be translated: its LLVM IR is invalid: " + os.str());
+  }
   m->setTargetTriple(tm.get()->getTargetTriple().str());
   m->setDataLayout(tm.get()->createDataLayout());
 
@@ -244,6 +340,7 @@ std::string compile_to_object(const std::vector<std::uint32_t>& words, const ze_
   iface->kernels = std::move(lowered.kernels);
   iface->local_mem_size = lowered.local_mem_size;
   iface->barriers = lowered.barriers;
+  iface->globals = std::move(lowered.globals);
   return std::string(object.data(), object.size());
 }
 
@@ -285,6 +382,7 @@ std::shared_ptr<const Program> load_object(const std::string& object, const Modu
   }
   auto code = std::make_shared<JitCode>();
   code->jit = std::move(*jit);
+  code->globals = iface.globals;
   program->code = std::move(code);
   return program;
 }
@@ -300,12 +398,15 @@ std::shared_ptr<const Program> load_object(const std::string& object, const Modu
 //   per kernel: str name | str entry | u32 n, n x u32 size | n x u8 local |
 //   3 x u32 required group size | u32 required sub-group size |
 //   u32 local memory | u8 barriers
+//   | globals: u64 align | u32 vars | per var: str name | u64 offset |
+//     u64 size | u8 exported | str image | u32 relocs | per reloc: u64 at |
+//     u64 target
 //   | str object file      (str = u32 length + bytes)
 // An entry whose magic, format, key, size or checksum does not match, or
 // that does not parse or link, is ignored (and rewritten by the build).
 
 constexpr char kEntryMagic[8] = {'X', 'E', 'S', 'V', 'M', 'Z', 'E', 'C'};
-constexpr std::uint32_t kEntryFormat = 3;
+constexpr std::uint32_t kEntryFormat = 4;
 
 std::string sha1(const std::string& bytes) {
   llvm::SHA1 h;
@@ -401,6 +502,21 @@ std::string encode_entry(const std::string& key, const ModuleInterface& iface, c
     p.u32(k.local_mem_size);
     p.u8(k.barriers ? 1 : 0);
   }
+  const GlobalsLayout& g = iface.globals;
+  p.u64(g.align);
+  p.u32(static_cast<std::uint32_t>(g.vars.size()));
+  for (const GlobalVariableInfo& v : g.vars) {
+    p.str(v.name);
+    p.u64(v.offset);
+    p.u64(v.size);
+    p.u8(v.exported ? 1 : 0);
+  }
+  p.str(g.image);
+  p.u32(static_cast<std::uint32_t>(g.relocs.size()));
+  for (const auto& [at, target] : g.relocs) {
+    p.u64(at);
+    p.u64(target);
+  }
   p.str(object);
   Writer e;
   e.raw(std::string(kEntryMagic, sizeof kEntryMagic));
@@ -457,9 +573,36 @@ bool decode_entry(const std::string& bytes, const std::string& key, ModuleInterf
     k.barriers = p.u8() != 0;
     iface->kernels.push_back(std::move(k));
   }
+  GlobalsLayout& g = iface->globals;
+  g.align = p.u64();
+  const std::uint32_t vars = p.u32();
+  for (std::uint32_t i = 0; i < vars && !p.bad(); ++i) {
+    GlobalVariableInfo v;
+    v.name = p.str();
+    v.offset = p.u64();
+    v.size = p.u64();
+    v.exported = p.u8() != 0;
+    g.vars.push_back(std::move(v));
+  }
+  g.image = p.str();
+  const std::uint32_t relocs = p.u32();
+  for (std::uint32_t i = 0; i < relocs && !p.bad(); ++i) {
+    const std::uint64_t at = p.u64();
+    g.relocs.emplace_back(at, p.u64());
+  }
   *object = p.str();
   if (p.bad() || !p.at_end()) {
     *why = "the entry's contents do not parse";
+    return false;
+  }
+  // The layout must describe a block its image fills.
+  bool layout_ok = g.align != 0 && (g.align & (g.align - 1)) == 0;
+  for (const GlobalVariableInfo& v : g.vars)
+    layout_ok &= v.offset <= g.image.size() && v.size <= g.image.size() - v.offset;
+  for (const auto& [at, target] : g.relocs)
+    layout_ok &= g.image.size() >= 8 && at <= g.image.size() - 8 && target <= g.image.size();
+  if (!layout_ok) {
+    *why = "the entry's global variables do not fit their block";
     return false;
   }
   return true;
@@ -671,7 +814,118 @@ std::shared_ptr<const Program> build(const std::vector<std::uint32_t>& words, co
   return program;
 }
 
+// ---- Module instances: each module's own globals block ----
+
+// The instance of a compiled program for one module whose SPIR-V has
+// program-scope variables: the module's block of them, a device allocation
+// of its context (so kernels reach it through the driver's translation and
+// the device accessor, like any device allocation), freed with the last
+// reference to the instance (the module, its kernels, launches in flight).
+class ModuleInstance {
+ public:
+  ModuleInstance(std::shared_ptr<const Program> compiled, const GlobalsLayout& layout, std::uint64_t base,
+                 std::uint64_t alloc_id)
+      : compiled_(std::move(compiled)), layout_(&layout), base_(base), alloc_id_(alloc_id) {}
+  ~ModuleInstance();
+  ModuleInstance(const ModuleInstance&) = delete;
+  ModuleInstance& operator=(const ModuleInstance&) = delete;
+
+  std::uint64_t base() const { return base_; }
+  const GlobalsLayout& layout() const { return *layout_; }
+
+ private:
+  std::shared_ptr<const Program> compiled_;  // keeps the code and the layout alive
+  const GlobalsLayout* layout_;
+  std::uint64_t base_;
+  std::uint64_t alloc_id_;
+};
+
+// The live instances, by address (a Program's code is one of them, a
+// JitCode or a native Library).
+struct Instances {
+  std::shared_mutex mu;
+  std::set<const void*> live;
+};
+
+Instances& instances() {
+  static Instances* i = new Instances;  // never destroyed: modules may outlive statics
+  return *i;
+}
+
+const ModuleInstance* instance_of(const Program& p) {
+  Instances& in = instances();
+  std::shared_lock lk(in.mu);
+  return in.live.count(p.code.get()) ? static_cast<const ModuleInstance*>(p.code.get()) : nullptr;
+}
+
+ModuleInstance::~ModuleInstance() {
+  {
+    Instances& in = instances();
+    std::unique_lock lk(in.mu);
+    in.live.erase(this);
+  }
+  // The block is the module's: freed unless the application freed the
+  // context (and so the block) first.
+  Driver* drv = Driver::instance();
+  if (!drv) return;
+  auto a = drv->find(base_);
+  if (a && a->base == base_ && a->id == alloc_id_ && drv->remove_allocation(base_)) release_allocation(a);
+}
+
 }  // namespace
+
+std::shared_ptr<const Program> instantiate_spirv(Context& ctx, Device& dev, std::shared_ptr<const Program> compiled) {
+  const auto* code = static_cast<const JitCode*>(compiled->code.get());
+  const GlobalsLayout& layout = code->globals;
+  if (layout.image.empty()) return compiled;
+  void* p = allocate(ctx, MemKind::kDevice, &dev, layout.image.size(), std::max<std::uint64_t>(layout.align, 64), 0, 0,
+                     nullptr, 0);
+  const auto base = reinterpret_cast<std::uint64_t>(p);
+  Driver& drv = Driver::get();
+  const auto alloc = drv.find(base);
+  auto inst = std::make_shared<ModuleInstance>(compiled, layout, base, alloc ? alloc->id : 0);
+  {
+    Instances& in = instances();
+    std::unique_lock lk(in.mu);
+    in.live.insert(inst.get());
+  }
+  // The initial bytes, with the variables' addresses in pointers to them,
+  // written by the device through the accessor.
+  std::string image = layout.image;
+  for (const auto& [at, target] : layout.relocs) {
+    const std::uint64_t v = base + target;
+    std::memcpy(image.data() + at, &v, sizeof v);
+  }
+  try {
+    const std::uint64_t backing = drv.xlate()(base, image.size());
+    dev.runtime().launch(1,
+                         [&](const WorkItem&, DeviceAccessor& acc) { acc.write(backing, image.data(), image.size()); });
+  } catch (const Error& e) {
+    fail(to_result(e), std::string("zeModuleCreate: cannot initialise the module's global variables: ") + e.what());
+  }
+  auto program = std::make_shared<Program>();
+  program->kernels = compiled->kernels;
+  program->code = std::move(inst);
+  return program;
+}
+
+std::uint64_t spirv_globals_base(const Program& p) {
+  const ModuleInstance* inst = instance_of(p);
+  return inst ? inst->base() : 0;
+}
+
+bool find_spirv_global(const Program& p, const std::string& name, SpirvGlobal* out) {
+  const ModuleInstance* inst = instance_of(p);
+  if (!inst) return false;
+  for (const GlobalVariableInfo& v : inst->layout().vars) {
+    if (v.exported && v.name == name) {
+      out->address = inst->base() + v.offset;
+      out->size = v.size;
+      return true;
+    }
+  }
+  return false;
+}
 
 bool spirv_supported() { return true; }
 
