@@ -4,6 +4,8 @@
 
 #include <LLVMSPIRVLib/LLVMSPIRVLib.h>
 #include <llvm/ADT/StringMap.h>
+#include <llvm/Bitcode/BitcodeReader.h>
+#include <llvm/Bitcode/BitcodeWriter.h>
 #include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
@@ -22,8 +24,13 @@
 #include <llvm/Target/TargetMachine.h>
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <atomic>
@@ -112,6 +119,8 @@ std::string check_for_translator(spv_target_env env, const std::vector<std::uint
   struct State {
     std::set<std::string> problems;
     std::map<std::uint32_t, std::uint32_t> constants;  // 32-bit OpConstant values by id
+    std::map<std::uint32_t, std::uint32_t> types;      // result id -> its type id
+    std::set<std::uint32_t> pointer_types;             // OpTypePointer ids
   } st;
   auto on_insn = [](void* user, const spv_parsed_instruction_t* in) -> spv_result_t {
     auto& st = *static_cast<State*>(user);
@@ -147,6 +156,30 @@ std::string check_for_translator(spv_target_env env, const std::vector<std::uint
         alignment(in->words[in->operands[i + 1].offset], "memory access Aligned");
     }
     if (in->opcode == 43 /* OpConstant */ && in->num_words == 4) st.constants[in->result_id] = in->words[3];
+    if (in->opcode == 32 /* OpTypePointer */) st.pointer_types.insert(in->result_id);
+    if (in->result_id && in->type_id) st.types[in->result_id] = in->type_id;
+    if ((in->opcode == 256 || in->opcode == 257) /* OpLifetimeStart/Stop */ && in->num_words >= 2) {
+      const auto t = st.types.find(in->words[1]);
+      if (t == st.types.end() || !st.pointer_types.count(t->second))
+        st.problems.insert("OpLifetimeStart/OpLifetimeStop of an object that is not a pointer");
+    }
+    // Scopes and memory semantics the translator maps to OpenCL's: a known
+    // scope, at most one memory order.
+    for (std::uint16_t i = 0; i < in->num_operands; ++i) {
+      const spv_parsed_operand_t& op = in->operands[i];
+      if (op.type != SPV_OPERAND_TYPE_SCOPE_ID && op.type != SPV_OPERAND_TYPE_MEMORY_SEMANTICS_ID) continue;
+      const auto c = st.constants.find(in->words[op.offset]);
+      if (c == st.constants.end()) continue;
+      if (op.type == SPV_OPERAND_TYPE_SCOPE_ID && c->second > 4) {
+        st.problems.insert("memory scope " + std::to_string(c->second) + " (expected CrossDevice .. Invocation, 0..4)");
+      }
+      const std::uint32_t order = c->second & 0x1f;
+      if (op.type == SPV_OPERAND_TYPE_MEMORY_SEMANTICS_ID && order != 0 && order != 2 && order != 4 && order != 8 &&
+          order != 16) {
+        st.problems.insert("memory semantics " + std::to_string(c->second) +
+                           " (expected at most one of Acquire, Release, AcquireRelease, SequentiallyConsistent)");
+      }
+    }
     // Atomics are atomic among the device's work items, not with the host:
     // an atomic of scope CrossDevice (memory_scope_all_svm_devices) would
     // get less than it asks for.
@@ -226,6 +259,118 @@ std::string to_string(llvm::Error e) {
   return os.str();
 }
 
+// Reads all of fd until EOF or the deadline; false on timeout.
+bool read_all(int fd, std::string* out, std::chrono::steady_clock::time_point deadline) {
+  char buf[65536];
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return true;
+    out->append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+// How long the translator may take on one module.
+constexpr std::chrono::seconds kTranslateTimeout{120};
+
+// SPIR-V -> LLVM IR with SPIRV-LLVM-Translator, in a child process: the
+// translator asserts or crashes on some modules that pass every check
+// before it (validate), and must not take the application with it. The
+// child (a fork that only translates) sends the module back as bitcode; a
+// child that dies, or does not finish within kTranslateTimeout, is a build
+// failure saying so, with the translator's last message. Throws ZeError.
+std::unique_ptr<llvm::Module> translate_isolated(llvm::LLVMContext& ctx, const SPIRV::TranslatorOpts& opts,
+                                                 const std::vector<std::uint32_t>& words) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) build_failure(std::string("cannot create a pipe: ") + std::strerror(errno));
+  const int err_fd = ::memfd_create("xesvm-spirv-translate", MFD_CLOEXEC);
+  if (err_fd < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    build_failure(std::string("cannot create a memory file: ") + std::strerror(errno));
+  }
+  std::fflush(stderr);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int e = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    ::close(err_fd);
+    build_failure(std::string("cannot fork the translator: ") + std::strerror(e));
+  }
+  if (pid == 0) {
+    // The child: translate, answer 'B' + bitcode or 'E' + the error, exit
+    // without running the application's exit handlers.
+    ::close(fds[0]);
+    ::dup2(err_fd, 2);
+    std::string bytes(reinterpret_cast<const char*>(words.data()), words.size() * 4);
+    std::istringstream in(bytes);
+    llvm::Module* raw = nullptr;
+    std::string err;
+    const bool ok = llvm::readSpirv(ctx, opts, in, raw, err);
+    std::string answer;
+    if (ok && raw) {
+      answer = "B";
+      llvm::raw_string_ostream os(answer);
+      llvm::WriteBitcodeToFile(*raw, os);
+      os.flush();
+    } else {
+      answer = "E" + err;
+    }
+    std::size_t done = 0;
+    while (done < answer.size()) {
+      const ssize_t n = ::write(fds[1], answer.data() + done, answer.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) ::_exit(3);
+      done += static_cast<std::size_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string answer;
+  const bool finished = read_all(fds[0], &answer, std::chrono::steady_clock::now() + kTranslateTimeout);
+  ::close(fds[0]);
+  if (!finished) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  // The translator's own last message (an assertion says what it found).
+  std::string msg;
+  {
+    char buf[4096];
+    const off_t size = ::lseek(err_fd, 0, SEEK_END);
+    const off_t from = size > static_cast<off_t>(sizeof buf) ? size - static_cast<off_t>(sizeof buf) : 0;
+    const ssize_t n = ::pread(err_fd, buf, sizeof buf, from);
+    if (n > 0) msg.assign(buf, static_cast<std::size_t>(n));
+    ::close(err_fd);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    if (const auto nl = msg.find('\n'); nl != std::string::npos) msg = msg.substr(0, nl);  // its first line
+  }
+  const std::string said = msg.empty() ? "" : " (it said: " + msg + ")";
+  if (!finished) {
+    build_failure("the SPIR-V module cannot be translated: the translator did not finish in " +
+                  std::to_string(kTranslateTimeout.count()) + " s" + said);
+  }
+  if (WIFSIGNALED(status)) {
+    build_failure("the SPIR-V module cannot be translated: SPIRV-LLVM-Translator crashed on it (signal " +
+                  std::to_string(WTERMSIG(status)) + ")" + said);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || answer.empty()) {
+    build_failure("the SPIR-V module cannot be translated: the translator process failed" + said);
+  }
+  if (answer[0] == 'E') build_failure("the SPIR-V module cannot be translated: " + answer.substr(1));
+  auto m = llvm::parseBitcodeFile(llvm::MemoryBufferRef(llvm::StringRef(answer).drop_front(1), "spirv"), ctx);
+  if (!m) build_failure("internal error: the translated module does not load: " + to_string(m.takeError()));
+  return std::move(*m);
+}
+
 // What the loader needs besides the object file: the kernels' entries and
 // their interface (a disk cache entry stores both).
 struct ModuleInterface {
@@ -280,13 +425,7 @@ std::string compile_to_object(const std::vector<std::uint32_t>& words, const ze_
       opts.setSpecConst(constants->pConstantIds[i], v);
     }
   }
-  std::string bytes(reinterpret_cast<const char*>(words.data()), words.size() * 4);
-  std::istringstream in(bytes);
-  llvm::Module* raw = nullptr;
-  std::string err;
-  const bool ok = llvm::readSpirv(ctx, opts, in, raw, err);
-  std::unique_ptr<llvm::Module> m(raw);
-  if (!ok || !m) build_failure("the SPIR-V module cannot be translated: " + err);
+  std::unique_ptr<llvm::Module> m = translate_isolated(ctx, opts, words);
   {
     // The translator may accept a module it makes invalid IR of; lowering
     // needs valid IR.

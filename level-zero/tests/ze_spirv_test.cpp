@@ -709,26 +709,34 @@ TEST_F(ZeSpirv, MalformedAndMutatedModulesAreBuildFailuresWithALog) {
   }
   ASSERT_NE(0u, name) << "kernels.spv has an OpName padded with a whole word";
   with("string padding", [&](SpirvWords& m) { m.w[name + (m.w[name] >> 16) - 1] = 0x40000000; });
-  // Random mutations of 1 to 3 words of the valid module, the same ones
-  // every run.
-  std::mt19937 rng(16);
-  for (int i = 0; i < 150; ++i) {
-    SpirvWords m = good;
-    const int k = 1 + static_cast<int>(rng() % 3);
-    for (int j = 0; j < k; ++j) {
-      const std::size_t at = 5 + rng() % (m.w.size() - 5);
-      switch (rng() % 3) {
-        case 0:
-          m.w[at] = static_cast<std::uint32_t>(rng());
-          break;
-        case 1:
-          m.w[at] ^= 1u << (rng() % 32);
-          break;
-        default:
-          m.w[at] = (m.w[at] & 0xffff0000) | (rng() % 400);  // another opcode
+  // Random mutations of 1 to 3 words of the valid modules, the same ones
+  // every run (XESVM_ZE_HOSTILE_SEED and XESVM_ZE_HOSTILE_COUNT, per
+  // module, choose others for a longer search).
+  const char* seed_env = std::getenv("XESVM_ZE_HOSTILE_SEED");
+  const char* count_env = std::getenv("XESVM_ZE_HOSTILE_COUNT");
+  std::mt19937 rng(seed_env ? static_cast<std::uint32_t>(std::strtoul(seed_env, nullptr, 0)) : 16u);
+  const int count = count_env ? std::atoi(count_env) : 100;
+  for (const char* file : {"kernels.spv", "features.spv", "globals.spv"}) {
+    const SpirvWords valid(read_spirv(file));
+    ASSERT_GT(valid.w.size(), 5u) << file;
+    for (int i = 0; i < count; ++i) {
+      SpirvWords m = valid;
+      const int k = 1 + static_cast<int>(rng() % 3);
+      for (int j = 0; j < k; ++j) {
+        const std::size_t at = 5 + rng() % (m.w.size() - 5);
+        switch (rng() % 3) {
+          case 0:
+            m.w[at] = static_cast<std::uint32_t>(rng());
+            break;
+          case 1:
+            m.w[at] ^= 1u << (rng() % 32);
+            break;
+          default:
+            m.w[at] = (m.w[at] & 0xffff0000) | (rng() % 400);  // another opcode
+        }
       }
+      cases.emplace_back(std::string(file) + " mutation " + std::to_string(i), m.bytes());
     }
-    cases.emplace_back("mutation " + std::to_string(i), m.bytes());
   }
   int built = 0, failed = 0;
   for (const auto& [what, il] : cases) {
