@@ -207,6 +207,26 @@ class Lowerer {
     return users;
   }
 
+  // Replaces every instruction's use of g with the pointer make(b) builds
+  // at the start of the using function's entry block (once per function).
+  // Returns the functions that use g.
+  template <class Make>
+  std::set<Function*> rebase(GlobalVariable* g, Make&& make) {
+    std::map<Function*, Value*> at;
+    for (Instruction* i : instruction_users(g)) {
+      Function* f = i->getFunction();
+      Value*& p = at[f];
+      if (!p) {
+        IRBuilder<> b(&f->getEntryBlock(), f->getEntryBlock().getFirstInsertionPt());
+        p = make(b);
+      }
+      i->replaceUsesOfWith(g, p);
+    }
+    std::set<Function*> fs;
+    for (const auto& [f, p] : at) fs.insert(f);
+    return fs;
+  }
+
   // The string constants printf reads (its format, %s arguments) are read on
   // the host when the call runs (__xesvm_printf): each call gets a private
   // copy of them, module data, so that the variables themselves can move to
@@ -342,17 +362,10 @@ class Lowerer {
         lay_out(g->getInitializer(), offsets[g], offsets, out, "global variable " + g->getName().str());
     }
     for (GlobalVariable* g : vars) {
-      std::map<Function*, Value*> at;
-      for (Instruction* i : instruction_users(g)) {
-        Function* f = i->getFunction();
-        Value*& p = at[f];
-        if (!p) {
-          IRBuilder<> b(&f->getEntryBlock(), f->getEntryBlock().getFirstInsertionPt());
-          Value* a = b.CreateAdd(b.CreateCall(globals_base_), ConstantInt::get(i64_, offsets[g]));
-          p = b.CreateIntToPtr(a, g->getType());
-        }
-        i->replaceUsesOfWith(g, p);
-      }
+      rebase(g, [&](IRBuilder<>& b) {
+        return b.CreateIntToPtr(b.CreateAdd(b.CreateCall(globals_base_), ConstantInt::get(i64_, offsets[g])),
+                                g->getType());
+      });
     }
     // What is left of the variables are their initializers' references to
     // each other (laid out above) and the llvm.used lists.
@@ -386,17 +399,10 @@ class Lowerer {
       size = (size + align - 1) / align * align;
       const std::uint64_t offset = size;
       size += dl_.getTypeAllocSize(t);
-      std::map<Function*, Value*> at;
-      for (Instruction* i : instruction_users(g)) {
-        Function* f = i->getFunction();
-        Value*& p = at[f];
-        if (!p) {
-          IRBuilder<> b(&f->getEntryBlock(), f->getEntryBlock().getFirstInsertionPt());
-          Value* base = b.CreateCall(local_base_);
-          Value* byte = b.CreateConstGEP1_64(i8_, base, offset);
-          p = b.CreatePointerBitCastOrAddrSpaceCast(byte, g->getType());
-        }
-        i->replaceUsesOfWith(g, p);
+      for (Function* f : rebase(g, [&](IRBuilder<>& b) {
+             Value* byte = b.CreateConstGEP1_64(i8_, b.CreateCall(local_base_), offset);
+             return b.CreatePointerBitCastOrAddrSpaceCast(byte, g->getType());
+           })) {
         std::uint64_t& end = local_end_[f];
         end = std::max(end, offset + dl_.getTypeAllocSize(t));
       }

@@ -111,10 +111,13 @@ spv_target_env target_env(std::uint32_t version) {
 // private variables live on the work item's stack.
 constexpr std::uint64_t kMaxAlignment = 64u << 10;
 
-// What the translator needs beyond what spirv-val checks (it asserts, and
-// so aborts the process, on some valid modules): each alignment a power of
-// two the device can honour, extended instructions of the OpenCL sets
-// only. Returns the problems found, one line each.
+// What the translator needs beyond what spirv-val checks (it asserts on
+// some valid modules; translate_isolated contains that, this names the
+// problem): each alignment a power of two the device can honour, literal
+// strings zero-padded, lifetime markers of pointers, scopes and memory
+// semantics it can map, extended instructions of the OpenCL sets only; and
+// what the device cannot honour: atomics of CrossDevice scope. Returns the
+// problems found, one line each.
 std::string check_for_translator(spv_target_env env, const std::vector<std::uint32_t>& words) {
   struct State {
     std::set<std::string> problems;
