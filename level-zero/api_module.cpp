@@ -3,6 +3,9 @@
 #include <cstring>
 
 #include "level-zero/api.hpp"
+#if XESVM_ZE_SPIRV
+#include "level-zero/spirv_module.hpp"
+#endif
 #include "level-zero/work_group.hpp"
 
 namespace xesvm::ze::api {
@@ -67,11 +70,23 @@ ze_result_t ZE_APICALL ModuleGetNativeBinary(ze_module_handle_t h, size_t* pSize
   });
 }
 
-ze_result_t ZE_APICALL ModuleGetGlobalPointer(ze_module_handle_t h, const char* name, size_t*, void**) {
+ze_result_t ZE_APICALL ModuleGetGlobalPointer(ze_module_handle_t h, const char* name, [[maybe_unused]] size_t* pSize,
+                                              [[maybe_unused]] void** pptr) {
   return guard("zeModuleGetGlobalPointer", [&]() -> ze_result_t {
-    live<Module>(h, "hModule");
+    [[maybe_unused]] const Module& m = live<Module>(h, "hModule");
     need(name, "pGlobalName");
-    fail(ZE_RESULT_ERROR_INVALID_GLOBAL_NAME, "kernel libraries have no device globals");
+#if XESVM_ZE_SPIRV
+    // A SPIR-V module's exported program-scope variables (the module's own
+    // block of device memory).
+    if (SpirvGlobal g; find_spirv_global(*m.program, name, &g)) {
+      if (pSize) *pSize = g.size;
+      if (pptr) *pptr = reinterpret_cast<void*>(g.address);
+      return ZE_RESULT_SUCCESS;
+    }
+#endif
+    fail(ZE_RESULT_ERROR_INVALID_GLOBAL_NAME,
+         std::string("the module exports no global variable named '") + name +
+             "' (kernel libraries have none; a SPIR-V module's are its variables with linkage Export)");
   });
 }
 

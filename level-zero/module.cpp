@@ -11,6 +11,7 @@
 #include "level-zero/driver.hpp"
 #include "level-zero/kernel_memory.hpp"
 #if XESVM_ZE_SPIRV
+#include "level-zero/spirv_device_calls.hpp"
 #include "level-zero/spirv_module.hpp"
 #endif
 #include "level-zero/work_group.hpp"
@@ -102,11 +103,21 @@ std::shared_ptr<const Program> load(const std::string& path, int memfd) {
 }  // namespace
 
 std::unique_ptr<Module> create_module(Context& ctx, Device& dev, const ze_module_desc_t& desc) {
+  if ((desc.format == ZE_MODULE_FORMAT_IL_SPIRV || desc.format == ZE_MODULE_FORMAT_NATIVE) &&
+      !dev.runtime().capabilities().host_kernels) {
+    // Both kinds of module run as host code on the device's engine; this
+    // device's engine runs copies and fills only.
+    const std::string why = "zeModuleCreate: device " + dev.uri() + " (" + dev.runtime().capabilities().backend +
+                            " backend) runs copies and fills only: it cannot run kernels, so it takes no modules";
+    log(why);
+    fail(ZE_RESULT_ERROR_UNSUPPORTED_FEATURE, why);
+  }
   if (desc.format == ZE_MODULE_FORMAT_IL_SPIRV) {
 #if XESVM_ZE_SPIRV
     auto m = std::make_unique<Module>(ctx, dev);
     m->binary.assign(desc.pInputModule, desc.pInputModule + desc.inputSize);
-    m->program = build_spirv(desc.pInputModule, desc.inputSize, desc.pBuildFlags, desc.pConstants, &m->build_log);
+    m->program = instantiate_spirv(
+        ctx, dev, build_spirv(desc.pInputModule, desc.inputSize, desc.pBuildFlags, desc.pConstants, &m->build_log));
     return m;
 #else
     const std::string why =
@@ -244,8 +255,14 @@ std::function<void()> launch_body(Kernel& k, Device& dev, const ze_group_count_t
     const std::uint64_t gsize[3] = {std::uint64_t(l->count[0]) * l->local[0], std::uint64_t(l->count[1]) * l->local[1],
                                     std::uint64_t(l->count[2]) * l->local[2]};
     const KernelInfo& info = *l->info;
+#if XESVM_ZE_SPIRV
+    const std::uint64_t globals = spirv_globals_base(*l->program);  // a SPIR-V module's variables
+#endif
     // One engine work item per work group: its items run on that worker.
     d->runtime().launch(ngroups, [&](const WorkItem& wg, DeviceAccessor& acc) {
+#if XESVM_ZE_SPIRV
+      const GlobalsScope globals_scope(globals);
+#endif
       WorkGroupRunner& runner = WorkGroupRunner::current();
       std::byte* arena = runner.local_memory();
       std::vector<std::uint64_t> local_ptr(info.arg_sizes.size(), 0);

@@ -15,6 +15,7 @@ namespace xesvm::ze {
 namespace {
 
 thread_local ItemEnv* tl_env = nullptr;
+thread_local std::uint64_t tl_globals = 0;  // GlobalsScope
 
 // True if [a, a+n) is memory of the work item itself (its stack) or of its
 // group (local memory): host memory of the driver, reached directly. All
@@ -73,6 +74,10 @@ void barrier() {
 
 // void* __xesvm_local_base(void): the group's local memory.
 void* local_base() { return tl_env->group->local; }
+
+// uint64_t __xesvm_globals_base(void): the device address of the module's
+// globals block.
+std::uint64_t globals_base() { return tl_globals; }
 
 // void __xesvm_load(uint64_t addr, void* dst, uint64_t n)
 void load(std::uint64_t addr, void* dst, std::uint64_t n) {
@@ -153,12 +158,16 @@ std::int32_t print(const char* format, const std::uint64_t* slots, std::uint32_t
 
 }  // namespace
 
+GlobalsScope::GlobalsScope(std::uint64_t base) : prev_(tl_globals) { tl_globals = base; }
+GlobalsScope::~GlobalsScope() { tl_globals = prev_; }
+
 std::vector<std::pair<const char*, void*>> device_call_symbols() {
   return {
       {"__xesvm_enter", reinterpret_cast<void*>(&enter)},
       {"__xesvm_work_item", reinterpret_cast<void*>(&work_item)},
       {"__xesvm_barrier", reinterpret_cast<void*>(&barrier)},
       {"__xesvm_local_base", reinterpret_cast<void*>(&local_base)},
+      {"__xesvm_globals_base", reinterpret_cast<void*>(&globals_base)},
       {"__xesvm_load", reinterpret_cast<void*>(&load)},
       {"__xesvm_store", reinterpret_cast<void*>(&store)},
       {"__xesvm_copy", reinterpret_cast<void*>(&copy)},

@@ -43,6 +43,21 @@ enum class WorkItemQuery : std::uint32_t {
   kLocalLinearId,
 };
 
+/// Makes base the address of the module's globals block
+/// (__xesvm_globals_base, spirv_lowering.hpp) for the compiled kernels the
+/// calling thread runs while the object lives: a launch sets it around each
+/// of its work groups. Scopes nest (the previous address is restored).
+class GlobalsScope {
+ public:
+  explicit GlobalsScope(std::uint64_t base);
+  ~GlobalsScope();
+  GlobalsScope(const GlobalsScope&) = delete;
+  GlobalsScope& operator=(const GlobalsScope&) = delete;
+
+ private:
+  std::uint64_t prev_;
+};
+
 /// The device calls, as (symbol name, address) pairs for the JIT. Their
 /// C signatures are listed in spirv_device_calls.cpp.
 std::vector<std::pair<const char*, void*>> device_call_symbols();

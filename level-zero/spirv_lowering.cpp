@@ -29,13 +29,18 @@ namespace {
 
 constexpr unsigned kPrivate = 0, kGlobal = 1, kConstant = 2, kLocal = 3, kGeneric = 4;
 
+// The most bytes of program-scope variables a module may have.
+constexpr std::uint64_t kMaxGlobalsBytes = 256u << 20;
+
 bool device_space(unsigned as) { return as == kGlobal || as == kConstant || as == kGeneric; }
 
-// A pointer into the module's own data (a global that is not local memory):
-// host memory of the JIT, reached directly.
+// A pointer into the module's own data: after lowering, only the private
+// copies of the string constants printf reads on the host (the
+// program-scope variables moved into the globals block, local ones into the
+// group's arena).
 bool module_data(const Value* p) {
   const auto* gv = dyn_cast<GlobalVariable>(getUnderlyingObject(p, 0));
-  return gv && gv->getAddressSpace() != kLocal;
+  return gv && gv->getAddressSpace() == kPrivate;
 }
 
 // Whether an access of p goes through the device calls.
@@ -122,12 +127,17 @@ class Lowerer {
     barrier_->setConvergent();
     local_base_ = declare("__xesvm_local_base", FunctionType::get(i8p_, {}, false));
     local_base_->setDoesNotAccessMemory();
+    globals_base_ = declare("__xesvm_globals_base", FunctionType::get(i64_, {}, false));
+    globals_base_->setDoesNotAccessMemory();
+    globals_base_->setWillReturn();
     printf_ = declare("__xesvm_printf", FunctionType::get(i32_, {i8p_, PointerType::get(i64_, kPrivate), i32_}, false));
     enter_ = declare("__xesvm_enter", FunctionType::get(v, {i8p_, i8p_, i8p_, i8p_}, false));
   }
 
   LoweredModule run() {
     LoweredModule out;
+    copy_printf_strings();
+    out.globals = place_module_variables();
     out.local_mem_size = place_local_variables();
     std::vector<Function*> kernels;
     for (Function& f : m_) {
@@ -168,6 +178,212 @@ class Lowerer {
     return b.CreateAlloca(t);
   }
 
+  // Turns the constant expressions over g that instructions use into
+  // instructions, so that every such use is an instruction of some function,
+  // and returns the instructions that use g.
+  static std::vector<Instruction*> instruction_users(GlobalVariable* g) {
+    std::vector<ConstantExpr*> exprs;
+    for (User* u : g->users()) {
+      if (auto* ce = dyn_cast<ConstantExpr>(u)) exprs.push_back(ce);
+    }
+    for (ConstantExpr* ce : exprs) {
+      std::vector<Instruction*> users;
+      std::vector<User*> work(ce->user_begin(), ce->user_end());
+      while (!work.empty()) {
+        User* u = work.back();
+        work.pop_back();
+        if (auto* i = dyn_cast<Instruction>(u)) {
+          users.push_back(i);
+        } else if (isa<ConstantExpr>(u)) {
+          work.insert(work.end(), u->user_begin(), u->user_end());
+        }
+      }
+      for (Instruction* i : users) convertConstantExprsToInstructions(i, ce);
+    }
+    std::vector<Instruction*> users;
+    for (User* u : g->users()) {
+      if (auto* i = dyn_cast<Instruction>(u)) users.push_back(i);
+    }
+    return users;
+  }
+
+  // Replaces every instruction's use of g with the pointer make(b) builds
+  // at the start of the using function's entry block (once per function).
+  // Returns the functions that use g.
+  template <class Make>
+  std::set<Function*> rebase(GlobalVariable* g, Make&& make) {
+    std::map<Function*, Value*> at;
+    for (Instruction* i : instruction_users(g)) {
+      Function* f = i->getFunction();
+      Value*& p = at[f];
+      if (!p) {
+        IRBuilder<> b(&f->getEntryBlock(), f->getEntryBlock().getFirstInsertionPt());
+        p = make(b);
+      }
+      i->replaceUsesOfWith(g, p);
+    }
+    std::set<Function*> fs;
+    for (const auto& [f, p] : at) fs.insert(f);
+    return fs;
+  }
+
+  // The string constants printf reads (its format, %s arguments) are read on
+  // the host when the call runs (__xesvm_printf): each call gets a private
+  // copy of them, module data, so that the variables themselves can move to
+  // device memory with the others.
+  void copy_printf_strings() {
+    std::map<std::string, Constant*> copies;
+    for (Function& f : m_) {
+      for (Instruction& i : instructions(f)) {
+        auto* call = dyn_cast<CallInst>(&i);
+        Function* callee = call ? call->getCalledFunction() : nullptr;
+        if (!callee || !callee->isDeclaration() || base_name(callee->getName()) != "printf") continue;
+        for (unsigned a = 0; a < call->arg_size(); ++a) {
+          Value* v = call->getArgOperand(a);
+          StringRef str;
+          if (!v->getType()->isPointerTy() || !getConstantStringInfo(v, str)) continue;
+          Constant*& c = copies[str.str()];
+          if (!c) {
+            Constant* init = ConstantDataArray::getString(c_, str, true);
+            auto* g = new GlobalVariable(m_, init->getType(), true, GlobalValue::PrivateLinkage, init, ".xesvm.str",
+                                         nullptr, GlobalValue::NotThreadLocal, kPrivate);
+            g->setUnnamedAddr(GlobalValue::UnnamedAddr::Global);
+            c = ConstantExpr::getInBoundsGetElementPtr(
+                init->getType(), g, ArrayRef<Constant*>{ConstantInt::get(i64_, 0), ConstantInt::get(i64_, 0)});
+          }
+          call->setArgOperand(a, ConstantExpr::getPointerBitCastOrAddrSpaceCast(c, v->getType()));
+        }
+      }
+    }
+  }
+
+  // Writes the initializer c of a variable at off of the globals image;
+  // pointers to variables of the block become relocations. Throws
+  // LoweringError for what cannot be laid out (what names the variable).
+  void lay_out(Constant* c, std::uint64_t off, const std::map<const GlobalVariable*, std::uint64_t>& offsets,
+               GlobalsLayout& out, const std::string& what) {
+    if (!c) throw LoweringError(what + ": an initializer the device does not support (a constant expression)");
+    Type* t = c->getType();
+    if (isa<ConstantAggregateZero>(c) || isa<ConstantPointerNull>(c) || isa<UndefValue>(c)) return;  // zeros
+    auto put = [&](const APInt& v) {
+      const std::uint64_t n = dl_.getTypeStoreSize(t);
+      for (std::uint64_t b = 0; b < n; ++b) {
+        out.image[off + b] = static_cast<char>(v.extractBitsAsZExtValue(8, static_cast<unsigned>(b * 8)));
+      }
+    };
+    if (auto* ci = dyn_cast<ConstantInt>(c)) {
+      if (ci->getBitWidth() % 8 != 0) throw LoweringError(what + ": an initializer of " + type_name(t));
+      put(ci->getValue());
+      return;
+    }
+    if (auto* cf = dyn_cast<ConstantFP>(c)) {
+      put(cf->getValueAPF().bitcastToAPInt());
+      return;
+    }
+    if (auto* at = dyn_cast<ArrayType>(t)) {
+      const std::uint64_t stride = dl_.getTypeAllocSize(at->getElementType());
+      for (std::uint64_t i = 0; i < at->getNumElements(); ++i) {
+        lay_out(c->getAggregateElement(static_cast<unsigned>(i)), off + i * stride, offsets, out, what);
+      }
+      return;
+    }
+    if (auto* vt = dyn_cast<FixedVectorType>(t)) {
+      const std::uint64_t bits = dl_.getTypeSizeInBits(vt->getElementType());
+      if (bits % 8 != 0) throw LoweringError(what + ": an initializer of " + type_name(t));
+      for (unsigned i = 0; i < vt->getNumElements(); ++i) {
+        lay_out(c->getAggregateElement(i), off + i * (bits / 8), offsets, out, what);
+      }
+      return;
+    }
+    if (auto* st = dyn_cast<StructType>(t)) {
+      const StructLayout* sl = dl_.getStructLayout(st);
+      for (unsigned i = 0; i < st->getNumElements(); ++i) {
+        lay_out(c->getAggregateElement(i), off + sl->getElementOffset(i), offsets, out, what);
+      }
+      return;
+    }
+    if (t->isPointerTy()) {
+      std::int64_t addend = 0;
+      const Value* base = GetPointerBaseWithConstantOffset(c, addend, dl_);
+      const auto* gv = dyn_cast<GlobalVariable>(base);
+      const auto it = gv ? offsets.find(gv) : offsets.end();
+      if (it == offsets.end() || dl_.getTypeStoreSize(t) != 8) {
+        throw LoweringError(what + ": its initializer holds the address of " +
+                            (base->hasName() ? base->getName().str() : std::string("an unsupported value")) +
+                            "; only addresses of the module's global and constant variables are supported");
+      }
+      out.relocs.emplace_back(off, it->second + static_cast<std::uint64_t>(addend));
+      return;
+    }
+    throw LoweringError(what + ": an initializer the device does not support (" + type_name(t) + ")");
+  }
+
+  // Moves every program-scope variable of the global and constant address
+  // spaces into the module's globals block: a use becomes
+  // __xesvm_globals_base() + its offset (a device address). Returns the
+  // block's layout.
+  GlobalsLayout place_module_variables() {
+    GlobalsLayout out;
+    std::vector<GlobalVariable*> vars;
+    std::set<std::string> imports;
+    for (GlobalVariable& g : m_.globals()) {
+      if (!device_space(g.getAddressSpace()) || g.getName().startswith("llvm.")) continue;
+      if (g.isDeclaration()) {
+        if (!g.use_empty()) imports.insert(g.getName().str());
+        continue;
+      }
+      vars.push_back(&g);
+    }
+    if (!imports.empty()) {
+      std::string names;
+      for (const auto& n : imports) names += (names.empty() ? "" : ", ") + n;
+      throw LoweringError("the module imports global variables it does not define: " + names +
+                          " (modules cannot import: every global variable must be defined in its module)");
+    }
+    std::map<const GlobalVariable*, std::uint64_t> offsets;
+    std::uint64_t size = 0;
+    for (GlobalVariable* g : vars) {
+      Type* t = g->getValueType();
+      const std::uint64_t align =
+          std::max<std::uint64_t>(g->getAlign().valueOrOne().value(), dl_.getABITypeAlign(t).value());
+      size = (size + align - 1) / align * align;
+      offsets[g] = size;
+      out.vars.push_back({g->getName().str(), size, dl_.getTypeAllocSize(t), !g->hasLocalLinkage()});
+      out.align = std::max(out.align, align);
+      size += dl_.getTypeAllocSize(t);
+      if (size > kMaxGlobalsBytes) {
+        throw LoweringError("the module's global variables need more than " + std::to_string(kMaxGlobalsBytes) +
+                            " bytes");
+      }
+    }
+    out.image.assign(vars.empty() ? 0 : std::max<std::uint64_t>(size, 1), '\0');  // a block even of empty ones
+    for (GlobalVariable* g : vars) {
+      if (g->hasInitializer())
+        lay_out(g->getInitializer(), offsets[g], offsets, out, "global variable " + g->getName().str());
+    }
+    for (GlobalVariable* g : vars) {
+      rebase(g, [&](IRBuilder<>& b) {
+        return b.CreateIntToPtr(b.CreateAdd(b.CreateCall(globals_base_), ConstantInt::get(i64_, offsets[g])),
+                                g->getType());
+      });
+    }
+    // What is left of the variables are their initializers' references to
+    // each other (laid out above) and the llvm.used lists.
+    for (GlobalVariable* g : vars) g->setInitializer(nullptr);
+    for (const char* list : {"llvm.used", "llvm.compiler.used"}) {
+      if (GlobalVariable* u = m_.getNamedGlobal(list)) u->eraseFromParent();
+    }
+    for (GlobalVariable* g : vars) {
+      g->removeDeadConstantUsers();
+      if (!g->use_empty()) {
+        throw LoweringError("global variable " + g->getName().str() +
+                            " is used in a way the device does not support (outside an instruction)");
+      }
+    }
+    for (GlobalVariable* g : vars) g->eraseFromParent();
+    return out;
+  }
+
   // Moves every local-memory variable into the group's arena: a use becomes
   // __xesvm_local_base() + its offset. Returns the bytes they take.
   std::uint32_t place_local_variables() {
@@ -183,41 +399,10 @@ class Lowerer {
       size = (size + align - 1) / align * align;
       const std::uint64_t offset = size;
       size += dl_.getTypeAllocSize(t);
-      // Constant expressions over g become instructions, so that every use
-      // is an instruction of some function.
-      std::vector<ConstantExpr*> exprs;
-      for (User* u : g->users()) {
-        if (auto* ce = dyn_cast<ConstantExpr>(u)) exprs.push_back(ce);
-      }
-      for (ConstantExpr* ce : exprs) {
-        std::vector<Instruction*> users;
-        std::vector<User*> work(ce->user_begin(), ce->user_end());
-        while (!work.empty()) {
-          User* u = work.back();
-          work.pop_back();
-          if (auto* i = dyn_cast<Instruction>(u)) {
-            users.push_back(i);
-          } else {
-            work.insert(work.end(), u->user_begin(), u->user_end());
-          }
-        }
-        for (Instruction* i : users) convertConstantExprsToInstructions(i, ce);
-      }
-      std::map<Function*, Value*> at;
-      std::vector<Instruction*> users;
-      for (User* u : g->users()) {
-        if (auto* i = dyn_cast<Instruction>(u)) users.push_back(i);
-      }
-      for (Instruction* i : users) {
-        Function* f = i->getFunction();
-        Value*& p = at[f];
-        if (!p) {
-          IRBuilder<> b(&f->getEntryBlock(), f->getEntryBlock().getFirstInsertionPt());
-          Value* base = b.CreateCall(local_base_);
-          Value* byte = b.CreateConstGEP1_64(i8_, base, offset);
-          p = b.CreatePointerBitCastOrAddrSpaceCast(byte, g->getType());
-        }
-        i->replaceUsesOfWith(g, p);
+      for (Function* f : rebase(g, [&](IRBuilder<>& b) {
+             Value* byte = b.CreateConstGEP1_64(i8_, b.CreateCall(local_base_), offset);
+             return b.CreatePointerBitCastOrAddrSpaceCast(byte, g->getType());
+           })) {
         std::uint64_t& end = local_end_[f];
         end = std::max(end, offset + dl_.getTypeAllocSize(t));
       }
@@ -807,7 +992,8 @@ class Lowerer {
   Type* i32_;
   Type* i64_;
   PointerType* i8p_;
-  Function *load_, *store_, *copy_, *fill_, *atomic_, *work_item_, *barrier_, *local_base_, *printf_, *enter_;
+  Function *load_, *store_, *copy_, *fill_, *atomic_, *work_item_, *barrier_, *local_base_, *globals_base_, *printf_,
+      *enter_;
   std::vector<Instruction*> dead_;
   std::set<std::string> unsupported_;
   std::set<std::string> printf_errors_;

@@ -5,9 +5,12 @@
 //     the global, constant or generic address space becomes a call of the
 //     device calls (spirv_device_calls.hpp), which resolve the address at
 //     run time: the work item's stack and its group's local memory directly,
-//     every other address through the device accessor. Only the module's
-//     own constant data (an access whose base is a module global) stays a
-//     plain access;
+//     every other address through the device accessor;
+//   - program-scope variables (global and constant address spaces) move
+//     into one block of device memory per module (GlobalsLayout): a use
+//     becomes __xesvm_globals_base() + its offset, a device address, so
+//     their accesses go through the accessor like any other. Only the
+//     string constants printf reads on the host stay module data;
 //   - local (address space 3) variables move into the group's arena;
 //   - work-item functions, barriers, fences, atomics and math built-ins
 //     become device calls, CPU atomics (local and private memory) or LLVM
@@ -20,6 +23,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace llvm {
@@ -47,8 +51,28 @@ struct LoweringError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A program-scope variable of the module, in its globals block.
+struct GlobalVariableInfo {
+  std::string name;
+  std::uint64_t offset = 0;  ///< in the block
+  std::uint64_t size = 0;    ///< bytes
+  bool exported = false;     ///< SPIR-V linkage Export (zeModuleGetGlobalPointer finds it)
+};
+
+/// The module's program-scope variables: one block of device memory each
+/// module instance allocates, initialised from image with every pointer of
+/// relocs patched to the block's address.
+struct GlobalsLayout {
+  std::vector<GlobalVariableInfo> vars;
+  std::string image;  ///< the block's initial bytes (its size is the block's)
+  /// (offset in the image of a 64-bit pointer, the block offset it points to)
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> relocs;
+  std::uint64_t align = 1;  ///< the largest alignment of a variable
+};
+
 struct LoweredModule {
   std::vector<LoweredKernel> kernels;
+  GlobalsLayout globals;
   std::uint32_t local_mem_size = 0;  ///< bytes of the module's local variables
   bool barriers = false;             ///< some kernel may call a barrier
 };

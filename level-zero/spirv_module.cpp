@@ -4,6 +4,8 @@
 
 #include <LLVMSPIRVLib/LLVMSPIRVLib.h>
 #include <llvm/ADT/StringMap.h>
+#include <llvm/Bitcode/BitcodeReader.h>
+#include <llvm/Bitcode/BitcodeWriter.h>
 #include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
@@ -22,8 +24,13 @@
 #include <llvm/Target/TargetMachine.h>
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <atomic>
@@ -36,6 +43,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <spirv-tools/libspirv.hpp>
 #include <sstream>
 
@@ -99,6 +107,118 @@ spv_target_env target_env(std::uint32_t version) {
   }
 }
 
+// The largest alignment a module may ask for (of a variable or an access):
+// private variables live on the work item's stack.
+constexpr std::uint64_t kMaxAlignment = 64u << 10;
+
+// What the translator needs beyond what spirv-val checks (it asserts on
+// some valid modules; translate_isolated contains that, this names the
+// problem): each alignment a power of two the device can honour, literal
+// strings zero-padded, lifetime markers of pointers, scopes and memory
+// semantics it can map, extended instructions of the OpenCL sets only; and
+// what the device cannot honour: atomics of CrossDevice scope. Returns the
+// problems found, one line each.
+std::string check_for_translator(spv_target_env env, const std::vector<std::uint32_t>& words) {
+  struct State {
+    std::set<std::string> problems;
+    std::map<std::uint32_t, std::uint32_t> constants;  // 32-bit OpConstant values by id
+    std::map<std::uint32_t, std::uint32_t> types;      // result id -> its type id
+    std::set<std::uint32_t> pointer_types;             // OpTypePointer ids
+  } st;
+  auto on_insn = [](void* user, const spv_parsed_instruction_t* in) -> spv_result_t {
+    auto& st = *static_cast<State*>(user);
+    auto alignment = [&](std::uint64_t a, const char* what) {
+      if (a == 0 || (a & (a - 1)) != 0 || a > kMaxAlignment) {
+        st.problems.insert(std::string(what) + " " + std::to_string(a) + " (expected a power of two up to " +
+                           std::to_string(kMaxAlignment) + ")");
+      }
+    };
+    constexpr std::uint32_t kAlignmentDecoration = 44, kAlignedAccess = 0x2;
+    if ((in->opcode == 71 /* OpDecorate */ && in->num_words >= 4 && in->words[2] == kAlignmentDecoration) ||
+        (in->opcode == 72 /* OpMemberDecorate */ && in->num_words >= 5 && in->words[3] == kAlignmentDecoration)) {
+      alignment(in->words[in->num_words - 1], "Alignment decoration");
+    }
+    for (std::uint16_t i = 0; i < in->num_operands; ++i) {
+      const spv_parsed_operand_t& op = in->operands[i];
+      if (op.type == SPV_OPERAND_TYPE_LITERAL_STRING) {
+        // The bytes after the terminating NUL must be zero, as SPIR-V says.
+        const auto* b = reinterpret_cast<const unsigned char*>(in->words + op.offset);
+        const std::size_t n = op.num_words * 4u;
+        std::size_t end = 0;
+        while (end < n && b[end]) ++end;
+        for (std::size_t j = end; j < n; ++j) {
+          if (b[j]) {
+            st.problems.insert("literal string with non-zero padding after its terminating NUL (instruction " +
+                               std::to_string(in->opcode) + ")");
+            break;
+          }
+        }
+      }
+      if (op.type != SPV_OPERAND_TYPE_MEMORY_ACCESS && op.type != SPV_OPERAND_TYPE_OPTIONAL_MEMORY_ACCESS) continue;
+      if ((in->words[op.offset] & kAlignedAccess) && i + 1 < in->num_operands)
+        alignment(in->words[in->operands[i + 1].offset], "memory access Aligned");
+    }
+    if (in->opcode == 43 /* OpConstant */ && in->num_words == 4) st.constants[in->result_id] = in->words[3];
+    if (in->opcode == 32 /* OpTypePointer */) st.pointer_types.insert(in->result_id);
+    if (in->result_id && in->type_id) st.types[in->result_id] = in->type_id;
+    if ((in->opcode == 256 || in->opcode == 257) /* OpLifetimeStart/Stop */ && in->num_words >= 2) {
+      const auto t = st.types.find(in->words[1]);
+      if (t == st.types.end() || !st.pointer_types.count(t->second))
+        st.problems.insert("OpLifetimeStart/OpLifetimeStop of an object that is not a pointer");
+    }
+    // Scopes and memory semantics the translator maps to OpenCL's: a known
+    // scope, at most one memory order.
+    for (std::uint16_t i = 0; i < in->num_operands; ++i) {
+      const spv_parsed_operand_t& op = in->operands[i];
+      if (op.type != SPV_OPERAND_TYPE_SCOPE_ID && op.type != SPV_OPERAND_TYPE_MEMORY_SEMANTICS_ID) continue;
+      const auto c = st.constants.find(in->words[op.offset]);
+      if (c == st.constants.end()) continue;
+      if (op.type == SPV_OPERAND_TYPE_SCOPE_ID && c->second > 4) {
+        st.problems.insert("memory scope " + std::to_string(c->second) + " (expected CrossDevice .. Invocation, 0..4)");
+      }
+      const std::uint32_t order = c->second & 0x1f;
+      if (op.type == SPV_OPERAND_TYPE_MEMORY_SEMANTICS_ID && order != 0 && order != 2 && order != 4 && order != 8 &&
+          order != 16) {
+        st.problems.insert("memory semantics " + std::to_string(c->second) +
+                           " (expected at most one of Acquire, Release, AcquireRelease, SequentiallyConsistent)");
+      }
+    }
+    // Atomics are atomic among the device's work items, not with the host:
+    // an atomic of scope CrossDevice (memory_scope_all_svm_devices) would
+    // get less than it asks for.
+    const bool atomic = (in->opcode >= 227 && in->opcode <= 242) || in->opcode == 318 || in->opcode == 319 ||
+                        in->opcode == 5614 || in->opcode == 5615 || in->opcode == 6035;
+    // The scope is the operand after the pointer: (result type, result,)
+    // pointer, scope, semantics, ...
+    const std::size_t scope_at = in->type_id ? 4 : 2;
+    if (atomic && scope_at < in->num_words) {
+      const auto c = st.constants.find(in->words[scope_at]);
+      if (c != st.constants.end() && c->second == 0 /* CrossDevice */) {
+        st.problems.insert(
+            "atomic scope CrossDevice (memory_scope_all_svm_devices): the device's atomics are atomic among its work "
+            "items, not with the host (expected at most Device scope)");
+      }
+    }
+    if (in->opcode == 11 /* OpExtInstImport */ && in->num_operands >= 2) {
+      const auto* name = reinterpret_cast<const char*>(in->words + in->operands[1].offset);
+      const std::string set(name, strnlen(name, in->operands[1].num_words * 4u));
+      if (set != "OpenCL.std" && set != "OpenCL.DebugInfo.100")
+        st.problems.insert("extended instruction set \"" + set + "\" (expected OpenCL.std, OpenCL.DebugInfo.100)");
+    }
+    return SPV_SUCCESS;
+  };
+  spv_context ctx = spvContextCreate(env);
+  spv_diagnostic diag = nullptr;
+  const spv_result_t r = spvBinaryParse(ctx, &st, words.data(), words.size(), nullptr, on_insn, &diag);
+  std::string out;
+  if (r != SPV_SUCCESS)
+    out = std::string("the module cannot be parsed: ") + (diag && diag->error ? diag->error : "?") + "\n";
+  spvDiagnosticDestroy(diag);
+  spvContextDestroy(ctx);
+  for (const auto& p : st.problems) out += "unsupported " + p + "\n";
+  return out;
+}
+
 // Validates the module and checks its capabilities and extensions.
 void validate(const std::vector<std::uint32_t>& words) {
   spvtools::SpirvTools tools(target_env(words[1]));
@@ -131,6 +251,7 @@ void validate(const std::vector<std::uint32_t>& words) {
     log += "unsupported SPIR-V extension: " + join(bad_exts) + " (the sim device supports " +
            join(supported_extensions()) + ")\n";
   }
+  if (log.empty()) log = check_for_translator(target_env(words[1]), words);
   if (!log.empty()) build_failure(log);
 }
 
@@ -141,17 +262,132 @@ std::string to_string(llvm::Error e) {
   return os.str();
 }
 
+// Reads all of fd until EOF or the deadline; false on timeout.
+bool read_all(int fd, std::string* out, std::chrono::steady_clock::time_point deadline) {
+  char buf[65536];
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return true;
+    out->append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+// How long the translator may take on one module.
+constexpr std::chrono::seconds kTranslateTimeout{120};
+
+// SPIR-V -> LLVM IR with SPIRV-LLVM-Translator, in a child process: the
+// translator asserts or crashes on some modules that pass every check
+// before it (validate), and must not take the application with it. The
+// child (a fork that only translates) sends the module back as bitcode; a
+// child that dies, or does not finish within kTranslateTimeout, is a build
+// failure saying so, with the translator's last message. Throws ZeError.
+std::unique_ptr<llvm::Module> translate_isolated(llvm::LLVMContext& ctx, const SPIRV::TranslatorOpts& opts,
+                                                 const std::vector<std::uint32_t>& words) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) build_failure(std::string("cannot create a pipe: ") + std::strerror(errno));
+  const int err_fd = ::memfd_create("xesvm-spirv-translate", MFD_CLOEXEC);
+  if (err_fd < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    build_failure(std::string("cannot create a memory file: ") + std::strerror(errno));
+  }
+  std::fflush(stderr);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int e = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    ::close(err_fd);
+    build_failure(std::string("cannot fork the translator: ") + std::strerror(e));
+  }
+  if (pid == 0) {
+    // The child: translate, answer 'B' + bitcode or 'E' + the error, exit
+    // without running the application's exit handlers.
+    ::close(fds[0]);
+    ::dup2(err_fd, 2);
+    std::string bytes(reinterpret_cast<const char*>(words.data()), words.size() * 4);
+    std::istringstream in(bytes);
+    llvm::Module* raw = nullptr;
+    std::string err;
+    const bool ok = llvm::readSpirv(ctx, opts, in, raw, err);
+    std::string answer;
+    if (ok && raw) {
+      answer = "B";
+      llvm::raw_string_ostream os(answer);
+      llvm::WriteBitcodeToFile(*raw, os);
+      os.flush();
+    } else {
+      answer = "E" + err;
+    }
+    std::size_t done = 0;
+    while (done < answer.size()) {
+      const ssize_t n = ::write(fds[1], answer.data() + done, answer.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) ::_exit(3);
+      done += static_cast<std::size_t>(n);
+    }
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string answer;
+  const bool finished = read_all(fds[0], &answer, std::chrono::steady_clock::now() + kTranslateTimeout);
+  ::close(fds[0]);
+  if (!finished) ::kill(pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  // The translator's own last message (an assertion says what it found).
+  std::string msg;
+  {
+    char buf[4096];
+    const off_t size = ::lseek(err_fd, 0, SEEK_END);
+    const off_t from = size > static_cast<off_t>(sizeof buf) ? size - static_cast<off_t>(sizeof buf) : 0;
+    const ssize_t n = ::pread(err_fd, buf, sizeof buf, from);
+    if (n > 0) msg.assign(buf, static_cast<std::size_t>(n));
+    ::close(err_fd);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    if (const auto nl = msg.find('\n'); nl != std::string::npos) msg = msg.substr(0, nl);  // its first line
+  }
+  const std::string said = msg.empty() ? "" : " (it said: " + msg + ")";
+  if (!finished) {
+    build_failure("the SPIR-V module cannot be translated: the translator did not finish in " +
+                  std::to_string(kTranslateTimeout.count()) + " s" + said);
+  }
+  if (WIFSIGNALED(status)) {
+    build_failure("the SPIR-V module cannot be translated: SPIRV-LLVM-Translator crashed on it (signal " +
+                  std::to_string(WTERMSIG(status)) + ")" + said);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || answer.empty()) {
+    build_failure("the SPIR-V module cannot be translated: the translator process failed" + said);
+  }
+  if (answer[0] == 'E') build_failure("the SPIR-V module cannot be translated: " + answer.substr(1));
+  auto m = llvm::parseBitcodeFile(llvm::MemoryBufferRef(llvm::StringRef(answer).drop_front(1), "spirv"), ctx);
+  if (!m) build_failure("internal error: the translated module does not load: " + to_string(m.takeError()));
+  return std::move(*m);
+}
+
 // What the loader needs besides the object file: the kernels' entries and
 // their interface (a disk cache entry stores both).
 struct ModuleInterface {
   std::vector<LoweredKernel> kernels;
   std::uint32_t local_mem_size = 0;
   bool barriers = false;
+  GlobalsLayout globals;
 };
 
-// The JIT'd code of one module: kept alive by its Program.
+// The JIT'd code of one module: kept alive by its Program (the compiled
+// one, shared by the modules made of the same SPIR-V through the cache).
 struct JitCode {
   std::unique_ptr<llvm::orc::LLJIT> jit;
+  GlobalsLayout globals;  ///< what each module instance allocates
 };
 
 llvm::orc::JITTargetMachineBuilder host_target() {
@@ -192,13 +428,15 @@ std::string compile_to_object(const std::vector<std::uint32_t>& words, const ze_
       opts.setSpecConst(constants->pConstantIds[i], v);
     }
   }
-  std::string bytes(reinterpret_cast<const char*>(words.data()), words.size() * 4);
-  std::istringstream in(bytes);
-  llvm::Module* raw = nullptr;
-  std::string err;
-  const bool ok = llvm::readSpirv(ctx, opts, in, raw, err);
-  std::unique_ptr<llvm::Module> m(raw);
-  if (!ok || !m) build_failure("the SPIR-V module cannot be translated: " + err);
+  std::unique_ptr<llvm::Module> m = translate_isolated(ctx, opts, words);
+  {
+    // The translator may accept a module it makes invalid IR of; lowering
+    // needs valid IR.
+    std::string v;
+    llvm::raw_string_ostream os(v);
+    if (llvm::verifyModule(*m, &os))
+      build_failure("the SPIR-V module cannot be translated: its LLVM IR is invalid: " + os.str());
+  }
   m->setTargetTriple(tm.get()->getTargetTriple().str());
   m->setDataLayout(tm.get()->createDataLayout());
 
@@ -244,6 +482,7 @@ std::string compile_to_object(const std::vector<std::uint32_t>& words, const ze_
   iface->kernels = std::move(lowered.kernels);
   iface->local_mem_size = lowered.local_mem_size;
   iface->barriers = lowered.barriers;
+  iface->globals = std::move(lowered.globals);
   return std::string(object.data(), object.size());
 }
 
@@ -285,6 +524,7 @@ std::shared_ptr<const Program> load_object(const std::string& object, const Modu
   }
   auto code = std::make_shared<JitCode>();
   code->jit = std::move(*jit);
+  code->globals = iface.globals;
   program->code = std::move(code);
   return program;
 }
@@ -300,12 +540,15 @@ std::shared_ptr<const Program> load_object(const std::string& object, const Modu
 //   per kernel: str name | str entry | u32 n, n x u32 size | n x u8 local |
 //   3 x u32 required group size | u32 required sub-group size |
 //   u32 local memory | u8 barriers
+//   | globals: u64 align | u32 vars | per var: str name | u64 offset |
+//     u64 size | u8 exported | str image | u32 relocs | per reloc: u64 at |
+//     u64 target
 //   | str object file      (str = u32 length + bytes)
 // An entry whose magic, format, key, size or checksum does not match, or
 // that does not parse or link, is ignored (and rewritten by the build).
 
 constexpr char kEntryMagic[8] = {'X', 'E', 'S', 'V', 'M', 'Z', 'E', 'C'};
-constexpr std::uint32_t kEntryFormat = 3;
+constexpr std::uint32_t kEntryFormat = 4;
 
 std::string sha1(const std::string& bytes) {
   llvm::SHA1 h;
@@ -401,6 +644,21 @@ std::string encode_entry(const std::string& key, const ModuleInterface& iface, c
     p.u32(k.local_mem_size);
     p.u8(k.barriers ? 1 : 0);
   }
+  const GlobalsLayout& g = iface.globals;
+  p.u64(g.align);
+  p.u32(static_cast<std::uint32_t>(g.vars.size()));
+  for (const GlobalVariableInfo& v : g.vars) {
+    p.str(v.name);
+    p.u64(v.offset);
+    p.u64(v.size);
+    p.u8(v.exported ? 1 : 0);
+  }
+  p.str(g.image);
+  p.u32(static_cast<std::uint32_t>(g.relocs.size()));
+  for (const auto& [at, target] : g.relocs) {
+    p.u64(at);
+    p.u64(target);
+  }
   p.str(object);
   Writer e;
   e.raw(std::string(kEntryMagic, sizeof kEntryMagic));
@@ -457,9 +715,36 @@ bool decode_entry(const std::string& bytes, const std::string& key, ModuleInterf
     k.barriers = p.u8() != 0;
     iface->kernels.push_back(std::move(k));
   }
+  GlobalsLayout& g = iface->globals;
+  g.align = p.u64();
+  const std::uint32_t vars = p.u32();
+  for (std::uint32_t i = 0; i < vars && !p.bad(); ++i) {
+    GlobalVariableInfo v;
+    v.name = p.str();
+    v.offset = p.u64();
+    v.size = p.u64();
+    v.exported = p.u8() != 0;
+    g.vars.push_back(std::move(v));
+  }
+  g.image = p.str();
+  const std::uint32_t relocs = p.u32();
+  for (std::uint32_t i = 0; i < relocs && !p.bad(); ++i) {
+    const std::uint64_t at = p.u64();
+    g.relocs.emplace_back(at, p.u64());
+  }
   *object = p.str();
   if (p.bad() || !p.at_end()) {
     *why = "the entry's contents do not parse";
+    return false;
+  }
+  // The layout must describe a block its image fills.
+  bool layout_ok = g.align != 0 && (g.align & (g.align - 1)) == 0;
+  for (const GlobalVariableInfo& v : g.vars)
+    layout_ok &= v.offset <= g.image.size() && v.size <= g.image.size() - v.offset;
+  for (const auto& [at, target] : g.relocs)
+    layout_ok &= g.image.size() >= 8 && at <= g.image.size() - 8 && target <= g.image.size();
+  if (!layout_ok) {
+    *why = "the entry's global variables do not fit their block";
     return false;
   }
   return true;
@@ -671,7 +956,118 @@ std::shared_ptr<const Program> build(const std::vector<std::uint32_t>& words, co
   return program;
 }
 
+// ---- Module instances: each module's own globals block ----
+
+// The instance of a compiled program for one module whose SPIR-V has
+// program-scope variables: the module's block of them, a device allocation
+// of its context (so kernels reach it through the driver's translation and
+// the device accessor, like any device allocation), freed with the last
+// reference to the instance (the module, its kernels, launches in flight).
+class ModuleInstance {
+ public:
+  ModuleInstance(std::shared_ptr<const Program> compiled, const GlobalsLayout& layout, std::uint64_t base,
+                 std::uint64_t alloc_id)
+      : compiled_(std::move(compiled)), layout_(&layout), base_(base), alloc_id_(alloc_id) {}
+  ~ModuleInstance();
+  ModuleInstance(const ModuleInstance&) = delete;
+  ModuleInstance& operator=(const ModuleInstance&) = delete;
+
+  std::uint64_t base() const { return base_; }
+  const GlobalsLayout& layout() const { return *layout_; }
+
+ private:
+  std::shared_ptr<const Program> compiled_;  // keeps the code and the layout alive
+  const GlobalsLayout* layout_;
+  std::uint64_t base_;
+  std::uint64_t alloc_id_;
+};
+
+// The live instances, by address (a Program's code is one of them, a
+// JitCode or a native Library).
+struct Instances {
+  std::shared_mutex mu;
+  std::set<const void*> live;
+};
+
+Instances& instances() {
+  static Instances* i = new Instances;  // never destroyed: modules may outlive statics
+  return *i;
+}
+
+const ModuleInstance* instance_of(const Program& p) {
+  Instances& in = instances();
+  std::shared_lock lk(in.mu);
+  return in.live.count(p.code.get()) ? static_cast<const ModuleInstance*>(p.code.get()) : nullptr;
+}
+
+ModuleInstance::~ModuleInstance() {
+  {
+    Instances& in = instances();
+    std::unique_lock lk(in.mu);
+    in.live.erase(this);
+  }
+  // The block is the module's: freed unless the application freed the
+  // context (and so the block) first.
+  Driver* drv = Driver::instance();
+  if (!drv) return;
+  auto a = drv->find(base_);
+  if (a && a->base == base_ && a->id == alloc_id_ && drv->remove_allocation(base_)) release_allocation(a);
+}
+
 }  // namespace
+
+std::shared_ptr<const Program> instantiate_spirv(Context& ctx, Device& dev, std::shared_ptr<const Program> compiled) {
+  const auto* code = static_cast<const JitCode*>(compiled->code.get());
+  const GlobalsLayout& layout = code->globals;
+  if (layout.image.empty()) return compiled;
+  void* p = allocate(ctx, MemKind::kDevice, &dev, layout.image.size(), std::max<std::uint64_t>(layout.align, 64), 0, 0,
+                     nullptr, 0);
+  const auto base = reinterpret_cast<std::uint64_t>(p);
+  Driver& drv = Driver::get();
+  const auto alloc = drv.find(base);
+  auto inst = std::make_shared<ModuleInstance>(compiled, layout, base, alloc ? alloc->id : 0);
+  {
+    Instances& in = instances();
+    std::unique_lock lk(in.mu);
+    in.live.insert(inst.get());
+  }
+  // The initial bytes, with the variables' addresses in pointers to them,
+  // written by the device through the accessor.
+  std::string image = layout.image;
+  for (const auto& [at, target] : layout.relocs) {
+    const std::uint64_t v = base + target;
+    std::memcpy(image.data() + at, &v, sizeof v);
+  }
+  try {
+    const std::uint64_t backing = drv.xlate()(base, image.size());
+    dev.runtime().launch(1,
+                         [&](const WorkItem&, DeviceAccessor& acc) { acc.write(backing, image.data(), image.size()); });
+  } catch (const Error& e) {
+    fail(to_result(e), std::string("zeModuleCreate: cannot initialise the module's global variables: ") + e.what());
+  }
+  auto program = std::make_shared<Program>();
+  program->kernels = compiled->kernels;
+  program->code = std::move(inst);
+  return program;
+}
+
+std::uint64_t spirv_globals_base(const Program& p) {
+  const ModuleInstance* inst = instance_of(p);
+  return inst ? inst->base() : 0;
+}
+
+bool find_spirv_global(const Program& p, const std::string& name, SpirvGlobal* out) {
+  const ModuleInstance* inst = instance_of(p);
+  if (!inst) return false;
+  for (const GlobalVariableInfo& v : inst->layout().vars) {
+    if (v.exported && v.name == name) {
+      out->address = inst->base() + v.offset;
+      out->size = v.size;
+      return true;
+    }
+  }
+  return false;
+}
 
 bool spirv_supported() { return true; }
 

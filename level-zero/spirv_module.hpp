@@ -21,7 +21,12 @@
 // counters (compiled, cache hits, disk writes, ignored entries) as one JSON
 // line on stderr at exit.
 //
-// Concurrency: build_spirv is thread-safe (builds are serialised; processes
+// Program-scope variables (global and constant address spaces) live in one
+// block of device memory per module (instantiate_spirv), reached by the
+// module's kernels through the device accessor like any device memory.
+//
+// Concurrency: build_spirv, instantiate_spirv and the queries are
+// thread-safe (builds are serialised; processes
 // sharing a cache directory may write the same entry, the last rename
 // wins, each is whole).
 #pragma once
@@ -46,5 +51,28 @@ bool spirv_supported();
 /// whose what is the build log: what was wrong, by name.
 std::shared_ptr<const Program> build_spirv(const std::uint8_t* il, std::size_t size, const char* flags,
                                            const ze_module_constants_t* constants, std::string* log);
+
+/// The program of one module made from a program build_spirv returned:
+/// compiled itself if its SPIR-V has no program-scope variables, else a
+/// program of the same kernels that owns the module's own block of them (a
+/// device allocation of ctx on dev, initialised now through the device
+/// accessor; freed when the last reference to the program goes: the module,
+/// its kernels, launches in flight). Two modules never share a block. Throws
+/// ZeError (the allocation's or the device's error).
+std::shared_ptr<const Program> instantiate_spirv(Context& ctx, Device& dev, std::shared_ptr<const Program> compiled);
+
+/// The device address of the globals block of p (what compiled kernels of
+/// p reach as __xesvm_globals_base), or 0 if p has none.
+std::uint64_t spirv_globals_base(const Program& p);
+
+/// A program-scope variable of a module.
+struct SpirvGlobal {
+  std::uint64_t address = 0;  ///< a device address in the module's block
+  std::size_t size = 0;       ///< bytes
+};
+
+/// Finds the variable of p's module exported (SPIR-V linkage Export) as
+/// name. Returns false if there is none.
+bool find_spirv_global(const Program& p, const std::string& name, SpirvGlobal* out);
 
 }  // namespace xesvm::ze

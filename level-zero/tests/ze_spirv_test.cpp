@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -463,6 +464,18 @@ TEST_F(ZeSpirvFeatures, PrintfWritesEachItemsLinesInOrderToStdout) {
   ZE_OK(zeKernelDestroy(k));
 }
 
+TEST_F(ZeSpirvFeatures, AtomicWithTheHostFailsTheBuildNamingItsScope) {
+  // memory_scope_all_svm_devices asks for atomicity with the host, which
+  // the device's atomics do not give: refused rather than weakened.
+  ze_module_handle_t m = nullptr;
+  std::string text;
+  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, build("host_atomics.spv", &m, &text));
+  EXPECT_EQ(nullptr, m);
+  if (!intercept_mode()) {
+    EXPECT_NE(std::string::npos, text.find("atomic scope CrossDevice")) << text;
+  }
+}
+
 TEST_F(ZeSpirvFeatures, PrintfWhoseArgumentDoesNotMatchFailsTheBuildNamingIt) {
   ze_module_handle_t m = nullptr;
   std::string text;
@@ -633,6 +646,268 @@ TEST_F(ZeSpirv, UnsupportedCapabilityFailsTheBuildNamingIt) {
   if (plog) {
     EXPECT_NE(std::string::npos, log_text(log).find("not valid (spirv-val)"));
   }
+}
+
+// ---- Hostile modules: every one is a clean error, never a crash ----
+
+// The words of a SPIR-V module and the word index of each instruction.
+struct SpirvWords {
+  std::vector<std::uint32_t> w;
+  std::vector<std::size_t> insns;
+  explicit SpirvWords(const std::vector<std::uint8_t>& bytes) : w(bytes.size() / 4) {
+    std::memcpy(w.data(), bytes.data(), w.size() * 4);
+    for (std::size_t i = 5; i < w.size() && (w[i] >> 16) != 0; i += w[i] >> 16) insns.push_back(i);
+  }
+  std::vector<std::uint8_t> bytes() const {
+    std::vector<std::uint8_t> b(w.size() * 4);
+    std::memcpy(b.data(), w.data(), b.size());
+    return b;
+  }
+  // The first instruction with opcode op whose word count is at least n, or
+  // 0.
+  std::size_t find(std::uint32_t op, std::uint32_t n = 1) const {
+    for (std::size_t i : insns) {
+      if ((w[i] & 0xffff) == op && (w[i] >> 16) >= n) return i;
+    }
+    return 0;
+  }
+};
+
+TEST_F(ZeSpirv, MalformedAndMutatedModulesAreBuildFailuresWithALog) {
+  std::vector<std::pair<std::string, std::vector<std::uint8_t>>> cases;
+  const SpirvWords good(spirv);
+  ASSERT_GT(good.insns.size(), 50u);
+  for (std::size_t n = 1; n < spirv.size(); n += n < 64 ? 1 : 97)
+    cases.emplace_back("truncated to " + std::to_string(n) + " bytes",
+                       std::vector<std::uint8_t>(spirv.begin(), spirv.begin() + n));
+  auto with = [&](const std::string& what, auto&& change) {
+    SpirvWords m = good;
+    change(m);
+    cases.emplace_back(what, m.bytes());
+  };
+  with("bad magic", [](SpirvWords& m) { m.w[0] = 0x07230204; });
+  with("byte-swapped magic", [](SpirvWords& m) { m.w[0] = 0x03022307; });
+  with("SPIR-V 1.6", [](SpirvWords& m) { m.w[1] = 0x00010600; });
+  with("id bound 0", [](SpirvWords& m) { m.w[3] = 0; });
+  with("unknown opcode", [](SpirvWords& m) { m.w[m.insns[m.insns.size() / 2]] |= 0xfff0; });
+  with("word count 0", [](SpirvWords& m) { m.w[m.insns[m.insns.size() / 2]] &= 0xffff; });
+  with("word count past the end", [](SpirvWords& m) { m.w[m.insns.back()] |= 0xffff0000; });
+  // What the translator asserts on although spirv-val accepts it: an
+  // alignment that is no power of two.
+  const std::size_t load = good.find(61 /* OpLoad */, 6);  // with memory operands
+  ASSERT_NE(0u, load) << "kernels.spv has an OpLoad with memory operands";
+  with("OpLoad Aligned 6", [&](SpirvWords& m) {
+    m.w[load + 4] |= 2;  // Aligned
+    m.w[load + 5] = 6;
+    m.w[load] = (m.w[load] & 0xffff) | (6u << 16);
+  });
+  // A string whose padding after its NUL is not zero (an OpName whose last
+  // word is padding only).
+  std::size_t name = 0;
+  for (std::size_t i : good.insns) {
+    if ((good.w[i] & 0xffff) == 5 /* OpName */ && good.w[i + (good.w[i] >> 16) - 1] == 0) name = i;
+  }
+  ASSERT_NE(0u, name) << "kernels.spv has an OpName padded with a whole word";
+  with("string padding", [&](SpirvWords& m) { m.w[name + (m.w[name] >> 16) - 1] = 0x40000000; });
+  // Random mutations of 1 to 3 words of the valid modules, the same ones
+  // every run (XESVM_ZE_HOSTILE_SEED and XESVM_ZE_HOSTILE_COUNT, per
+  // module, choose others for a longer search).
+  const char* seed_env = std::getenv("XESVM_ZE_HOSTILE_SEED");
+  const char* count_env = std::getenv("XESVM_ZE_HOSTILE_COUNT");
+  std::mt19937 rng(seed_env ? static_cast<std::uint32_t>(std::strtoul(seed_env, nullptr, 0)) : 16u);
+  const int count = count_env ? std::atoi(count_env) : 100;
+  for (const char* file : {"kernels.spv", "features.spv", "globals.spv"}) {
+    const SpirvWords valid(read_spirv(file));
+    ASSERT_GT(valid.w.size(), 5u) << file;
+    for (int i = 0; i < count; ++i) {
+      SpirvWords m = valid;
+      const int k = 1 + static_cast<int>(rng() % 3);
+      for (int j = 0; j < k; ++j) {
+        const std::size_t at = 5 + rng() % (m.w.size() - 5);
+        switch (rng() % 3) {
+          case 0:
+            m.w[at] = static_cast<std::uint32_t>(rng());
+            break;
+          case 1:
+            m.w[at] ^= 1u << (rng() % 32);
+            break;
+          default:
+            m.w[at] = (m.w[at] & 0xffff0000) | (rng() % 400);  // another opcode
+        }
+      }
+      cases.emplace_back(std::string(file) + " mutation " + std::to_string(i), m.bytes());
+    }
+  }
+  int built = 0, failed = 0;
+  for (const auto& [what, il] : cases) {
+    ze_module_build_log_handle_t log = nullptr;
+    ze_module_desc_t md{
+        ZE_STRUCTURE_TYPE_MODULE_DESC, nullptr, ZE_MODULE_FORMAT_IL_SPIRV, il.size(), il.data(), "", nullptr};
+    ze_module_handle_t m = nullptr;
+    const ze_result_t r = zeModuleCreate(ctx, device, &md, &m, intercept_mode() ? nullptr : &log);
+    const std::string text = log ? log_text(log) : std::string();
+    if (r == ZE_RESULT_SUCCESS) {
+      ++built;  // a mutation that left a valid module
+      ASSERT_NE(nullptr, m) << what;
+      ZE_OK(zeModuleDestroy(m));
+      continue;
+    }
+    ++failed;
+    ASSERT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, r) << what << ": " << text;
+    EXPECT_EQ(nullptr, m) << what;
+    if (intercept_mode()) continue;  // no log of a failed build there
+    EXPECT_FALSE(text.empty()) << what << ": a failed build says why";
+    if (what == "OpLoad Aligned 6") {
+      EXPECT_NE(std::string::npos, text.find("memory access Aligned 6")) << text;
+    }
+    if (what == "string padding") {
+      EXPECT_NE(std::string::npos, text.find("non-zero padding")) << text;
+    }
+    if (what == "bad magic") {
+      EXPECT_NE(std::string::npos, text.find("magic")) << text;
+    }
+  }
+  EXPECT_GT(failed, 100);
+  std::printf("hostile modules: %d failed to build (each with a log), %d still valid and built\n", failed, built);
+}
+
+// ---- Program-scope variables (tests/spirv/globals.cl) ----
+
+class ZeSpirvGlobals : public ZeSpirvFeatures {
+ protected:
+  void SetUp() override {
+    Ze::SetUp();
+    std::string text;
+    ASSERT_EQ(ZE_RESULT_SUCCESS, build("globals.spv", &module, &text)) << text;
+  }
+  // The exported variable name of m: its address and size.
+  std::pair<void*, std::size_t> global(ze_module_handle_t m, const char* name) {
+    void* p = nullptr;
+    std::size_t n = 0;
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeModuleGetGlobalPointer(m, name, &n, &p)) << name;
+    return {p, n};
+  }
+  // The int at device address p, copied to the host.
+  std::int32_t read_int(void* p) {
+    std::int32_t v = 0;
+    EXPECT_EQ(ZE_RESULT_SUCCESS, zeCommandListAppendMemoryCopy(sync_imm, &v, p, sizeof v, nullptr, 0, nullptr));
+    return v;
+  }
+  void run_bump(ze_module_handle_t m, std::int32_t v, std::uint32_t items) {
+    ze_kernel_handle_t k = kernel(m, "bump");
+    ZE_OK(zeKernelSetArgumentValue(k, 0, 4, &v));
+    launch(k, 16, items / 16);
+    ZE_OK(zeKernelDestroy(k));
+  }
+};
+
+TEST_F(ZeSpirvGlobals, KernelReadsInitialisedTablesStructsAndPointers) {
+  constexpr int n = 1000;
+  auto* out = static_cast<std::int64_t*>(shared((n + 8) * 8));
+  std::fill(out, out + n + 8, -1);
+  ze_kernel_handle_t k = kernel(module, "read_tables");
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &out));
+  ZE_OK(zeKernelSetArgumentValue(k, 1, 4, &n));
+  launch(k, 8, n / 8);
+  const int table[8] = {2, 3, 5, 7, 11, 13, 17, 19};
+  for (int i = 0; i < n; ++i) ASSERT_EQ(table[i % 8], out[i]) << i;  // zeros[] is all zero
+  EXPECT_EQ(-4, out[n]);                                             // rec.a
+  EXPECT_EQ(25, out[n + 1]);                                         // rec.b * 10
+  EXPECT_EQ(1234567890123, out[n + 2]);                              // rec.c
+  EXPECT_EQ('r' + '!', out[n + 3]);                                  // rec.tag
+  EXPECT_EQ(7, out[n + 4]);    // *counter_ptr: the initializer's pointer was relocated
+  EXPECT_EQ(299, out[n + 5]);  // &zeros[299] - zeros
+  EXPECT_EQ(41, out[n + 6]);   // the variable without linkage
+  EXPECT_EQ(7, out[n + 7]);    // counter
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirvGlobals, VariablesAreDeviceMemoryTheHostReadsThroughTheirPointer) {
+  const auto [counter, size] = global(module, "counter");
+  ASSERT_NE(nullptr, counter);
+  EXPECT_EQ(4u, size);
+  // Device memory of the module: a device allocation the CPU cannot touch.
+  ze_memory_allocation_properties_t ap{ZE_STRUCTURE_TYPE_MEMORY_ALLOCATION_PROPERTIES, nullptr};
+  ze_device_handle_t owner = nullptr;
+  ZE_OK(zeMemGetAllocProperties(ctx, counter, &ap, &owner));
+  EXPECT_EQ(ZE_MEMORY_TYPE_DEVICE, ap.type);
+  EXPECT_EQ(device, owner);
+  EXPECT_EQ(7, read_int(counter));
+  run_bump(module, 99, 256);
+  EXPECT_EQ(7 + 256, read_int(counter));
+  const auto [rec, rec_size] = global(module, "rec");
+  EXPECT_EQ(24u, rec_size);
+  EXPECT_EQ(99, read_int(rec));
+  // Sizes of the others; the pointer's value is the address of counter.
+  EXPECT_EQ(32u, global(module, "table").second);
+  EXPECT_EQ(1200u, global(module, "zeros").second);
+  void* p = global(module, "counter_ptr").first;
+  void* pointee = nullptr;
+  ZE_OK(zeCommandListAppendMemoryCopy(sync_imm, &pointee, p, 8, nullptr, 0, nullptr));
+  EXPECT_EQ(counter, pointee);
+}
+
+TEST_F(ZeSpirvGlobals, KernelSeesWhatTheHostWroteToAVariable) {
+  constexpr std::uint32_t n = 256;
+  void* scale = global(module, "scale").first;
+  ASSERT_NE(nullptr, scale);
+  const std::int32_t three = 3;
+  ZE_OK(zeCommandListAppendMemoryCopy(sync_imm, scale, &three, 4, nullptr, 0, nullptr));
+  auto* out = static_cast<std::int32_t*>(shared(n * 4));
+  ze_kernel_handle_t k = kernel(module, "scaled");
+  ZE_OK(zeKernelSetArgumentValue(k, 0, 8, &out));
+  launch(k, 32, n / 32);
+  for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(static_cast<std::int32_t>(3 * i), out[i]) << i;
+  ZE_OK(zeKernelDestroy(k));
+}
+
+TEST_F(ZeSpirvGlobals, TwoModulesOfTheSameSpirvHaveTheirOwnVariables) {
+  ze_module_handle_t other = nullptr;
+  std::string text;
+  ASSERT_EQ(ZE_RESULT_SUCCESS, build("globals.spv", &other, &text)) << text;
+  void* a = global(module, "counter").first;
+  void* b = global(other, "counter").first;
+  ASSERT_NE(nullptr, b);
+  EXPECT_NE(a, b);
+  run_bump(module, 5, 64);
+  EXPECT_EQ(7 + 64, read_int(a));
+  EXPECT_EQ(7, read_int(b)) << "the second module shares the first one's storage";
+  run_bump(other, 6, 32);
+  EXPECT_EQ(7 + 64, read_int(a));
+  EXPECT_EQ(7 + 32, read_int(b));
+  ZE_OK(zeModuleDestroy(other));
+  // Its block went with it.
+  ze_memory_allocation_properties_t ap{ZE_STRUCTURE_TYPE_MEMORY_ALLOCATION_PROPERTIES, nullptr};
+  ze_device_handle_t owner = nullptr;
+  ZE_OK(zeMemGetAllocProperties(ctx, b, &ap, &owner));
+  EXPECT_EQ(ZE_MEMORY_TYPE_UNKNOWN, ap.type);
+  EXPECT_EQ(7 + 64, read_int(a));
+}
+
+TEST_F(ZeSpirvGlobals, GetGlobalPointerAnswersAsTheSpecificationSays) {
+  // Both outputs are optional.
+  std::size_t n = 0;
+  ZE_OK(zeModuleGetGlobalPointer(module, "table", &n, nullptr));
+  EXPECT_EQ(32u, n);
+  void* p = nullptr;
+  ZE_OK(zeModuleGetGlobalPointer(module, "table", nullptr, &p));
+  EXPECT_NE(nullptr, p);
+  ZE_OK(zeModuleGetGlobalPointer(module, "table", nullptr, nullptr));
+  // Unknown names, the variable without linkage and kernel names are not
+  // globals.
+  for (const char* name : {"nope", "hidden", "bump", ""}) {
+    ZE_EXPECT(ZE_RESULT_ERROR_INVALID_GLOBAL_NAME, zeModuleGetGlobalPointer(module, name, &n, &p)) << name;
+  }
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_POINTER, zeModuleGetGlobalPointer(module, nullptr, &n, &p));
+  if (!intercept_mode()) {
+    ZE_EXPECT(ZE_RESULT_ERROR_INVALID_NULL_HANDLE, zeModuleGetGlobalPointer(nullptr, "table", &n, &p));
+  }
+  // A module without variables has none.
+  ze_module_handle_t plain = nullptr;
+  std::string text;
+  ASSERT_EQ(ZE_RESULT_SUCCESS, build("kernels.spv", &plain, &text)) << text;
+  ZE_EXPECT(ZE_RESULT_ERROR_INVALID_GLOBAL_NAME, zeModuleGetGlobalPointer(plain, "table", &n, &p));
+  ZE_OK(zeModuleDestroy(plain));
 }
 
 }  // namespace
