@@ -3,7 +3,8 @@
 # (same series, same config otherwise, the software Xe device included):
 # the GPU fault and eviction figures of xe-soft-bench and hmm-evict-bench.
 # Run after run.sh, which prepares the patched tree:
-#   bash kernel-patches/xe/test/bench-nodebug.sh
+#   bash kernel-patches/xe/test/bench-nodebug.sh [--build-only]
+# (--build-only: build the kernel now, boot it by a later call)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${XESVM_CACHE:-/var/cache/xesvm}/kernel
@@ -30,6 +31,7 @@ bash "$here/kbuild.sh" "$psrc" "$out" "$frag" bzImage
 rm -f "$frag"
 # bench.sh builds xe-soft-bench in the guest against these uapi headers
 make -s -C "$psrc" O="$out" headers_install >/dev/null
+[ "${1:-}" = --build-only ] && { echo "built $out"; exit 0; }
 d=$out/bench
 rm -rf "$d"; mkdir -p "$d"
 gcc -O2 -Wall -I"$psrc" -o "$d/hmm-evict-bench" "$here/hmm-evict-bench.c" -lpthread
