@@ -26,7 +26,19 @@
  *   memcpy_vram   memcpy() of VRAM's worth of populated memory
  *
  * each with the eviction copies in parallel batches (the default) and
- * serial (debugfs gt0/evict_parallel = N), alternating per repeat.
+ * serial (debugfs gt0/evict_parallel = N), alternating per repeat; and
+ * eviction while ANOTHER process holds the owner's mmap_lock for write
+ * (lib/test_hmm's HMM_DMIRROR_HOLD_MMAP_WRITE on a mirror of the owner's
+ * mm, passed to this process; LOCK_HOLD_MS):
+ *
+ *   va_wait       OP_PREFETCH of the owner's LOCK_BYTES to system memory
+ *                 (the helper's VA path, drm_gpusvm_range_evict()): it
+ *                 needs the mmap_lock for its hmm_range_fault(), so waits
+ *   alloc_evict   device removal (driver unbind: every frame evicted by
+ *                 drm_gpusvm_evict_pfns(), no mm, no mmap_lock) of the
+ *                 same bytes in VRAM under the same hold: it finishes
+ *
+ * The device is bound again afterwards (this part runs last).
  *
  * usage: xe-soft-bench [repeats]
  * Output: "BENCH ..." lines; exit status 0 on success.
@@ -38,10 +50,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +65,20 @@
 
 #define CHUNK		(2ul << 20)
 #define FENCE_VALUE	0xdeadbeefdeadbeefull
+#define LOCK_BYTES	(32ul << 20)
+#define LOCK_HOLD_MS	3000
+#define XE_SOFT_DRIVER	"/sys/bus/platform/drivers/xe_soft"
+
+/* lib/test_hmm_uapi.h of the series: hold the mirrored mm's mmap_lock. */
+struct hmm_dmirror_cmd {
+	uint64_t addr;
+	uint64_t ptr;
+	uint64_t npages;
+	uint64_t cpages;
+	uint64_t faults;
+};
+
+#define HMM_DMIRROR_HOLD_MMAP_WRITE	_IOWR('H', 0x12, struct hmm_dmirror_cmd)
 
 static int fd;
 static uint32_t vm, queue;
@@ -275,6 +304,239 @@ static int bench_evict(int repeats, struct job *job)
 	return 0;
 }
 
+static int sysfs_write(const char *path, const char *str)
+{
+	int f = open(path, O_WRONLY), err = 0;
+
+	if (f < 0)
+		return -1;
+	if (write(f, str, strlen(str)) != (ssize_t)strlen(str))
+		err = -1;
+	close(f);
+	return err;
+}
+
+/* The platform device name of the render node of @xefd ("xe_soft"). */
+static int device_name(int xefd, char *name, size_t len)
+{
+	char path[96], target[256], *base;
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(xefd, &st))
+		return -1;
+	snprintf(path, sizeof(path), "/sys/class/drm/renderD%u/device", minor(st.st_rdev));
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0)
+		return -1;
+	target[n] = 0;
+	base = strrchr(target, '/');
+	snprintf(name, len, "%.63s", base ? base + 1 : target);
+	return 0;
+}
+
+/* The driver is not bound to device @name. */
+static int device_gone(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/%s", XE_SOFT_DRIVER, name);
+	return access(path, F_OK) != 0;
+}
+
+static void *hold_thread(void *arg)
+{
+	struct hmm_dmirror_cmd cmd = { .npages = LOCK_HOLD_MS };
+
+	/* The mirror is the owner's: its mmap_lock, held for write here. */
+	if (ioctl(*(int *)arg, HMM_DMIRROR_HOLD_MMAP_WRITE, &cmd))
+		perror("HMM_DMIRROR_HOLD_MMAP_WRITE");
+	return NULL;
+}
+
+static int send_fd(int sock, int f)
+{
+	char buf[CMSG_SPACE(sizeof(int))] = { 0 }, c = 'f';
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = buf, .msg_controllen = sizeof(buf),
+	};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &f, sizeof(int));
+	return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char buf[CMSG_SPACE(sizeof(int))], c;
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = buf, .msg_controllen = sizeof(buf),
+	};
+	struct cmsghdr *cm;
+	int f;
+
+	if (recvmsg(sock, &msg, 0) != 1)
+		return -1;
+	cm = CMSG_FIRSTHDR(&msg);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&f, CMSG_DATA(cm), sizeof(int));
+	return f;
+}
+
+/*
+ * The data owner: LOCK_BYTES in VRAM on its own VM; its mirror on
+ * lib/test_hmm goes to the parent, which holds the owner's mmap_lock
+ * with it. Commands: 'p' time a prefetch to system memory (VA path) and
+ * send the seconds, 'v' prefetch to VRAM again, 'c' check every byte and
+ * exit. Everything it touches while the lock is held is populated.
+ */
+static int lock_owner(int sock)
+{
+	struct drm_xe_vm_create c = {
+		.flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE,
+	};
+	struct drm_xe_vm_bind b = {
+		.num_binds = 1, .bind.range = 1ull << 48,
+		.bind.flags = DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR,
+	};
+	struct drm_xe_sync sync = {
+		.type = DRM_XE_SYNC_TYPE_USER_FENCE, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
+		.timeline_value = FENCE_VALUE,
+	};
+	struct drm_xe_vm_bind p = {
+		.num_binds = 1, .bind.op = DRM_XE_VM_BIND_OP_PREFETCH,
+		.num_syncs = 1, .syncs = (uintptr_t)&sync,
+	};
+	uint64_t fence;
+	double t, dt;
+	uint8_t *a;
+	char cmd;
+	size_t i;
+	int dm;
+
+	fd = open_xe();
+	a = alloc_big(LOCK_BYTES);
+	if (fd < 0 || !a || ioctl(fd, DRM_IOCTL_XE_VM_CREATE, &c))
+		return 10;
+	vm = c.vm_id;
+	b.vm_id = vm;
+	if (ioctl(fd, DRM_IOCTL_XE_VM_BIND, &b))
+		return 11;
+	memset(a, 9, LOCK_BYTES);
+	if (prefetch_vram(a, LOCK_BYTES, &fence))
+		return 12;
+	dm = open("/dev/hmm_dmirror0", O_RDWR);
+	if (dm < 0 || send_fd(sock, dm))
+		return 13;
+	p.vm_id = vm;
+	p.bind.addr = (uintptr_t)a;
+	p.bind.range = LOCK_BYTES;
+	sync.addr = (uintptr_t)&fence;
+	while (read(sock, &cmd, 1) == 1) {
+		if (cmd == 'p') {
+			p.bind.prefetch_mem_region_instance = 0;
+			t = now();
+			if (ioctl(fd, DRM_IOCTL_XE_VM_BIND, &p))
+				return 14;
+			dt = now() - t;
+			if (write(sock, &dt, sizeof(dt)) != sizeof(dt))
+				return 15;
+		} else if (cmd == 'v') {
+			if (prefetch_vram(a, LOCK_BYTES, &fence) ||
+			    write(sock, &cmd, 1) != 1)
+				return 16;
+		} else if (cmd == 'c') {
+			for (i = 0; i < LOCK_BYTES; i++)
+				if (a[i] != 9)
+					return 17;
+			return 0;
+		}
+	}
+	return 18;
+}
+
+/*
+ * Eviction while another process holds the owner's mmap_lock for write:
+ * the VA path waits for the lock, the allocation path (device removal)
+ * does not. Closes the global fd (the device is removed and bound again).
+ */
+static int bench_lock(void)
+{
+	int sv[2], dm, status = 0, err = 0;
+	double va_wait = -1, alloc_evict = -1, t;
+	char name[64], cmd;
+	pthread_t holder;
+	pid_t owner;
+
+	if (device_name(fd, name, sizeof(name)) || access(XE_SOFT_DRIVER "/unbind", W_OK) ||
+	    access("/dev/hmm_dmirror0", R_OK)) {
+		printf("BENCH xe_soft_lock skipped: no xe_soft driver binding or no /dev/hmm_dmirror0\n");
+		return 0;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		return 1;
+	owner = fork();
+	if (owner < 0)
+		return 1;
+	if (!owner) {
+		close(sv[0]);
+		close(fd);
+		_exit(lock_owner(sv[1]));
+	}
+	close(sv[1]);
+	/* This process must not keep the device to be removed alive. */
+	close(fd);
+	fd = -1;
+	dm = recv_fd(sv[0]);
+	if (dm < 0)
+		goto out;
+
+	/* VA path: the owner's own prefetch to system memory. */
+	if (pthread_create(&holder, NULL, hold_thread, &dm))
+		goto out;
+	usleep(300000);
+	cmd = 'p';
+	if (write(sv[0], &cmd, 1) != 1 || read(sv[0], &va_wait, sizeof(va_wait)) != sizeof(va_wait))
+		err = 1;
+	pthread_join(holder, NULL);
+	cmd = 'v';
+	if (err || write(sv[0], &cmd, 1) != 1 || read(sv[0], &cmd, 1) != 1)
+		goto out;
+
+	/* Allocation path: device removal evicts every frame by pfn. */
+	if (pthread_create(&holder, NULL, hold_thread, &dm))
+		goto out;
+	usleep(300000);
+	t = now();
+	err = sysfs_write(XE_SOFT_DRIVER "/unbind", name);
+	alloc_evict = now() - t;
+	pthread_join(holder, NULL);
+	cmd = 'c';
+	if (write(sv[0], &cmd, 1) != 1)
+		err = 1;
+out:
+	close(sv[0]);
+	if (waitpid(owner, &status, 0) != owner || !WIFEXITED(status) || WEXITSTATUS(status))
+		err = 1;
+	/* Bound again once no file keeps the old device (and its minor). */
+	if (access(XE_SOFT_DRIVER "/bind", W_OK) == 0 && device_gone(name))
+		err |= sysfs_write(XE_SOFT_DRIVER "/bind", name);
+	if (err || va_wait < 0 || alloc_evict < 0) {
+		printf("BENCH xe_soft_lock failed (owner status %d)\n", status);
+		return 1;
+	}
+	printf("BENCH xe_soft_lock bytes=%lu hold_ms=%d (mmap_lock of the owner held for write by another process, 0.3 s before the eviction starts): va_path_prefetch_to_system=%.3f s (waits for the lock) alloc_path_unbind_evict=%.3f s (%.0f pages/s)\n",
+	       LOCK_BYTES, LOCK_HOLD_MS, va_wait, alloc_evict, LOCK_BYTES / 4096 / alloc_evict);
+	return 0;
+}
 
 static int advise_system(void *p, size_t n)
 {
@@ -367,6 +629,8 @@ int main(int argc, char **argv)
 	       median(fs, repeats) / median(mc, repeats),
 	       (median(fv, repeats) - median(eb, repeats)) / median(mc, repeats));
 	if (bench_evict(repeats < 3 ? repeats : 3, job))
+		goto fail;
+	if (bench_lock())
 		goto fail;
 	return 0;
 fail:
