@@ -85,7 +85,7 @@ run_tap() {
 }
 
 # 1. GoogleTest, one TAP line per case.
-gtest_tap xe_tests 420 "$build/tests/xe/xe_tests"
+gtest_tap xe_tests 900 "$build/tests/xe/xe_tests"
 
 # 2. The uAPI agreement with the booted kernel's header.
 if [[ -n "$kinc" && -f "$kinc/drm/xe_drm.h" ]]; then
