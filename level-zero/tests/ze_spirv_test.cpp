@@ -292,6 +292,16 @@ class ZeSpirvFeatures : public Ze {
     if (h) *log = log_text(h);
     return r;
   }
+  // Requires the build of file to fail with a null module handle and, where
+  // the log is passed (not in intercept mode), a log holding every needle.
+  void expect_build_failure_naming(const char* file, std::initializer_list<const char*> needles) {
+    ze_module_handle_t m = nullptr;
+    std::string text;
+    EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, build(file, &m, &text));
+    EXPECT_EQ(nullptr, m);
+    if (intercept_mode()) return;
+    for (const char* needle : needles) EXPECT_NE(std::string::npos, text.find(needle)) << text;
+  }
   void TearDown() override {
     if (module) zeModuleDestroy(module);
     Ze::TearDown();
@@ -407,13 +417,7 @@ TEST_F(ZeSpirvFeatures, FiberModeIsDecidedPerKernelNotPerModule) {
 }
 
 TEST_F(ZeSpirvFeatures, RequiredSubGroupSizeTheDeviceLacksFailsTheBuildNamingIt) {
-  ze_module_handle_t m = nullptr;
-  std::string text;
-  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, build("wide_sub_groups.spv", &m, &text));
-  EXPECT_EQ(nullptr, m);
-  if (!intercept_mode()) {
-    EXPECT_NE(std::string::npos, text.find("kernel wide_sub_groups requires a sub-group size of 16")) << text;
-  }
+  expect_build_failure_naming("wide_sub_groups.spv", {"kernel wide_sub_groups requires a sub-group size of 16"});
 }
 
 // Runs f with the process's stdout (file descriptor 1) sent to a temporary
@@ -467,26 +471,13 @@ TEST_F(ZeSpirvFeatures, PrintfWritesEachItemsLinesInOrderToStdout) {
 TEST_F(ZeSpirvFeatures, AtomicWithTheHostFailsTheBuildNamingItsScope) {
   // memory_scope_all_svm_devices asks for atomicity with the host, which
   // the device's atomics do not give: refused rather than weakened.
-  ze_module_handle_t m = nullptr;
-  std::string text;
-  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, build("host_atomics.spv", &m, &text));
-  EXPECT_EQ(nullptr, m);
-  if (!intercept_mode()) {
-    EXPECT_NE(std::string::npos, text.find("atomic scope CrossDevice")) << text;
-  }
+  expect_build_failure_naming("host_atomics.spv", {"atomic scope CrossDevice"});
 }
 
 TEST_F(ZeSpirvFeatures, PrintfWhoseArgumentDoesNotMatchFailsTheBuildNamingIt) {
-  ze_module_handle_t m = nullptr;
-  std::string text;
-  EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, build("bad_printf.spv", &m, &text));
-  EXPECT_EQ(nullptr, m);
-  if (!intercept_mode()) {
-    EXPECT_NE(std::string::npos,
-              text.find("printf in bad_printf, format \"value %d\n\": conversion 1 (%d) expects a 32-bit integer"))
-        << text;
-    EXPECT_NE(std::string::npos, text.find("the argument is double")) << text;
-  }
+  expect_build_failure_naming(
+      "bad_printf.spv", {"printf in bad_printf, format \"value %d\n\": conversion 1 (%d) expects a 32-bit integer",
+                         "the argument is double"});
 }
 
 // ---- The disk cache (XESVM_KERNEL_CACHE), across processes ----
