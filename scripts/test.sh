@@ -17,6 +17,14 @@ bash scripts/deps.sh || exit 1
 
 passed=0 failed=0 skipped=0
 steps_failed=()
+# Wall time of each step, printed at the end (where CI's time goes).
+step_times=()
+step_start=0
+step_done() {  # $1: step name
+  step_times+=("$1 $((SECONDS - step_start))s")
+  step_start=$SECONDS
+}
+step_done deps
 count_ctest() {  # $1: log file
   local p f s
   p=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed +[0-9.]+ sec$" "$1" || true)
@@ -32,6 +40,7 @@ run_ctest() {  # $1: config, rest: ctest args
   local rc=${PIPESTATUS[0]}
   count_ctest "$log"
   [ "$rc" -eq 0 ] || steps_failed+=("ctest $config")
+  step_done "ctest-$config"
 }
 
 echo "== clang-format"
@@ -39,12 +48,14 @@ unformatted=$(git ls-files '*.c' '*.h' '*.cpp' '*.hpp' | grep -v -e '^kernel-pat
   while read -r f; do clang-format --dry-run --Werror "$f" > /dev/null 2>&1 || echo "$f"; done)
 if [ -z "$unformatted" ]; then passed=$((passed + 1));
 else echo "not clang-formatted (run clang-format -i):" $unformatted; failed=$((failed + 1)); steps_failed+=("clang-format"); fi
+step_done clang-format
 
 for config in release asan tsan; do
   echo "== build ($config)"
   if ! bash scripts/build.sh "$config"; then
-    steps_failed+=("build $config"); failed=$((failed + 1)); continue
+    steps_failed+=("build $config"); failed=$((failed + 1)); step_done "build-$config"; continue
   fi
+  step_done "build-$config"
   case "$config" in
     release) run_ctest release ;;
     asan)    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest asan ;;
@@ -55,14 +66,17 @@ done
 echo "== xesvm stress (sim, 2x oversubscription)"
 if build/release/tools/xesvm stress --no-progress; then passed=$((passed + 1));
 else failed=$((failed + 1)); steps_failed+=("xesvm stress"); fi
+step_done stress
 
 if [ "${XESVM_SKIP_KERNEL:-0}" != 1 ] && [ -f kernel-patches/xe/test/run.sh ]; then
   echo "== kernel series in QEMU"
   if bash kernel-patches/xe/test/run.sh; then passed=$((passed + 1));
   else failed=$((failed + 1)); steps_failed+=("kernel series"); fi
+  step_done kernel
 fi
 
 echo
+echo "step times: ${step_times[*]} (total ${SECONDS}s)"
 if [ "${#steps_failed[@]}" -gt 0 ]; then echo "failed steps: ${steps_failed[*]}"; fi
 echo "xesvm: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "${#steps_failed[@]}" -eq 0 ]
