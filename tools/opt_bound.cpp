@@ -143,8 +143,14 @@ Bound optimal_bound(const BoundInput& in) {
       remote_ranges += per_range[r] ? 1 : 0;
     }
   }
-  for (const auto& touches : in.cpu_touches) {
-    for (std::uint64_t pg : touches) migrations += keep[pg / kRangePages] ? 1 : 0;
+  // A CPU touch sends a resident range home once per pass; it comes back
+  // with the next pass.
+  for (std::size_t pass = 0; pass + 1 < in.cpu_touches.size(); ++pass) {
+    std::vector<char> home(ranges, 0);
+    for (std::uint64_t pg : in.cpu_touches[pass]) {
+      const std::uint64_t r = pg / kRangePages;
+      if (keep[r] && !home[r]) migrations += 1, home[r] = 1;
+    }
   }
   b.remote_stream_s = (migrations * migrate_ns + res_accesses * local_ns + remote_accesses * remote_ns +
                        remote_ranges * p.fault_latency_ns) *

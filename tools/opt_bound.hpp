@@ -19,12 +19,18 @@
 //    miss served by migration this is the least time of any policy that
 //    migrates on a miss.
 //  - streaming by remote access: as many ranges resident as fit (migrated
-//    once), every access to the others served over the link page by page
-//    (two transfers per page: read and write back), no fault after the first.
-// Which is smaller depends on the model: with the default model (13 GB/s,
-// 1.5 us per transfer, 20 us per fault) a 2 MiB migration there and back
-// costs about what 95 remote page accesses cost, so for sweeps that touch
-// every page of a range Belady is the bound.
+//    once, and again after a CPU touch sent one home between passes), every
+//    access to the others served over the link page by page (two transfers
+//    per page: read and write back), one fault per range to bind it.
+// Which is smaller depends on the model and the pattern: with the default
+// model (13 GB/s, 1.5 us per transfer, 20 us per fault) a 2 MiB migration
+// there and back costs about what 95 remote page accesses cost, so for
+// sweeps, which touch every page of a range in a row, Belady is the bound;
+// for random access, where a range is met a few pages at a time, the
+// resident subset with remote access to the rest is. Neither is a proof of
+// optimality for random access (a policy mixing both per range could do
+// better); for the sweeps Belady is the cyclic bound (keep what fits, move
+// the rest once per pass).
 //
 // Not modelled (the bound ignores them, so it stays a lower bound of what
 // the policy controls): faults of several workers on one range at once, and

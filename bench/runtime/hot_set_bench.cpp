@@ -16,7 +16,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <span>
 #include <string>
 
@@ -42,7 +41,7 @@ Kernel rewrite(std::uint32_t* base, std::size_t bytes, std::uint32_t gen, std::a
       auto* w = reinterpret_cast<std::uint32_t*>(b.data());
       std::uint64_t local = 0;
       for (std::size_t i = 0; i < kPage / 4; ++i) {
-        local += gen > 0 && w[i] != value(first + i, gen - 1);
+        local += w[i] != value(first + i, gen - 1);
         w[i] = value(first + i, gen);
       }
       if (local) bad.fetch_add(local, std::memory_order_relaxed);
@@ -99,8 +98,8 @@ int main(int argc, char** argv) {
     const std::size_t hot_n = hot_mib << 20, cold_piece = cold_mib << 20, cold_n = cold_piece * rounds;
     auto* hot = static_cast<std::uint32_t*>(rt.alloc_shared(hot_n));
     auto* cold = static_cast<std::uint32_t*>(rt.alloc_shared(cold_n));
-    std::memset(hot, 0, hot_n);
-    std::memset(cold, 0, cold_n);
+    for (std::size_t i = 0; i < hot_n / 4; ++i) hot[i] = value(i, 0);
+    for (std::size_t i = 0; i < cold_n / 4; ++i) cold[i] = value(i % (cold_piece / 4), 0);
     std::atomic<std::uint64_t> bad{0};
     double resident_sum = 0;
     std::uint64_t hot_faults = 0;
