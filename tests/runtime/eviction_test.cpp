@@ -369,7 +369,10 @@ TEST(Eviction, HotRangeThatStaysBoundSurvivesPressureThatEvictsColdOnes) {
 TEST(Eviction, CyclicSweepLargerThanDeviceMemoryKeepsAResidentSubset) {
   RuntimeOptions o;
   o.thrash_threshold = 1000;  // the policy alone, not the thrash cool-down
-  Runtime rt(kUri, o);
+  // One engine worker: one stream, so the bytes moved do not depend on how
+  // two workers' faults interleave (with two, a range one worker still uses
+  // may be the other's victim, timing-dependent).
+  Runtime rt(test_uri("sim:vram=16M,workers=1"), o);
   const std::size_t n = 2 * kVram;
   auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(n));
   fill(p, n, 40);
@@ -380,10 +383,10 @@ TEST(Eviction, CyclicSweepLargerThanDeviceMemoryKeepsAResidentSubset) {
     if (pass == 1) first_pass = rt.stats().bytes_to_device;
   }
   const Stats s = rt.stats();
-  ASSERT_EQ(first_pass, n);
+  ASSERT_GE(first_pass, n);
   const std::uint64_t later = (s.bytes_to_device - first_pass) / (kPasses - 1);
-  // Device memory holds 8 ranges; two workers stream two of them and the
-  // watermarks keep two more free: at least two of the rest should stay.
+  // Device memory holds 8 ranges; the stream uses one and the watermarks
+  // keep two more free: at least two of the rest should stay.
   EXPECT_LT(later, n - kVram / 4) << "bytes moved per later pass; a resident subset of at least a quarter of "
                                      "device memory should have stayed";
   EXPECT_EQ(gpu_mismatches(rt, p, n, 40 + kPasses), 0u);
