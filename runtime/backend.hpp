@@ -281,6 +281,26 @@ class GpuFaultHandler {
   virtual bool handle_gpu_fault(std::uint64_t addr, Access access) = 0;
 };
 
+/// The accessed bits of a GPU page table: the device's record of use.
+///
+/// The GPU sets a PTE's bit on every access made through it; the runtime's
+/// pressure policy reads and clears them in a CLOCK sweep, so victims are
+/// chosen by GPU use rather than by the last fault (a range that stays bound
+/// faults once and is used for ever after). May be called from any thread,
+/// concurrently with kernels; a bit set by an access racing the clear may be
+/// seen by this call or by the next one.
+class AccessedBits {
+ public:
+  AccessedBits() = default;
+  AccessedBits(const AccessedBits&) = delete;
+  AccessedBits& operator=(const AccessedBits&) = delete;
+  virtual ~AccessedBits() = default;
+  /// Returns true if the GPU accessed a page of [start, end) through its
+  /// PTE since the last call covering that page, and clears those bits.
+  /// Returns false for an empty span or one nothing maps. Never fails.
+  virtual bool test_and_clear_accessed(std::uint64_t start, std::uint64_t end) = 0;
+};
+
 /// An execution engine: runs kernels whose memory accesses go through a
 /// DeviceAccessor over the backend's GPU page table.
 class Engine {
@@ -295,6 +315,10 @@ class Engine {
   /// Rethrows the first exception a work item threw.
   virtual void launch(std::uint64_t global_size, const Kernel& kernel) = 0;
   virtual unsigned workers() const = 0;
+  /// The accessed bits its accesses set in the GPU page table it walks, or
+  /// nullptr if it keeps none (the runtime then orders victims by their last
+  /// GPU fault). Lives as long as the engine.
+  virtual AccessedBits* accessed_bits() { return nullptr; }
 };
 
 /// One device copy or fill in flight: the backend's side of a Completion

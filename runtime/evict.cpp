@@ -31,9 +31,32 @@
 // skipped — never a spin. Teardown and discard retry, sleeping, until every
 // frame of the range is free.
 //
+// DOC: Victims (PressurePolicy)
+//
+// reclaim() runs before every migration to the device. It sweeps every
+// resident range each time 1/16 of device memory has arrived since the last
+// sweep, and again when the migration would cross the high watermark, then
+// evicting down to the low one (CLOCK without a hand: a sweep is rare next to
+// accesses, and one pass keeps the order exact). A sweep reads and clears
+// the device's accessed bits of each range; a range seen in use at a sweep
+// after the one that first met it becomes *active* (protected). A range that
+// arrives on the device is on *probation* until then. Victims, in order:
+//   0. probation, idle since the last sweep: newest arrival first. A cyclic
+//      sweep or a stream larger than device memory thus recycles the last
+//      pages it brought in and leaves the older resident subset alone, which
+//      the next pass finds resident (what LRU cannot: it evicts exactly what
+//      the next pass needs first);
+//   1. probation, used since the last sweep: oldest arrival first;
+//   2. active: least recently used (by sweep) first;
+//   3. ranges advised to prefer the device: least recently used first.
+// The faulting range is never a victim, and a range whose migrate_mu is held
+// elsewhere is skipped. An evicted range loses its protection.
+//
 // DOC: Locking
 //
-// Caller: the range's migrate_mu. Here: the notifier lock (shared in step 2,
+// Eviction: the caller holds the range's migrate_mu. reclaim() holds the
+// policy's mutex (one reclaim at a time), trylocks each victim's migrate_mu
+// and holds nothing else while evicting. Here: the notifier lock (shared in step 2,
 // exclusive in steps 3 and 7), frame trylocks. Nothing is held across the
 // copy but the frame locks, so a CPU fault on a page being evicted simply
 // waits for its placement.
@@ -250,14 +273,71 @@ std::uint64_t PressurePolicy::bytes_to_free(const DeviceMemoryUse& use, std::uin
   return static_cast<std::uint64_t>(std::max(excess, static_cast<double>(need)));
 }
 
-std::vector<RangePtr> PressurePolicy::order_victims(std::vector<RangePtr> ranges, const Range* faulting) const {
-  std::erase_if(ranges, [&](const RangePtr& r) { return r.get() == faulting; });
-  std::stable_sort(ranges.begin(), ranges.end(), [](const RangePtr& a, const RangePtr& b) {
-    const bool ka = a->advice.preferred == Location::kDevice, kb = b->advice.preferred == Location::kDevice;
-    if (ka != kb) return kb;  // advised-to-device ranges go last
-    return a->last_gpu_use.load(std::memory_order_relaxed) < b->last_gpu_use.load(std::memory_order_relaxed);
-  });
-  return ranges;
+std::vector<RangePtr> PressurePolicy::sweep_and_order(std::vector<Resident> resident, const Range* faulting) {
+  const std::uint64_t now = now_ns();
+  sweeps_.fetch_add(1, std::memory_order_relaxed);
+  struct Victim {
+    RangePtr r;
+    int cls;
+    std::uint64_t key;  // ascending within a class
+  };
+  std::vector<Victim> order;
+  order.reserve(resident.size());
+  for (Resident& c : resident) {
+    Range& r = *c.range;
+    if (&r == faulting) continue;
+    // The sweep: read and clear the accessed bits (without them, a fault
+    // since the last sweep counts as use).
+    const bool used = bits_ ? bits_->test_and_clear_accessed(r.start, r.end)
+                            : r.last_gpu_use.load(std::memory_order_relaxed) > last_sweep_ns_;
+    if (used && bits_) r.last_gpu_use.store(now, std::memory_order_relaxed);
+    const bool seen_before = r.swept.exchange(true, std::memory_order_relaxed);
+    if (used && seen_before) r.active.store(true, std::memory_order_relaxed);
+    const std::uint64_t arrival = r.arrival.load(std::memory_order_relaxed);
+    int cls;
+    std::uint64_t key;
+    if (c.keep) {
+      cls = 3, key = r.last_gpu_use.load(std::memory_order_relaxed);
+    } else if (r.active.load(std::memory_order_relaxed)) {
+      cls = 2, key = r.last_gpu_use.load(std::memory_order_relaxed);
+    } else if (!used) {
+      cls = 0, key = ~arrival;  // probation, idle since the last sweep: newest arrival first
+    } else {
+      cls = 1, key = arrival;  // probation, in use now: oldest arrival first
+    }
+    order.push_back({std::move(c.range), cls, key});
+  }
+  last_sweep_ns_ = now;
+  std::stable_sort(order.begin(), order.end(),
+                   [](const Victim& x, const Victim& y) { return x.cls != y.cls ? x.cls < y.cls : x.key < y.key; });
+  std::vector<RangePtr> out;
+  out.reserve(order.size());
+  for (Victim& v : order) out.push_back(std::move(v.r));
+  return out;
+}
+
+std::uint64_t PressurePolicy::reclaim(std::uint64_t need, const Range* faulting, MechanismFace& mech,
+                                      EvictionEngine& evictor, const std::function<std::vector<Resident>()>& resident) {
+  std::lock_guard pl(mu_);
+  const DeviceMemoryUse use = mech.device_memory();
+  const std::uint64_t to_free = bytes_to_free(use, need);
+  const bool sweep_due = migrated_since_sweep_.load(std::memory_order_relaxed) >= use.total / kSweepsPerTurnover;
+  if (to_free == 0 && !sweep_due) return 0;
+  migrated_since_sweep_.store(0, std::memory_order_relaxed);
+  const std::vector<RangePtr> victims = sweep_and_order(resident(), faulting);
+  std::uint64_t freed = 0;
+  for (const RangePtr& v : victims) {
+    if (freed >= to_free) break;
+    std::unique_lock m(v->migrate_mu, std::try_to_lock);
+    if (!m.owns_lock()) continue;  // busy migrating: never wait on another range (ABBA)
+    const EvictResult res = evictor.evict_allocation(*v, EvictMode::kPressure);
+    if (res.pages_evicted) {
+      on_evicted(*v);
+      counters_.evictions.fetch_add(1, std::memory_order_relaxed);
+    }
+    freed += res.pages_evicted * kPageSize;
+  }
+  return freed;
 }
 
 bool PressurePolicy::on_refault(Range& r) const {

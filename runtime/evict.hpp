@@ -11,11 +11,13 @@
 //     guarded by the notifier sequence (prefetch to system, evict()).
 // It never consults the runtime's registry of CPU mappings.
 //
-// PressurePolicy decides what to evict: high/low watermarks on device
-// memory, victims by recency of GPU use (LRU), ranges the application asked
-// to keep on the device last, and thrash detection: a range evicted and
-// re-faulted `thrash_threshold` times within `thrash_window_ns` stays in
-// system memory for `thrash_cooldown_ns`.
+// PressurePolicy decides what to evict and runs the victim loop: high/low
+// watermarks on device memory, victims by GPU use (a CLOCK sweep over the
+// device's accessed bits, scan resistant: a range must be seen in use at two
+// sweeps before it is protected), ranges the application asked to keep on
+// the device last, and thrash detection: a range evicted and re-faulted
+// `thrash_threshold` times within `thrash_window_ns` stays in system memory
+// for `thrash_cooldown_ns`.
 //
 // Concurrency: REQUIRES the caller to hold the range's migrate_mu for every
 // per-range call. The engine takes the notifier lock itself (shared for the
@@ -26,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <shared_mutex>
 #include <vector>
 
@@ -113,6 +116,11 @@ class PressurePolicy {
     unsigned thrash_threshold = 3;
     std::uint64_t thrash_window_ns = 200'000'000, thrash_cooldown_ns = 500'000'000;
   };
+  /// A range that holds device pages, as reclaim() sees it.
+  struct Resident {
+    RangePtr range;
+    bool keep = false;  ///< advised to prefer the device: evicted last
+  };
   PressurePolicy(Options o, Counters& counters) : o_(o), counters_(counters) {}
 
   static std::uint64_t now_ns() {
@@ -121,16 +129,44 @@ class PressurePolicy {
             .count());
   }
 
+  /// The device's accessed bits, read and cleared by the CLOCK sweep of
+  /// reclaim(). Without them (nullptr, the default) use is known only from
+  /// faults: a range is "accessed" if it faulted since the last sweep.
+  /// REQUIRES: no reclaim() running; `bits` outlives this policy.
+  void set_accessed_bits(AccessedBits* bits) { bits_ = bits; }
+
   /// Bytes to evict so that `need` more bytes fit under the high watermark
   /// (evicting down to the low one), 0 if they fit already.
   std::uint64_t bytes_to_free(const DeviceMemoryUse& use, std::uint64_t need) const;
 
-  /// Orders victim candidates: least recently used first; ranges advised to
-  /// prefer the device last. Ranges without device pages are dropped.
-  std::vector<RangePtr> order_victims(std::vector<RangePtr> ranges, const Range* faulting) const;
+  /// The victim loop, called before every migration to the device. Sweeps
+  /// the ranges `resident()` lists (accessed bits read and cleared) once a
+  /// 1/kSweepsPerTurnover of device memory has arrived since the last sweep,
+  /// and whenever `need` more device bytes do not fit under the high
+  /// watermark; in that case it also orders them (see evict.cpp, DOC: Victims) and evicts them in
+  /// that order, pressure mode, until enough is free. Never evicts
+  /// `faulting`; skips ranges whose migrate_mu is held (never waits on
+  /// another range: ABBA). One reclaim runs at a time. Returns the bytes
+  /// freed. REQUIRES: the caller holds faulting's migrate_mu (if any) and no
+  /// other range's, nor the driver or notifier lock (resident() may take
+  /// them). Throws what the eviction throws.
+  std::uint64_t reclaim(std::uint64_t need, const Range* faulting, MechanismFace& mech, EvictionEngine& evictor,
+                        const std::function<std::vector<Resident>()>& resident);
+
+  /// Notes that `bytes` of r were just migrated to the device: an arrival
+  /// on probation, protected once a later sweep sees it used again.
+  void on_migrated(Range& r, std::uint64_t bytes) {
+    migrated_since_sweep_.fetch_add(bytes, std::memory_order_relaxed);
+    r.arrival.store(arrivals_.fetch_add(1, std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    r.swept.store(false, std::memory_order_relaxed);
+    r.last_gpu_use.store(now_ns(), std::memory_order_relaxed);
+  }
 
   /// Notes a pressure eviction of r.
-  void on_evicted(Range& r) const { r.evicted_at.store(now_ns(), std::memory_order_relaxed); }
+  void on_evicted(Range& r) const {
+    r.evicted_at.store(now_ns(), std::memory_order_relaxed);
+    r.active.store(false, std::memory_order_relaxed);
+  }
 
   /// Notes that r is being migrated to the device again; returns true if
   /// that makes it a thrashing range (it then cools down in RAM).
@@ -140,10 +176,23 @@ class PressurePolicy {
   bool cooling(const Range& r) const { return now_ns() < r.cooldown_until.load(std::memory_order_relaxed); }
 
   const Options& options() const { return o_; }
+  /// A sweep runs each time this fraction of device memory has arrived.
+  static constexpr std::uint64_t kSweepsPerTurnover = 16;
+  /// CLOCK sweeps made so far.
+  std::uint64_t sweeps() const { return sweeps_.load(std::memory_order_relaxed); }
 
  private:
+  // The CLOCK sweep and the victim order of one reclaim. REQUIRES mu_.
+  std::vector<RangePtr> sweep_and_order(std::vector<Resident> resident, const Range* faulting);
+
   Options o_;
   Counters& counters_;
+  AccessedBits* bits_ = nullptr;
+  std::mutex mu_;  // one reclaim at a time
+  std::atomic<std::uint64_t> arrivals_{0};
+  std::atomic<std::uint64_t> sweeps_{0};
+  std::atomic<std::uint64_t> migrated_since_sweep_{0};
+  std::uint64_t last_sweep_ns_ = 0;  // guarded by mu_
 };
 
 }  // namespace xesvm

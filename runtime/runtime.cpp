@@ -74,7 +74,8 @@ void install_fork_handlers() {
 RuntimeImpl::RuntimeImpl(std::string_view uri, const RuntimeOptions& options)
     : observer_(Observer::from_environment()), backend_(open_backend(uri)) {
   if (MechanismFace* mech = backend_->mechanism()) {
-    manager_ = std::make_unique<SvmManager>(*mech, options);
+    Engine* engine = backend_->engine();
+    manager_ = std::make_unique<SvmManager>(*mech, options, engine ? engine->accessed_bits() : nullptr);
     policy_ = manager_.get();
     if (Engine* e = backend_->engine()) e->set_fault_handler(manager_.get());
     install_fork_handlers();

@@ -1,32 +1,27 @@
 // DOC: Overview
 //
-// The user-space SVM driver. See svm_manager.hpp for the lock order. This
-// file holds the GPU fault path, migration to device memory, invalidation
-// handling, and the garbage collection of ranges whose CPU mapping changed.
+// SvmManager, the user-space SVM driver: the part that manages ranges and
+// mirrors and implements the policy face. The GPU fault path and the bind
+// step are in gpu_fault.cpp, invalidation and garbage collection in
+// invalidation.cpp, eviction and the pressure policy in evict.cpp.
 //
-// DOC: GPU fault path
+// DOC: What this file holds
 //
-//  1. find or insert the range around the address (driver_mu_);
-//  2. take the range's migrate_mu; decide placement: system while the range
-//     cools down after thrashing or is advised to system, else device;
-//  3. migrate: unbind the range's GPU mapping (bumping the sequence, as the
-//     kernel's MMU_NOTIFY_MIGRATE would), make room under pressure, allocate
-//     frames (one naturally aligned chunk of the range's size if the whole
-//     range moves), move the system pages; if device memory cannot be had,
-//     map the system pages instead;
-//  4. get pages: record the window's sequence, snapshot the range;
-//  5. bind under the notifier lock (shared): if the sequence moved, go back
-//     to 4 and count a bind retry; else write the GPU page table.
+//  - construction, teardown (detach, evict_all);
+//  - the registry of mirrored regions and the range tree: find_or_insert()
+//    (ranges are created on the first fault inside a mirror, sized by
+//    RangeTree::choose_chunk), lock_live_range() (the range with its
+//    migrate_mu, removing ranges whose CPU mapping changed on the way),
+//    remove_range(), end_mirror();
+//  - the policy face: advise, prefetch (to the device: the fault path's
+//    migrate + bind per range; to system: evict by VA), evict (range
+//    parallel on the copier's workers), residency, stats.
 //
-// DOC: Invalidation
+// DOC: Locking
 //
-// The backend's service thread calls invalidate() in event order. Under the
-// notifier lock (exclusive) the windows' sequences are bumped and the GPU
-// mappings of the affected ranges are zapped. Ranges whose CPU mapping
-// changed (munmap, mremap, madvise(DONTNEED)) are marked unmapped and queued
-// for removal; the gc thread removes them off the fault path, evicting what
-// device data they still hold to wherever the device says it belongs now
-// (after mremap, the new address).
+// The order of svm_manager.hpp: fork_mu_ -> Range::migrate_mu -> frame locks
+// -> driver_mu_ -> notifier lock. The registry and the tree are guarded by
+// driver_mu_; Range::frames and the binding state by the notifier lock.
 //
 // DOC: Examples
 //
@@ -45,13 +40,16 @@
 #include <unordered_set>
 
 namespace xesvm {
-namespace {
 
-std::string hex(std::uint64_t v) {
+std::string detail::hex(std::uint64_t v) {
   std::ostringstream os;
   os << "0x" << std::hex << v;
   return os.str();
 }
+
+using detail::hex;
+
+namespace {
 
 void check_span(std::uint64_t start, std::size_t len, const char* what) {
   if (len == 0) throw Error(Error::Code::kInvalidArgument, std::string(what) + ": length is 0; expected > 0");
@@ -64,7 +62,7 @@ void check_span(std::uint64_t start, std::size_t len, const char* what) {
 
 }  // namespace
 
-SvmManager::SvmManager(MechanismFace& mech, const RuntimeOptions& options)
+SvmManager::SvmManager(MechanismFace& mech, const RuntimeOptions& options, AccessedBits* accessed)
     : mech_(mech),
       options_(options),
       notifier_(options.notifier_window),
@@ -77,6 +75,7 @@ SvmManager::SvmManager(MechanismFace& mech, const RuntimeOptions& options)
         options.high_watermark <= 1.0)) {
     throw Error(Error::Code::kInvalidArgument, "watermarks: expected 0 < low <= high <= 1");
   }
+  policy_.set_accessed_bits(accessed);
   gc_ = std::jthread([this](std::stop_token st) { gc_loop(st); });
 }
 
@@ -229,226 +228,6 @@ void SvmManager::evict_all() {
   }
 }
 
-// ---------------------------------------------------------------------------
-// Fault path
-
-void SvmManager::make_room(std::uint64_t need, const Range* faulting) {
-  std::lock_guard pl(pressure_mu_);
-  std::uint64_t to_free = policy_.bytes_to_free(mech_.device_memory(), need);
-  if (to_free == 0) return;
-  std::vector<RangePtr> victims;
-  {
-    std::lock_guard lk(driver_mu_);  // order_victims reads advice
-    std::vector<RangePtr> resident;
-    {
-      std::shared_lock nl(notifier_.lock);
-      for (const RangePtr& r : tree_.all()) {
-        if (r->device_pages()) resident.push_back(r);
-      }
-    }
-    victims = policy_.order_victims(std::move(resident), faulting);
-  }
-  std::uint64_t freed = 0;
-  for (const RangePtr& v : victims) {
-    if (freed >= to_free) break;
-    std::unique_lock m(v->migrate_mu, std::try_to_lock);
-    if (!m.owns_lock()) continue;  // busy migrating: never wait on another range (ABBA)
-    EvictResult res = evictor_.evict_allocation(*v, EvictMode::kPressure);
-    if (res.pages_evicted) {
-      policy_.on_evicted(*v);
-      counters_.evictions.fetch_add(1, std::memory_order_relaxed);
-    }
-    freed += res.pages_evicted * kPageSize;
-  }
-}
-
-bool SvmManager::migrate_range_to_device(Range& r, std::uint64_t* moved_bytes, std::uint64_t lo, std::uint64_t hi) {
-  std::vector<PageSnapshot> snap(r.pages());
-  mech_.snapshot_device(r.start, snap);  // which pages are on the device; migrate_to_device reads the rest
-  std::vector<std::uint64_t> addrs;
-  std::vector<std::size_t> stale;  // device pages of this range the books say are in RAM
-  {
-    std::shared_lock nl(notifier_.lock);
-    for (std::size_t i = 0; i < snap.size(); ++i) {
-      if (snap[i].place != PagePlace::kDevice) {
-        addrs.push_back(r.start + i * kPageSize);
-      } else if (r.frames[i] == kNoFrame) {
-        stale.push_back(i);
-      }
-    }
-  }
-  if (!stale.empty()) {
-    // A CPU fault that took pages off the books and then could not copy
-    // them (a failed or interrupted placement) left them on the device:
-    // the device's view is the truth. A frame that is locked may be on its
-    // way home right now (the books are then right): only an idle frame
-    // still tagged with this range is taken back.
-    std::unique_lock nl(notifier_.lock);
-    for (std::size_t i : stale) {
-      const FrameId f = snap[i].frame;
-      if (r.frames[i] != kNoFrame || !mech_.frame_trylock(f)) continue;
-      if (mech_.frame_owner(f) == r.id) r.frames[i] = f;
-      mech_.frame_unlock(f);
-    }
-  }
-  if (addrs.empty()) return true;
-  if (policy_.on_refault(r)) return false;  // thrashing: cool down in RAM
-
-  // The GPU must stop reading the system pages before they go away.
-  {
-    std::unique_lock nl(notifier_.lock);
-    notifier_.windows.bump(r.start, r.end);
-    mech_.unbind(r.start, r.end);
-    r.gpu_bound = false;
-  }
-  const std::uint64_t need = addrs.size() * kPageSize;
-  make_room(need, &r);
-  std::optional<std::vector<FrameId>> frames;
-  if (addrs.size() == r.pages()) frames = mech_.alloc_frames(r.size(), r.size(), r.id);
-  if (!frames) frames = mech_.alloc_frames(need, kPageSize, r.id);
-  if (!frames) {
-    make_room(need + r.size(), &r);  // one more try after a harder squeeze
-    frames = mech_.alloc_frames(need, kPageSize, r.id);
-    if (!frames) return false;
-  }
-  const std::vector<FrameId> allocated = *frames;
-  std::size_t moved = mech_.migrate_to_device(addrs, *frames);
-  std::vector<FrameId> unused;  // pages unmapped meanwhile: their frames go back
-  {
-    std::unique_lock nl(notifier_.lock);
-    for (std::size_t i = 0; i < addrs.size(); ++i) {
-      FrameId f = (*frames)[i];
-      if (f == kNoFrame) {
-        unused.push_back(allocated[i]);
-        continue;
-      }
-      r.frames[(addrs[i] - r.start) / kPageSize] = f;
-      if (moved_bytes) {
-        const std::uint64_t a = std::max(addrs[i], lo), b = std::min(addrs[i] + kPageSize, hi);
-        if (a < b) *moved_bytes += b - a;
-      }
-    }
-  }
-  if (!unused.empty()) mech_.free_frames(unused);
-  if (moved) {
-    counters_.migrations_to_device.fetch_add(1, std::memory_order_relaxed);
-    counters_.bytes_to_device.fetch_add(moved * kPageSize, std::memory_order_relaxed);
-  }
-  return true;
-}
-
-namespace {
-
-// Per page of [start, start + n pages): bit 0 the CPU may read it, bit 1 it
-// may write it.
-constexpr std::uint8_t kMayRead = 1, kMayWrite = 2;
-std::vector<std::uint8_t> page_access(const std::vector<CpuProtection>& prot, std::uint64_t start, std::size_t n) {
-  std::vector<std::uint8_t> acc(n, 0);
-  for (const CpuProtection& p : prot) {
-    const std::uint8_t bits = (p.readable ? kMayRead : 0) | (p.readable && p.writable ? kMayWrite : 0);
-    for (std::uint64_t a = std::max(p.start, start); a < std::min(p.end, start + n * kPageSize); a += kPageSize) {
-      acc[(a - start) / kPageSize] = bits;
-    }
-  }
-  return acc;
-}
-
-}  // namespace
-
-void SvmManager::check_cpu_protection() {
-  std::vector<RangePtr> bound;
-  std::uint64_t lo = ~std::uint64_t{0}, hi = 0;
-  {
-    std::lock_guard lk(driver_mu_);
-    // Exclusive: a binder sets gpu_bound under the shared lock (its range's
-    // migrate_mu keeps binders of one range apart), so a reader that holds
-    // neither must exclude binders.
-    std::unique_lock nl(notifier_.lock);
-    for (const RangePtr& r : tree_.all()) {
-      if (!r->gpu_bound) continue;
-      bound.push_back(r);
-      lo = std::min(lo, r->start);
-      hi = std::max(hi, r->end);
-    }
-  }
-  if (bound.empty()) return;
-  const std::vector<CpuProtection> prot = mech_.cpu_protection(lo, hi);
-  for (const RangePtr& r : bound) {
-    // Read-write in full, as at its bind: nothing to do. Anything else may
-    // have been tightened by mprotect() since (no event tells us): the next
-    // access faults and binds what the mapping allows now.
-    std::uint64_t covered = r->start;
-    for (const CpuProtection& p : prot) {
-      if (p.end <= covered || p.start > covered) continue;
-      if (!p.readable || !p.writable) break;
-      covered = p.end;
-      if (covered >= r->end) break;
-    }
-    std::unique_lock nl(notifier_.lock);
-    if (covered >= r->end && r->bound_read_write) continue;
-    if (!r->gpu_bound) continue;
-    notifier_.windows.bump(r->start, r->end);
-    mech_.unbind(r->start, r->end);
-    r->gpu_bound = false;
-  }
-}
-
-void SvmManager::get_pages_and_bind(Range& r, const std::vector<CpuProtection>* prot) {
-  std::vector<PageSnapshot> snap(r.pages());
-  // mprotect() raises no event: the protection is read at every fault (the
-  // caller may pass what it read), and each launch drops binds it no longer
-  // allows (check_cpu_protection()).
-  const std::vector<std::uint8_t> access =
-      page_access(prot ? *prot : mech_.cpu_protection(r.start, r.end), r.start, r.pages());
-  const bool read_write =
-      std::all_of(access.begin(), access.end(), [](std::uint8_t a) { return a == (kMayRead | kMayWrite); });
-  for (unsigned attempt = 0; attempt < 10000; ++attempt) {
-    std::uint64_t seq;
-    {
-      std::shared_lock nl(notifier_.lock);
-      if (r.unmapped) return;
-      seq = notifier_.windows.seq(r.start);
-    }
-    mech_.snapshot(r.start, snap);
-    if (before_bind_) before_bind_(r.start);
-    std::shared_lock nl(notifier_.lock);
-    if (r.unmapped) return;
-    if (notifier_.windows.seq(r.start) != seq) {
-      counters_.bind_retries.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    if (mech_.cpu_events_pending()) {
-      // A mapping change is on its way to invalidate(): the snapshot may
-      // describe a mapping that is gone. Let it arrive, then start over.
-      nl.unlock();
-      counters_.bind_retries.fetch_add(1, std::memory_order_relaxed);
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
-      continue;
-    }
-    if (read_write) {
-      mech_.bind(r.start, snap);
-    } else {
-      // Pages the CPU may not read stay unbound (an access faults and is
-      // refused); read-only pages are bound read-only.
-      for (std::size_t i = 0; i < snap.size(); ++i) snap[i].writable = snap[i].writable && (access[i] & kMayWrite);
-      for (std::size_t i = 0; i < snap.size();) {
-        if (!(access[i] & kMayRead)) {
-          ++i;
-          continue;
-        }
-        std::size_t j = i + 1;
-        while (j < snap.size() && (access[j] & kMayRead)) ++j;
-        mech_.bind(r.start + i * kPageSize, std::span<const PageSnapshot>(snap).subspan(i, j - i));
-        i = j;
-      }
-    }
-    r.gpu_bound = true;
-    r.bound_read_write = read_write;
-    return;
-  }
-  throw Error(Error::Code::kBusy, "GPU fault: range at " + hex(r.start) + " kept changing while binding");
-}
-
 RangePtr SvmManager::lock_live_range(std::uint64_t addr, std::unique_lock<std::mutex>& held) {
   for (int attempt = 0; attempt < 100; ++attempt) {
     RangePtr r = find_or_insert(addr);
@@ -468,142 +247,6 @@ RangePtr SvmManager::lock_live_range(std::uint64_t addr, std::unique_lock<std::m
     remove_range(r, EvictMode::kTeardown);
   }
   throw Error(Error::Code::kBusy, "range at " + hex(addr) + " kept being unmapped");
-}
-
-bool SvmManager::handle_gpu_fault(std::uint64_t addr, Access access) {
-  (void)access;
-  counters_.gpu_faults.fetch_add(1, std::memory_order_relaxed);
-  std::shared_lock fork_guard(fork_mu_);
-  std::unique_lock<std::mutex> m;
-  RangePtr r = lock_live_range(addr, m);
-  // Not SVM memory -- unless a mapping change (mremap to here, a new mirror)
-  // is still on its way to invalidate(). Wait for it, bounded.
-  for (unsigned waits = 0; !r && mech_.cpu_events_pending() && waits < 50000; ++waits) {
-    std::this_thread::sleep_for(std::chrono::microseconds(20));
-    r = lock_live_range(addr, m);
-  }
-  if (!r) return false;
-  // Device access obeys the CPU mapping's protection, as HMM's does: a
-  // GPU access the mapping does not allow is a fatal GPU fault.
-  // One read of the range's protection serves the check and the bind.
-  const std::uint64_t page = addr & ~std::uint64_t(kPageSize - 1);
-  const std::vector<CpuProtection> range_prot = mech_.cpu_protection(r->start, r->end);
-  std::vector<CpuProtection> prot;
-  for (const CpuProtection& p : range_prot) {
-    if (p.start <= page && page < p.end) prot.push_back(p);
-  }
-  if (!prot.empty()) {  // no mapping at all: the migration finds nothing to move
-    const char* what = access == Access::kRead ? "read" : access == Access::kWrite ? "write" : "atomic";
-    if (!prot[0].readable) {
-      throw Error(Error::Code::kDeviceLost, std::string("GPU ") + what + " at " + hex(addr) +
-                                                ": the CPU maps the page PROT_NONE; a GPU access the CPU "
-                                                "mapping does not allow is a fatal GPU fault");
-    }
-    if (access != Access::kRead && !prot[0].writable) {
-      throw Error(Error::Code::kDeviceLost, std::string("GPU ") + what + " at " + hex(addr) +
-                                                ": the CPU maps the page read-only; a GPU write to read-only "
-                                                "memory is a fatal GPU fault");
-    }
-  }
-  Advice advice;
-  {
-    std::lock_guard lk(driver_mu_);
-    advice = r->advice;
-  }
-  // Atomic advice places the range on the device whatever else holds (the
-  // make_device_exclusive analogue: device atomics then act on frames).
-  const bool to_device = advice.atomic || (!policy_.cooling(*r) && advice.preferred != Location::kSystem);
-  if (to_device) migrate_range_to_device(*r);  // false: fall back to system pages
-  get_pages_and_bind(*r, &range_prot);
-  r->last_gpu_use.store(PressurePolicy::now_ns(), std::memory_order_relaxed);
-  return true;
-}
-
-// ---------------------------------------------------------------------------
-// Invalidation and garbage collection
-
-void SvmManager::invalidate(const Invalidation& inv) {
-  counters_.invalidations.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard lk(driver_mu_);
-  std::unique_lock nl(notifier_.lock);
-  notifier_.windows.bump(inv.start, inv.end);
-  std::vector<RangePtr> hit = tree_.overlapping(inv.start, inv.end);
-  std::unordered_set<FrameId> moving;  // kMigratedToRam: the frames going home
-  for (const RangePtr& r : hit) {
-    if (inv.kind == InvalidationKind::kMigratedToRam) {
-      // Only what moves loses its GPU mapping: the rest of the range stays
-      // bound (a partly bound range keeps gpu_bound, so the protection check
-      // still finds it).
-      const std::uint64_t a = std::max(r->start, inv.start), b = std::min(r->end, inv.end);
-      mech_.unbind(a, b);
-      if (a == r->start && b == r->end) r->gpu_bound = false;
-      if (moving.empty()) moving.insert(inv.frames.begin(), inv.frames.end());
-      for (FrameId& f : r->frames) {
-        if (f != kNoFrame && moving.count(f)) f = kNoFrame;
-      }
-      continue;
-    }
-    mech_.unbind(r->start, r->end);
-    r->gpu_bound = false;
-    if (!r->unmapped) {
-      r->unmapped = true;
-      std::lock_guard g(gc_mu_);
-      gc_queue_.push_back(r);
-    }
-  }
-  if (inv.kind == InvalidationKind::kUnmap || inv.kind == InvalidationKind::kRemap) {
-    // The registry of CPU mappings follows the change.
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> keep;
-    bool moved = false;
-    for (auto it = mirrors_.begin(); it != mirrors_.end();) {
-      if (it->second <= inv.start || it->first >= inv.end) {
-        ++it;
-        continue;
-      }
-      if (it->first < inv.start) keep.emplace_back(it->first, inv.start);
-      if (it->second > inv.end) keep.emplace_back(inv.end, it->second);
-      moved = true;
-      it = mirrors_.erase(it);
-    }
-    for (auto& [s, e] : keep) mirrors_[s] = e;
-    if (inv.kind == InvalidationKind::kRemap && moved) {
-      mirrors_[inv.new_start] = inv.new_start + (inv.end - inv.start);
-    }
-  }
-  gc_cv_.notify_one();
-}
-
-void SvmManager::collect_garbage() {
-  for (;;) {
-    RangePtr r;
-    {
-      std::lock_guard g(gc_mu_);
-      if (gc_queue_.empty()) return;
-      r = gc_queue_.front();
-      gc_queue_.pop_front();
-    }
-    // No exception may end this thread (std::terminate). A range that could
-    // not be removed stays marked unmapped: the next fault on it or the
-    // teardown removes it.
-    try {
-      remove_range(r, EvictMode::kTeardown);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "xesvm: gc: removing the range at %s failed: %s\n", hex(r->start).c_str(), e.what());
-    }
-  }
-}
-
-void SvmManager::gc_loop(std::stop_token st) {
-  while (!st.stop_requested()) {
-    {
-      std::unique_lock g(gc_mu_);
-      // Paused (a test hook), a non-empty queue must not end the wait: the
-      // loop would spin until it is resumed.
-      gc_cv_.wait_for(g, std::chrono::milliseconds(50),
-                      [&] { return (!gc_queue_.empty() && !gc_paused_.load()) || st.stop_requested(); });
-    }
-    if (!gc_paused_.load()) collect_garbage();
-  }
 }
 
 // ---------------------------------------------------------------------------

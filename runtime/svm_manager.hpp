@@ -6,11 +6,13 @@
 // face, resolves GPU faults (GpuFaultHandler) and receives CPU-side
 // invalidations (MirrorClient).
 //
-// GPU fault path: find or insert the range around the address -> decide
-// placement (advice, thrash cool-down, free device memory) -> migrate to
-// device memory, evicting victims first if memory is short -> get pages (a
-// snapshot, recording the notifier sequence) -> bind under the notifier lock,
-// going back to get pages if the sequence moved.
+// GPU fault path (gpu_fault.cpp): find or insert the range around the
+// address -> decide placement (advice, thrash cool-down) -> migrate to device
+// memory, the pressure policy evicting victims first if memory is short
+// (evict.cpp) -> get pages (a snapshot, recording the notifier sequence) ->
+// bind under the notifier lock, going back to get pages if the sequence
+// moved. Invalidations and the gc of ranges whose CPU mapping changed:
+// invalidation.cpp. Ranges, mirrors and the policy face: svm_manager.cpp.
 //
 // Locks, in the order they may be taken:
 //   fork_mu_ (shared by faults and prefetch, exclusive around fork())
@@ -33,6 +35,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 
@@ -43,9 +46,16 @@
 
 namespace xesvm {
 
+namespace detail {
+/// "0x..." of an address, for error messages of the SvmManager files.
+std::string hex(std::uint64_t v);
+}  // namespace detail
+
 class SvmManager final : public PolicyFace, public GpuFaultHandler, public MirrorClient {
  public:
-  SvmManager(MechanismFace& mech, const RuntimeOptions& options);
+  /// `accessed`: the GPU page table's accessed bits for victim choice, or
+  /// nullptr (victims by their last fault). Must outlive this manager.
+  SvmManager(MechanismFace& mech, const RuntimeOptions& options, AccessedBits* accessed = nullptr);
   ~SvmManager() override;
 
   // PolicyFace
@@ -151,7 +161,6 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   PressurePolicy policy_;
 
   std::shared_mutex fork_mu_;
-  std::mutex pressure_mu_;  // one pressure eviction at a time
 
   mutable std::mutex driver_mu_;
   RangeTree tree_;

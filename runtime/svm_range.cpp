@@ -3,6 +3,17 @@
 // Ranges, notifier windows and chunk choice. See svm_range.hpp for the
 // model; this file holds the lookups and the chunk-choice rule.
 //
+// DOC: Data path
+//
+// A range is the second step of the fault path (fault -> range -> pages ->
+// bind): the fault looks it up with find() (one hash probe of the 2 MiB
+// block index, two array reads) or creates it with choose_chunk() +
+// insert(); migration, get-pages and bind then work on its pages, and the
+// notifier window of its start guards the bind. Pressure reaches it the
+// other way (victims -> lock -> unmap -> copy -> finalize, evict.cpp), by
+// owner tag, never through this tree. Invalidation finds the ranges it hits
+// with overlapping() (B-tree, O(log n + affected)).
+//
 // DOC: Chunk choice
 //
 // For a fault at addr, try 2 MiB, then 64 KiB, then 4 KiB. A size c fits if

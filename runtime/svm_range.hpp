@@ -63,7 +63,10 @@ struct Range {
 
   // Guarded by the driver lock (advice) or atomic (policy bookkeeping).
   Advice advice{};
-  std::atomic<std::uint64_t> last_gpu_use{0};    ///< recency of GPU use (ns)
+  std::atomic<std::uint64_t> last_gpu_use{0};    ///< last GPU use seen: a fault or a sweep (ns)
+  std::atomic<std::uint64_t> arrival{0};         ///< order of its last migration to the device
+  std::atomic<bool> swept{false};                ///< a CLOCK sweep has met it since its arrival
+  std::atomic<bool> active{false};               ///< seen in use at two sweeps: protected
   std::atomic<std::uint64_t> evicted_at{0};      ///< last pressure eviction (ns)
   std::atomic<unsigned> refaults{0};             ///< evict+refault in the window
   std::atomic<std::uint64_t> cooldown_until{0};  ///< thrash: stay in RAM till then

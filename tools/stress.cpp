@@ -14,7 +14,9 @@
 #include <memory>
 #include <thread>
 
+#include "runtime/backends/sim/sim_device.hpp"
 #include "runtime/stats_trace.hpp"
+#include "tools/opt_bound.hpp"
 #include "xesvm/xesvm.hpp"
 
 namespace xesvm::tools {
@@ -364,6 +366,15 @@ StressResult run_stress(const StressOptions& o, Pattern pattern, TraceWriter* tr
   }
 
   const bool timed = o.duration_s > 0;
+  // The bound needs the whole sequence and the sim's cost model.
+  const bool is_sim = o.backend.rfind("sim", 0) == 0 && (o.backend.size() == 3 || o.backend[3] == ':');
+  if (!is_sim) {
+    r.bound_note = "not the sim (no cost model)";
+  } else if (o.threads != 1 || timed || prefetch) {
+    r.bound_note = "computed for one host thread, a fixed pass count and plain faulting only";
+  }
+  const bool want_bound = r.bound_note.empty();
+  std::vector<std::vector<std::uint64_t>> cpu_touches;  // per pass, when want_bound
   const auto duration =
       std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.duration_s));
   Progress progress(o.progress && !o.json, std::string(r.pattern),
@@ -409,8 +420,10 @@ StressResult run_stress(const StressOptions& o, Pattern pattern, TraceWriter* tr
         report();
       }
       // CPU touches of a random fraction of the pages (they migrate back).
+      if (want_bound) cpu_touches.emplace_back();
       for (std::uint64_t k = 0; k < cpu_pages; ++k) {
         const std::uint64_t p = rng() % sl.pages;
+        if (want_bound) cpu_touches.back().push_back(p);
         sl.data_errors += check_and_advance(sl.base + p * kWords, p, sl.gen[p]);
         ++sl.gen[p];
       }
@@ -476,6 +489,23 @@ StressResult run_stress(const StressOptions& o, Pattern pattern, TraceWriter* tr
   r.thrash_events = s.thrash_events;
   r.bind_retries = s.bind_retries;
   r.high_water = s.device_bytes_high_water;
+  if (want_bound) {
+    BoundInput in;
+    in.pages = slices[0].pages;
+    in.workers = workers;
+    in.device_bytes = r.device_memory;
+    const std::size_t colon = o.backend.find(':');
+    in.link = sim::parse_sim_options(colon == std::string::npos ? "" : o.backend.substr(colon + 1)).link;
+    in.order = slices[0].steps[0].pages;
+    in.cpu_touches = std::move(cpu_touches);
+    const Bound b = optimal_bound(in);
+    r.has_bound = true;
+    r.bound_s = b.bound_s;
+    r.belady_s = b.belady_s;
+    r.remote_stream_s = b.remote_stream_s;
+    r.belady_misses = b.belady_misses;
+    r.bound_method = b.method;
+  }
   for (Slice& sl : slices) rt.free(sl.base);
   return r;
 }

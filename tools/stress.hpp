@@ -62,6 +62,14 @@ struct StressResult {
   std::vector<std::pair<std::string, long long>> kernel_counters;
   std::string kernel_counters_note;
   Stats stats;  ///< every counter of the run's Runtime at the end
+  /// The optimal policy's modelled time on the same access sequence and
+  /// cost model (tools/opt_bound.hpp): computed for the sim with one host
+  /// thread, a fixed number of passes and plain faulting; else has_bound is
+  /// false and bound_note says why.
+  bool has_bound = false;
+  double bound_s = 0, belady_s = 0, remote_stream_s = 0;
+  std::uint64_t belady_misses = 0;
+  std::string bound_method, bound_note;
 };
 
 const char* pattern_name(Pattern p);

@@ -88,6 +88,13 @@ json to_json(const StressResult& r) {
           {"bind_retries", r.bind_retries},
           {"device_high_water_bytes", r.high_water},
           {"data_errors", r.data_errors},
+          {"optimal_bound", r.has_bound ? json{{"bound_s", r.bound_s},
+                                               {"method", r.bound_method},
+                                               {"belady_s", r.belady_s},
+                                               {"belady_misses", r.belady_misses},
+                                               {"remote_stream_s", r.remote_stream_s},
+                                               {"modelled_over_bound", r.modelled_s / std::max(1e-12, r.bound_s)}}
+                                        : json{{"note", r.bound_note}}},
           {"stats", stats_json(r.stats)}};
 }
 
@@ -101,6 +108,15 @@ void print_report(const StressResult& r) {
               r.threads, r.threads == 1 ? "" : "s", u(r.passes));
   std::printf("  wall time          %.3f s   GPU throughput %.2f GB/s\n", r.wall_s, r.gpu_gb_per_s);
   std::printf("  modelled device    %.3f s   link bytes %.0f MiB\n", r.modelled_s, mib(r.stats.link_bytes));
+  if (r.has_bound) {
+    std::printf(
+        "  optimal bound      %.3f s (%s; Belady %.3f s with %llu misses, remote stream %.3f s)   "
+        "modelled/bound %.2fx\n",
+        r.bound_s, r.bound_method.c_str(), r.belady_s, u(r.belady_misses), r.remote_stream_s,
+        r.modelled_s / std::max(1e-12, r.bound_s));
+  } else {
+    std::printf("  optimal bound      not computed: %s\n", r.bound_note.c_str());
+  }
   std::printf("  GPU faults         %llu   CPU faults %llu   bind retries %llu   invalidations %llu\n", u(r.gpu_faults),
               u(r.cpu_faults), u(r.bind_retries), u(r.stats.invalidations));
   std::printf("  migrations         to device %llu (%.0f MiB), to system %llu (%.0f MiB)\n", u(r.migrations_to_device),

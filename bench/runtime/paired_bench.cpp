@@ -37,6 +37,9 @@
 //                  4 KiB vs among 1,000, over a mechanism that holds nothing
 //                  (the runtime's tree, windows and mirrors are real); time
 //                  ratio, goal <= 1.5.
+//   invalidation_compact  the same with the 1,000 target ranges made before
+//                  the others (their memory as compact as among 1,000):
+//                  the tree's share of the ratio without the heap's.
 //
 // Exit status: 0 when every verdict given is PASS or only spreads are
 // reported, 1 on a MISS, 2 on bad usage or a failed setup.
@@ -405,27 +408,39 @@ class NullMechanism final : public xesvm::MechanismFace {
 
 // An SvmManager over the null mechanism with `n` ranges of 4 KiB (4 KiB
 // gaps: each its own mirror, each made by a GPU fault), and the timing of
-// `calls` CPU invalidations of one 4 KiB page at random ranges among them.
+// `calls` CPU invalidations of one 4 KiB page at 1,000 distinct random ranges
+// among them (all of them when n is 1,000). With `targets_first` the target
+// ranges are made before the others, so their Range objects, frame tables
+// and block-index entries are allocated as close together as among 1,000
+// ranges: what still differs between the sides is the tree (its depth, the
+// spread of the block index), not where the heap happened to put the ranges
+// touched.
 struct ManyRanges {
   static constexpr std::uint64_t kBase = std::uint64_t{1} << 40;
   NullMechanism mech;
   xesvm::SvmManager mgr{mech, xesvm::RuntimeOptions{}};
   std::vector<std::uint64_t> targets;
-  explicit ManyRanges(std::size_t n) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint64_t a = kBase + i * 2 * kPage;
+  ManyRanges(std::size_t n, bool targets_first) {
+    std::uint64_t x = 88172645463325252ull;  // xorshift: the same targets every run
+    std::vector<char> is_target(n, 0);
+    while (targets.size() < std::min<std::size_t>(1000, n)) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      const std::size_t i = x % n;
+      if (is_target[i]) continue;
+      is_target[i] = 1;
+      targets.push_back(kBase + i * 2 * kPage);
+    }
+    auto make = [&](std::uint64_t a) {
       mgr.mirror(a, kPage);
       if (!mgr.handle_gpu_fault(a, xesvm::Access::kRead)) throw std::runtime_error("invalidation: fault refused");
+    };
+    if (targets_first) {
+      for (std::uint64_t a : targets) make(a);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!targets_first || !is_target[i]) make(kBase + i * 2 * kPage);
     }
     if (mgr.range_count() != n) throw std::runtime_error("invalidation: the ranges were not made");
-    std::uint64_t x = 88172645463325252ull;  // xorshift: the same targets every run
-    // As many distinct targets on both sides (1,000): the ranges touched are
-    // as many, only the tree around them differs.
-    targets.resize(1000);
-    for (auto& t : targets) {
-      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-      t = kBase + (x % n) * 2 * kPage;
-    }
   }
   double run(std::size_t calls) {
     const auto t0 = Clock::now();
@@ -437,9 +452,9 @@ struct ManyRanges {
   }
 };
 
-std::function<double(bool)> invalidation() {
-  auto many = std::make_shared<ManyRanges>(1'000'000);
-  auto few = std::make_shared<ManyRanges>(1'000);
+std::function<double(bool)> invalidation(bool targets_first) {
+  auto many = std::make_shared<ManyRanges>(1'000'000, targets_first);
+  auto few = std::make_shared<ManyRanges>(1'000, targets_first);
   constexpr std::size_t kCalls = 200'000;
   return paired([many] { return many->run(kCalls); }, [few] { return few->run(kCalls); }, Ratio::kTime);
 }
@@ -455,7 +470,10 @@ std::vector<Case> all_cases() {
       {"evict_scattered", "throughput: evict 256 MiB, scattered 4K frames / raw UFFDIO_COPY 4K x2", 0.7, true,
        [] { return eviction(true); }},
       {"coalescing", "throughput: batch copy of 256 MiB coalesced / page by page, 1 worker", 1.2, true, coalescing},
-      {"invalidation", "time: a 4 KiB CPU invalidation among 1,000,000 ranges / among 1,000", 1.5, false, invalidation},
+      {"invalidation", "time: a 4 KiB CPU invalidation among 1,000,000 ranges / among 1,000", 1.5, false,
+       [] { return invalidation(false); }},
+      {"invalidation_compact", "time: the same, the 1,000 target ranges made first (compact on the heap)", 1.5, false,
+       [] { return invalidation(true); }},
   };
 }
 

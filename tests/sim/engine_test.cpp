@@ -94,6 +94,36 @@ TEST(SimEngine, KernelReadsAndWritesDeviceFramesByteExact) {
   EXPECT_EQ(rig.cost.link_bytes(), 0u);
 }
 
+// The engine sets the accessed bit of every PTE it accesses through (and
+// of no other), which the runtime's CLOCK sweep reads and clears.
+TEST(SimEngine, AccessesSetTheAccessedBitsOfThePtesUsed) {
+  SimRig rig(2);
+  auto frames = rig.pool.alloc(4 * kPageSize, kPageSize, 1);
+  ASSERT_TRUE(frames);
+  const std::uint64_t va = 0x100000000000ull;
+  std::vector<PageSnapshot> snap;
+  for (FrameId f : *frames) snap.push_back({PagePlace::kDevice, true, f});
+  rig.table.bind(va, snap);
+  AccessedBits* bits = rig.engine.accessed_bits();
+  ASSERT_EQ(bits, &rig.table);
+  EXPECT_FALSE(bits->test_and_clear_accessed(va, va + 4 * kPageSize)) << "a new PTE starts clear";
+  rig.engine.launch(1, [&](const WorkItem&, DeviceAccessor& a) {
+    std::uint32_t v = 0;
+    a.read(va + 2 * kPageSize + 8, &v, sizeof v);
+  });
+  EXPECT_FALSE(bits->test_and_clear_accessed(va, va + 2 * kPageSize));
+  EXPECT_FALSE(bits->test_and_clear_accessed(va + 3 * kPageSize, va + 4 * kPageSize));
+  EXPECT_TRUE(bits->test_and_clear_accessed(va + 2 * kPageSize, va + 3 * kPageSize));
+  EXPECT_FALSE(bits->test_and_clear_accessed(va, va + 4 * kPageSize)) << "the sweep cleared it";
+  rig.engine.launch(4, [&](const WorkItem& wi, DeviceAccessor& a) {
+    a.store(reinterpret_cast<std::uint32_t*>(va + wi.global_id * kPageSize), 1u);
+  });
+  EXPECT_TRUE(bits->test_and_clear_accessed(va, va + 4 * kPageSize));
+  rig.table.unbind(va, va + 4 * kPageSize);
+  rig.table.bind(va, snap);
+  EXPECT_FALSE(bits->test_and_clear_accessed(va, va + 4 * kPageSize));
+}
+
 TEST(SimEngine, AccessSpanningADevicePageAndASystemPage) {
   SimRig rig(1);
   PageBuffer mem(2);

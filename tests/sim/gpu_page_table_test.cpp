@@ -113,5 +113,33 @@ TEST(GpuPageTable, WithLookupPassesThePteAndReturnsTheResult) {
   EXPECT_EQ(got, 9u);
 }
 
+TEST(GpuPageTable, AccessedBitsAreSetByAccessAndClearedPerSpan) {
+  GpuPageTable t;
+  // 600 pages: across a 2 MiB directory and several 64-bit words of bits.
+  const std::uint64_t start = kBase + (2u << 20) - 100 * kPageSize;
+  std::vector<PageSnapshot> pages(600, sys());
+  t.bind(start, pages);
+  EXPECT_FALSE(t.test_and_clear_accessed(start, start + 600 * kPageSize));
+  for (std::size_t i : {0u, 63u, 64u, 99u, 100u, 599u}) {
+    const bool mapped = t.with_access(start + i * kPageSize, [](const Pte& p) { return p.kind != Pte::Kind::kNone; });
+    EXPECT_TRUE(mapped);
+  }
+  EXPECT_FALSE(t.with_access(start + 600 * kPageSize, [](const Pte& p) { return p.kind != Pte::Kind::kNone; }));
+  EXPECT_FALSE(t.test_and_clear_accessed(start + kPageSize, start + 63 * kPageSize));
+  EXPECT_TRUE(t.test_and_clear_accessed(start + 63 * kPageSize, start + 64 * kPageSize));
+  EXPECT_FALSE(t.test_and_clear_accessed(start + 63 * kPageSize, start + 64 * kPageSize));
+  EXPECT_TRUE(t.test_and_clear_accessed(start + 64 * kPageSize, start + 65 * kPageSize));
+  EXPECT_TRUE(t.test_and_clear_accessed(start + 90 * kPageSize, start + 101 * kPageSize)) << "99 and 100";
+  EXPECT_FALSE(t.test_and_clear_accessed(start + 90 * kPageSize, start + 101 * kPageSize));
+  EXPECT_TRUE(t.test_and_clear_accessed(start, start + 600 * kPageSize)) << "0 and 599";
+  EXPECT_FALSE(t.test_and_clear_accessed(start, start + 600 * kPageSize));
+  EXPECT_FALSE(t.test_and_clear_accessed(start, start)) << "empty span";
+  // A cleared PTE loses its bit.
+  t.with_access(start + 5 * kPageSize, [](const Pte&) { return 0; });
+  t.unbind(start + 5 * kPageSize, start + 6 * kPageSize);
+  t.bind(start + 5 * kPageSize, std::vector<PageSnapshot>{sys()});
+  EXPECT_FALSE(t.test_and_clear_accessed(start, start + 600 * kPageSize));
+}
+
 }  // namespace
 }  // namespace xesvm::sim

@@ -191,7 +191,7 @@ class SimEngine::Accessor final : public DeviceAccessor {
                                             "; expected the fault handler to map the page or fail the fault");
       }
       std::uint64_t gen = 0;
-      const Next next = e_.table_.with_lookup(page, [&](const Pte& pte) {
+      const Next next = e_.table_.with_access(page, [&](const Pte& pte) {
         if (writes && !pte.writable) return Next::kFault;
         switch (pte.kind) {
           case Pte::Kind::kDevice:

@@ -10,7 +10,8 @@
 //
 // The accessor's rules (every DeviceAccessor call):
 //  - An access is split at 4 KiB page boundaries; each page is looked up in
-//    the GpuPageTable under its shared lock.
+//    the GpuPageTable under its shared lock, which sets the PTE's accessed
+//    bit (GpuPageTable::with_access, read by the runtime's CLOCK sweep).
 //  - kDevice PTE (writable, if the access writes): the bytes are copied
 //    from/to FramePool::data(frame) while the shared lock is held, so no zap,
 //    and hence no free of the frame, can overlap the copy. Charged to the
@@ -88,6 +89,8 @@ class SimEngine final : public Engine {
   /// exception of a work item (Error(kDeviceLost) for a fatal GPU fault).
   void launch(std::uint64_t global_size, const Kernel& kernel) override;
   unsigned workers() const override { return workers_; }
+  /// The table's accessed bits, which every access through a PTE sets.
+  AccessedBits* accessed_bits() override { return &table_; }
 
   /// Bytes the kernels moved to/from device frames and system pages.
   std::uint64_t device_bytes() const noexcept { return device_bytes_.load(std::memory_order_relaxed); }

@@ -8,8 +8,6 @@
 namespace xesvm::sim {
 namespace {
 
-constexpr unsigned kDirShift = 21;
-
 std::string hex(std::uint64_t v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
@@ -18,9 +16,9 @@ std::string hex(std::uint64_t v) {
 
 Error invalid(const std::string& what) { return Error(Error::Code::kInvalidArgument, what); }
 
-const Pte kEmptyPte{};
-
 }  // namespace
+
+const Pte GpuPageTable::kEmptyPte{};
 
 const Pte& GpuPageTable::find(std::uint64_t addr) const {
   auto it = dirs_.find(addr >> kDirShift);
@@ -38,6 +36,8 @@ void GpuPageTable::clear_pte(std::uint64_t page_addr) {
     if (r != frame_va_.end() && r->second == page_addr) frame_va_.erase(r);
   }
   pte = Pte{};
+  const std::size_t i = (page_addr >> kPageShift) & (kPtesPerDir - 1);
+  it->second->accessed[i / 64].fetch_and(~(std::uint64_t{1} << (i % 64)), std::memory_order_relaxed);
   --mapped_;
   if (--it->second->used == 0) dirs_.erase(it);
 }
@@ -131,6 +131,26 @@ void GpuPageTable::zap_frames(std::span<const FrameId> frames) {
     if (r != frame_va_.end()) clear_pte(r->second);
   }
   bump();
+}
+
+bool GpuPageTable::test_and_clear_accessed(std::uint64_t start, std::uint64_t end) {
+  if (start >= end) return false;
+  std::shared_lock lk(mu_);
+  bool any = false;
+  for (auto it = dirs_.lower_bound(start >> kDirShift); it != dirs_.end() && (it->first << kDirShift) < end; ++it) {
+    const std::uint64_t dir_va = it->first << kDirShift;
+    const std::size_t lo = start > dir_va ? (start - dir_va) >> kPageShift : 0;
+    const std::size_t hi = std::min<std::uint64_t>(kPtesPerDir, ((end - dir_va) + kPageSize - 1) >> kPageShift);
+    for (std::size_t w = lo / 64; w * 64 < hi; ++w) {
+      std::uint64_t mask = ~std::uint64_t{0};
+      if (w * 64 < lo) mask &= ~std::uint64_t{0} << (lo - w * 64);
+      if (hi < (w + 1) * 64) mask &= ~std::uint64_t{0} >> ((w + 1) * 64 - hi);
+      std::atomic<std::uint64_t>& word = it->second->accessed[w];
+      if (!(word.load(std::memory_order_relaxed) & mask)) continue;
+      any |= (word.fetch_and(~mask, std::memory_order_relaxed) & mask) != 0;
+    }
+  }
+  return any;
 }
 
 Pte GpuPageTable::lookup(std::uint64_t addr) const {

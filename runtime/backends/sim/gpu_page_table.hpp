@@ -8,13 +8,20 @@
 // zap_frames() cost O(frames). A device frame backs at most one page: binding
 // it at a second address moves it (the old PTE is cleared, as by a zap).
 //
+// Accessed bits: every PTE has one, set by the engine on each access made
+// through it (with_access(): a relaxed load, and a relaxed fetch_or only when
+// the bit was clear, so a hot page costs one read of a shared cache line) and
+// cleared by test_and_clear_accessed(), the CLOCK sweep of the runtime's
+// pressure policy. Clearing a PTE clears its bit; a new PTE starts clear.
+//
 // generation() counts invalidations: every unbind(), zap_frames() and every
 // bind() that clears or replaces an existing PTE bumps it while holding the
 // write lock. A reader that sampled it under the shared lock and sees the
 // same value later knows no PTE was torn down in between.
 //
 // Concurrency: one std::shared_mutex. bind(), unbind() and zap_frames() take
-// it exclusively; lookup(), with_lookup() and mapped_pages() take it shared.
+// it exclusively; lookup(), with_lookup(), with_access(), mapped_pages() and
+// test_and_clear_accessed() take it shared (the accessed bits are atomics).
 // with_lookup() runs the caller's function under the shared lock, so the
 // function must not call back into the table's writers (deadlock) and should
 // be short: it holds off every invalidation.
@@ -87,7 +94,7 @@ class SystemWriteGate {
   std::atomic<bool> closing_{false};
 };
 
-class GpuPageTable {
+class GpuPageTable final : public AccessedBits {
  public:
   GpuPageTable() = default;
   GpuPageTable(const GpuPageTable&) = delete;
@@ -117,6 +124,27 @@ class GpuPageTable {
     std::shared_lock lk(mu_);
     return std::forward<F>(f)(find(addr));
   }
+  /// Like with_lookup(), for an access by the GPU: sets the accessed bit of
+  /// the page's PTE if it maps anything.
+  template <class F>
+  decltype(auto) with_access(std::uint64_t addr, F&& f) const {
+    std::shared_lock lk(mu_);
+    auto it = dirs_.find(addr >> kDirShift);
+    if (it == dirs_.end()) return std::forward<F>(f)(kEmptyPte);
+    Dir& dir = *it->second;
+    const std::size_t i = (addr >> kPageShift) & (kPtesPerDir - 1);
+    const Pte& pte = dir.ptes[i];
+    if (pte.kind != Pte::Kind::kNone) {
+      std::atomic<std::uint64_t>& word = dir.accessed[i / 64];
+      const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+      if (!(word.load(std::memory_order_relaxed) & bit)) word.fetch_or(bit, std::memory_order_relaxed);
+    }
+    return std::forward<F>(f)(pte);
+  }
+  /// AccessedBits: true if a PTE of [start, end) was accessed since the last
+  /// call that covered it; clears those bits. Never blocks writers for long
+  /// (shared lock, one exchange per 64 PTEs).
+  bool test_and_clear_accessed(std::uint64_t start, std::uint64_t end) override;
   /// Number of PTEs that are not kNone.
   std::size_t mapped_pages() const;
   /// The invalidation count (see above).
@@ -128,10 +156,14 @@ class GpuPageTable {
 
  private:
   static constexpr std::size_t kPtesPerDir = 512;
+  static constexpr unsigned kDirShift = 21;
   struct Dir {
     std::array<Pte, kPtesPerDir> ptes{};
     std::size_t used = 0;
+    // One accessed bit per PTE; written under the shared lock by the engine.
+    mutable std::array<std::atomic<std::uint64_t>, kPtesPerDir / 64> accessed{};
   };
+  static const Pte kEmptyPte;
 
   // All REQUIRE mu_ (shared for find, exclusive for the rest).
   const Pte& find(std::uint64_t addr) const;
