@@ -174,4 +174,25 @@ void SimDevice::bind(std::uint64_t start, std::span<const PageSnapshot> pages) {
 }
 void SimDevice::unbind(std::uint64_t start, std::uint64_t end) { gpu_->unbind(start, end); }
 
+std::string SimDevice::check_books() const {
+  std::ostringstream bad;
+  bad << cpu_->entries().check();
+  for (FrameId f = 0; f < frames_->frame_count(); ++f) {
+    const std::optional<std::uint64_t> at = gpu_->address_of(f);
+    if (!at) continue;
+    const std::optional<DeviceEntries::Entry> e = cpu_->entries().lookup(*at);
+    bad << std::hex;
+    if (frames_->owner(f) == kNoOwner) {
+      bad << "GPU PTE at 0x" << *at << " maps frame " << std::dec << f << ", which is free\n";
+    } else if (!e || e->frame != f) {
+      bad << "GPU PTE at 0x" << *at << " maps frame " << std::dec << f << ", but the entry there "
+          << (e ? "names frame " + std::to_string(e->frame) : std::string("does not exist")) << "\n";
+    } else if (e->state == DeviceEntries::State::kEvicting) {
+      bad << "GPU PTE at 0x" << *at << " maps frame " << std::dec << f << ", which is being evicted\n";
+    }
+    bad << std::dec;
+  }
+  return bad.str();
+}
+
 }  // namespace xesvm::sim
