@@ -33,7 +33,6 @@
 #include "runtime/backends/sim/cost_model.hpp"
 #include "runtime/backends/sim/cpu_mirror.hpp"
 #include "runtime/backends/sim/frame_pool.hpp"
-#include "runtime/backends/sim/gpu_page_table.hpp"
 
 namespace xesvm::sim {
 
@@ -94,11 +93,13 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
   if (claimed.outcome == DeviceEntries::Run::Outcome::kBusy) return false;  // migrating or locked: defer
   const std::uint64_t lo = claimed.lo, hi = claimed.hi;
   const std::vector<FrameId>& run = claimed.frames;
-  // migrate_to_ram: the runtime hears first (it bumps its sequence and zaps
-  // its GPU mapping of these pages only), then the pages are copied back and
+  // migrate_to_ram: the runtime hears first; it bumps its sequence and zaps
+  // its GPU mapping of these pages only, in one step under its notifier
+  // lock, so a bind racing this fault either retries or is zapped. That zap
+  // is the only one (cpu_mirror.hpp): a zap here, after the runtime's,
+  // would find nothing left to clear. Then the pages are copied back and
   // the frames freed.
   notify(Invalidation{InvalidationKind::kMigratedToRam, lo, hi, 0, run});
-  gpu_.zap_frames(run);
   const std::size_t n = run.size();
   // Per page: placed in RAM (by us, or a CPU page is there already), or
   // kept on the device (its copy failed; the fault is retried).
