@@ -28,6 +28,7 @@
 
 #include <chrono>
 #include <sstream>
+#include <utility>
 
 #include "runtime/backends/sim/process_memory.hpp"
 
@@ -52,8 +53,8 @@ CpuMirror::CpuMirror(FramePool& frames, GpuPageTable& gpu, CostModel& cost, bool
     ::close(uffd_);
     throw Error(Error::Code::kBackend, "sim device: eventfd failed: " + errno_text(e));
   }
-  service_ = std::jthread([this](std::stop_token st) { service_loop(st); });
-  reader_ = std::jthread([this](std::stop_token st) { reader_loop(st); });
+  service_ = std::jthread([this](std::stop_token st) { service_loop(std::move(st)); });
+  reader_ = std::jthread([this](std::stop_token st) { reader_loop(std::move(st)); });
 }
 
 CpuMirror::~CpuMirror() {
@@ -100,7 +101,9 @@ void CpuMirror::mirror(std::uint64_t start, std::size_t len, MirrorClient& clien
   auto it = mirrors_.upper_bound(start);
   if (it != mirrors_.begin()) {
     auto prev = std::prev(it);
-    if (prev->second.end > start) it = prev;
+    if (prev->second.end > start) {
+      it = prev;
+    }
   }
   if (it != mirrors_.end() && it->first < start + len) {
     throw Error(
@@ -148,18 +151,24 @@ void CpuMirror::settle_mapping_changes() {
   const auto deadline = Clock::now() + std::chrono::seconds(5);
   for (unsigned i = 0; mapping_change_in_flight() && Clock::now() < deadline; ++i) {
     drain();
-    if (i > 4) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    if (i > 4) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
   }
   // Read but maybe not applied yet: apply it (drain() costs a reader pass;
   // skip it when nothing is pending: the descriptor has nothing to read, no
   // read is in progress, and everything read has been applied).
   const bool idle = [&] {
     pollfd p{uffd_, POLLIN, 0};
-    if (poll(&p, 1, 0) != 0) return false;
+    if (poll(&p, 1, 0) != 0) {
+      return false;
+    }
     std::lock_guard q(queue_mu_);
     return reads_started_.load() == reads_done_.load() && applied_count_ == read_count_ && queue_.empty();
   }();
-  if (!idle) drain();
+  if (!idle) {
+    drain();
+  }
 }
 
 void CpuMirror::unmirror(std::uint64_t start, std::size_t len) {
@@ -183,10 +192,16 @@ void CpuMirror::notify(const Invalidation& inv) {
   {
     std::lock_guard lk(mirrors_mu_);
     auto it = mirrors_.upper_bound(inv.start);
-    if (it != mirrors_.begin() && std::prev(it)->second.end > inv.start) --it;
-    if (it != mirrors_.end() && it->first < std::max(inv.end, inv.start + 1)) c = it->second.client;
+    if (it != mirrors_.begin() && std::prev(it)->second.end > inv.start) {
+      --it;
+    }
+    if (it != mirrors_.end() && it->first < std::max(inv.end, inv.start + 1)) {
+      c = it->second.client;
+    }
   }
-  if (c) c->invalidate(inv);
+  if (c) {
+    c->invalidate(inv);
+  }
 }
 
 }  // namespace xesvm::sim

@@ -218,7 +218,7 @@ class CpuMirror {
   };
 
   // mapping_events.cpp
-  void reader_loop(std::stop_token st);
+  void reader_loop(const std::stop_token& st);
   void service_loop(std::stop_token st);
   void apply(const Message& m);
   void unmap_span(std::uint64_t start, std::uint64_t end);

@@ -17,7 +17,9 @@ DeviceEntries::DeviceEntries(FramePool& pool) : pool_(pool), page_of_(pool.frame
 std::optional<DeviceEntries::Entry> DeviceEntries::lookup(std::uint64_t page) const {
   std::lock_guard lk(mu_);
   auto it = by_page_.find(page);
-  if (it == by_page_.end()) return std::nullopt;
+  if (it == by_page_.end()) {
+    return std::nullopt;
+  }
   return it->second;
 }
 
@@ -29,7 +31,9 @@ std::uint64_t DeviceEntries::frame_address(FrameId frame) const {
 bool DeviceEntries::fill_snapshot(std::uint64_t start, std::span<PageSnapshot> out, const std::vector<bool>* present,
                                   std::optional<std::uint64_t> unless_placed_since) {
   std::lock_guard lk(mu_);
-  if (unless_placed_since && placements_.load() != *unless_placed_since) return false;
+  if (unless_placed_since && placements_.load() != *unless_placed_since) {
+    return false;
+  }
   for (std::size_t i = 0; i < out.size(); ++i) {
     auto it = by_page_.find(start + i * kPageSize);
     if (it != by_page_.end() && it->second.state != State::kEvicting) {
@@ -51,7 +55,9 @@ bool DeviceEntries::snapshot_all_device(std::uint64_t start, std::span<PageSnaps
   std::lock_guard lk(mu_);
   for (std::size_t i = 0; i < out.size(); ++i) {
     auto it = by_page_.find(start + i * kPageSize);
-    if (it == by_page_.end() || it->second.state == State::kEvicting) return false;
+    if (it == by_page_.end() || it->second.state == State::kEvicting) {
+      return false;
+    }
     out[i] = {PagePlace::kDevice, true, it->second.frame};
   }
   return true;
@@ -77,7 +83,9 @@ std::size_t DeviceEntries::finish_inbound(std::span<const std::uint64_t> addrs, 
   std::size_t moved = 0;
   std::lock_guard lk(mu_);
   for (std::size_t i = 0; i < addrs.size(); ++i) {
-    if (frames[i] == kNoFrame) continue;
+    if (frames[i] == kNoFrame) {
+      continue;
+    }
     auto it = by_page_.find(addrs[i]);
     // The entry is gone if the application discarded or unmapped the page
     // meanwhile (its event was applied): then the frame is not used.
@@ -85,7 +93,9 @@ std::size_t DeviceEntries::finish_inbound(std::span<const std::uint64_t> addrs, 
       it->second.state = State::kResident;
       ++moved;
     } else {
-      if (it != by_page_.end() && it->second.frame == frames[i]) by_page_.erase(it);
+      if (it != by_page_.end() && it->second.frame == frames[i]) {
+        by_page_.erase(it);
+      }
       page_of_[frames[i]] = 0;
       frames[i] = kNoFrame;
     }
@@ -97,9 +107,13 @@ void DeviceEntries::mark_evicting(std::span<const FrameId> frames) {
   std::lock_guard lk(mu_);
   for (FrameId f : frames) {
     const std::uint64_t a = page_of_[f];
-    if (!a) continue;
+    if (!a) {
+      continue;
+    }
     auto it = by_page_.find(a);
-    if (it != by_page_.end()) it->second.state = State::kEvicting;
+    if (it != by_page_.end()) {
+      it->second.state = State::kEvicting;
+    }
   }
 }
 
@@ -121,11 +135,15 @@ void DeviceEntries::finalize(std::span<const FrameId> frames, std::span<const st
     const FrameId f = frames[i];
     const std::uint64_t a = page_of_[f];
     if (committed[i]) {
-      if (a && by_page_.erase(a)) placements_.fetch_add(1);
+      if (a && by_page_.erase(a)) {
+        placements_.fetch_add(1);
+      }
       page_of_[f] = 0;
     } else if (a) {
       auto it = by_page_.find(a);
-      if (it != by_page_.end()) it->second.state = State::kResident;
+      if (it != by_page_.end()) {
+        it->second.state = State::kResident;
+      }
     }
   }
 }
@@ -134,19 +152,29 @@ DeviceEntries::Run DeviceEntries::claim_run(std::uint64_t page) {
   Run run;
   std::lock_guard lk(mu_);
   auto it = by_page_.find(page);
-  if (it == by_page_.end()) return run;  // kNoEntry
+  if (it == by_page_.end()) {
+    return run;  // kNoEntry
+  }
   const Entry e = it->second;
   run.outcome = Run::Outcome::kBusy;
-  if (e.state != State::kResident) return run;  // migrating: wait
-  if (!pool_.trylock(e.frame)) return run;      // busy frame: defer
+  if (e.state != State::kResident) {
+    return run;  // migrating: wait
+  }
+  if (!pool_.trylock(e.frame)) {
+    return run;  // busy frame: defer
+  }
   it->second.state = State::kEvicting;
   const OwnerId owner = pool_.owner(e.frame);
   const std::uint64_t block = page & ~std::uint64_t(kChunkSizes[0] - 1);
   auto join = [&](std::uint64_t a) {
     auto j = by_page_.find(a);
-    if (j == by_page_.end() || j->second.state != State::kResident) return false;
+    if (j == by_page_.end() || j->second.state != State::kResident) {
+      return false;
+    }
     const FrameId f = j->second.frame;
-    if (pool_.owner(f) != owner || !pool_.trylock(f)) return false;
+    if (pool_.owner(f) != owner || !pool_.trylock(f)) {
+      return false;
+    }
     if (pool_.owner(f) != owner) {  // freed and reused before the lock: not ours
       pool_.unlock(f);
       return false;
@@ -155,13 +183,19 @@ DeviceEntries::Run DeviceEntries::claim_run(std::uint64_t page) {
     return true;
   };
   std::uint64_t lo = page, hi = page + kPageSize;
-  while (lo > block && join(lo - kPageSize)) lo -= kPageSize;
-  while (hi < block + kChunkSizes[0] && join(hi)) hi += kPageSize;
+  while (lo > block && join(lo - kPageSize)) {
+    lo -= kPageSize;
+  }
+  while (hi < block + kChunkSizes[0] && join(hi)) {
+    hi += kPageSize;
+  }
   run.outcome = Run::Outcome::kClaimed;
   run.lo = lo;
   run.hi = hi;
   run.frames.reserve((hi - lo) / kPageSize);
-  for (std::uint64_t a = lo; a < hi; a += kPageSize) run.frames.push_back(by_page_.find(a)->second.frame);
+  for (std::uint64_t a = lo; a < hi; a += kPageSize) {
+    run.frames.push_back(by_page_.find(a)->second.frame);
+  }
   return run;
 }
 
@@ -173,7 +207,9 @@ std::vector<FrameId> DeviceEntries::release_run(const Run& run, std::span<const 
     auto it = by_page_.find(a);
     const bool ours = it != by_page_.end() && it->second.frame == run.frames[k];
     if (!placed[k]) {
-      if (ours) it->second.state = State::kResident;
+      if (ours) {
+        it->second.state = State::kResident;
+      }
       continue;
     }
     if (ours) {
@@ -190,7 +226,9 @@ void DeviceEntries::drop(std::uint64_t start, std::uint64_t end) {
   std::lock_guard lk(mu_);
   for (std::uint64_t a = start; a < end; a += kPageSize) {
     auto it = by_page_.find(a);
-    if (it == by_page_.end()) continue;
+    if (it == by_page_.end()) {
+      continue;
+    }
     page_of_[it->second.frame] = 0;  // the data is no longer wanted anywhere
     by_page_.erase(it);
   }
@@ -201,7 +239,9 @@ void DeviceEntries::move(std::uint64_t from, std::uint64_t to, std::uint64_t len
   std::vector<std::pair<std::uint64_t, Entry>> moved;
   for (std::uint64_t off = 0; off < len; off += kPageSize) {
     auto it = by_page_.find(from + off);
-    if (it == by_page_.end()) continue;
+    if (it == by_page_.end()) {
+      continue;
+    }
     moved.emplace_back(to + off, it->second);
     by_page_.erase(it);
   }
@@ -229,7 +269,9 @@ std::string DeviceEntries::check() const {
     }
   }
   for (FrameId f = 0; f < page_of_.size(); ++f) {
-    if (!page_of_[f]) continue;
+    if (!page_of_[f]) {
+      continue;
+    }
     ++named;
     auto it = by_page_.find(page_of_[f]);
     if (it == by_page_.end() || it->second.frame != f) {

@@ -41,7 +41,9 @@ void CpuMirror::unmap(std::span<const FrameId> frames) {
 
 CopyStatus CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_t len) {
   for (unsigned n = place_failures_.load(); n > 0;) {
-    if (place_failures_.compare_exchange_weak(n, n - 1)) return {0, EIO};
+    if (place_failures_.compare_exchange_weak(n, n - 1)) {
+      return {0, EIO};
+    }
   }
   if (std::size_t k = short_placement_.load();
       k && len > k * kPageSize && short_placement_.compare_exchange_strong(k, 0)) {
@@ -72,7 +74,9 @@ CopyStatus CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_
     c.dst = addr + done;
     c.src = reinterpret_cast<std::uint64_t>(src + done);
     c.len = len - done;
-    if (ioctl(uffd_, UFFDIO_COPY, &c) == 0) return {len, 0};
+    if (ioctl(uffd_, UFFDIO_COPY, &c) == 0) {
+      return {len, 0};
+    }
     int e = errno;
     if (c.copy > 0) {
       done += static_cast<std::size_t>(c.copy);
@@ -82,7 +86,9 @@ CopyStatus CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_
       usleep(eagain < 10 ? 1 : 20);  // an event in flight; the reader takes it at once
       continue;
     }
-    if (e == EAGAIN || e == ENOENT) drain();
+    if (e == EAGAIN || e == ENOENT) {
+      drain();
+    }
     return {done, e};
   }
   return {done, 0};
@@ -90,8 +96,12 @@ CopyStatus CpuMirror::place(std::uint64_t addr, const std::byte* src, std::size_
 
 bool CpuMirror::placement_current(std::uint64_t addr, const std::byte* src, std::size_t len) {
   std::vector<FrameId> frames((len + kPageSize - 1) / kPageSize);
-  for (std::size_t i = 0; i < frames.size(); ++i) frames[i] = frames_.frame_at(src + i * kPageSize);
-  if (!entries_.all_evicting(addr, frames)) return false;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    frames[i] = frames_.frame_at(src + i * kPageSize);
+  }
+  if (!entries_.all_evicting(addr, frames)) {
+    return false;
+  }
   // Events read are applied in order, so those past the applied count are
   // pending; any of them touching these pages may move or drop them.
   return !mapping_changed_since(events_applied_.load(), addr, addr + len);
@@ -99,7 +109,9 @@ bool CpuMirror::placement_current(std::uint64_t addr, const std::byte* src, std:
 
 void CpuMirror::finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed) {
   entries_.finalize(frames, committed);
-  for (FrameId f : frames) frames_.unlock(f);
+  for (FrameId f : frames) {
+    frames_.unlock(f);
+  }
   service_cv_.notify_one();  // deferred CPU faults may proceed now
 }
 

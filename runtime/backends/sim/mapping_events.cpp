@@ -68,11 +68,17 @@ constexpr std::uint8_t kMsgUnmap = UFFD_EVENT_UNMAP;
 }  // namespace
 
 bool CpuMirror::mapping_changed_since(std::uint64_t since, std::uint64_t start, std::uint64_t end) {
-  if (events_read_.load() == since) return false;
+  if (events_read_.load() == since) {
+    return false;
+  }
   std::lock_guard lk(recent_mu_);
-  if (!recent_.empty() && std::get<0>(recent_.front()) > since + 1) return true;  // ring overrun: assume so
+  if (!recent_.empty() && std::get<0>(recent_.front()) > since + 1) {
+    return true;  // ring overrun: assume so
+  }
   for (auto& [seq, s, e] : recent_) {
-    if (seq > since && s < end && start < e) return true;
+    if (seq > since && s < end && start < e) {
+      return true;
+    }
   }
   return false;
 }
@@ -80,12 +86,14 @@ bool CpuMirror::mapping_changed_since(std::uint64_t since, std::uint64_t start, 
 bool CpuMirror::is_dropping(std::uint64_t start, std::uint64_t end) {
   std::lock_guard lk(drop_mu_);
   for (auto [s, e] : dropping_) {
-    if (s <= start && end <= e) return true;
+    if (s <= start && end <= e) {
+      return true;
+    }
   }
   return false;
 }
 
-void CpuMirror::reader_loop(std::stop_token st) {
+void CpuMirror::reader_loop(const std::stop_token& st) {
   std::array<pollfd, 2> fds{pollfd{uffd_, POLLIN, 0}, pollfd{wake_fd_, POLLIN, 0}};
   std::array<uffd_msg, 64> msgs;
   while (!st.stop_requested()) {
@@ -110,7 +118,9 @@ void CpuMirror::reader_loop(std::stop_token st) {
           reads_done_.store(this_read);
         }
         queue_cv_.notify_all();
-        if (e == EINTR) continue;
+        if (e == EINTR) {
+          continue;
+        }
         break;  // EAGAIN: empty
       }
       // Classify each message once: mapping events zap the GPU's PTEs now,
@@ -126,12 +136,16 @@ void CpuMirror::reader_loop(std::stop_token st) {
             break;
           case UFFD_EVENT_REMOVE:
           case UFFD_EVENT_UNMAP:
-            if (m.event == UFFD_EVENT_REMOVE && is_dropping(m.arg.remove.start, m.arg.remove.end)) break;
+            if (m.event == UFFD_EVENT_REMOVE && is_dropping(m.arg.remove.start, m.arg.remove.end)) {
+              break;
+            }
             gpu_.unbind(m.arg.remove.start, m.arg.remove.end);
             {
               std::lock_guard lk(recent_mu_);
               recent_.emplace_back(events_read_.fetch_add(1) + 1, m.arg.remove.start, m.arg.remove.end);
-              if (recent_.size() > 256) recent_.pop_front();
+              if (recent_.size() > 256) {
+                recent_.pop_front();
+              }
             }
             batch.push_back(
                 {m.event == UFFD_EVENT_UNMAP ? kMsgUnmap : kMsgRemove, m.arg.remove.start, m.arg.remove.end, 0});
@@ -141,7 +155,9 @@ void CpuMirror::reader_loop(std::stop_token st) {
             {
               std::lock_guard lk(recent_mu_);
               recent_.emplace_back(events_read_.fetch_add(1) + 1, m.arg.remap.from, m.arg.remap.from + m.arg.remap.len);
-              if (recent_.size() > 256) recent_.pop_front();
+              if (recent_.size() > 256) {
+                recent_.pop_front();
+              }
             }
             batch.push_back({kMsgRemap, m.arg.remap.from, m.arg.remap.to, m.arg.remap.len});
             break;
@@ -152,7 +168,9 @@ void CpuMirror::reader_loop(std::stop_token st) {
       gate.open();
       {
         std::lock_guard lk(queue_mu_);
-        for (auto& b : batch) queue_.push_back(b);
+        for (auto& b : batch) {
+          queue_.push_back(b);
+        }
         read_count_ += batch.size();
         reads_done_.store(this_read);
       }
@@ -160,7 +178,9 @@ void CpuMirror::reader_loop(std::stop_token st) {
       // The service thread only when there is something to serve: a
       // migration's own REMOVE is read and dropped here, and waking the
       // service thread for it was a context switch per fault for nothing.
-      if (!batch.empty()) service_cv_.notify_one();
+      if (!batch.empty()) {
+        service_cv_.notify_one();
+      }
     }
     {
       std::lock_guard lk(queue_mu_);
@@ -206,7 +226,9 @@ void CpuMirror::service_loop(std::stop_token st) {
         lk.unlock();
         std::vector<Message> again;
         for (auto& m : retry) {
-          if (!serve_fault(m.a & ~(kPageSize - 1), m.b)) again.push_back(m);
+          if (!serve_fault(m.a & ~(kPageSize - 1), m.b)) {
+            again.push_back(m);
+          }
         }
         lk.lock();
         deferred_.insert(deferred_.end(), again.begin(), again.end());
@@ -219,13 +241,17 @@ void CpuMirror::service_loop(std::stop_token st) {
     bool deferred = false;
     if (m.event == kMsgFault) {
       deferred = !serve_fault(m.a & ~(kPageSize - 1), m.b);
-      if (deferred) deferred_count_.fetch_add(1, std::memory_order_relaxed);
+      if (deferred) {
+        deferred_count_.fetch_add(1, std::memory_order_relaxed);
+      }
     } else {
       apply(m);
       events_applied_.fetch_add(1);
     }
     lk.lock();
-    if (deferred) deferred_.push_back(m);
+    if (deferred) {
+      deferred_.push_back(m);
+    }
     ++applied_count_;
     queue_cv_.notify_all();
   }
@@ -243,11 +269,17 @@ void CpuMirror::unmap_span(std::uint64_t start, std::uint64_t end) {
       ++it;
       continue;
     }
-    if (s < start) keep.emplace_back(s, Mirror{start, it->second.client, it->second.moved});
-    if (e > end) keep.emplace_back(end, Mirror{e, it->second.client, it->second.moved});
+    if (s < start) {
+      keep.emplace_back(s, Mirror{start, it->second.client, it->second.moved});
+    }
+    if (e > end) {
+      keep.emplace_back(end, Mirror{e, it->second.client, it->second.moved});
+    }
     it = mirrors_.erase(it);
   }
-  for (auto& k : keep) mirrors_[k.first] = k.second;
+  for (auto& k : keep) {
+    mirrors_[k.first] = k.second;
+  }
 }
 
 // Pieces of [start, end) that a REMAP moved a mirror to and that the kernel
@@ -258,21 +290,28 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> CpuMirror::live_moved_piece
   {
     std::lock_guard lk(mirrors_mu_);
     auto it = mirrors_.upper_bound(start);
-    if (it != mirrors_.begin()) --it;
+    if (it != mirrors_.begin()) {
+      --it;
+    }
     for (; it != mirrors_.end() && it->first < end; ++it) {
-      if (it->second.end <= start || !it->second.moved) continue;
+      if (it->second.end <= start || !it->second.moved) {
+        continue;
+      }
       moved.emplace_back(std::max(it->first, start), std::min(it->second.end, end));
     }
   }
   std::vector<std::pair<std::uint64_t, std::uint64_t>> live;
-  for (auto [s, e] : moved) {
+  for (const auto& piece : moved) {
+    const std::uint64_t s = piece.first, e = piece.second;  // a lambda below captures them
     Registration reg = registration(uffd_, s, e - s);
     // A change in flight may be what settles it (the move's own mremap
     // thread has not resumed yet, or another unmap is on its way): wait
     // for it to be read. Only the reader is needed for that, never this
     // thread, so the wait ends; the bound is for a stopped reader.
     wait_while([&] { return (reg = registration(uffd_, s, e - s)) == Registration::kChanging; });
-    if (reg == Registration::kRegistered) live.emplace_back(s, e);
+    if (reg == Registration::kRegistered) {
+      live.emplace_back(s, e);
+    }
   }
   return live;
 }
@@ -313,10 +352,14 @@ void CpuMirror::apply(const Message& m) {
     std::uint64_t a = m.a;
     for (auto [s, e] : live_moved_pieces(m.a, m.b)) {
       stale_unmaps_.fetch_add(1, std::memory_order_relaxed);
-      if (a < s) unmap_span(a, s);
+      if (a < s) {
+        unmap_span(a, s);
+      }
       a = e;
     }
-    if (a < m.b) unmap_span(a, m.b);
+    if (a < m.b) {
+      unmap_span(a, m.b);
+    }
     return;
   }
   if (m.event == kMsgRemap) {
@@ -328,7 +371,9 @@ void CpuMirror::apply(const Message& m) {
     {
       std::lock_guard lk(mirrors_mu_);
       auto it = mirrors_.upper_bound(to);
-      if (it != mirrors_.begin() && std::prev(it)->second.end > to) --it;
+      if (it != mirrors_.begin() && std::prev(it)->second.end > to) {
+        --it;
+      }
       target_taken = it != mirrors_.end() && it->first < to + len;
     }
     if (target_taken) {
@@ -358,12 +403,20 @@ void CpuMirror::apply(const Message& m) {
         continue;
       }
       moved_client = it->second.client;
-      if (s < from) keep.emplace_back(s, Mirror{from, moved_client, it->second.moved});
-      if (e > from + len) keep.emplace_back(from + len, Mirror{e, moved_client, it->second.moved});
+      if (s < from) {
+        keep.emplace_back(s, Mirror{from, moved_client, it->second.moved});
+      }
+      if (e > from + len) {
+        keep.emplace_back(from + len, Mirror{e, moved_client, it->second.moved});
+      }
       it = mirrors_.erase(it);
     }
-    for (auto& k : keep) mirrors_[k.first] = k.second;
-    if (moved_client) mirrors_[to] = Mirror{to + len, moved_client, /*moved=*/true};
+    for (auto& k : keep) {
+      mirrors_[k.first] = k.second;
+    }
+    if (moved_client) {
+      mirrors_[to] = Mirror{to + len, moved_client, /*moved=*/true};
+    }
   }
 }
 

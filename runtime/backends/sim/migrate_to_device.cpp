@@ -49,7 +49,9 @@ void CpuMirror::snapshot_device(std::uint64_t start, std::span<PageSnapshot> out
 void CpuMirror::snapshot(std::uint64_t start, std::span<PageSnapshot> out) {
   // Every page in a device frame (a range on the device, the usual bind
   // after a migration): the entries say it all, no page-table read.
-  if (entries_.snapshot_all_device(start, out)) return;
+  if (entries_.snapshot_all_device(start, out)) {
+    return;
+  }
   // The page tables are read before the entries: a page moved to RAM in
   // between (placed, then its entry erased) would look absent with no entry.
   // Such moves bump the placement count; read again if one happened
@@ -77,7 +79,9 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
       continue;
     }
     std::size_t j = i + 1;
-    while (j < n && ok[j] && addrs[j] == addrs[j - 1] + kPageSize) ++j;
+    while (j < n && ok[j] && addrs[j] == addrs[j - 1] + kPageSize) {
+      ++j;
+    }
     runs.emplace_back(i, j - i);
     i = j;
   }
@@ -95,7 +99,9 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
     const std::uint64_t events_before = events_read_.load();
     uffdio_writeprotect wp{{start, len}, UFFDIO_WRITEPROTECT_MODE_WP};
     if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
-      for (std::size_t k = first; k < first + count; ++k) ok[k] = false;
+      for (std::size_t k = first; k < first + count; ++k) {
+        ok[k] = false;
+      }
       continue;
     }
     std::vector<iovec> local, remote;
@@ -106,7 +112,9 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
         continue;
       }
       local.push_back({dst, kPageSize});
-      remote.push_back({reinterpret_cast<void*>(start + k * kPageSize), kPageSize});
+      // The application's address, read by the kernel: never dereferenced here.
+      remote.push_back(
+          {reinterpret_cast<void*>(start + k * kPageSize), kPageSize});  // NOLINT(performance-no-int-to-ptr)
     }
     // process_vm_readv takes at most IOV_MAX vectors per call.
     for (std::size_t off = 0; off < local.size(); off += 512) {
@@ -125,16 +133,21 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
     const bool all_read =
         std::all_of(ok.begin() + static_cast<std::ptrdiff_t>(first),
                     ok.begin() + static_cast<std::ptrdiff_t>(first + count), [](bool b) { return b; });
-    if (!all_read) unreadable_runs_.fetch_add(1, std::memory_order_relaxed);
+    if (!all_read) {
+      unreadable_runs_.fetch_add(1, std::memory_order_relaxed);
+    }
     if (!all_read || mapping_changed_since(events_before, start, start + len)) {
-      for (std::size_t k = first; k < first + count; ++k) ok[k] = false;
+      for (std::size_t k = first; k < first + count; ++k) {
+        ok[k] = false;
+      }
       continue;
     }
     {
       std::lock_guard lk(drop_mu_);
       dropping_.emplace_back(start, start + len);
     }
-    const bool dropped = madvise(reinterpret_cast<void*>(start), len, MADV_DONTNEED) == 0;
+    const bool dropped =
+        madvise(reinterpret_cast<void*>(start), len, MADV_DONTNEED) == 0;  // NOLINT(performance-no-int-to-ptr)
     // madvise returns once the reader has *read* our REMOVE event, maybe
     // before it looked at the mark: wait until that read is processed.
     {
@@ -174,7 +187,9 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
     uffdio_writeprotect wp{{addrs[first], count * kPageSize}, 0};  // wakes waiting writers
     ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp);
   }
-  if (bytes) cost_.charge_link(bytes, runs.size());
+  if (bytes) {
+    cost_.charge_link(bytes, runs.size());
+  }
   return moved;
 }
 

@@ -55,7 +55,9 @@ int CpuMirror::zero_page(std::uint64_t page) {
   uffdio_zeropage z{};
   z.range.start = page;
   z.range.len = kPageSize;
-  if (ioctl(uffd_, UFFDIO_ZEROPAGE, &z) == 0) return 0;
+  if (ioctl(uffd_, UFFDIO_ZEROPAGE, &z) == 0) {
+    return 0;
+  }
   int e = errno;
   if (e == EEXIST) {
     wake(page);
@@ -73,10 +75,14 @@ void CpuMirror::wake_range(std::uint64_t start, std::uint64_t end) {
 
 bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
   if (flags & UFFD_PAGEFAULT_FLAG_WP) {
-    if (const auto e = entries_.lookup(page); e && e->state == DeviceEntries::State::kInbound) return false;
+    if (const auto e = entries_.lookup(page); e && e->state == DeviceEntries::State::kInbound) {
+      return false;
+    }
     // A stale protection (the migration that set it is over): lift and wake.
     uffdio_writeprotect wp{{page, kPageSize}, 0};
-    if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) wake(page);
+    if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
+      wake(page);
+    }
     return true;
   }
   // The unit of migrate_to_ram: the faulting page and the device-resident
@@ -90,7 +96,9 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
     cpu_faults_zero_.fetch_add(1, std::memory_order_relaxed);
     return zero_page(page) != EAGAIN;
   }
-  if (claimed.outcome == DeviceEntries::Run::Outcome::kBusy) return false;  // migrating or locked: defer
+  if (claimed.outcome == DeviceEntries::Run::Outcome::kBusy) {
+    return false;  // migrating or locked: defer
+  }
   const std::uint64_t lo = claimed.lo, hi = claimed.hi;
   const std::vector<FrameId>& run = claimed.frames;
   // migrate_to_ram: the runtime hears first; it bumps its sequence and zaps
@@ -110,7 +118,9 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
     // Pieces of frames contiguous in device memory: one UFFDIO_COPY each
     // (a range that moved as one chunk is one piece).
     std::size_t j = i + 1;
-    while (j < n && frames_.data(run[j]) == frames_.data(run[j - 1]) + kPageSize) ++j;
+    while (j < n && frames_.data(run[j]) == frames_.data(run[j - 1]) + kPageSize) {
+      ++j;
+    }
     ++pieces;
     std::size_t done = i;
     bool per_page = false;
@@ -132,9 +142,13 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
         rc = errno;
       }
       const std::size_t got = c.copy > 0 ? static_cast<std::size_t>(c.copy) / kPageSize : 0;
-      for (std::size_t k = done; k < done + got; ++k) placed[k] = 1;
+      for (std::size_t k = done; k < done + got; ++k) {
+        placed[k] = 1;
+      }
       done += got;
-      if (rc == 0 || got > 0) continue;
+      if (rc == 0 || got > 0) {
+        continue;
+      }
       if (rc == EEXIST) {
         // A CPU page is there already: it wins (the device copy is stale).
         placed[done++] = 1;
@@ -153,12 +167,16 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
       // placed, their bytes are only in the frames; they stay on the device
       // and the fault is retried (dropping the entries would hand the CPU
       // zero pages).
-      if (rc != EAGAIN && rc != ENOENT) hard_error = true;
+      if (rc != EAGAIN && rc != ENOENT) {
+        hard_error = true;
+      }
       break;
     }
     i = j;
   }
-  if (hard_error) fault_copy_errors_.fetch_add(1, std::memory_order_relaxed);
+  if (hard_error) {
+    fault_copy_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
   std::vector<FrameId> freed = entries_.release_run(claimed, placed);
   // A placed frame still carries its range's owner tag, so an eviction that
   // trylocks it between our unlock and free would take it for its own (and
@@ -167,7 +185,9 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
   // so a free that met such a brief lock is simply retried.
   constexpr OwnerId kBeingFreed = ~OwnerId{0};
   for (std::size_t k = 0; k < n; ++k) {
-    if (placed[k]) frames_.set_owner(run[k], kBeingFreed);
+    if (placed[k]) {
+      frames_.set_owner(run[k], kBeingFreed);
+    }
     frames_.unlock(run[k]);
   }
   while (!freed.empty()) {
@@ -184,7 +204,9 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
   }
   const bool any_placed = std::find(placed.begin(), placed.end(), 1) != placed.end();
   if (!placed[(page - lo) / kPageSize]) {
-    if (any_placed) wake_range(lo, hi);  // other threads may wait on pages that did move
+    if (any_placed) {
+      wake_range(lo, hi);  // other threads may wait on pages that did move
+    }
     return false;
   }
   cpu_faults_device_.fetch_add(1, std::memory_order_relaxed);

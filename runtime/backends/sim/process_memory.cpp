@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 #include <sstream>
 
 #include "runtime/backend.hpp"
@@ -19,13 +20,17 @@ namespace xesvm::sim {
 void read_present(std::uint64_t start, std::size_t n, std::vector<bool>& present) {
   present.assign(n, true);
   int fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;  // conservative: treat all as present
+  if (fd < 0) {
+    return;  // conservative: treat all as present
+  }
   std::vector<std::uint64_t> ent(n);
   ssize_t want = static_cast<ssize_t>(n * sizeof(std::uint64_t));
   ssize_t got = pread(fd, ent.data(), static_cast<std::size_t>(want),
                       static_cast<off_t>((start >> kPageShift) * sizeof(std::uint64_t)));
   ::close(fd);
-  if (got != want) return;
+  if (got != want) {
+    return;
+  }
   // Present (bit 63) or swapped (bit 62). A swap entry carrying the uffd-wp
   // bit (57) is the marker UFFDIO_WRITEPROTECT leaves on an unpopulated page
   // (UFFD_FEATURE_WP_UNPOPULATED): no data, reads as zeros. Treating it as
@@ -46,21 +51,31 @@ void read_present(std::uint64_t start, std::size_t n, std::vector<bool>& present
 // File mappings cannot be registered for missing faults at all. One pass
 // over /proc/self/maps: no page-table walk, cheap enough for every mirror().
 std::string unmirrorable_reason(std::uint64_t start, std::uint64_t len) {
-  FILE* f = std::fopen("/proc/self/maps", "re");
-  if (!f) return "";  // no procfs: leave it to UFFDIO_REGISTER
+  const std::unique_ptr<FILE, int (*)(FILE*)> maps(std::fopen("/proc/self/maps", "re"), &std::fclose);
+  if (!maps) {
+    return "";  // no procfs: leave it to UFFDIO_REGISTER
+  }
   std::uint64_t covered = start;
   const std::uint64_t end = start + len;
   std::string why;
   char line[4096];
-  while (covered < end && std::fgets(line, sizeof line, f)) {
+  while (covered < end && std::fgets(line, sizeof line, maps.get())) {
     unsigned long lo = 0, hi = 0;
     char perms[8] = {};
     int path_at = 0;
-    if (std::sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &path_at) < 3) continue;
-    if (hi <= covered) continue;
-    if (lo > covered) break;  // a hole at `covered`
+    if (std::sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &path_at) < 3) {
+      continue;
+    }
+    if (hi <= covered) {
+      continue;
+    }
+    if (lo > covered) {
+      break;  // a hole at `covered`
+    }
     std::string path = path_at > 0 ? std::string(line + path_at) : std::string();
-    while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
+    while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) {
+      path.pop_back();
+    }
     std::ostringstream at;
     at << std::hex << "0x" << lo << "-0x" << hi;
     if (perms[3] == 's') {
@@ -75,7 +90,6 @@ std::string unmirrorable_reason(std::uint64_t start, std::uint64_t len) {
     }
     covered = hi;
   }
-  std::fclose(f);
   if (why.empty() && covered < end) {
     std::ostringstream os;
     os << std::hex << "nothing is mapped at 0x" << covered << "; expected the whole region to be mapped";

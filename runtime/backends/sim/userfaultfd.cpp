@@ -124,7 +124,9 @@ Registration registration(int uffd, std::uint64_t start, std::uint64_t len) {
   uffdio_continue probe{};
   probe.range = {start, len};
   probe.mode = UFFDIO_CONTINUE_MODE_DONTWAKE;
-  if (ioctl(uffd, UFFDIO_CONTINUE, &probe) == 0) return Registration::kRegistered;
+  if (ioctl(uffd, UFFDIO_CONTINUE, &probe) == 0) {
+    return Registration::kRegistered;
+  }
   switch (errno) {
     case EAGAIN:
       return Registration::kChanging;
@@ -140,8 +142,12 @@ Registration registration(int uffd, std::uint64_t start, std::uint64_t len) {
 // another thread) is in flight and not read yet.
 int ioctl_retry(int fd, unsigned long req, void* arg) {
   for (int i = 0;; ++i) {
-    if (ioctl(fd, req, arg) == 0) return 0;
-    if (errno != EAGAIN || i >= 2000) return -1;
+    if (ioctl(fd, req, arg) == 0) {
+      return 0;
+    }
+    if (errno != EAGAIN || i >= 2000) {
+      return -1;
+    }
     usleep(i < 10 ? 1 : 20);
   }
 }
