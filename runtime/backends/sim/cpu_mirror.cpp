@@ -54,7 +54,7 @@ CpuMirror::CpuMirror(FramePool& frames, GpuPageTable& gpu, CostModel& cost, bool
     throw Error(Error::Code::kBackend, "sim device: eventfd failed: " + errno_text(e));
   }
   service_ = std::jthread([this](std::stop_token st) { service_loop(std::move(st)); });
-  reader_ = std::jthread([this](std::stop_token st) { reader_loop(std::move(st)); });
+  reader_ = std::jthread([this](const std::stop_token& st) { reader_loop(st); });
 }
 
 CpuMirror::~CpuMirror() {
