@@ -15,8 +15,12 @@
 // a CPU touch of device-resident data migrates it back transparently.
 //
 // Errors: invalid arguments and backend failures throw xesvm::Error, whose
-// message says what was wrong and what was expected. No method leaves data or
-// device memory behind when it throws.
+// message says what was wrong and what was expected. Each method below says
+// what it returns on success, what it throws, and what it leaves behind when
+// it throws; where it says nothing about the latter, nothing has changed
+// (no byte moved, no memory allocated or freed). No method loses data when
+// it throws: every byte keeps the value it had, wherever it lives.
+// Host memory exhaustion inside the library surfaces as std::bad_alloc.
 #pragma once
 
 #include <atomic>
@@ -244,28 +248,50 @@ class Runtime {
   /// series); see the README's table. A bad value of those variables makes
   /// this throw Error (kInvalidArgument) naming the variable.
   explicit Runtime(std::string_view uri = "sim:vram=256M", RuntimeOptions options = {});
+  /// Frees every alloc_shared() allocation (its memory is unmapped) and
+  /// stops mirroring every region still mirrored, bringing device-resident
+  /// data of those regions back to RAM first (their bytes read as they did
+  /// on the device). REQUIRES: no other thread uses the Runtime and none of
+  /// its kernels or device copies is running.
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
   Runtime(Runtime&&) noexcept;
   Runtime& operator=(Runtime&&) noexcept;
 
-  /// Allocates bytes of SVM memory (like zeMemAllocShared). The pointer is
-  /// valid on CPU and GPU until free(). alignment: a power of two, ≤ 2 MiB;
-  /// 0 means 4 KiB. Throws on bytes == 0 or bad alignment.
+  /// Allocates bytes of SVM memory (like zeMemAllocShared). Returns a
+  /// pointer valid on CPU and GPU until free(), to zero-filled memory
+  /// rounded up to whole 4 KiB pages, aligned to `alignment` (and to 2 MiB
+  /// when bytes >= 2 MiB, so that 2 MiB chunks fit). alignment: a power of
+  /// two, <= 2 MiB; 0 means 4 KiB. Throws Error (kInvalidArgument) for
+  /// bytes == 0, bytes > 2^46 or a bad alignment, (kOutOfMemory) when the
+  /// host cannot map the memory, or the backend's error when it cannot
+  /// mirror it; nothing is allocated then.
   void* alloc_shared(std::size_t bytes, std::size_t alignment = 0);
-  /// Frees an alloc_shared() pointer. Throws on a pointer it did not return.
+  /// Frees an alloc_shared() pointer: device frames are freed, nothing is
+  /// copied back, and the memory is unmapped. Waits for kernels of this
+  /// Runtime that are running. Throws Error (kInvalidArgument) for nullptr
+  /// or a pointer alloc_shared() did not return (or that was freed
+  /// already); nothing changes then. REQUIRES: not called from inside a
+  /// kernel of this Runtime: that throws Error (kInvalidArgument) too, and
+  /// today the allocation is then forgotten (a later free() of the pointer
+  /// fails and its memory stays mapped until the process ends).
   void free(void* ptr);
 
   /// Mirrors memory the application already owns (system-allocator mode).
   /// Only whole pages inside [ptr, ptr+bytes) are mirrored; partial pages at
-  /// the edges stay in system memory. Throws if the region overlaps a mirror
-  /// or is not mapped.
+  /// the edges stay in system memory. Throws Error (kInvalidArgument) for
+  /// nullptr, bytes == 0, a span that wraps or holds no whole page, a region
+  /// that overlaps a mirror (also one of another live Runtime), or one that
+  /// is not mapped in full by private anonymous memory on the sim (the
+  /// message names the offending mapping); nothing is mirrored then.
   void mirror(void* ptr, std::size_t bytes);
   /// Stops mirroring [ptr, ptr+bytes), which must be exactly a region passed
   /// to mirror(). Device-resident data is brought back to RAM first: every
-  /// byte reads afterwards as it did on the device. Throws Error
-  /// (kInvalidArgument) for a span that is not a mirrored region.
+  /// byte reads afterwards as it did on the device. Waits for running
+  /// kernels of this Runtime. Throws Error (kInvalidArgument) for a span
+  /// that is not a mirrored region, or when called from inside a kernel of
+  /// this Runtime; nothing changes then.
   void unmirror(void* ptr, std::size_t bytes);
   /// Like unmirror(), but the contents are not wanted (the caller is about to
   /// free the memory): device frames are freed, nothing is copied back, and
@@ -273,23 +299,29 @@ class Runtime {
   /// unmaps them. Bytes that a mapping move (mremap) took away from the
   /// region are not dropped. On a backend whose kernel is the driver this is
   /// unmirror(). REQUIRES: [ptr, ptr+bytes) is exactly a region passed to
-  /// mirror() (not alloc_shared() memory: free() that). Throws Error
-  /// (kInvalidArgument) otherwise.
+  /// mirror() (not alloc_shared() memory: free() that), and not called
+  /// from inside a kernel of this Runtime. Throws Error (kInvalidArgument)
+  /// otherwise; nothing changes then.
   void discard(void* ptr, std::size_t bytes);
 
   /// Advice for [ptr, ptr+bytes), which must lie in SVM memory. Returns
   /// false if the backend cannot apply all of it (what it can is applied;
   /// nothing is silently dropped): the sim applies the preferred location
-  /// and atomic (device placement), not read-mostly. Throws Error
-  /// (kInvalidArgument) for a Location that is not one of the enumerators
-  /// or memory that is not SVM.
+  /// and atomic (device placement), not read-mostly. The advice covers the
+  /// whole pages of the span and moves nothing now. Throws Error
+  /// (kInvalidArgument) for nullptr, bytes == 0, a wrapping span, a Location
+  /// that is not one of the enumerators, or a span with no SVM page at all;
+  /// no advice is recorded then.
   bool advise(void* ptr, std::size_t bytes, const Advice& advice);
   /// Moves the pages covering [ptr, ptr+bytes) to `where` (kDevice or
   /// kSystem) now. Returns the bytes of [ptr, ptr+bytes) that this call
   /// moved (at most `bytes`; bytes already there, or moved by another
-  /// thread meanwhile, are not counted). Throws Error (kInvalidArgument) for
-  /// any other Location or memory that is not SVM (nothing has moved then),
-  /// (kOutOfMemory) if device memory cannot be had. Not all-or-nothing: the
+  /// thread meanwhile, are not counted; to kSystem, pages another operation
+  /// held through every retry stay on the device, uncounted). Pages of the
+  /// span outside SVM memory are left alone. Throws Error (kInvalidArgument)
+  /// for nullptr, bytes == 0, a wrapping span, any other Location, or a span
+  /// with no SVM page at all (nothing has moved then), (kOutOfMemory) if
+  /// device memory cannot be had. Not all-or-nothing: the
   /// span moves range by range in address order, and a kOutOfMemory thrown
   /// partway leaves the ranges before the one that failed on the device
   /// (bound for the GPU) and the rest where they were (save what pressure
@@ -302,7 +334,11 @@ class Runtime {
   /// (kInvalidArgument) for memory that is not SVM, before moving anything.
   EvictResult evict(void* ptr, std::size_t bytes);
   /// Bytes of [ptr, ptr+bytes) in device memory and in system memory (and,
-  /// where the backend cannot tell, unknown). Never moves anything.
+  /// where the backend cannot tell, unknown), counted in whole pages
+  /// covering the span; on the sim, memory that is not SVM counts as
+  /// system memory.
+  /// Never moves anything. Throws Error (kInvalidArgument) only for
+  /// nullptr, bytes == 0 or a wrapping span.
   Residency residency(const void* ptr, std::size_t bytes);
 
   /// Starts a device-side copy of `bytes` bytes from src to dst and returns
@@ -324,20 +360,27 @@ class Runtime {
   Completion fill(void* dst, const void* pattern, std::size_t pattern_size, std::size_t bytes);
 
   /// Runs kernel over global_size work items on the device and waits for it.
-  /// Throws Error (kUnsupported) if the backend has no execution engine for
-  /// host kernels, with the reason (the xe backend runs no C++ callables: its
-  /// device executes batch buffers only; use copy()/fill()), or
-  /// (kDeviceLost) if the kernel touched non-SVM memory.
+  /// Returns when every work item has finished. Throws Error (kUnsupported)
+  /// if the backend has no execution engine for host kernels, with the
+  /// reason (the xe backend runs no C++ callables: its device executes batch
+  /// buffers only; use copy()/fill()), (kInvalidArgument) for an empty
+  /// kernel (nothing runs then), (kDeviceLost) if the kernel touched
+  /// non-SVM memory, or the first exception a work item threw. When it
+  /// throws after the kernel started, what the work items that ran wrote
+  /// stays written and migrated data stays where the faults put it.
   void launch(std::uint64_t global_size, const Kernel& kernel);
 
+  /// The counters now (each read on its own: not one atomic snapshot).
   Stats stats() const;
   /// What the backend can do (see Capabilities). Never throws on a live
   /// Runtime.
   Capabilities capabilities() const;
-  /// Key/value description of the backend (for `xesvm info`).
+  /// Key/value description of the backend (for `xesvm info`), in a stable
+  /// order; the text is for people: programs read capabilities() instead.
   std::vector<std::pair<std::string, std::string>> describe() const;
 
-  /// The state behind this Runtime (in-tree users: tests, tools, drivers).
+  /// The state behind this Runtime (in-tree users: tests, tools, drivers;
+  /// not part of the installed API's compatibility promise).
   RuntimeImpl& impl();
 
  private:

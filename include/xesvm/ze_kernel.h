@@ -115,7 +115,13 @@ typedef struct xesvm_ze_module_desc {
 typedef const xesvm_ze_module_desc* (*xesvm_ze_module_fn)(void);
 
 /* Convenience accessors. Pointers are device addresses (the values the
- * application passed as arguments); nothing is dereferenced on the host. */
+ * application passed as arguments); nothing is dereferenced on the host.
+ * xesvm_ze_read and xesvm_ze_write return what the accessor returns (0 on
+ * success, non-zero for a failed access; see "Errors" above). The typed
+ * loads return the value read, or 0 when the access failed; the stores and
+ * xesvm_ze_atomic_add_u32 drop the code (it returns the old value, or 0 when
+ * the access failed): the failure is sticky for the work item and fails the
+ * launch, so a kernel may check only where it must stop early. */
 static inline int xesvm_ze_read(const xesvm_ze_memory* m, const void* src, void* dst, size_t n) {
   return m->read(m->ctx, (uint64_t)(uintptr_t)src, dst, n);
 }

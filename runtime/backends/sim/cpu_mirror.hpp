@@ -2,17 +2,30 @@
 //
 // CpuMirror is the sim's stand-in for the kernel mm under a device driver:
 // it registers mirrored regions with userfaultfd, keeps the "device-private
-// entries" of pages whose data lives in device frames, moves system pages
-// into frames (write-protect, copy, drop), serves CPU touches of
-// device-resident pages (the MISSING fault handler is migrate_to_ram), and
-// turns userfaultfd events (UNMAP, REMOVE, REMAP) into invalidations for the
-// runtime, the mmu-notifier analogue.
+// entries" of pages whose data lives in device frames (DeviceEntries), moves
+// system pages into frames (write-protect, copy, drop), serves CPU touches
+// of device-resident pages (the MISSING fault handler is migrate_to_ram),
+// and turns userfaultfd events (UNMAP, REMOVE, REMAP) into invalidations
+// for the runtime, the mmu-notifier analogue.
+//
+// The class is one object; its parts live in the files named after them:
+//   userfaultfd.{hpp,cpp}      host support: feature probe, the descriptor's
+//                              side-effect-free probes, ioctl retry
+//   process_memory.{hpp,cpp}   procfs: which pages exist, what maps a region
+//   device_entries.{hpp,cpp}   the entries table, with its own lock
+//   cpu_mirror.cpp             construction, mirrors, settling, notification
+//   mapping_events.cpp         the event reader, the service thread and the
+//                              ordering rules of UNMAP, REMOVE and REMAP
+//   migrate_to_device.cpp      snapshots and the migration to the device
+//   migrate_to_ram.cpp         the CPU fault service (and zero pages)
+//   eviction_primitives.cpp    unmap, place, finalize: eviction's mechanism
 //
 // Threads and the sharp edges of userfaultfd:
 //  * One *reader* thread reads the descriptor (O_NONBLOCK) and never takes
 //    a runtime lock or touches managed memory: the thread that raised an
 //    event resumes as soon as the event is read, and the sim's own
-//    MADV_DONTNEED waits until its REMOVE event is read.
+//    MADV_DONTNEED waits until its REMOVE event is read. Its wake-up and
+//    quit signal is an eventfd (the reader polls both descriptors).
 //  * One *service* thread applies what the reader read, strictly in order:
 //    events update the device-private entries and call the runtime's
 //    MirrorClient; page faults are served or deferred. It may block on the
@@ -30,9 +43,30 @@
 //    registered (registration()); place() only writes where the page's
 //    entry still names the frame being evicted.
 //
-// Locking: entries_mu_ guards the device-private entries and the frame ->
-// address table; it is a leaf lock held for table updates only, never
-// across a system call that can wait on the reader.
+// Who zaps GPU page-table entries. Each CPU-side change has exactly one
+// owner of the zap of the PTEs it makes stale, the party that runs at the
+// moment the kernel would call the driver's mmu notifier:
+//  * munmap, MADV_DONTNEED, mremap: the event reader, while the write gate
+//    is closed and before the thread that made the change resumes (the
+//    runtime hears later, on the service thread; until it has, binds wait:
+//    cpu_events_pending()). Nothing else needs to zap the event's span.
+//  * a CPU touch of device data (migrate_to_ram): the runtime, in
+//    MirrorClient::invalidate(kMigratedToRam), which the service thread
+//    calls before the copy with the run's frames locked; the runtime bumps
+//    its sequence and zaps in one step under its notifier lock, so a bind
+//    racing the fault either retries or is zapped. CpuMirror does not zap.
+//  * eviction: the runtime, under its notifier lock, through unmap(), whose
+//    contract is to zap the frames' PTEs.
+// The entries say where each frame's data belongs, and a device PTE may
+// name a frame only at that page (check_books() in sim_device.hpp).
+//
+// Locking: DeviceEntries' mutex is a leaf lock held for table updates only,
+// never across a system call that can wait on the reader. The reader holds
+// only queue_mu_, recent_mu_ and drop_mu_, all leaf locks, so it never waits
+// on anything a faulting or dropping thread holds. The service thread calls
+// MirrorClient::invalidate() with no lock of ours held (for
+// kMigratedToRam, holding the run's frame locks). Frame locks are only ever
+// trylocked here.
 #pragma once
 
 #include <atomic>
@@ -50,41 +84,14 @@
 #include <vector>
 
 #include "runtime/backend.hpp"
+#include "runtime/backends/sim/device_entries.hpp"
+#include "runtime/backends/sim/userfaultfd.hpp"
 
 namespace xesvm::sim {
 
 class FramePool;
 class GpuPageTable;
 class CostModel;
-
-/// What the kernel's userfaultfd offers this process.
-struct UffdFeatures {
-  bool kernel_faults = false;   ///< syscalls touching device data migrate it back
-  bool write_protect = false;   ///< UFFD_FEATURE_PAGEFAULT_FLAG_WP
-  bool wp_unpopulated = false;  ///< UFFD_FEATURE_WP_UNPOPULATED
-  bool event_remove = false;
-  bool event_unmap = false;
-  bool event_remap = false;
-  bool move = false;      ///< UFFD_FEATURE_MOVE (UFFDIO_MOVE, Linux 6.8+)
-  std::uint64_t raw = 0;  ///< the feature mask the kernel reported
-  std::string describe() const;
-};
-
-/// True while the kernel has begun a mapping change (munmap, mremap,
-/// MADV_DONTNEED, fork) of memory registered with userfaultfd descriptor
-/// `uffd` whose event has not been read from it yet. The change's addresses
-/// may already be free for reuse. No side effects: the request is one the
-/// kernel refuses (EINVAL) once nothing is in flight.
-bool mapping_change_in_flight(int uffd);
-
-/// Whether userfaultfd registration covers [start, start+len) now, as the
-/// kernel sees it. kChanging: a mapping change is in flight (see
-/// mapping_change_in_flight()), ask again once it has been read.
-/// kRegistered needs one VMA to cover the whole range and says nothing about
-/// which descriptor registered it. Meant for private anonymous memory; on
-/// registered shared memory the probe maps page-cache pages already there.
-enum class Registration : std::uint8_t { kRegistered, kUnregistered, kChanging };
-Registration registration(int uffd, std::uint64_t start, std::uint64_t len);
 
 /// Counters of the CPU side.
 struct CpuMirrorStats {
@@ -100,13 +107,22 @@ struct CpuMirrorStats {
   std::uint64_t pagemap_reads = 0;      ///< reads of /proc/self/pagemap (snapshots, migrations)
 };
 
+/// The sim's CPU side. Thread-safe: every public method may be called from
+/// any thread (the contracts of MechanismFace in runtime/backend.hpp apply
+/// to the methods that implement it). Owns two threads and one userfaultfd
+/// descriptor. Not copyable.
 class CpuMirror {
  public:
-  /// Opens userfaultfd. `allow_kernel_faults` false forces
+  /// Opens userfaultfd (open_mirror_uffd()) and starts the reader and the
+  /// service thread. `allow_kernel_faults` false forces
   /// UFFD_USER_MODE_ONLY even where kernel-mode faults are permitted.
-  /// Throws Error (kUnsupported) if userfaultfd or its write-protect mode is
-  /// unavailable, naming the missing feature.
+  /// Throws Error (kUnsupported) if userfaultfd or one of its required
+  /// features is unavailable, naming the missing feature; (kBackend) if the
+  /// eventfd cannot be made. Nothing is left open when it throws. The pool,
+  /// table and cost model must outlive the mirror.
   CpuMirror(FramePool& frames, GpuPageTable& gpu, CostModel& cost, bool allow_kernel_faults);
+  /// Stops and joins both threads, then closes the descriptors. Faults still
+  /// waiting on mirrored memory are not served afterwards: unmirror first.
   ~CpuMirror();
   CpuMirror(const CpuMirror&) = delete;
   CpuMirror& operator=(const CpuMirror&) = delete;
@@ -114,44 +130,72 @@ class CpuMirror {
   const UffdFeatures& features() const { return features_; }
   /// How a migration to the device moves a page's bytes, for `xesvm info`.
   std::string migration_path() const;
+  /// A snapshot of the counters (each read atomically, not all at once).
   CpuMirrorStats stats() const;
 
-  /// MechanismFace::mirror / unmirror.
+  /// MechanismFace::mirror. Settles every mapping change in flight first.
+  /// Throws Error (kInvalidArgument) if the region is unaligned or empty,
+  /// overlaps a mirror, is not mapped in full by private anonymous memory
+  /// (the message names the mapping), or is registered with another
+  /// userfaultfd descriptor; nothing is registered then.
   void mirror(std::uint64_t start, std::size_t len, MirrorClient& client);
+  /// MechanismFace::unmirror: unregisters the region and drops its entries.
+  /// Throws Error (kInvalidArgument) unless [start, start+len) is one mirror
+  /// as a whole (a mirror split by munmap is unmirrored piece by piece).
   void unmirror(std::uint64_t start, std::size_t len);
-  /// MechanismFace::snapshot.
+  /// MechanismFace::snapshot: the entries, plus one pagemap read unless
+  /// every page is device-resident.
   void snapshot(std::uint64_t start, std::span<PageSnapshot> out);
   /// MechanismFace::snapshot_device: the entries only, no pagemap read.
   void snapshot_device(std::uint64_t start, std::span<PageSnapshot> out);
-  /// MechanismFace::migrate_to_device.
+  /// MechanismFace::migrate_to_device. Returns the pages moved; the frames
+  /// of pages that did not move are set to kNoFrame (the caller frees them).
+  /// A page does not move if it has an entry already, its run could not be
+  /// write-protected or read, a mapping change touched the run meanwhile, or
+  /// MADV_DONTNEED left it in RAM (mlock). Never throws for such pages.
   std::size_t migrate_to_device(std::span<const std::uint64_t> addrs, std::span<FrameId> frames);
 
-  // Eviction primitives (frames locked by the caller).
+  // Eviction primitives (MechanismFace; frames locked by the caller).
+
+  /// The page the frame's data belongs to (its migration entry), 0 if none.
   std::uint64_t frame_address(FrameId frame) const;
+  /// Marks the frames' entries kEvicting (CPU touches wait, snapshots report
+  /// the CPU page) and zaps every GPU PTE that maps one of them.
   void unmap(std::span<const FrameId> frames);
   /// Places len bytes from src (device frame memory) at CPU address addr.
   /// Returns the bytes placed from the start and, if not all, the errno
   /// that stopped it; on EAGAIN/ENOENT all pending events have been applied
   /// before it returns, so frame_address() tells where to retry the rest.
+  /// ENOENT also when the entries no longer name these frames at addr.
   CopyStatus place(std::uint64_t addr, const std::byte* src, std::size_t len);
+  /// Committed frames lose their entry, the others go back to kResident;
+  /// every frame is unlocked and deferred CPU faults are retried.
   void finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed);
 
   /// Maps a zero-filled page at each page of `pages` that has no CPU page
   /// yet. In user-mode-only mode the kernel does not resolve a missing page
   /// for the GPU's process_vm_readv/writev (EFAULT), so a bind of absent
-  /// system pages must populate them first. Pages that exist are left alone.
+  /// system pages must populate them first. Pages that exist are left alone;
+  /// a page whose mapping is changing is left to fault again.
   void populate_absent(std::span<const std::uint64_t> pages);
   /// Waits until every event the kernel has queued so far is applied.
+  /// REQUIRES: not called on the service thread (it would wait on itself).
   void drain();
-  /// Waits (bounded) until no mapping change of mirrored memory is in flight
-  /// (begun by the kernel, event not read yet), then applies every event
-  /// read: afterwards no event older than the call is still to come.
+  /// Waits (bounded, 5 s) until no mapping change of mirrored memory is in
+  /// flight (begun by the kernel, event not read yet), then applies every
+  /// event read: afterwards no event older than the call is still to come.
   void settle_mapping_changes();
   /// True while the kernel has begun an munmap, mremap, MADV_DONTNEED or
   /// fork touching mirrored memory whose event is not read yet.
   bool mapping_change_in_flight() const;
   /// True while a mapping event (UNMAP, REMOVE, REMAP) is read but not applied.
   bool events_pending() const { return events_applied_.load() < events_read_.load(); }
+
+  /// The device-private entries (read them; tests may corrupt them through
+  /// its test hook to prove a checker).
+  DeviceEntries& entries() { return entries_; }
+  const DeviceEntries& entries() const { return entries_; }
+
   /// Test hook: the next n copies of the CPU fault service
   /// (migrate_to_ram) fail with ENOMEM.
   void inject_fault_copy_failures(unsigned n) { fault_copy_failures_.store(n); }
@@ -163,11 +207,6 @@ class CpuMirror {
   void inject_short_placement(std::size_t pages) { short_placement_.store(pages); }
 
  private:
-  enum class EntryState : std::uint8_t { kInbound, kResident, kEvicting };
-  struct Entry {
-    FrameId frame;
-    EntryState state;
-  };
   struct Mirror {
     std::uint64_t end;
     MirrorClient* client;
@@ -178,25 +217,30 @@ class CpuMirror {
     std::uint64_t a, b, c;  // address/flags or start/end/new
   };
 
-  void reader_loop(std::stop_token st);
+  // mapping_events.cpp
+  void reader_loop(const std::stop_token& st);
   void service_loop(std::stop_token st);
   void apply(const Message& m);
-  bool serve_fault(std::uint64_t page, std::uint64_t flags);  // false: defer
-  void notify(const Invalidation& inv);
-  void move_entries(std::uint64_t from, std::uint64_t to, std::uint64_t len);
   void unmap_span(std::uint64_t start, std::uint64_t end);
-  bool placement_current(std::uint64_t addr, const std::byte* src, std::size_t len);
   std::optional<Message> take_queued_move_from(std::uint64_t start, std::uint64_t end);
   // Waits until the reader has finished two passes that began after the
   // call: everything the kernel queued before it is then in queue_.
   // REQUIRES: lk holds queue_mu_ (released while waiting).
   void await_reader_passes(std::unique_lock<std::mutex>& lk);
   std::vector<std::pair<std::uint64_t, std::uint64_t>> live_moved_pieces(std::uint64_t start, std::uint64_t end);
-  void drop_entries(std::uint64_t start, std::uint64_t end);
   bool is_dropping(std::uint64_t start, std::uint64_t end);
+  // True if a mapping event overlapping [start, end) was read after the
+  // reader had seen `since` mapping events.
+  bool mapping_changed_since(std::uint64_t since, std::uint64_t start, std::uint64_t end);
+  // cpu_mirror.cpp
+  void notify(const Invalidation& inv);
+  // migrate_to_ram.cpp
+  bool serve_fault(std::uint64_t page, std::uint64_t flags);  // false: defer
   int zero_page(std::uint64_t page);
   void wake(std::uint64_t page);
   void wake_range(std::uint64_t start, std::uint64_t end);
+  // eviction_primitives.cpp
+  bool placement_current(std::uint64_t addr, const std::byte* src, std::size_t len);
 
   FramePool& frames_;
   GpuPageTable& gpu_;
@@ -205,10 +249,7 @@ class CpuMirror {
   int wake_fd_ = -1;  // eventfd: wakes the reader (drain, shutdown)
   UffdFeatures features_;
 
-  mutable std::mutex entries_mu_;
-  std::unordered_map<std::uint64_t, Entry> entries_;  // page -> device-private entry
-  std::vector<std::uint64_t> frame_addr_;             // frame -> page (0 = none)
-  std::atomic<std::uint64_t> placements_{0};          // entries erased once their page was placed in RAM
+  DeviceEntries entries_;  // page -> device-private entry, frame -> page
 
   std::mutex mirrors_mu_;
   std::map<std::uint64_t, Mirror> mirrors_;  // start -> mirror
@@ -224,9 +265,6 @@ class CpuMirror {
   std::uint64_t read_count_ = 0;     // messages queued (queue_mu_)
   std::uint64_t applied_count_ = 0;  // messages applied (queue_mu_)
   std::uint64_t empty_passes_ = 0;   // reader passes that found the fd empty
-  // True if a mapping event overlapping [start, end) was read after the
-  // reader had seen `since` mapping events.
-  bool mapping_changed_since(std::uint64_t since, std::uint64_t start, std::uint64_t end);
   std::mutex recent_mu_;
   std::deque<std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>> recent_;  // (seq, start, end)
   std::atomic<std::uint64_t> events_read_{0};                                   // mapping events seen by the reader

@@ -21,16 +21,18 @@ std::uint64_t parse_size(std::string_view key, std::string_view v) {
   }
   std::string_view suffix(p, static_cast<std::size_t>(v.data() + v.size() - p));
   std::uint64_t mul = 1;
-  if (suffix == "K" || suffix == "k")
+  if (suffix == "K" || suffix == "k") {
     mul = 1ull << 10;
-  else if (suffix == "M" || suffix == "m")
+  } else if (suffix == "M" || suffix == "m") {
     mul = 1ull << 20;
-  else if (suffix == "G" || suffix == "g")
+  } else if (suffix == "G" || suffix == "g") {
     mul = 1ull << 30;
-  else if (!suffix.empty()) {
+  } else if (!suffix.empty()) {
     bad_option("bad size suffix '" + std::string(suffix) + "' for " + std::string(key), "K, M or G");
   }
-  if (n > (1ull << 40) / mul) bad_option(std::string(key) + " is too large", "at most 1T");
+  if (n > (1ull << 40) / mul) {
+    bad_option(std::string(key) + " is too large", "at most 1T");
+  }
   return n * mul;
 }
 
@@ -52,9 +54,13 @@ SimConfig parse_sim_options(std::string_view options) {
     std::size_t comma = options.find(',');
     std::string_view kv = options.substr(0, comma);
     options = comma == std::string_view::npos ? std::string_view{} : options.substr(comma + 1);
-    if (kv.empty()) continue;
+    if (kv.empty()) {
+      continue;
+    }
     std::size_t eq = kv.find('=');
-    if (eq == std::string_view::npos) bad_option("option '" + std::string(kv) + "' has no value", "key=value");
+    if (eq == std::string_view::npos) {
+      bad_option("option '" + std::string(kv) + "' has no value", "key=value");
+    }
     std::string_view k = kv.substr(0, eq), v = kv.substr(eq + 1);
     if (std::find(seen.begin(), seen.end(), k) != seen.end()) {
       bad_option("option '" + std::string(k) + "' is given twice", "each option at most once");
@@ -62,12 +68,15 @@ SimConfig parse_sim_options(std::string_view options) {
     seen.push_back(k);
     if (k == "vram") {
       std::uint64_t b = parse_size(k, v);
-      if (b == 0 || b % (2u << 20))
+      if (b == 0 || b % (2u << 20)) {
         bad_option("vram=" + std::string(v) + " is not a non-zero multiple of 2M", "e.g. vram=256M");
+      }
       c.vram_bytes = b;
     } else if (k == "workers") {
       std::uint64_t w = parse_size(k, v);
-      if (w == 0 || w > 256) bad_option("workers=" + std::string(v) + " is out of range", "1..256");
+      if (w == 0 || w > 256) {
+        bad_option("workers=" + std::string(v) + " is out of range", "1..256");
+      }
       c.workers = static_cast<unsigned>(w);
     } else if (k == "link_gbps") {
       c.link.link_gb_per_s = parse_double(k, v);
@@ -78,7 +87,9 @@ SimConfig parse_sim_options(std::string_view options) {
     } else if (k == "local_gbps") {
       c.link.local_gb_per_s = parse_double(k, v);
     } else if (k == "kernel_faults") {
-      if (v != "0" && v != "1") bad_option("kernel_faults=" + std::string(v), "0 or 1");
+      if (v != "0" && v != "1") {
+        bad_option("kernel_faults=" + std::string(v), "0 or 1");
+      }
       c.kernel_faults = v == "1";
     } else {
       bad_option("unknown option '" + std::string(k) + "'",
@@ -89,7 +100,9 @@ SimConfig parse_sim_options(std::string_view options) {
 }
 
 SimDevice::SimDevice(const SimConfig& config) : config_(config) {
-  if (config_.workers == 0) config_.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (config_.workers == 0) {
+    config_.workers = std::max(1u, std::thread::hardware_concurrency());
+  }
   frames_ = std::make_unique<FramePool>(config_.vram_bytes);
   gpu_ = std::make_unique<GpuPageTable>();
   cost_ = std::make_unique<CostModel>(config_.link);
@@ -155,7 +168,9 @@ std::uint64_t SimDevice::frame_address(FrameId frame) const { return cpu_->frame
 void SimDevice::unmap(std::span<const FrameId> frames) { cpu_->unmap(frames); }
 CopyStatus SimDevice::place(std::uint64_t addr, const std::byte* src, std::size_t len) {
   const CopyStatus st = cpu_->place(addr, src, len);
-  if (st.bytes) cost_->charge_link(st.bytes, 1);
+  if (st.bytes) {
+    cost_->charge_link(st.bytes, 1);
+  }
   return st;
 }
 void SimDevice::finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed) {
@@ -166,12 +181,39 @@ void SimDevice::bind(std::uint64_t start, std::span<const PageSnapshot> pages) {
   if (!cpu_->features().kernel_faults) {
     std::vector<std::uint64_t> absent;
     for (std::size_t i = 0; i < pages.size(); ++i) {
-      if (pages[i].place == PagePlace::kAbsent) absent.push_back(start + i * kPageSize);
+      if (pages[i].place == PagePlace::kAbsent) {
+        absent.push_back(start + i * kPageSize);
+      }
     }
-    if (!absent.empty()) cpu_->populate_absent(absent);
+    if (!absent.empty()) {
+      cpu_->populate_absent(absent);
+    }
   }
   gpu_->bind(start, pages);
 }
 void SimDevice::unbind(std::uint64_t start, std::uint64_t end) { gpu_->unbind(start, end); }
+
+std::string SimDevice::check_books() const {
+  std::ostringstream bad;
+  bad << cpu_->entries().check();
+  for (FrameId f = 0; f < frames_->frame_count(); ++f) {
+    const std::optional<std::uint64_t> at = gpu_->address_of(f);
+    if (!at) {
+      continue;
+    }
+    const std::optional<DeviceEntries::Entry> e = cpu_->entries().lookup(*at);
+    bad << std::hex;
+    if (frames_->owner(f) == kNoOwner) {
+      bad << "GPU PTE at 0x" << *at << " maps frame " << std::dec << f << ", which is free\n";
+    } else if (!e || e->frame != f) {
+      bad << "GPU PTE at 0x" << *at << " maps frame " << std::dec << f << ", but the entry there "
+          << (e ? "names frame " + std::to_string(e->frame) : std::string("does not exist")) << "\n";
+    } else if (e->state == DeviceEntries::State::kEvicting) {
+      bad << "GPU PTE at 0x" << *at << " maps frame " << std::dec << f << ", which is being evicted\n";
+    }
+    bad << std::dec;
+  }
+  return bad.str();
+}
 
 }  // namespace xesvm::sim

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "runtime/backend.hpp"
@@ -84,6 +85,17 @@ class SimDevice final : public Backend, public MechanismFace {
   }
   void bind(std::uint64_t start, std::span<const PageSnapshot> pages) override;
   void unbind(std::uint64_t start, std::uint64_t end) override;
+
+  /// Checks that the device's records of its frames agree, for tests at a
+  /// quiescent point (no migration, eviction or CPU fault in flight, events
+  /// drained): the entries' page <-> frame bijection, every entered frame
+  /// allocated in the pool (owner tag set), and every device PTE of the GPU
+  /// page table mapping an allocated frame at the page whose entry names it,
+  /// never a frame being evicted. Returns one line per disagreement, "" if
+  /// they agree. O(frames); takes each component's lock in turn, never two
+  /// at once. The runtime's own books are compared by the caller
+  /// (tests/runtime/frame_books.hpp).
+  std::string check_books() const;
 
   /// Test hooks (compiled in, off by default).
   FramePool& frame_pool() { return *frames_; }
