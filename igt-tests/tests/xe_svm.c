@@ -684,12 +684,21 @@ static void test_dontneed(void) {
 
 /* The benchmarks' buffer: 64 MiB, or half the VRAM near GT 0 when that is
  * smaller (the buffer must fit in VRAM next to what else is there, so that
- * the figures measure faults and prefetches, not eviction); a multiple of
+ * the figures measure faults and prefetches, not eviction), or less when
+ * XE_SVM_BENCH_MIB asks (a short run under emulation); a multiple of
  * 2 MiB. */
 static size_t bench_size(void) {
   uint64_t vram = xe_info_vram_size(&dev.info, 0);
   size_t size = SZ_64M;
   if (vram && vram / 2 < size) size = (size_t)(vram / 2) & ~(size_t)(SZ_2M - 1);
+  const char *want = getenv("XE_SVM_BENCH_MIB");
+  if (want && *want) {
+    char *end = NULL;
+    unsigned long mib = strtoul(want, &end, 10);
+    igt_assert_f(*end == 0 && mib >= 2 && mib % 2 == 0,
+                 "XE_SVM_BENCH_MIB=%s: expected an even number of MiB, at least 2\n", want);
+    if ((size_t)mib << 20 < size) size = (size_t)mib << 20;
+  }
   igt_require_f(size >= SZ_2M, "VRAM near GT 0 is %llu KiB: too small for a 2 MiB benchmark buffer\n",
                 (unsigned long long)(vram >> 10));
   return size;
