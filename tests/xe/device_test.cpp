@@ -321,14 +321,18 @@ TEST(XeDevice, LaunchOfAHostKernelIsUnsupportedWithTheReason) {
 TEST(XeDevice, PressurePolicyEvictsTheLeastRecentlyUsedChunksThroughPrefetch) {
   REQUIRE_XE_DEVICE();
   xesvm::RuntimeOptions o;
-  // 256 MiB of VRAM: pressure above 16 MiB used, evict down to 8 MiB.
+  // Pressure above 1/16 of the VRAM used, evict down to 1/32; three
+  // buffers of 1/32 each (whole 2 MiB chunks): two fit, the third crosses
+  // the high watermark. (64 MiB of VRAM: 2 MiB buffers, 4 MiB high.)
   o.high_watermark = 0.0625;
   o.low_watermark = 0.03125;
   xesvm::Runtime rt("xe:", o);
   xe::XeBackend& be = xe_of(rt);
   if (!be.has_vram() || !be.can_read_vram_used()) GTEST_SKIP() << "needs VRAM and a readable MEM_REGIONS used";
-  if (be.device_memory().total != 256 * kMiB) GTEST_SKIP() << "the watermarks here assume 256 MiB of VRAM";
-  constexpr std::size_t n = 8 * kMiB;
+  const std::uint64_t vram = be.device_memory().total;
+  const std::size_t n = static_cast<std::size_t>(vram / 32) & ~(2 * kMiB - 1);
+  if (n == 0) GTEST_SKIP() << "VRAM of " << (vram >> 20) << " MiB: less than 2 MiB per buffer";
+  if (be.device_memory().used != 0) GTEST_SKIP() << "another process holds VRAM";
   auto* a = static_cast<std::uint8_t*>(rt.alloc_shared(n));
   auto* b = static_cast<std::uint8_t*>(rt.alloc_shared(n));
   auto* c = static_cast<std::uint8_t*>(rt.alloc_shared(n));
@@ -338,9 +342,9 @@ TEST(XeDevice, PressurePolicyEvictsTheLeastRecentlyUsedChunksThroughPrefetch) {
   rt.prefetch(a, n, Location::kDevice);
   rt.prefetch(b, n, Location::kDevice);
   EXPECT_EQ(rt.impl().kernel_pressure()->evictions(), 0u);
-  rt.prefetch(c, n, Location::kDevice);  // 24 MiB > 16 MiB: a (least recent) goes
+  rt.prefetch(c, n, Location::kDevice);  // 3n above the high watermark 2n: a (least recent) goes
   EXPECT_GT(rt.impl().kernel_pressure()->evictions(), 0u);
-  EXPECT_LE(be.device_memory().used, 16 * kMiB + n);
+  EXPECT_LE(be.device_memory().used, 3 * n);
   EXPECT_GT(rt.stats().pages_evicted, 0u);
   for (std::size_t i = 0; i < n; i += 4096) {
     ASSERT_EQ(a[i], 0xa1);

@@ -99,8 +99,11 @@ run_tap() {
   if [[ $rc -eq 0 ]]; then ok "$name"; else notok "$name (exit $rc)"; fi
 }
 
-# 1. GoogleTest, one TAP line per case.
-gtest_tap xe_tests 900 "$build/tests/xe/xe_tests"
+# 1. GoogleTest, one TAP line per case. XeIntegration.ToolInfoAndStressOnARealXeDevice
+# is left out here: it starts the xesvm tool twice for a small stress run (about a
+# minute of program starts over 9p on a loaded host), and step 3 runs the same tool's
+# stress on the device at full size.
+gtest_tap xe_tests 900 "$build/tests/xe/xe_tests" --gtest_filter=-XeIntegration.ToolInfoAndStressOnARealXeDevice
 section_done xe_tests
 
 # 2. The uAPI agreement with the booted kernel's header.
