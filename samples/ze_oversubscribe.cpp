@@ -70,8 +70,14 @@ Run stream(ZeSample& ze, ze_kernel_handle_t k, const std::vector<float*>& bufs, 
   ZE_CHECK(zeDeviceGetGlobalTimestamps(ze.device, &host1, &dev1));
   r.device_seconds = static_cast<double>(dev1 - dev0) * 1e-9;
   const float want = 1.0f + static_cast<float>(passes);
-  for (float* b : bufs) {
-    for (std::size_t i = 0; i < bytes / sizeof(float); i += 997) r.ok &= b[i] == want;
+  for (std::size_t i = 0; i < bufs.size(); ++i) {
+    for (std::size_t j = 0; j < bytes / sizeof(float) && r.ok; ++j) {
+      if (bufs[i][j] != want) {
+        std::fprintf(stderr, "buffer %zu, byte %zu: %g, expected %g\n", i, j * sizeof(float),
+                     static_cast<double>(bufs[i][j]), static_cast<double>(want));
+        r.ok = false;
+      }
+    }
   }
   if (managed) {
     for (float* b : bufs) {

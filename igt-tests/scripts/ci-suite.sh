@@ -8,23 +8,18 @@
 #     races) and the busy-unbind errno;
 #   - the malloc mode of each `many` family (many execs, strided records,
 #     16 queues, 2 MiB ranges);
-#   - every standalone subtest but `prefetch` and the benchmarks: partial
-#     munmap/remap (plain and atomic), unaligned allocations, the bad-address
-#     fault, madvise and its attributes, prefetch both ways, MADV_DONTNEED;
+#   - every standalone subtest but the benchmarks: partial munmap/remap
+#     (plain and atomic), unaligned allocations, the bad-address fault,
+#     threads on one VM and processes with their own VMs, madvise and its
+#     attributes, prefetch (no GPU fault after it) and prefetch both ways,
+#     MADV_DONTNEED;
 #   - eviction at 9/8 of VRAM, from one process and from one per engine,
 #     every value checked.
 # Left out: the other 84 `many*` subtests, the benchmarks and the larger
-# eviction subtests (minutes each in that guest), and `prefetch`, which
-# fails on the software device until OP_PREFETCH leaves the prefetched
-# range GPU-mapped as real Xe's prefetch_ranges() does (request "igt
-# 09:10" in the kernel requests), and the threads-* and process-* subtests:
-# on a loaded host the device's GPU-fault service gave up with -EBUSY
-# (bounded hmm_range_fault retries) and banned the queue of
-# process-many-malloc, and a 5 s fence wait of
-# threads-shared-vm-shared-alloc-many-malloc expired; they pass on a quiet
-# host, but CI must not depend on the load. The subtests left out are listed as
-# skipped, naming this set. The whole suite is guest-suite.sh without
-# IGT_SUBTESTS.
-IGT_SUBTESTS=${IGT_SUBTESTS:-'^xe_svm/((once|twice)-|many(-stride|-execqueues|-large)?-malloc$|partial-|unaligned-alloc$|fault$|madvise-|prefetch-both-ways$|mmap-dontneed$)|^xe_svm_evict/(processes-)?evict-malloc$'}
+# eviction subtests (minutes each in that guest; the whole suite at 64 MiB
+# of VRAM is measured in igt-tests/README.md, "Guest results"). The
+# subtests left out are listed as skipped, naming this set. The whole
+# suite is guest-suite.sh without IGT_SUBTESTS.
+IGT_SUBTESTS=${IGT_SUBTESTS:-'^xe_svm/((once|twice)-|many(-stride|-execqueues|-large)?-malloc$|partial-|unaligned-alloc$|fault$|threads-|process-|madvise-|prefetch$|prefetch-both-ways$|mmap-dontneed$)|^xe_svm_evict/(processes-)?evict-malloc$'}
 export IGT_SUBTESTS
 exec sh "$(dirname "$0")/guest-suite.sh" "$@"

@@ -638,6 +638,21 @@ static void test_busy(void) {
   free(data);
 }
 
+/* Records [from, to) at a 64 KiB stride in buf: the CPU writes every
+ * batch first, then they run in order on the session's queue, the last
+ * one with the fence (one CPU/GPU hand-over of the 2 MiB range instead of
+ * one per record). */
+static void run_records(struct svm_session *s, char *buf, unsigned from, unsigned to) {
+  for (unsigned i = from; i < to; i++) svm_write_batch((void *)(buf + i * SZ_64K), svm_value(i), false);
+  for (unsigned i = from; i < to; i++) {
+    struct svm_exec_data *e = (void *)(buf + i * SZ_64K);
+    if (i + 1 < to)
+      igt_assert_eq(xe_exec(dev.fd, s->q, (uintptr_t)e->batch, NULL, 0), 0);
+    else
+      svm_exec_wait(&dev, s->q, e->batch, s->fence, XE_FIVE_SEC);
+  }
+}
+
 /* MADV_DONTNEED on half of a GPU-written private mapping: that half reads
  * back as zeros, the other half keeps its values, and the GPU can write the
  * dropped half again. */
@@ -649,11 +664,7 @@ static void test_dontneed(void) {
   igt_assert(buf != MAP_FAILED);
   memset(buf, 5, SZ_2M);
   const unsigned n = SZ_2M / SZ_64K;
-  for (unsigned i = 0; i < n; i++) {
-    struct svm_exec_data *e = (void *)(buf + i * SZ_64K);
-    svm_write_batch(e, svm_value(i), false);
-    svm_exec_wait(&dev, s.q, e->batch, s.fence, XE_FIVE_SEC);
-  }
+  run_records(&s, buf, 0, n);
   igt_assert_eq(madvise(buf + SZ_1M, SZ_1M, MADV_DONTNEED), 0);
   for (unsigned i = 0; i < n; i++) {
     struct svm_exec_data *e = (void *)(buf + i * SZ_64K);
@@ -662,18 +673,39 @@ static void test_dontneed(void) {
     else
       igt_assert_f(e->data == 0 && e->batch[0] == 0, "record %u survived MADV_DONTNEED\n", i);
   }
+  run_records(&s, buf, n / 2, n);
   for (unsigned i = n / 2; i < n; i++) {
     struct svm_exec_data *e = (void *)(buf + i * SZ_64K);
-    svm_write_batch(e, svm_value(i), false);
-    svm_exec_wait(&dev, s.q, e->batch, s.fence, XE_FIVE_SEC);
     igt_assert_eq_u32(e->data, e->expected_data);
   }
   svm_session_end(&s);
   munmap(buf, SZ_2M);
 }
 
-/* GPU touches of one store per 4 KiB page of a 64 MiB buffer, built into
- * one batch; returns the time in ns. */
+/* The benchmarks' buffer: 64 MiB, or half the VRAM near GT 0 when that is
+ * smaller (the buffer must fit in VRAM next to what else is there, so that
+ * the figures measure faults and prefetches, not eviction), or less when
+ * XE_SVM_BENCH_MIB asks (a short run under emulation); a multiple of
+ * 2 MiB. */
+static size_t bench_size(void) {
+  uint64_t vram = xe_info_vram_size(&dev.info, 0);
+  size_t size = SZ_64M;
+  if (vram && vram / 2 < size) size = (size_t)(vram / 2) & ~(size_t)(SZ_2M - 1);
+  const char *want = getenv("XE_SVM_BENCH_MIB");
+  if (want && *want) {
+    char *end = NULL;
+    unsigned long mib = strtoul(want, &end, 10);
+    igt_assert_f(*end == 0 && mib >= 2 && mib % 2 == 0,
+                 "XE_SVM_BENCH_MIB=%s: expected an even number of MiB, at least 2\n", want);
+    if ((size_t)mib << 20 < size) size = (size_t)mib << 20;
+  }
+  igt_require_f(size >= SZ_2M, "VRAM near GT 0 is %llu KiB: too small for a 2 MiB benchmark buffer\n",
+                (unsigned long long)(vram >> 10));
+  return size;
+}
+
+/* GPU touches of one store per 4 KiB page of a buffer, built into one
+ * batch; returns the time in ns. */
 static uint64_t gpu_touch(uint32_t q, uint32_t *batch, size_t batch_dw, unsigned char *buf, size_t size, uint32_t salt,
                           uint64_t *fence) {
   struct xe_batch b;
@@ -711,13 +743,14 @@ static int cmp_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* fault-benchmark: the GPU touches 64 MiB (page faults), then 1 reader,
- * 8 threads and 8 processes read it back; medians of 3 runs each. */
+/* fault-benchmark: the GPU touches 64 MiB (half the VRAM if that is less;
+ * page faults), then 1 reader, 8 threads and 8 processes read it back;
+ * medians of 3 runs each. */
 static void test_fault_benchmark(void) {
   const struct drm_xe_engine_class_instance *eci = svm_engine(&dev, 0);
+  const size_t size = bench_size(), batch_dw = (size / SZ_4K) * XE_STORE_DWORD_DWORDS + 1;
   struct svm_session s;
   svm_session_begin(&s, &dev, eci);
-  const size_t size = SZ_64M, batch_dw = (size / SZ_4K) * XE_STORE_DWORD_DWORDS + 1;
   unsigned char *buf = aligned_alloc(SZ_2M, size);
   uint32_t *batch = aligned_alloc(SZ_4K, align_up(batch_dw * 4, SZ_4K));
   igt_assert(buf && batch);
@@ -755,19 +788,20 @@ static void test_fault_benchmark(void) {
   }
   static const char *const names[] = {"1 reader", "8 threads", "8 processes"};
   for (int kind = 0; kind < 3; kind++)
-    igt_info("fault-benchmark: GPU touch of 64 MiB %.3f ms, read back by %s %.3f ms (medians of %d)\n",
+    igt_info("fault-benchmark: GPU touch of %zu MiB %.3f ms, read back by %s %.3f ms (medians of %d)\n", size >> 20,
              touch[kind][RUNS / 2] / 1e6, names[kind], read[kind][RUNS / 2] / 1e6, RUNS);
   svm_session_end(&s);
   free(buf);
   free(batch);
 }
 
-/* prefetch-benchmark: 64 MiB prefetched to VRAM and back, bandwidth
- * medians of 5 runs; the bytes survive the round trips. */
+/* prefetch-benchmark: 64 MiB (half the VRAM if that is less) prefetched
+ * to VRAM and back, bandwidth medians of 5 runs; the bytes survive the
+ * round trips. */
 static void test_prefetch_benchmark(void) {
   uint32_t region = svm_require_vram_instance(&dev);
+  const size_t size = bench_size();
   uint32_t vm = svm_vm_create(&dev);
-  const size_t size = SZ_64M;
   uint64_t *buf = aligned_alloc(SZ_2M, size);
   igt_assert(buf);
   for (size_t i = 0; i < size / 8; i++) buf[i] = i * 0x9e3779b97f4a7c15ull;
@@ -785,8 +819,9 @@ static void test_prefetch_benchmark(void) {
     igt_assert_f(buf[i] == i * 0x9e3779b97f4a7c15ull, "qword %zu changed over prefetch round trips\n", i);
   qsort(to_vram, RUNS, sizeof(uint64_t), cmp_u64);
   qsort(to_sys, RUNS, sizeof(uint64_t), cmp_u64);
-  igt_info("prefetch-benchmark: 64 MiB to VRAM %.1f MiB/s, to system %.1f MiB/s (medians of %d)\n",
-           64.0 / (to_vram[RUNS / 2] / 1e9), 64.0 / (to_sys[RUNS / 2] / 1e9), RUNS);
+  const double mib = (double)(size >> 20);
+  igt_info("prefetch-benchmark: %zu MiB to VRAM %.1f MiB/s, to system %.1f MiB/s (medians of %d)\n", size >> 20,
+           mib / (to_vram[RUNS / 2] / 1e9), mib / (to_sys[RUNS / 2] / 1e9), RUNS);
   svm_vm_destroy(&dev, vm);
   free(buf);
 }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "runtime/backends/xe/xe_copy_engine.hpp"
@@ -55,6 +56,34 @@ TEST(XeCopyEngine, SpansPastTheMirroredVaSpanAreRefusedBeforeAnyIoctl) {
   EXPECT_EQ(code_of([&] { engine.copy(0x10000, end, 4096); }), xesvm::Error::Code::kInvalidArgument);
   EXPECT_EQ(code_of([&] { engine.fill(end - 8, 0x01020304, 4, 16); }), xesvm::Error::Code::kInvalidArgument);
   EXPECT_EQ(io.requests.size(), 1u) << "a refused span reached the device";
+}
+
+// The largest span of one batch (Options::max_batch_bytes) must be a whole
+// number of pages no larger than what a slot holds; the engine refuses any
+// other before it creates its queue.
+TEST(XeCopyEngine, ABatchLimitThatIsNotAWholeNumberOfPagesUpTo256MiBIsRefused) {
+  for (std::uint64_t bad : {std::uint64_t{0}, std::uint64_t{4097}, xesvm::xe::XeCopyEngine::kMaxBytes + 4096}) {
+    QueueOnly io;
+    xesvm::xe::XeCopyEngine::Options o;
+    o.vm_id = 1;
+    o.engines = {{uapi::kEngineClassCopy, 0, 0}};
+    o.max_batch_bytes = bad;
+    try {
+      xesvm::xe::XeCopyEngine engine(io, o);
+      ADD_FAILURE() << "a batch limit of " << bad << " bytes was accepted";
+    } catch (const xesvm::Error& e) {
+      EXPECT_EQ(e.code(), xesvm::Error::Code::kInvalidArgument) << e.what();
+      EXPECT_NE(std::string(e.what()).find("multiple of 4096"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(io.requests.empty()) << "a refused engine created a queue";
+  }
+  QueueOnly io;
+  xesvm::xe::XeCopyEngine::Options o;
+  o.vm_id = 1;
+  o.engines = {{uapi::kEngineClassCopy, 0, 0}};
+  o.max_batch_bytes = 4096;
+  xesvm::xe::XeCopyEngine engine(io, o);  // the smallest limit is fine
+  EXPECT_EQ(io.requests.size(), 1u);
 }
 
 TEST(XeBatch, MemCopyIsOneCommandPer256KiBThenTheRemainder) {

@@ -488,6 +488,7 @@ CopyFace* XeBackend::copier() {
     o.engines = query_engines();
     o.fence_timeout_ns = options_.fence_timeout_ns;
     o.va_end = mirror_end_;
+    o.max_batch_bytes = options_.max_batch_bytes;
     o.advise_system = [this](std::uint64_t start, std::uint64_t len) {
       if (!has_madvise()) return false;
       Advice a;

@@ -64,6 +64,9 @@ struct XeOptions {
   std::uint16_t pat_index = kPatIndexAuto;         ///< PAT index of every bind
   std::int64_t fence_timeout_ns = 60'000'000'000;  ///< one WAIT_USER_FENCE
   unsigned evict_busy_retries = 3;                 ///< EBUSY retries of an eviction
+  /// The largest span of one device copy/fill batch
+  /// (XeCopyEngine::Options::max_batch_bytes; tests set less).
+  std::uint64_t max_batch_bytes = XeCopyEngine::kMaxBytes;
 };
 
 /// What DEVICE_QUERY CONFIG reported.

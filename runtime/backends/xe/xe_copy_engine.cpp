@@ -181,6 +181,12 @@ class XeCopyEngine::Work final : public DeviceWork {
 // --- XeCopyEngine -----------------------------------------------------------------
 
 XeCopyEngine::XeCopyEngine(XeIoctl& io, Options options) : io_(io), options_(std::move(options)) {
+  const std::uint64_t most = options_.max_batch_bytes;
+  if (most < 4096 || most > kMaxBytes || most % 4096 != 0) {
+    throw Error(Error::Code::kInvalidArgument,
+                "xe: device copy: the largest span of one batch (" + std::to_string(most) +
+                    " bytes) must be a multiple of 4096 in [4096, " + std::to_string(kMaxBytes) + "]");
+  }
   if (options_.engines.empty()) {
     throw Error(Error::Code::kUnsupported,
                 "xe: device copy: the device lists no engine (DEVICE_QUERY ENGINES is empty)");
@@ -343,9 +349,10 @@ class XeCopyEngine::Batches final : public DeviceWork {
 
 std::unique_ptr<DeviceWork> XeCopyEngine::in_batches(
     std::uint64_t n, const std::function<std::unique_ptr<DeviceWork>(std::uint64_t, std::uint64_t)>& part) {
-  if (n <= kMaxBytes) return part(0, n);
+  const std::uint64_t most = options_.max_batch_bytes;
+  if (n <= most) return part(0, n);
   std::vector<std::unique_ptr<DeviceWork>> parts;  // waited for by their destructors if a submission throws
-  for (std::uint64_t off = 0; off < n; off += kMaxBytes) parts.push_back(part(off, std::min(kMaxBytes, n - off)));
+  for (std::uint64_t off = 0; off < n; off += most) parts.push_back(part(off, std::min(most, n - off)));
   return std::make_unique<Batches>(std::move(parts));
 }
 
@@ -366,7 +373,8 @@ std::unique_ptr<DeviceWork> XeCopyEngine::copy(std::uint64_t dst, std::uint64_t 
 std::unique_ptr<DeviceWork> XeCopyEngine::fill(std::uint64_t dst, std::uint32_t pattern, unsigned pattern_size,
                                                std::uint64_t n) {
   check_span("device fill", dst, n);
-  // Every batch starts a multiple of kMaxBytes (so of the pattern) after dst: at phase 0.
+  // Every batch starts a multiple of max_batch_bytes (4096 x k, so of the
+  // pattern) after dst: at phase 0.
   return in_batches(
       n, [&](std::uint64_t off, std::uint64_t len) { return fill_batch(dst + off, pattern, pattern_size, len); });
 }

@@ -25,8 +25,8 @@
 // Error (kBusy), never a hang.
 //
 // A span above kMaxBytes (256 MiB: the commands of one batch must fit its
-// slot) is split into several batches, submitted in order and completed as
-// one work.
+// slot; Options::max_batch_bytes may set less) is split into several
+// batches, submitted in order and completed as one work.
 //
 // Consecutive blits that depend on each other (the doubling fill's copies
 // read what the previous one wrote) are separated by MI_FLUSH_DW, as Xe's
@@ -78,6 +78,9 @@ class XeCopyEngine final : public CopyFace {
   struct EngineId {
     std::uint16_t engine_class = 0, engine_instance = 0, gt_id = 0;
   };
+  /// Largest copy or fill of one batch (its commands fit one batch slot).
+  static constexpr std::uint64_t kMaxBytes = 256u << 20;
+
   struct Options {
     std::uint32_t vm_id = 0;
     std::vector<EngineId> engines;                   ///< as the device lists them
@@ -88,6 +91,11 @@ class XeCopyEngine final : public CopyFace {
     /// The end of the GPU VA span the VM mirrors (1 << va_bits); spans
     /// past it are refused before any ioctl. 0: no such check.
     std::uint64_t va_end = 0;
+    /// The largest span of one batch: kMaxBytes, or less (a test of the
+    /// splitting that need not move 256 MiB). REQUIRES: a multiple of
+    /// 4096 in [4096, kMaxBytes]; the constructor throws Error
+    /// (kInvalidArgument) otherwise.
+    std::uint64_t max_batch_bytes = kMaxBytes;
   };
 
   /// Picks the first COPY engine of options.engines (else the first engine
@@ -97,12 +105,9 @@ class XeCopyEngine final : public CopyFace {
   /// Waits for work in flight (bounded) and destroys the queue.
   ~XeCopyEngine() override;
 
-  /// Largest copy or fill of one batch (its commands fit one batch slot).
-  static constexpr std::uint64_t kMaxBytes = 256u << 20;
-
   /// As CopyFace; throws Error (kInvalidArgument) before any ioctl when a
-  /// span leaves [0, Options::va_end). A span larger than kMaxBytes is split into batches of
-  /// kMaxBytes (and the rest), submitted in order on the one queue; the
+  /// span leaves [0, Options::va_end). A span larger than Options::max_batch_bytes is split
+  /// into batches of that size (and the rest), submitted in order on the one queue; the
   /// returned work completes when all of them have. If a later batch cannot
   /// be submitted, the earlier ones are waited for (bounded) before the
   /// error is thrown.
@@ -139,8 +144,8 @@ class XeCopyEngine final : public CopyFace {
   std::unique_ptr<DeviceWork> copy_batch(std::uint64_t dst, std::uint64_t src, std::uint64_t n);
   std::unique_ptr<DeviceWork> fill_batch(std::uint64_t dst, std::uint32_t pattern, unsigned pattern_size,
                                          std::uint64_t n);
-  // part(off, len) for each kMaxBytes piece of [0, n), as one work.
-  static std::unique_ptr<DeviceWork> in_batches(
+  // part(off, len) for each Options::max_batch_bytes piece of [0, n), as one work.
+  std::unique_ptr<DeviceWork> in_batches(
       std::uint64_t n, const std::function<std::unique_ptr<DeviceWork>(std::uint64_t, std::uint64_t)>& part);
   Slot take_slot();
   void give_slot(Slot s);
