@@ -174,6 +174,9 @@ void* RuntimeImpl::alloc_shared(std::size_t bytes, std::size_t alignment) {
 
 void RuntimeImpl::free(void* ptr) {
   if (!ptr) throw Error(Error::Code::kInvalidArgument, "free: null pointer; expected a pointer from alloc_shared");
+  // Refused before the allocation is forgotten: a kernel's free() throws
+  // and leaves the pointer valid and freeable from outside the kernel.
+  if (tl_kernel_of == this) wait_for_running_kernels("free");
   Allocation a;
   {
     std::lock_guard lk(mu_);

@@ -274,8 +274,7 @@ class Runtime {
   /// or a pointer alloc_shared() did not return (or that was freed
   /// already); nothing changes then. REQUIRES: not called from inside a
   /// kernel of this Runtime: that throws Error (kInvalidArgument) too, and
-  /// today the allocation is then forgotten (a later free() of the pointer
-  /// fails and its memory stays mapped until the process ends).
+  /// the allocation stays valid (free it from outside the kernel).
   void free(void* ptr);
 
   /// Mirrors memory the application already owns (system-allocator mode).

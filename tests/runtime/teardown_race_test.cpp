@@ -103,5 +103,24 @@ TEST(Teardown, UnmirrorFromInsideAKernelIsRefused) {
   munmap(p, kLen);
 }
 
+TEST(Teardown, FreeFromInsideAKernelIsRefusedAndThePointerStaysFreeable) {
+  Runtime rt(kUri);
+  constexpr std::size_t kLen = 2u << 20;
+  auto* p = static_cast<std::uint8_t*>(rt.alloc_shared(kLen));
+  fill(p, kLen, 7);
+  bool refused = false;
+  rt.launch(1, [&](const WorkItem&, DeviceAccessor&) {
+    try {
+      rt.free(p);
+    } catch (const Error& e) {
+      refused = e.code() == Error::Code::kInvalidArgument &&
+                std::string(e.what()).find("inside a kernel") != std::string::npos;
+    }
+  });
+  EXPECT_TRUE(refused);
+  EXPECT_EQ(mismatches(p, kLen, 7), 0u) << "a refused free() must leave the memory in place";
+  EXPECT_NO_THROW(rt.free(p)) << "the allocation was forgotten by the refused free()";
+}
+
 }  // namespace
 }  // namespace xesvm::test
