@@ -25,11 +25,16 @@ step_done() {  # $1: step name
   step_start=$SECONDS
 }
 step_done deps
-count_ctest() {  # $1: log file
+count_ctest() {  # $1: log file; a test re-run after a timeout counts once, by its last result
   local p f s
-  p=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed +[0-9.]+ sec$" "$1" || true)
-  f=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*(Failed|Timeout|Exception|Not Run)" "$1" || true)
-  s=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*\*\*\*Skipped" "$1" || true)
+  read -r p f s < <(awk '
+    match($0, /Test +#[0-9]+: /) {
+      id = substr($0, RSTART, RLENGTH)
+      if ($0 ~ /\*\*\*Skipped/) r[id] = "s"
+      else if ($0 ~ /\*\*\*(Failed|Timeout|Exception|Not Run)/) r[id] = "f"
+      else if ($0 ~ / Passed +[0-9.]+ sec$/) r[id] = "p"
+    }
+    END { for (i in r) n[r[i]]++; print n["p"] + 0, n["f"] + 0, n["s"] + 0 }' "$1")
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 }
 # The suites run one test per core (CTEST_JOBS overrides): the tests own
@@ -63,7 +68,13 @@ for config in release asan tsan; do
   step_done "build-$config"
   case "$config" in
     release) run_ctest release "$jobs" ;;
-    asan)    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest asan "$jobs" ;;
+    # A test of the ASan run that times out runs once more, and a second
+    # timeout fails it. The Level Zero driver's SPIR-V translator runs in a
+    # fork() of the threaded test process; under ASan only, about one such
+    # child in a few hundred never finishes (seen on a loaded host; most
+    # likely a sanitizer lock held by another thread at the fork). The cure
+    # is a spawned translator program, not a fork.
+    asan)    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest asan "$jobs" --repeat after-timeout:2 ;;
     tsan)    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run_ctest tsan 1 -L concurrency ;;
   esac
 done
