@@ -77,7 +77,7 @@ RuntimeImpl::RuntimeImpl(std::string_view uri, const RuntimeOptions& options)
     Engine* engine = backend_->engine();
     manager_ = std::make_unique<SvmManager>(*mech, options, engine ? engine->accessed_bits() : nullptr);
     policy_ = manager_.get();
-    if (Engine* e = backend_->engine()) e->set_fault_handler(manager_.get());
+    if (engine) engine->set_fault_handler(manager_.get());
     install_fork_handlers();
     std::lock_guard lk(registry_mu());
     registry().insert(manager_.get());
