@@ -86,6 +86,20 @@ enum class InvalidationKind : std::uint8_t {
 };
 
 /// One invalidation, delivered to MirrorClient::invalidate().
+///
+/// Who zaps the GPU PTEs it makes stale (one owner per kind):
+///  * kUnmap, kDiscard, kRemap: the backend, for the event's span, before
+///    the thread that made the change resumes (the moment the kernel calls
+///    its mmu notifiers; the sim's event reader does it with the GPU's
+///    system-write gate closed). Only the backend runs at that moment: the
+///    runtime hears of the change later, on the backend's service thread.
+///    Until it has, MechanismFace::bind() refuses, so no bind can write a
+///    PTE after the zap from a snapshot taken before it. The client bumps
+///    its sequence, drops its books and must not zap the span again; the
+///    rest of a range the event covers only in part stays bound until the
+///    client removes the range.
+///  * kMigratedToRam: the client, in invalidate(), under its notifier lock
+///    together with the sequence bump (the backend never zaps for it).
 struct Invalidation {
   InvalidationKind kind;
   std::uint64_t start;      ///< first byte, page aligned
@@ -236,9 +250,16 @@ class MechanismFace {
   // --- GPU page table ------------------------------------------------------
 
   /// Writes GPU PTEs for [start, start + pages.size()*kPageSize): device
-  /// pages map their frame, system pages map the CPU address.
-  virtual void bind(std::uint64_t start, std::span<const PageSnapshot> pages) = 0;
-  /// Clears GPU PTEs of [start, end).
+  /// pages map their frame, system pages map the CPU address. Returns true
+  /// when written. Returns false, writing nothing, while a CPU mapping
+  /// change the backend has zapped is not yet delivered to
+  /// MirrorClient::invalidate() (cpu_events_pending(), checked atomically
+  /// with the write): the snapshot may describe a mapping that is gone and
+  /// no later zap would clear the PTEs; the caller waits and starts over.
+  [[nodiscard]] virtual bool bind(std::uint64_t start, std::span<const PageSnapshot> pages) = 0;
+  /// Clears GPU PTEs of [start, end). The runtime calls it for its own
+  /// changes of placement (migration, range removal, protection); the zaps
+  /// of CPU mapping changes are the backend's (see Invalidation).
   virtual void unbind(std::uint64_t start, std::uint64_t end) = 0;
 };
 

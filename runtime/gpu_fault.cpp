@@ -25,7 +25,8 @@
 //    6. bind:      under the notifier lock (shared), retry from 5 if the
 //                  sequence moved or a CPU mapping change is in flight;
 //                  else write the GPU PTEs, read-only or not at all where
-//                  the CPU mapping says so.
+//                  the CPU mapping says so; the backend refuses the write
+//                  (retry from 5) if it zapped a mapping change since.
 //
 // DOC: Locking
 //
@@ -221,22 +222,34 @@ void SvmManager::get_pages_and_bind(Range& r, const std::vector<CpuProtection>* 
       std::this_thread::sleep_for(std::chrono::microseconds(20));
       continue;
     }
+    bool written = true;
     if (read_write) {
-      mech_.bind(r.start, snap);
+      written = mech_.bind(r.start, snap);
     } else {
       // Pages the CPU may not read stay unbound (an access faults and is
       // refused); read-only pages are bound read-only.
       for (std::size_t i = 0; i < snap.size(); ++i) snap[i].writable = snap[i].writable && (access[i] & kMayWrite);
-      for (std::size_t i = 0; i < snap.size();) {
+      for (std::size_t i = 0; i < snap.size() && written;) {
         if (!(access[i] & kMayRead)) {
           ++i;
           continue;
         }
         std::size_t j = i + 1;
         while (j < snap.size() && (access[j] & kMayRead)) ++j;
-        mech_.bind(r.start + i * kPageSize, std::span<const PageSnapshot>(snap).subspan(i, j - i));
+        written = mech_.bind(r.start + i * kPageSize, std::span<const PageSnapshot>(snap).subspan(i, j - i));
         i = j;
       }
+    }
+    if (!written) {
+      // The backend zapped a CPU mapping change after the check above (its
+      // zap, not ours: backend.hpp's Invalidation). What was written before
+      // the refusal lies in a span the zap cleared or stays valid; start
+      // over once the change is delivered.
+      r.gpu_bound = true;  // pieces written before the refusal may stay mapped
+      nl.unlock();
+      counters_.bind_retries.fetch_add(1, std::memory_order_relaxed);
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      continue;
     }
     r.gpu_bound = true;
     r.bound_read_write = read_write;

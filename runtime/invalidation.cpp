@@ -11,8 +11,24 @@
 //    2. for each range overlapping it: kMigratedToRam unbinds only the pages
 //       that move and drops the moving frames from the books (the backend
 //       holds their locks and copies them home itself); every other kind
-//       unbinds the whole range, marks it unmapped and queues it for the gc;
+//       marks the range unmapped and queues it for the gc;
 //    3. munmap/mremap: the registry of mirrored regions follows the change.
+//
+// DOC: Who zaps the GPU PTEs
+//
+// One owner per kind of change (backend.hpp, Invalidation). For munmap,
+// discard and mremap it is the backend: it zaps the event's span at the
+// moment the change happens, before the thread that made it resumes, which
+// is the only moment that keeps a GPU write through a stale PTE out of a
+// mapping made after it; this callback comes later, on the service thread,
+// so it does not zap again. A bind that raced the change is refused by the
+// backend until this callback has run (MechanismFace::bind()), and the
+// sequence bump below makes it retry. The rest of a range the change covers
+// only in part still maps valid pages; it stays bound (and gpu_bound stays
+// set, so the protection check still sees it) until the gc removes the
+// range, which unbinds it. For kMigratedToRam the runtime is the owner: the
+// backend calls before its copy, and the unbind happens here, under the
+// notifier lock, in one step with the sequence bump.
 //   gc thread: remove_range() of each queued range off the fault path,
 //   evicting what device data it still holds to wherever the device says it
 //   belongs now (after mremap, the new address).
@@ -42,6 +58,7 @@ void SvmManager::invalidate(const Invalidation& inv) {
   notifier_.windows.bump(inv.start, inv.end);
   std::vector<RangePtr> hit = tree_.overlapping(inv.start, inv.end);
   std::unordered_set<FrameId> moving;  // kMigratedToRam: the frames going home
+  bool queued = false;
   for (const RangePtr& r : hit) {
     if (inv.kind == InvalidationKind::kMigratedToRam) {
       // Only what moves loses its GPU mapping: the rest of the range stays
@@ -56,12 +73,13 @@ void SvmManager::invalidate(const Invalidation& inv) {
       }
       continue;
     }
-    mech_.unbind(r->start, r->end);
-    r->gpu_bound = false;
+    // The backend has zapped [inv.start, inv.end) already (see above).
+    if (inv.start <= r->start && r->end <= inv.end) r->gpu_bound = false;
     if (!r->unmapped) {
       r->unmapped = true;
       std::lock_guard g(gc_mu_);
       gc_queue_.push_back(r);
+      queued = true;
     }
   }
   if (inv.kind == InvalidationKind::kUnmap || inv.kind == InvalidationKind::kRemap) {
@@ -83,7 +101,9 @@ void SvmManager::invalidate(const Invalidation& inv) {
       mirrors_[inv.new_start] = inv.new_start + (inv.end - inv.start);
     }
   }
-  gc_cv_.notify_one();
+  // Wake the gc only for work: a CPU fault's invalidation (kMigratedToRam)
+  // queues nothing, and a wake-up per fault was a context switch for nothing.
+  if (queued) gc_cv_.notify_one();
 }
 
 void SvmManager::collect_garbage() {

@@ -402,7 +402,7 @@ class NullMechanism final : public xesvm::MechanismFace {
   xesvm::CopyStatus place(std::uint64_t, const std::byte*, std::size_t) override { return {}; }
   void finalize(std::span<const xesvm::FrameId>, std::span<const std::uint8_t>) override {}
   std::span<const std::byte> frame_bytes(xesvm::FrameId) const override { return {}; }
-  void bind(std::uint64_t, std::span<const xesvm::PageSnapshot>) override {}
+  bool bind(std::uint64_t, std::span<const xesvm::PageSnapshot>) override { return true; }
   void unbind(std::uint64_t, std::uint64_t) override {}
 };
 

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "frame_books.hpp"
@@ -98,6 +101,92 @@ TEST(StalePte, MremapLeavesNoPteAtTheOldAddresses) {
   EXPECT_EQ(gpu_mismatches(rt, q, k2M, 6), 0u);
   EXPECT_EQ(agreed_books(rt, {{q, k2M}}), "");
   munmap(q, k2M);
+}
+
+// One owner of the zap (backend.hpp, Invalidation): the backend zaps the
+// event's span; the runtime's invalidate() does not zap again, so the part
+// of a range the munmap left alone stays bound, with valid PTEs, until the
+// gc removes the range (which unbinds and evicts it).
+TEST(StalePte, MunmapOfPartOfARangeZapsOnlyTheUnmappedSpan) {
+  Runtime rt(kUri);
+  auto* p = device_resident_mirror(rt, k2M, 8);
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(device_ptes(rt, p, k2M), k2M / kPage);
+  rt.impl().manager()->set_gc_paused(true);
+  ASSERT_EQ(munmap(p + k2M / 2, k2M / 2), 0);
+  drain_events(rt);
+  EXPECT_EQ(device_ptes(rt, p + k2M / 2, k2M / 2), 0u) << "GPU PTEs survive in the unmapped half";
+  EXPECT_EQ(device_ptes(rt, p, k2M / 2), k2M / 2 / kPage)
+      << "the PTEs of the half still mapped were zapped too: a second owner of the zap";
+  rt.impl().manager()->set_gc_paused(false);
+  EXPECT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }))
+      << "the gc did not remove the range: " << rt.stats().device_bytes_in_use << " bytes on the device";
+  EXPECT_EQ(device_ptes(rt, p, k2M / 2), 0u) << "the removed range left device PTEs";
+  EXPECT_EQ(mismatches(p, k2M / 2, 8), 0u) << "the half still mapped keeps its bytes";
+  EXPECT_EQ(gpu_mismatches(rt, p, k2M / 2, 8), 0u) << "the GPU reads them too";
+  munmap(p, k2M / 2);
+}
+
+// A client that holds the service thread inside invalidate() until released.
+class HeldClient final : public MirrorClient {
+ public:
+  void invalidate(const Invalidation&) override {
+    std::unique_lock lk(mu_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lk, [&] { return released_; });
+  }
+  bool entered() {
+    std::lock_guard lk(mu_);
+    return entered_;
+  }
+  void release() {
+    std::lock_guard lk(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false, released_ = false;
+};
+
+// Between the backend's zap of a mapping change and the runtime hearing of
+// it, a bind from an older snapshot must not write PTEs: nothing would zap
+// them afterwards. The sim refuses it under the page table's lock.
+TEST(StalePte, BindIsRefusedBetweenTheZapOfAMappingChangeAndItsDelivery) {
+  std::unique_ptr<Backend> backend = open_backend(kUri);
+  auto& dev = dynamic_cast<sim::SimDevice&>(*backend);
+  auto* p = static_cast<std::uint8_t*>(map_aligned(4 * kPage, kPage));
+  ASSERT_NE(p, nullptr);
+  fill(p, 4 * kPage, 9);
+  const auto a = reinterpret_cast<std::uint64_t>(p);
+  HeldClient client;
+  struct Release {  // never leave the service thread held: teardown waits for it
+    HeldClient& c;
+    ~Release() { c.release(); }
+  } release{client};
+  dev.mirror(a, 4 * kPage, client);
+  const std::vector<PageSnapshot> sys(4, PageSnapshot{PagePlace::kSystem, true, kNoFrame});
+  ASSERT_TRUE(dev.bind(a, sys));
+  ASSERT_EQ(madvise(p, kPage, MADV_DONTNEED), 0);  // returns once the reader has read the event
+  ASSERT_TRUE(wait_until([&] { return client.entered(); })) << "the discard never reached the client";
+  EXPECT_EQ(dev.page_table().lookup(a).kind, sim::Pte::Kind::kNone) << "the backend did not zap before delivering";
+  EXPECT_EQ(dev.page_table().lookup(a + kPage).kind, sim::Pte::Kind::kSystem) << "the zap went beyond the event";
+  EXPECT_FALSE(dev.bind(a, std::span<const PageSnapshot>(sys).first(1)))
+      << "a bind between the zap and the delivery was written";
+  EXPECT_EQ(dev.page_table().lookup(a).kind, sim::Pte::Kind::kNone);
+  client.release();
+  dev.cpu().drain();
+  EXPECT_TRUE(dev.bind(a, std::span<const PageSnapshot>(sys).first(1))) << "binds stay refused after the delivery";
+  EXPECT_EQ(dev.page_table().lookup(a).kind, sim::Pte::Kind::kSystem);
+  std::size_t wrong = 0;
+  for (std::size_t i = kPage; i < 4 * kPage; ++i) wrong += p[i] != pattern(i, 9);
+  EXPECT_EQ(wrong, 0u) << "the pages the discard left alone lost bytes";
+  dev.unbind(a, a + 4 * kPage);
+  dev.unmirror(a, 4 * kPage);
+  munmap(p, 4 * kPage);
 }
 
 }  // namespace

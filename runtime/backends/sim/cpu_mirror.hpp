@@ -48,8 +48,11 @@
 // moment the kernel would call the driver's mmu notifier:
 //  * munmap, MADV_DONTNEED, mremap: the event reader, while the write gate
 //    is closed and before the thread that made the change resumes (the
-//    runtime hears later, on the service thread; until it has, binds wait:
-//    cpu_events_pending()). Nothing else needs to zap the event's span.
+//    runtime hears later, on the service thread; until it has, binds are
+//    refused: SimDevice::bind() checks cpu_events_pending() under the GPU
+//    page table's lock, which the reader's zap takes too, so a bind from a
+//    snapshot older than the zap never lands after it). Nothing else zaps
+//    the event's span: the runtime's invalidate() does not.
 //  * a CPU touch of device data (migrate_to_ram): the runtime, in
 //    MirrorClient::invalidate(kMigratedToRam), which the service thread
 //    calls before the copy with the run's frames locked; the runtime bumps

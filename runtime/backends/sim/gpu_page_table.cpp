@@ -42,7 +42,8 @@ void GpuPageTable::clear_pte(std::uint64_t page_addr) {
   if (--it->second->used == 0) dirs_.erase(it);
 }
 
-void GpuPageTable::bind(std::uint64_t start, std::span<const PageSnapshot> pages) {
+bool GpuPageTable::bind_unless(std::uint64_t start, std::span<const PageSnapshot> pages, bool (*refuse)(const void*),
+                               const void* ctx) {
   if (start % kPageSize != 0) {
     throw invalid("GpuPageTable::bind: start " + hex(start) + " is not page aligned");
   }
@@ -67,6 +68,7 @@ void GpuPageTable::bind(std::uint64_t start, std::span<const PageSnapshot> pages
   }
 
   std::unique_lock lk(mu_);
+  if (refuse && refuse(ctx)) return false;
   bool invalidated = false;
   for (std::size_t i = 0; i < pages.size(); ++i) {
     const std::uint64_t va = start + i * kPageSize;
@@ -98,6 +100,7 @@ void GpuPageTable::bind(std::uint64_t start, std::span<const PageSnapshot> pages
     ++mapped_;
   }
   if (invalidated) bump();
+  return true;
 }
 
 void GpuPageTable::unbind(std::uint64_t start, std::uint64_t end) {

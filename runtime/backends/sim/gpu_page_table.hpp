@@ -106,7 +106,13 @@ class GpuPageTable final : public AccessedBits {
   /// (else throws Error(kInvalidArgument) and changes nothing): start page
   /// aligned, the range does not wrap, every kDevice page names a frame and
   /// no frame appears twice.
-  void bind(std::uint64_t start, std::span<const PageSnapshot> pages);
+  void bind(std::uint64_t start, std::span<const PageSnapshot> pages) { (void)bind_unless(start, pages, nullptr); }
+  /// Like bind(), but calls `refuse` under the write lock first and writes
+  /// nothing if it returns true; returns whether the PTEs were written. A
+  /// zap (unbind(), zap_frames()) either runs before the check or clears
+  /// what the bind wrote. `refuse` must not call into the table.
+  bool bind_unless(std::uint64_t start, std::span<const PageSnapshot> pages, bool (*refuse)(const void*),
+                   const void* ctx = nullptr);
   /// Clears the PTEs of [start, end). REQUIRES (else throws
   /// Error(kInvalidArgument)): start and end page aligned, start <= end.
   void unbind(std::uint64_t start, std::uint64_t end);

@@ -189,7 +189,11 @@ void SimDevice::bind(std::uint64_t start, std::span<const PageSnapshot> pages) {
       cpu_->populate_absent(absent);
     }
   }
-  gpu_->bind(start, pages);
+  // The event reader zaps a mapping change's span before the runtime hears
+  // of it (cpu_mirror.hpp): a bind after that zap, from a snapshot taken
+  // before it, is refused under the table's lock, which the zap takes too.
+  return gpu_->bind_unless(
+      start, pages, [](const void* self) { return static_cast<const SimDevice*>(self)->cpu_events_pending(); }, this);
 }
 void SimDevice::unbind(std::uint64_t start, std::uint64_t end) { gpu_->unbind(start, end); }
 

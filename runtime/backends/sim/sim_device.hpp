@@ -83,7 +83,7 @@ class SimDevice final : public Backend, public MechanismFace {
     // already released the thread that caused it.
     return gpu_->write_gate().is_closed() || cpu_->events_pending();
   }
-  void bind(std::uint64_t start, std::span<const PageSnapshot> pages) override;
+  bool bind(std::uint64_t start, std::span<const PageSnapshot> pages) override;
   void unbind(std::uint64_t start, std::uint64_t end) override;
 
   /// Checks that the device's records of its frames agree, for tests at a
