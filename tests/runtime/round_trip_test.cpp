@@ -1,9 +1,11 @@
 // CPU write -> GPU read/write -> CPU read round trips, byte-checked.
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <atomic>
+#include <cmath>
 
 #include <fcntl.h>
 
@@ -13,6 +15,36 @@ namespace xesvm::test {
 namespace {
 
 const std::string kUri = test_uri("sim:vram=64M,workers=2");
+
+// The sim's data path charges the cost model once per move, with what
+// moved (CostModel::charge_migration()): a 2 MiB range that moves to the
+// device as one chunk and comes home in one CPU fault costs two link
+// transfers of 2 MiB, and the modelled time is exactly the model's
+// arithmetic (13 B/ns, 1500 ns per transfer); an eviction adds its bytes
+// once.
+TEST(RoundTrip, EachMoveIsChargedToTheCostModelOnce) {
+  Runtime rt(kUri);
+  constexpr std::uint64_t k2M = 2u << 20;
+  const Stats before = rt.stats();
+  ASSERT_EQ(before.modelled_device_ns, 0u);
+  auto* p = device_resident_mirror(rt, k2M, 3);
+  ASSERT_NE(p, nullptr);
+  const auto model = [](double bytes, double transfers) {
+    return static_cast<std::uint64_t>(std::llround(bytes / 13.0 + transfers * 1500.0));
+  };
+  EXPECT_EQ(rt.stats().link_bytes, k2M);
+  EXPECT_EQ(rt.stats().modelled_device_ns, model(k2M, 1));
+  EXPECT_EQ(mismatches(p, k2M, 3), 0u);  // the first read brings the whole range home
+  EXPECT_EQ(rt.residency(p, k2M).device_bytes, 0u);
+  EXPECT_EQ(rt.stats().link_bytes, 2 * k2M);
+  EXPECT_EQ(rt.stats().modelled_device_ns, model(2 * k2M, 2));
+  ASSERT_EQ(rt.prefetch(p, k2M, Location::kDevice), k2M);
+  ASSERT_EQ(rt.evict(p, k2M).pages_evicted, k2M / 4096);
+  EXPECT_EQ(rt.stats().link_bytes, 4 * k2M) << "an eviction's bytes are charged once";
+  EXPECT_EQ(mismatches(p, k2M, 3), 0u);
+  rt.unmirror(p, k2M);
+  munmap(p, k2M);
+}
 
 TEST(RoundTrip, GpuSeesCpuBytesAndCpuSeesGpuWrites) {
   Runtime rt(kUri);

@@ -95,8 +95,8 @@ TEST(CostModelConcurrency, ChargesFromManyThreadsSum) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 10000; ++i) {
-        m.charge_link(13, 1);
-        m.charge_local(400);
+        m.charge_migration(Migration::kToRam, 13, 1);
+        m.charge_access(400, 0, 0);
       }
     });
   }

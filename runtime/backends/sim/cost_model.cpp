@@ -23,7 +23,21 @@ void CostModel::charge_link(std::uint64_t bytes, std::uint64_t transfers) noexce
   link_transfers_.fetch_add(transfers, std::memory_order_relaxed);
 }
 
-void CostModel::charge_local(std::uint64_t bytes) noexcept { local_bytes_.fetch_add(bytes, std::memory_order_relaxed); }
+void CostModel::charge_migration(Migration dir, std::uint64_t bytes, std::uint64_t transfers) noexcept {
+  if (bytes == 0) return;
+  charge_link(bytes, transfers);
+  (dir == Migration::kToDevice ? to_device_bytes_ : to_ram_bytes_).fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void CostModel::charge_access(std::uint64_t device_bytes, std::uint64_t system_bytes,
+                              std::uint64_t system_transfers) noexcept {
+  if (device_bytes) local_bytes_.fetch_add(device_bytes, std::memory_order_relaxed);
+  if (system_bytes || system_transfers) charge_link(system_bytes, system_transfers);
+}
+
+std::uint64_t CostModel::migrated_bytes(Migration dir) const noexcept {
+  return (dir == Migration::kToDevice ? to_device_bytes_ : to_ram_bytes_).load(std::memory_order_relaxed);
+}
 
 std::uint64_t CostModel::modelled_ns() const noexcept {
   const double ns = static_cast<double>(link_bytes()) / params_.link_gb_per_s +
@@ -42,6 +56,8 @@ void CostModel::reset() noexcept {
   link_bytes_.store(0, std::memory_order_relaxed);
   link_transfers_.store(0, std::memory_order_relaxed);
   local_bytes_.store(0, std::memory_order_relaxed);
+  to_device_bytes_.store(0, std::memory_order_relaxed);
+  to_ram_bytes_.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace xesvm::sim

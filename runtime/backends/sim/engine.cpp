@@ -156,8 +156,7 @@ class SimEngine::Accessor final : public DeviceAccessor {
     e_.device_bytes_.fetch_add(dev_bytes_, std::memory_order_relaxed);
     e_.system_bytes_.fetch_add(sys_bytes_, std::memory_order_relaxed);
     e_.faults_.fetch_add(faults_, std::memory_order_relaxed);
-    if (dev_bytes_ != 0) e_.cost_.charge_local(dev_bytes_);
-    if (sys_transfers_ != 0) e_.cost_.charge_link(sys_bytes_, sys_transfers_);
+    e_.cost_.charge_access(dev_bytes_, sys_transfers_ != 0 ? sys_bytes_ : 0, sys_transfers_);
     dev_bytes_ = sys_bytes_ = sys_transfers_ = faults_ = 0;
   }
 

@@ -187,9 +187,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
     uffdio_writeprotect wp{{addrs[first], count * kPageSize}, 0};  // wakes waiting writers
     ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp);
   }
-  if (bytes) {
-    cost_.charge_link(bytes, runs.size());
-  }
+  cost_.charge_migration(Migration::kToDevice, bytes, runs.size());
   return moved;
 }
 

@@ -199,7 +199,7 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
     }
   }
   if (const std::size_t moved = n - static_cast<std::size_t>(std::count(placed.begin(), placed.end(), 0))) {
-    cost_.charge_link(moved * kPageSize, pieces);
+    cost_.charge_migration(Migration::kToRam, moved * kPageSize, pieces);
     pages_to_ram_.fetch_add(moved, std::memory_order_relaxed);
   }
   const bool any_placed = std::find(placed.begin(), placed.end(), 1) != placed.end();

@@ -168,16 +168,14 @@ std::uint64_t SimDevice::frame_address(FrameId frame) const { return cpu_->frame
 void SimDevice::unmap(std::span<const FrameId> frames) { cpu_->unmap(frames); }
 CopyStatus SimDevice::place(std::uint64_t addr, const std::byte* src, std::size_t len) {
   const CopyStatus st = cpu_->place(addr, src, len);
-  if (st.bytes) {
-    cost_->charge_link(st.bytes, 1);
-  }
+  cost_->charge_migration(Migration::kToRam, st.bytes, 1);
   return st;
 }
 void SimDevice::finalize(std::span<const FrameId> frames, std::span<const std::uint8_t> committed) {
   cpu_->finalize(frames, committed);
 }
 std::span<const std::byte> SimDevice::frame_bytes(FrameId frame) const { return {frames_->data(frame), kPageSize}; }
-void SimDevice::bind(std::uint64_t start, std::span<const PageSnapshot> pages) {
+bool SimDevice::bind(std::uint64_t start, std::span<const PageSnapshot> pages) {
   if (!cpu_->features().kernel_faults) {
     std::vector<std::uint64_t> absent;
     for (std::size_t i = 0; i < pages.size(); ++i) {
