@@ -286,6 +286,7 @@ SimEngine::SimEngine(GpuPageTable& table, FramePool& pool, CostModel& cost, unsi
   if (workers == 0) {
     throw invalid("SimEngine: 0 workers; expected at least one worker thread");
   }
+  work_cvs_ = std::make_unique<std::condition_variable[]>(workers);
   threads_.reserve(workers);
   try {
     for (unsigned w = 0; w < workers; ++w) threads_.emplace_back([this, w] { worker_main(w); });
@@ -294,7 +295,7 @@ SimEngine::SimEngine(GpuPageTable& table, FramePool& pool, CostModel& cost, unsi
       std::lock_guard lk(mu_);
       stop_ = true;
     }
-    work_cv_.notify_all();
+    for (unsigned w = 0; w < workers_; ++w) work_cvs_[w].notify_all();
     threads_.clear();
     throw;
   }
@@ -305,7 +306,7 @@ SimEngine::~SimEngine() {
     std::lock_guard lk(mu_);
     stop_ = true;
   }
-  work_cv_.notify_all();
+  for (unsigned w = 0; w < workers_; ++w) work_cvs_[w].notify_all();
   threads_.clear();  // joins
 }
 
@@ -327,11 +328,13 @@ void SimEngine::launch(std::uint64_t global_size, const Kernel& kernel) {
     std::unique_lock lk(mu_);
     kernel_ = &kernel;
     global_size_ = global_size;
-    running_ = workers_;
+    // Worker w's share is empty when w >= global_size (see worker_main()).
+    active_ = static_cast<unsigned>(std::min<std::uint64_t>(workers_, global_size));
+    running_ = active_;
     error_ = nullptr;
     abort_.store(false, std::memory_order_relaxed);
     ++epoch_;
-    work_cv_.notify_all();
+    for (unsigned w = 0; w < active_; ++w) work_cvs_[w].notify_one();
     done_cv_.wait(lk, [&] { return running_ == 0; });
     kernel_ = nullptr;
     error = std::exchange(error_, nullptr);
@@ -348,7 +351,8 @@ void SimEngine::worker_main(unsigned w) {
     std::uint64_t n = 0;
     {
       std::unique_lock lk(mu_);
-      work_cv_.wait(lk, [&] { return stop_ || epoch_ != seen; });
+      // A worker outside the epoch's active set sleeps through it.
+      work_cvs_[w].wait(lk, [&] { return stop_ || (epoch_ != seen && w < active_); });
       if (stop_) return;
       seen = epoch_;
       kernel = kernel_;

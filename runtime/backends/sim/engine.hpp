@@ -60,6 +60,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -117,9 +118,13 @@ class SimEngine final : public Engine {
 
   std::mutex launch_mu_;  // serializes launch()
   std::mutex mu_;         // guards the launch state below
-  std::condition_variable work_cv_;
+  // One per worker: a launch of fewer work items than workers wakes only
+  // the workers that get one (a 1-item launch, a GPU fault's typical
+  // kernel here, wakes one thread, not all).
+  std::unique_ptr<std::condition_variable[]> work_cvs_;
   std::condition_variable done_cv_;
   std::uint64_t epoch_ = 0;
+  unsigned active_ = 0;  // workers that take part in the current epoch
   bool stop_ = false;
   const Kernel* kernel_ = nullptr;
   std::uint64_t global_size_ = 0;
