@@ -7,12 +7,13 @@
 //
 // A range is the second step of the fault path (fault -> range -> pages ->
 // bind): the fault looks it up with find() (one hash probe of the 2 MiB
-// block index, two array reads) or creates it with choose_chunk() +
+// block index, one array read) or creates it with choose_chunk() +
 // insert(); migration, get-pages and bind then work on its pages, and the
 // notifier window of its start guards the bind. Pressure reaches it the
 // other way (victims -> lock -> unmap -> copy -> finalize, evict.cpp), by
 // owner tag, never through this tree. Invalidation finds the ranges it hits
-// with overlapping() (B-tree, O(log n + affected)).
+// with overlapping() (a few pages: the block index, O(1); more: the B-tree,
+// O(log n + affected)).
 //
 // DOC: Chunk choice
 //
@@ -36,25 +37,25 @@ namespace xesvm {
 RangePtr RangeTree::find(std::uint64_t addr) const {
   auto b = blocks_.find(block_of(addr));
   if (b == blocks_.end()) return nullptr;
-  const std::uint16_t slot = b->second->slot_of_page[page_in_block(addr)];
-  return slot == kNoSlot ? nullptr : b->second->ranges[slot];
+  Range* r = b->second->range_of_page[page_in_block(addr)];
+  return r ? r->shared_from_this() : nullptr;
 }
 
 std::vector<RangePtr> RangeTree::overlapping(std::uint64_t start, std::uint64_t end) const {
   std::vector<RangePtr> out;
   if (start < end && end - start <= 16 * kPageSize && block_of(start) == block_of(end - 1)) {
     // A few pages inside one 2 MiB block (a CPU fault's invalidation): the
-    // block index answers with a hash probe and its page slots, where the
+    // block index answers with a hash probe and its page entries, where the
     // B-tree would walk its levels, cold in cache among many ranges.
     auto b = blocks_.find(block_of(start));
     if (b == blocks_.end()) return out;
     const Block& blk = *b->second;
-    std::uint16_t last = kNoSlot;
+    const Range* last = nullptr;
     for (std::uint64_t a = start & ~std::uint64_t(kPageSize - 1); a < end; a += kPageSize) {
-      const std::uint16_t slot = blk.slot_of_page[page_in_block(a)];
-      if (slot == kNoSlot || slot == last) continue;
-      out.push_back(blk.ranges[slot]);  // pages ascend, so ranges come in address order
-      last = slot;
+      Range* r = blk.range_of_page[page_in_block(a)];
+      if (!r || r == last) continue;
+      out.push_back(r->shared_from_this());  // pages ascend, so ranges come in address order
+      last = r;
     }
     return out;
   }
@@ -70,29 +71,19 @@ std::vector<RangePtr> RangeTree::overlapping(std::uint64_t start, std::uint64_t 
 void RangeTree::insert(RangePtr r) {
   std::unique_ptr<Block>& blk = blocks_[block_of(r->start)];
   if (!blk) blk = std::make_unique<Block>();
-  const auto slot = static_cast<std::uint16_t>(blk->ranges.size());
-  for (std::uint64_t a = r->start; a < r->end; a += kPageSize) blk->slot_of_page[page_in_block(a)] = slot;
-  blk->ranges.push_back(r);
+  for (std::uint64_t a = r->start; a < r->end; a += kPageSize) blk->range_of_page[page_in_block(a)] = r.get();
+  ++blk->ranges;
   tree_.emplace(r->start, std::move(r));
 }
 
 bool RangeTree::erase(const Range& r) {
   auto it = tree_.find(r.start);
   if (it == tree_.end() || it->second.get() != &r) return false;
-  tree_.erase(it);
   auto b = blocks_.find(block_of(r.start));
   Block& blk = *b->second;
-  const std::uint16_t slot = blk.slot_of_page[page_in_block(r.start)];
-  for (std::uint64_t a = r.start; a < r.end; a += kPageSize) blk.slot_of_page[page_in_block(a)] = kNoSlot;
-  // Move the last range into the freed slot.
-  const std::uint16_t last = static_cast<std::uint16_t>(blk.ranges.size() - 1);
-  if (slot != last) {
-    const RangePtr& moved = blk.ranges[last];
-    for (std::uint64_t a = moved->start; a < moved->end; a += kPageSize) blk.slot_of_page[page_in_block(a)] = slot;
-    blk.ranges[slot] = moved;
-  }
-  blk.ranges.pop_back();
-  if (blk.ranges.empty()) blocks_.erase(b);
+  for (std::uint64_t a = r.start; a < r.end; a += kPageSize) blk.range_of_page[page_in_block(a)] = nullptr;
+  if (--blk.ranges == 0) blocks_.erase(b);
+  tree_.erase(it);  // last: it may hold the last reference to r
   return true;
 }
 

@@ -7,10 +7,13 @@
 // removes the whole range and evicts what is left of it.
 //
 // RangeTree keeps ranges ordered by start address (a B-tree: O(log n)
-// lookup) and, for the hot point lookup of the fault path, an index from each
-// 2 MiB block to the ranges inside it (a range never crosses a 2 MiB
-// boundary: it is at most 2 MiB and naturally aligned), with a per-page slot
-// table, so find() costs one hash probe and two array reads. NotifierWindows keeps one invalidation sequence number per
+// lookup) and, for the hot point lookups of the fault path and of a CPU
+// fault's invalidation, an index from each 2 MiB block to the ranges inside
+// it (a range never crosses a 2 MiB boundary: it is at most 2 MiB and
+// naturally aligned): per page of the block, the range holding it. find()
+// costs one hash probe of a table of blocks and one read of that page's
+// entry; nothing it touches grows with the number of ranges but the
+// (compact) table of blocks. NotifierWindows keeps one invalidation sequence number per
 // naturally aligned window (512 MiB by default), the mmu_interval_notifier
 // analogue: a bind is valid only if the window's sequence did not move since
 // the pages were collected.
@@ -35,7 +38,7 @@
 
 namespace xesvm {
 
-struct Range {
+struct Range : std::enable_shared_from_this<Range> {
   Range(OwnerId id_, std::uint64_t start_, std::size_t size_)
       : id(id_), start(start_), end(start_ + size_), frames(size_ / kPageSize, kNoFrame) {}
   Range(const Range&) = delete;
@@ -103,11 +106,11 @@ class RangeTree {
                                                                     std::uint64_t hi, std::size_t window) const;
 
  private:
-  static constexpr std::uint16_t kNoSlot = 0xffff;
   struct Block {
-    Block() { slot_of_page.fill(kNoSlot); }
-    std::array<std::uint16_t, 512> slot_of_page;  // page in block -> index in ranges
-    std::vector<RangePtr> ranges;
+    // Page in block -> the range holding it (owned by tree_), or nullptr.
+    // One array: a lookup reads one entry, not a slot and then a vector.
+    std::array<Range*, 512> range_of_page{};
+    std::uint32_t ranges = 0;  // ranges inside the block
   };
   static std::uint64_t block_of(std::uint64_t a) { return a >> 21; }
   static std::size_t page_in_block(std::uint64_t a) { return (a >> kPageShift) & 511; }
