@@ -28,6 +28,8 @@ PACKAGES=(
   dpkg-dev lintian
   # igt-tests/: IGT's framework library libigt.so.0 (Debian ships no headers)
   intel-gpu-tools
+  # runtime: profiling the fault paths (bench/README.md, `perf record -g`)
+  linux-perf
 )
 
 missing=()
