@@ -245,11 +245,14 @@ std::string translate_in_translator_process(const TranslationRequest& request) {
   const std::string program = translator_program();
   const std::chrono::milliseconds limit = timeout();
   Fd in = above_stdio(request_file(encode_request(request)), "request file");
-  Fd err = above_stdio(Fd(::memfd_create("xesvm-spirv-translator-stderr", MFD_CLOEXEC)), "error file");
+  Fd err(::memfd_create("xesvm-spirv-translator-stderr", MFD_CLOEXEC));
   if (!err.valid()) fail_with("cannot create a memory file for the translator's messages: " + errno_text(errno));
+  err = above_stdio(std::move(err), "error file");
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) fail_with("cannot create a pipe for the translator's answer: " + errno_text(errno));
-  Fd answer_r = above_stdio(Fd(p[0]), "answer pipe"), answer_w = above_stdio(Fd(p[1]), "answer pipe");
+  Fd answer_r(p[0]), answer_w(p[1]);
+  answer_r = above_stdio(std::move(answer_r), "answer pipe");
+  answer_w = above_stdio(std::move(answer_w), "answer pipe");
 
   SpawnSetup s;
   // The child gets the request as 0, the answer pipe as 1, the message file
