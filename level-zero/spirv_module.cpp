@@ -2,7 +2,6 @@
 // spirv_module.hpp).
 #include "level-zero/spirv_module.hpp"
 
-#include <LLVMSPIRVLib/LLVMSPIRVLib.h>
 #include <llvm/ADT/StringMap.h>
 #include <llvm/Bitcode/BitcodeReader.h>
 #include <llvm/Bitcode/BitcodeWriter.h>
@@ -24,13 +23,8 @@
 #include <llvm/Target/TargetMachine.h>
 
 #include <fcntl.h>
-#include <poll.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#include <csignal>
 
 #include <algorithm>
 #include <atomic>
@@ -49,6 +43,7 @@
 
 #include "level-zero/spirv_device_calls.hpp"
 #include "level-zero/spirv_lowering.hpp"
+#include "level-zero/spirv_translator_process.hpp"
 
 namespace xesvm::ze {
 
@@ -262,114 +257,20 @@ std::string to_string(llvm::Error e) {
   return os.str();
 }
 
-// Reads all of fd until EOF or the deadline; false on timeout.
-bool read_all(int fd, std::string* out, std::chrono::steady_clock::time_point deadline) {
-  char buf[65536];
-  for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{fd, POLLIN, 0};
-    const int r = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) continue;
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return true;
-    out->append(buf, static_cast<std::size_t>(n));
+// SPIR-V -> LLVM IR with SPIRV-LLVM-Translator, in the translator program
+// (spirv_translator_process.hpp): the translator asserts or crashes on some
+// modules that pass every check before it (validate), and must not take the
+// application with it. A translator that refuses the module, dies, or does
+// not finish in time is a build failure saying so, with its last message.
+// Throws ZeError.
+std::unique_ptr<llvm::Module> translate_isolated(llvm::LLVMContext& ctx, const TranslationRequest& request) {
+  std::string bitcode;
+  try {
+    bitcode = translate_in_translator_process(request);
+  } catch (const TranslatorError& e) {
+    build_failure(std::string("the SPIR-V module cannot be translated: ") + e.what());
   }
-}
-
-// How long the translator may take on one module.
-constexpr std::chrono::seconds kTranslateTimeout{120};
-
-// SPIR-V -> LLVM IR with SPIRV-LLVM-Translator, in a child process: the
-// translator asserts or crashes on some modules that pass every check
-// before it (validate), and must not take the application with it. The
-// child (a fork that only translates) sends the module back as bitcode; a
-// child that dies, or does not finish within kTranslateTimeout, is a build
-// failure saying so, with the translator's last message. Throws ZeError.
-std::unique_ptr<llvm::Module> translate_isolated(llvm::LLVMContext& ctx, const SPIRV::TranslatorOpts& opts,
-                                                 const std::vector<std::uint32_t>& words) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) build_failure(std::string("cannot create a pipe: ") + std::strerror(errno));
-  const int err_fd = ::memfd_create("xesvm-spirv-translate", MFD_CLOEXEC);
-  if (err_fd < 0) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    build_failure(std::string("cannot create a memory file: ") + std::strerror(errno));
-  }
-  std::fflush(stderr);
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    const int e = errno;
-    ::close(fds[0]);
-    ::close(fds[1]);
-    ::close(err_fd);
-    build_failure(std::string("cannot fork the translator: ") + std::strerror(e));
-  }
-  if (pid == 0) {
-    // The child: translate, answer 'B' + bitcode or 'E' + the error, exit
-    // without running the application's exit handlers.
-    ::close(fds[0]);
-    ::dup2(err_fd, 2);
-    std::string bytes(reinterpret_cast<const char*>(words.data()), words.size() * 4);
-    std::istringstream in(bytes);
-    llvm::Module* raw = nullptr;
-    std::string err;
-    const bool ok = llvm::readSpirv(ctx, opts, in, raw, err);
-    std::string answer;
-    if (ok && raw) {
-      answer = "B";
-      llvm::raw_string_ostream os(answer);
-      llvm::WriteBitcodeToFile(*raw, os);
-      os.flush();
-    } else {
-      answer = "E" + err;
-    }
-    std::size_t done = 0;
-    while (done < answer.size()) {
-      const ssize_t n = ::write(fds[1], answer.data() + done, answer.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) ::_exit(3);
-      done += static_cast<std::size_t>(n);
-    }
-    ::_exit(0);
-  }
-  ::close(fds[1]);
-  std::string answer;
-  const bool finished = read_all(fds[0], &answer, std::chrono::steady_clock::now() + kTranslateTimeout);
-  ::close(fds[0]);
-  if (!finished) ::kill(pid, SIGKILL);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  // The translator's own last message (an assertion says what it found).
-  std::string msg;
-  {
-    char buf[4096];
-    const off_t size = ::lseek(err_fd, 0, SEEK_END);
-    const off_t from = size > static_cast<off_t>(sizeof buf) ? size - static_cast<off_t>(sizeof buf) : 0;
-    const ssize_t n = ::pread(err_fd, buf, sizeof buf, from);
-    if (n > 0) msg.assign(buf, static_cast<std::size_t>(n));
-    ::close(err_fd);
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    if (const auto nl = msg.find('\n'); nl != std::string::npos) msg = msg.substr(0, nl);  // its first line
-  }
-  const std::string said = msg.empty() ? "" : " (it said: " + msg + ")";
-  if (!finished) {
-    build_failure("the SPIR-V module cannot be translated: the translator did not finish in " +
-                  std::to_string(kTranslateTimeout.count()) + " s" + said);
-  }
-  if (WIFSIGNALED(status)) {
-    build_failure("the SPIR-V module cannot be translated: SPIRV-LLVM-Translator crashed on it (signal " +
-                  std::to_string(WTERMSIG(status)) + ")" + said);
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || answer.empty()) {
-    build_failure("the SPIR-V module cannot be translated: the translator process failed" + said);
-  }
-  if (answer[0] == 'E') build_failure("the SPIR-V module cannot be translated: " + answer.substr(1));
-  auto m = llvm::parseBitcodeFile(llvm::MemoryBufferRef(llvm::StringRef(answer).drop_front(1), "spirv"), ctx);
+  auto m = llvm::parseBitcodeFile(llvm::MemoryBufferRef(llvm::StringRef(bitcode), "spirv"), ctx);
   if (!m) build_failure("internal error: the translated module does not load: " + to_string(m.takeError()));
   return std::move(*m);
 }
@@ -414,21 +315,19 @@ std::string compile_to_object(const std::vector<std::uint32_t>& words, const ze_
   // SPIR-V -> LLVM IR.
   llvm::LLVMContext ctx;
   ctx.setOpaquePointers(false);
-  // The extensions the device supports (validate checked that the module
-  // uses no other); the translator refuses the ones not enabled here.
-  SPIRV::TranslatorOpts opts(SPIRV::VersionNumber::MaximumVersion,
-                             {{SPIRV::ExtensionID::SPV_KHR_no_integer_wrap_decoration, true},
-                              {SPIRV::ExtensionID::SPV_EXT_shader_atomic_float_add, true}});
-  opts.setDesiredBIsRepresentation(SPIRV::BIsRepresentation::OpenCL12);
+  // The translator program enables the extensions the device supports
+  // (validate checked that the module uses no other).
+  TranslationRequest request;
+  request.words = words;
   if (constants) {
     for (std::uint32_t i = 0; i < constants->numConstants; ++i) {
       std::uint64_t v = 0;
       if (constants->pConstantValues && constants->pConstantValues[i])
         std::memcpy(&v, constants->pConstantValues[i], sizeof v);
-      opts.setSpecConst(constants->pConstantIds[i], v);
+      request.spec_constants.emplace_back(constants->pConstantIds[i], v);
     }
   }
-  std::unique_ptr<llvm::Module> m = translate_isolated(ctx, opts, words);
+  std::unique_ptr<llvm::Module> m = translate_isolated(ctx, request);
   {
     // The translator may accept a module it makes invalid IR of; lowering
     // needs valid IR.

@@ -3,7 +3,8 @@
 //
 // A module is validated (SPIRV-Tools), its capabilities and extensions are
 // checked against what the device supports (level-zero/README.md), it is
-// translated to LLVM IR (SPIRV-LLVM-Translator), lowered so that every
+// translated to LLVM IR (SPIRV-LLVM-Translator, in the translator program
+// xesvm-spirv-translate: spirv_translator_process.hpp), lowered so that every
 // access of global, constant or generic memory goes through the device
 // accessor (spirv_lowering.hpp), optimized (O2) and compiled to host code by
 // LLVM's ORC JIT. Its kernels follow kernel ABI 2 (work groups with local

@@ -16,11 +16,16 @@
 //     (XESVM_KERNEL_CACHE, a fresh temporary directory): the program runs
 //     itself with --load-only, which times one zeModuleCreate and checks
 //     that its log says it loaded the module from the disk cache.
+//  3. What one cold zeModuleCreate of a small module costs: kernels.cl's
+//     module (one kernel) with distinct build flags each time, so each one
+//     is validated, translated (in the translator program), lowered and
+//     compiled. Printed: the median.
 //
 // Every result is checked; a mismatch exits with status 1. Options:
 // --elements N (default 4Mi), --pairs P (default 11), --jit-reps R
-// (default 5). Links only the loader; ZE_ENABLE_ALT_DRIVERS defaults to
-// the driver of this build.
+// (default 5), --create-reps C (default 11); 0 pairs, JIT or create
+// repetitions leave that part out. Links only the loader;
+// ZE_ENABLE_ALT_DRIVERS defaults to the driver of this build.
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -138,18 +143,25 @@ int main(int argc, char** argv) {
   if (!std::getenv("XESVM_ZE_KERNELS")) setenv("XESVM_ZE_KERNELS", XESVM_BENCH_NATIVE, 1);
   if (argc == 3 && std::strcmp(argv[1], "--load-only") == 0) return load_only(argv[2]);
   std::uint32_t n = 4u << 20;
-  int pairs = 11, jit_reps = 5;
+  int pairs = 11, jit_reps = 5, create_reps = 11;
+  if (argc % 2 != 1) {
+    std::fprintf(stderr, "usage: %s [--elements N>0] [--pairs P>=0] [--jit-reps R>=0] [--create-reps C>=0]\n", argv[0]);
+    return 2;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     const long v = std::strtol(argv[i + 1], nullptr, 0);
     if (std::strcmp(argv[i], "--elements") == 0 && v > 0) {
       n = static_cast<std::uint32_t>(v);
-    } else if (std::strcmp(argv[i], "--pairs") == 0 && v > 0) {
+    } else if (std::strcmp(argv[i], "--pairs") == 0 && v >= 0) {
       pairs = static_cast<int>(v);
-    } else if (std::strcmp(argv[i], "--jit-reps") == 0 && v > 0) {
+    } else if (std::strcmp(argv[i], "--jit-reps") == 0 && v >= 0) {
       jit_reps = static_cast<int>(v);
+    } else if (std::strcmp(argv[i], "--create-reps") == 0 && v >= 0) {
+      create_reps = static_cast<int>(v);
     } else {
-      std::fprintf(stderr, "usage: %s [--elements N>0] [--pairs P>0] [--jit-reps R>0]; got %s %s\n", argv[0], argv[i],
-                   argv[i + 1]);
+      std::fprintf(stderr,
+                   "usage: %s [--elements N>0] [--pairs P>=0] [--jit-reps R>=0] [--create-reps C>=0]; got %s %s\n",
+                   argv[0], argv[i], argv[i + 1]);
       return 2;
     }
   }
@@ -170,59 +182,61 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "cannot read %s\n", XESVM_BENCH_SPIRV);
       return 1;
     }
-    ze_module_handle_t spirv = nullptr;
     std::string log;
-    create_spirv(ze, il, "", &spirv, &log);
-    const auto v = ze.vector_add_buffers(n);
-    const auto [a, b, c] = v;
-    for (float* p : {a, b, c}) ZE_CHECK(zeCommandListAppendMemoryPrefetch(ze.list, p, n * sizeof(float)));
-    const auto kernels = ze.vector_add_kernels(spirv, v, n, 256);  // native, SPIR-V
-    const ze_group_count_t groups{(n + 255) / 256, 1, 1};
-    // Warm-up: both kernels once (pages on the device, code paged in).
-    for (ze_kernel_handle_t k : kernels)
-      ZE_CHECK(zeCommandListAppendLaunchKernel(ze.list, k, &groups, nullptr, 0, nullptr));
-    std::vector<double> t[2], ratio, memcpy_ms;
-    std::vector<float> src(3ull * n, 1.0f), dst(3ull * n);
-    std::uint32_t bad = 0;
-    const float poison = -1.0f;
-    for (int p = 0; p < pairs; ++p) {
-      double pair[2] = {0, 0};
-      for (int j = 0; j < 2; ++j) {
-        const int which = (p + j) % 2;  // alternate which runs first
-        ZE_CHECK(
-            zeCommandListAppendMemoryFill(ze.list, c, &poison, sizeof poison, n * sizeof(float), nullptr, 0, nullptr));
+    if (pairs > 0) {
+      ze_module_handle_t spirv = nullptr;
+      create_spirv(ze, il, "", &spirv, &log);
+      const auto v = ze.vector_add_buffers(n);
+      const auto [a, b, c] = v;
+      for (float* p : {a, b, c}) ZE_CHECK(zeCommandListAppendMemoryPrefetch(ze.list, p, n * sizeof(float)));
+      const auto kernels = ze.vector_add_kernels(spirv, v, n, 256);  // native, SPIR-V
+      const ze_group_count_t groups{(n + 255) / 256, 1, 1};
+      // Warm-up: both kernels once (pages on the device, code paged in).
+      for (ze_kernel_handle_t k : kernels)
+        ZE_CHECK(zeCommandListAppendLaunchKernel(ze.list, k, &groups, nullptr, 0, nullptr));
+      std::vector<double> t[2], ratio, memcpy_ms;
+      std::vector<float> src(3ull * n, 1.0f), dst(3ull * n);
+      std::uint32_t bad = 0;
+      const float poison = -1.0f;
+      for (int p = 0; p < pairs; ++p) {
+        double pair[2] = {0, 0};
+        for (int j = 0; j < 2; ++j) {
+          const int which = (p + j) % 2;  // alternate which runs first
+          ZE_CHECK(zeCommandListAppendMemoryFill(ze.list, c, &poison, sizeof poison, n * sizeof(float), nullptr, 0,
+                                                 nullptr));
+          const auto t0 = Clock::now();
+          ZE_CHECK(zeCommandListAppendLaunchKernel(ze.list, kernels[which], &groups, nullptr, 0, nullptr));
+          pair[which] = ms_since(t0);
+          // Checked through the device (a copy), so the data stays there.
+          std::vector<float> out(n);
+          ZE_CHECK(zeCommandListAppendMemoryCopy(ze.list, out.data(), c, n * sizeof(float), nullptr, 0, nullptr));
+          for (std::uint32_t i = 0; i < n; ++i) bad += out[i] != 1.5f * static_cast<float>(i);
+        }
+        t[0].push_back(pair[0]);
+        t[1].push_back(pair[1]);
+        ratio.push_back(pair[0] / pair[1]);
+        // Host memcpy of the bytes a vector add moves (two reads, one write).
         const auto t0 = Clock::now();
-        ZE_CHECK(zeCommandListAppendLaunchKernel(ze.list, kernels[which], &groups, nullptr, 0, nullptr));
-        pair[which] = ms_since(t0);
-        // Checked through the device (a copy), so the data stays there.
-        std::vector<float> out(n);
-        ZE_CHECK(zeCommandListAppendMemoryCopy(ze.list, out.data(), c, n * sizeof(float), nullptr, 0, nullptr));
-        for (std::uint32_t i = 0; i < n; ++i) bad += out[i] != 1.5f * static_cast<float>(i);
+        std::memcpy(dst.data(), src.data(), src.size() * sizeof(float));
+        memcpy_ms.push_back(ms_since(t0));
+        if (dst[p % dst.size()] != 1.0f) ++bad;
       }
-      t[0].push_back(pair[0]);
-      t[1].push_back(pair[1]);
-      ratio.push_back(pair[0] / pair[1]);
-      // Host memcpy of the bytes a vector add moves (two reads, one write).
-      const auto t0 = Clock::now();
-      std::memcpy(dst.data(), src.data(), src.size() * sizeof(float));
-      memcpy_ms.push_back(ms_since(t0));
-      if (dst[p % dst.size()] != 1.0f) ++bad;
+      const double bytes = 3.0 * n * sizeof(float);
+      const double spirv_gbs = bytes / (median(t[1]) * 1e6), memcpy_gbs = bytes / (median(memcpy_ms) * 1e6);
+      std::printf("vector add, %u floats on device-resident shared memory, %d interleaved pairs:\n", n, pairs);
+      std::printf("  native kernel %.3f ms, SPIR-V kernel %.3f ms (medians)\n", median(t[0]), median(t[1]));
+      std::printf("  SPIR-V / native throughput: %.2fx (median of the pairs' native/SPIR-V time; goal >= 0.5)\n",
+                  median(ratio));
+      std::printf("  SPIR-V kernel %.2f GB/s, host memcpy of the same bytes %.2f GB/s: %.3fx\n", spirv_gbs, memcpy_gbs,
+                  spirv_gbs / memcpy_gbs);
+      if (bad) {
+        std::printf("  MISMATCH: %u wrong elements\n", bad);
+        status = 1;
+      }
+      for (ze_kernel_handle_t k : kernels) ZE_CHECK(zeKernelDestroy(k));
+      ZE_CHECK(zeModuleDestroy(spirv));
+      for (float* p : {a, b, c}) ZE_CHECK(zeMemFree(ze.ctx, p));
     }
-    const double bytes = 3.0 * n * sizeof(float);
-    const double spirv_gbs = bytes / (median(t[1]) * 1e6), memcpy_gbs = bytes / (median(memcpy_ms) * 1e6);
-    std::printf("vector add, %u floats on device-resident shared memory, %d interleaved pairs:\n", n, pairs);
-    std::printf("  native kernel %.3f ms, SPIR-V kernel %.3f ms (medians)\n", median(t[0]), median(t[1]));
-    std::printf("  SPIR-V / native throughput: %.2fx (median of the pairs' native/SPIR-V time; goal >= 0.5)\n",
-                median(ratio));
-    std::printf("  SPIR-V kernel %.2f GB/s, host memcpy of the same bytes %.2f GB/s: %.3fx\n", spirv_gbs, memcpy_gbs,
-                spirv_gbs / memcpy_gbs);
-    if (bad) {
-      std::printf("  MISMATCH: %u wrong elements\n", bad);
-      status = 1;
-    }
-    for (ze_kernel_handle_t k : kernels) ZE_CHECK(zeKernelDestroy(k));
-    ZE_CHECK(zeModuleDestroy(spirv));
-    for (float* p : {a, b, c}) ZE_CHECK(zeMemFree(ze.ctx, p));
 
     // 2. JIT time of 100 kernels.
     const std::vector<std::uint8_t> many = read_file(XESVM_BENCH_MANY);
@@ -251,10 +265,29 @@ int main(int argc, char** argv) {
         disk.push_back(d);
       }
     }
-    std::printf("JIT of a 100-kernel module, %d repetitions (medians):\n", jit_reps);
-    std::printf("  cold %.1f ms, from the disk cache in a new process %.2f ms (%.0fx faster), in-memory %.3f ms\n",
-                median(cold), disk.empty() ? 0.0 : median(disk), disk.empty() ? 0.0 : median(cold) / median(disk),
-                median(memory));
+    if (jit_reps > 0) {
+      std::printf("JIT of a 100-kernel module, %d repetitions (medians):\n", jit_reps);
+      std::printf("  cold %.1f ms, from the disk cache in a new process %.2f ms (%.0fx faster), in-memory %.3f ms\n",
+                  median(cold), disk.empty() ? 0.0 : median(disk), disk.empty() ? 0.0 : median(cold) / median(disk),
+                  median(memory));
+    }
+
+    // 3. One cold zeModuleCreate of a small module.
+    std::vector<double> create_ms;
+    for (int r = 0; r < create_reps; ++r) {
+      const std::string flags = "-DZE_SPIRV_BENCH_CREATE=" + std::to_string(r);
+      ze_module_handle_t m = nullptr;
+      create_ms.push_back(create_spirv(ze, il, flags, &m, &log));
+      if (log.find("compiled 1 kernels") == std::string::npos) {
+        std::printf("  the cold build did not compile its kernel; its log says:\n%s", log.c_str());
+        status = 1;
+      }
+      ZE_CHECK(zeModuleDestroy(m));
+    }
+    if (create_reps > 0) {
+      std::printf("cold zeModuleCreate of kernels.cl's module (one kernel), %d repetitions: median %.2f ms\n",
+                  create_reps, median(create_ms));
+    }
   }
   std::filesystem::remove_all(dir);
   return status;

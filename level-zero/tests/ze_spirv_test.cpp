@@ -7,13 +7,19 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <locale>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <thread>
 
 #include "ze_fixture.hpp"
 
@@ -498,18 +504,20 @@ struct ChildRun {
 };
 
 // Runs this test program again, as a separate process, for one test, with
-// XESVM_KERNEL_CACHE=cache and XESVM_ZE_STATS=1 added to the environment;
-// returns its exit status and everything it printed.
-ChildRun run_this_program(const std::string& filter, const std::string& cache) {
+// the variables of env set in its environment (replacing the same names;
+// an empty value removes the name); returns its exit status and everything
+// it printed.
+ChildRun run_this_program(const std::string& filter, const std::map<std::string, std::string>& env) {
   ChildRun r;
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::vector<std::string> env_text;
   for (char** e = environ; *e; ++e) {
-    if (std::strncmp(*e, "XESVM_KERNEL_CACHE=", 19) != 0 && std::strncmp(*e, "XESVM_ZE_STATS=", 15) != 0)
-      env_text.emplace_back(*e);
+    const std::string_view entry(*e);
+    if (!env.count(std::string(entry.substr(0, entry.find('='))))) env_text.emplace_back(*e);
   }
-  env_text.push_back("XESVM_KERNEL_CACHE=" + cache);
-  env_text.push_back("XESVM_ZE_STATS=1");
+  for (const auto& [name, value] : env) {
+    if (!value.empty()) env_text.push_back(name + "=" + value);
+  }
   std::vector<char*> envp;
   for (auto& e : env_text) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -540,6 +548,13 @@ ChildRun run_this_program(const std::string& filter, const std::string& cache) {
   return r;
 }
 
+// The byte-checked vector add of kernels.cl in another process with
+// XESVM_KERNEL_CACHE=cache and XESVM_ZE_STATS=1.
+ChildRun run_with_cache(const std::string& cache) {
+  return run_this_program("ZeSpirv.VectorAddOnSharedAndDeviceMemory",
+                          {{"XESVM_KERNEL_CACHE", cache}, {"XESVM_ZE_STATS", "1"}});
+}
+
 // The one entry file in dir.
 std::filesystem::path only_entry_file(const std::filesystem::path& dir) {
   std::vector<std::filesystem::path> files;
@@ -557,7 +572,7 @@ class ZeSpirvDiskCache : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir); }
   // The child: a byte-checked vector add from the module of kernels.cl.
-  ChildRun child() { return run_this_program("ZeSpirv.VectorAddOnSharedAndDeviceMemory", dir.string()); }
+  ChildRun child() { return run_with_cache(dir.string()); }
   std::filesystem::path dir;
 };
 
@@ -615,7 +630,7 @@ TEST_F(ZeSpirvDiskCache, CorruptOrForeignEntryIsIgnoredAndRebuilt) {
 }
 
 TEST_F(ZeSpirvDiskCache, UnwritableCacheDirectoryDoesNotFailTheBuild) {
-  const ChildRun r = run_this_program("ZeSpirv.VectorAddOnSharedAndDeviceMemory", "/proc/xesvm-no-such-directory");
+  const ChildRun r = run_with_cache("/proc/xesvm-no-such-directory");
   ASSERT_EQ(0, r.status) << r.output;
   EXPECT_EQ(1, r.counter("spirv_compiled")) << r.output;
   EXPECT_EQ(0, r.counter("spirv_disk_cache_writes")) << r.output;
@@ -899,6 +914,247 @@ TEST_F(ZeSpirvGlobals, GetGlobalPointerAnswersAsTheSpecificationSays) {
   ASSERT_EQ(ZE_RESULT_SUCCESS, build("kernels.spv", &plain, &text)) << text;
   ZE_EXPECT(ZE_RESULT_ERROR_INVALID_GLOBAL_NAME, zeModuleGetGlobalPointer(plain, "table", &n, &p));
   ZE_OK(zeModuleDestroy(plain));
+}
+
+// ---- The translator program (level-zero/spirv_translator_process.hpp) ----
+
+// Sets an environment variable for the scope of the object (the driver
+// reads the translator's variables at each translation).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+class ZeSpirvTranslator : public Ze {
+ protected:
+  void SetUp() override {
+    Ze::SetUp();
+    char tmpl[] = "/tmp/xesvm-ze-translator-XXXXXX";
+    ASSERT_NE(nullptr, ::mkdtemp(tmpl));
+    dir = tmpl;
+  }
+  void TearDown() override {
+    std::filesystem::remove_all(dir);
+    Ze::TearDown();
+  }
+  // Builds file with build flags unique to this call (each build a cold
+  // one, translated: the caches never have it); *log gets the build log
+  // (empty in intercept mode).
+  ze_result_t build(const char* file, std::string* log) {
+    const std::vector<std::uint8_t> il = read_spirv(file);
+    EXPECT_GT(il.size(), 20u) << file;
+    static int serial = 0;
+    const std::string flags = "-DXESVM_TRANSLATOR_TEST=" + std::to_string(::getpid()) + "." + std::to_string(++serial);
+    ze_module_desc_t md{ZE_STRUCTURE_TYPE_MODULE_DESC,
+                        nullptr,
+                        ZE_MODULE_FORMAT_IL_SPIRV,
+                        il.size(),
+                        il.data(),
+                        flags.c_str(),
+                        nullptr};
+    ze_module_build_log_handle_t h = nullptr;
+    ze_module_handle_t m = nullptr;
+    const ze_result_t r = zeModuleCreate(ctx, device, &md, &m, intercept_mode() ? nullptr : &h);
+    log->clear();
+    if (h) *log = log_text(h);
+    if (r == ZE_RESULT_SUCCESS) {
+      EXPECT_NE(nullptr, m);
+      EXPECT_EQ(ZE_RESULT_SUCCESS, zeModuleDestroy(m));
+    } else {
+      EXPECT_EQ(nullptr, m);
+    }
+    return r;
+  }
+  // An executable shell script in dir named name.
+  std::string script(const std::string& name, const std::string& body) {
+    const std::string path = (dir / name).string();
+    std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+    return path;
+  }
+  // Requires the build of kernels.spv to fail, with a log holding every
+  // needle where the log is passed (not in intercept mode).
+  void expect_build_failure_naming(const std::vector<std::string>& needles) {
+    std::string text;
+    EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, build("kernels.spv", &text));
+    if (intercept_mode()) return;
+    for (const auto& needle : needles) EXPECT_NE(std::string::npos, text.find(needle)) << needle << " in:\n" << text;
+  }
+  std::filesystem::path dir;
+};
+
+// The old translator ran in a fork of this (multi-threaded) process, where
+// only async-signal-safe calls are allowed: a lock another thread held at
+// the fork stayed locked in the child, which then hung on it until the
+// timeout (under ASan: the allocator's locks, about one build in 170). The
+// spawned program shares no lock with this process: every build finishes
+// however busy the other threads are with the allocator and with the C++
+// library's locale lock.
+TEST_F(ZeSpirvTranslator, ModulesBuildWhileOtherThreadsKeepAllocatingAndTakingLocks) {
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> rounds{0};
+  std::vector<std::thread> busy;
+  for (int t = 0; t < 2; ++t) {
+    busy.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<std::uint32_t>(t));
+      std::vector<std::unique_ptr<char[]>> held(64);
+      while (!stop.load(std::memory_order_relaxed)) {
+        // Allocations of every size class, from small to mmap'd ones.
+        const std::size_t size = std::size_t{1} << (rng() % 18);
+        held[rng() % held.size()] = std::make_unique<char[]>(size);
+        rounds.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  // std::locale::global takes the lock a new stream's locale takes.
+  busy.emplace_back([&] {
+    const std::locale custom(std::locale::classic(), new std::numpunct<char>);
+    while (!stop.load(std::memory_order_relaxed)) {
+      std::locale::global(custom);
+      std::locale::global(std::locale::classic());
+    }
+  });
+  const int builds = 9;
+  int built = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < builds; ++i) {
+    std::string text;
+    // wide_sub_groups.spv fails after its translation (when lowered), so
+    // most builds are translations only; every third one is a whole build.
+    const bool whole = i % 3 == 0;
+    const ze_result_t r = build(whole ? "kernels.spv" : "wide_sub_groups.spv", &text);
+    if (whole) {
+      EXPECT_EQ(ZE_RESULT_SUCCESS, r) << "build " << i << ": " << text;
+      built += r == ZE_RESULT_SUCCESS;
+    } else {
+      EXPECT_EQ(ZE_RESULT_ERROR_MODULE_BUILD_FAILURE, r) << "build " << i << ": " << text;
+      if (!intercept_mode()) {
+        EXPECT_NE(std::string::npos, text.find("requires a sub-group size of 16")) << "build " << i << ": " << text;
+      }
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stop = true;
+  for (auto& t : busy) t.join();
+  EXPECT_EQ(builds / 3, built);
+  EXPECT_GT(rounds.load(), 1000u) << "the other threads allocated throughout";
+  std::printf("%d builds in %.1f s while 3 threads allocated (%llu allocations) and took the locale lock\n", builds,
+              seconds, static_cast<unsigned long long>(rounds.load()));
+}
+
+TEST_F(ZeSpirvTranslator, MissingTranslatorProgramFailsTheBuildNamingThePath) {
+  const std::string missing = (dir / "no-such-translator").string();
+  const ScopedEnv env("XESVM_SPIRV_TRANSLATOR", missing);
+  expect_build_failure_naming({"translator program is missing", missing});
+  // A directory or a file that is not executable is no program either.
+  const std::string plain = (dir / "plain-file").string();
+  std::ofstream(plain) << "not a program\n";
+  for (const std::string& p : {dir.string(), plain}) {
+    const ScopedEnv e("XESVM_SPIRV_TRANSLATOR", p);
+    expect_build_failure_naming({"translator program is missing", p + ", which is not an executable file"});
+  }
+}
+
+TEST_F(ZeSpirvTranslator, TranslatorKilledByASignalFailsTheBuildNamingTheSignal) {
+  const std::string crash = script("crash", "echo 'translator: about to crash' >&2\nkill -SEGV $$");
+  {
+    const ScopedEnv env("XESVM_SPIRV_TRANSLATOR", crash);
+    expect_build_failure_naming({"SPIRV-LLVM-Translator crashed on it", crash,
+                                 "was killed by signal 11 (SIGSEGV, Segmentation fault)",
+                                 "it said: translator: about to crash"});
+  }
+  {
+    const std::string abort = script("abort", "kill -ABRT $$");
+    const ScopedEnv env("XESVM_SPIRV_TRANSLATOR", abort);
+    expect_build_failure_naming({"was killed by signal 6 (SIGABRT"});
+  }
+  // The application goes on: the real translator builds the next module.
+  std::string text;
+  EXPECT_EQ(ZE_RESULT_SUCCESS, build("kernels.spv", &text)) << text;
+}
+
+TEST_F(ZeSpirvTranslator, TranslatorThatDoesNotFinishIsKilledAndTheBuildFailsSayingSo) {
+  // The program never answers: the driver kills it at the timeout.
+  const std::string hang = script("hang", "echo 'translator: thinking' >&2\nexec sleep 600");
+  const ScopedEnv env("XESVM_SPIRV_TRANSLATOR", hang);
+  const ScopedEnv timeout("XESVM_SPIRV_TRANSLATOR_TIMEOUT", "1.5");
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_build_failure_naming({"did not finish in 1500 ms", hang + " was killed", "it said: translator: thinking"});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(seconds, 30.0) << "the timeout ended the build";
+  EXPECT_GE(seconds, 1.4);
+  const ScopedEnv bad("XESVM_SPIRV_TRANSLATOR_TIMEOUT", "soon");
+  expect_build_failure_naming({"XESVM_SPIRV_TRANSLATOR_TIMEOUT is 'soon'"});
+}
+
+TEST_F(ZeSpirvTranslator, TranslatorThatExitsWithoutAnAnswerFailsTheBuildSayingSo) {
+  const struct {
+    const char* body;
+    std::vector<std::string> needles;
+  } cases[] = {
+      {"echo 'translator: out of luck' >&2\nexit 3", {"failed (exit status 3)", "it said: translator: out of luck"}},
+      {"cat > /dev/null\nexit 0", {"the translator program answered nothing"}},
+      {"printf 'XSTA'\nexit 0", {"the translator program's answer is truncated in its header"}},
+      {"printf 'hello, world'\nexit 0", {"the translator program's answer has a bad magic number"}},
+  };
+  int i = 0;
+  for (const auto& c : cases) {
+    const std::string p = script("case" + std::to_string(i++), c.body);
+    const ScopedEnv env("XESVM_SPIRV_TRANSLATOR", p);
+    auto needles = c.needles;
+    needles.push_back(p);
+    expect_build_failure_naming(needles);
+  }
+}
+
+// The driver finds the program where the build and the install put it,
+// relative to its own file: a driver elsewhere (here: this build's, linked
+// into a directory of its own) without the program next to it or at the
+// installed place fails its builds naming both paths; with the program at
+// the installed place (libexecdir/xesvm) it builds.
+TEST_F(ZeSpirvTranslator, DriverFindsTheProgramNextToItOrWhereTheInstallPutsIt) {
+  const char* driver = std::getenv("ZE_ENABLE_ALT_DRIVERS");
+  ASSERT_NE(nullptr, driver) << "the tests run the driver through ZE_ENABLE_ALT_DRIVERS";
+  const std::filesystem::path built_driver = driver;
+  const std::filesystem::path program = built_driver.parent_path() / "xesvm-spirv-translate";
+  ASSERT_TRUE(std::filesystem::exists(program)) << "the build puts the program next to the driver: " << program;
+  const std::filesystem::path lib = dir / "lib" / "xesvm";
+  std::filesystem::create_directories(lib);
+  std::filesystem::create_symlink(built_driver, lib / built_driver.filename());
+  const std::filesystem::path installed =
+      (lib / XESVM_SPIRV_TRANSLATOR_FROM_DRIVER_DIR / "xesvm-spirv-translate").lexically_normal();
+  const auto child = [&] {
+    return run_this_program("ZeSpirv.DeviceReportsSpirvAndTheModuleItsKernels",
+                            {{"ZE_ENABLE_ALT_DRIVERS", (lib / built_driver.filename()).string()},
+                             {"XESVM_SPIRV_TRANSLATOR", ""},
+                             {"XESVM_ZE_DEBUG", "1"}});
+  };
+  const ChildRun missing = child();
+  EXPECT_NE(0, missing.status) << missing.output;
+  EXPECT_NE(std::string::npos, missing.output.find("translator program xesvm-spirv-translate is missing"))
+      << missing.output;
+  EXPECT_NE(std::string::npos, missing.output.find((lib / "xesvm-spirv-translate").string())) << missing.output;
+  EXPECT_NE(std::string::npos, missing.output.find("xesvm/" XESVM_SPIRV_TRANSLATOR_FROM_DRIVER_DIR)) << missing.output;
+  std::filesystem::create_directories(installed.parent_path());
+  std::filesystem::create_symlink(program, installed);
+  const ChildRun found = child();
+  EXPECT_EQ(0, found.status) << found.output;
 }
 
 }  // namespace
