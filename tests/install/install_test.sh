@@ -69,6 +69,11 @@ tree)
     [ ! -e "$lib/libze_xesvm.so" ] || fail "the driver is on the library path ($lib)"
     ok "Level Zero driver in $lib/xesvm under its own name, nothing named like Intel's"
   fi
+  if [ -f "$build/level-zero/xesvm-spirv-translate" ]; then
+    [ -x "$prefix/libexec/xesvm/xesvm-spirv-translate" ] ||
+      fail "the SPIR-V translator program is not at $prefix/libexec/xesvm/xesvm-spirv-translate (the driver looks there)"
+    ok "SPIR-V translator program in libexec/xesvm, where the installed driver looks for it"
+  fi
   ;;
 cmake | cmake-static)
   [ -d "$prefix" ] || fail "no installed tree at $prefix (the install.tree test sets it up)"

@@ -29,6 +29,10 @@ for f in ./usr/bin/xesvm ./usr/include/xesvm/xesvm.hpp ./usr/share/doc/xesvm/cop
   grep -q " $f\$" "$work/contents" || fail "package lacks $f"
 done
 grep -qE ' \./usr/lib/(x86_64-linux-gnu/)?xesvm/libze_xesvm\.so$' "$work/contents" || fail "package lacks the Level Zero driver"
+if [ -f "$build/level-zero/xesvm-spirv-translate" ]; then
+  grep -q ' \./usr/libexec/xesvm/xesvm-spirv-translate$' "$work/contents" ||
+    fail "package lacks the SPIR-V translator program (./usr/libexec/xesvm/xesvm-spirv-translate)"
+fi
 ! grep -q 'libze_intel' "$work/contents" || fail "package ships a file named like Intel's driver"
 grep -qE ' \./usr/lib/(x86_64-linux-gnu/)?libxesvm\.so\.[0-9.]+ ' "$work/contents" || fail "package lacks libxesvm.so.<version>"
 ok "contents: tool, headers, libraries, driver in a private directory, docs"
