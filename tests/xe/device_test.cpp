@@ -157,6 +157,51 @@ TEST(XeDevice, BadInputIsRejectedBeforeAnyIoctlOrNamesTheErrno) {
   rt.free(p);
 }
 
+// Memory of a runtime that was closed, handed to the next runtime on the same
+// device: freeing it or copying from it is rejected before any ioctl with a
+// clear error (the closed runtime unmapped it), never a GPU fault or a hang.
+TEST(XeDevice, MemoryOfAClosedRuntimeIsRejectedByTheNextOne) {
+  REQUIRE_XE_DEVICE();
+  std::uint8_t* stale = nullptr;
+  {
+    xesvm::Runtime a("xe:");
+    stale = static_cast<std::uint8_t*>(a.alloc_shared(kMiB));
+    const std::uint8_t v = 7;
+    a.fill(stale, &v, 1, kMiB).wait();
+    ASSERT_EQ(stale[kMiB - 1], 7);
+  }
+  xesvm::Runtime b("xe:");
+  xe::XeBackend& be = xe_of(b);
+  auto* dst = static_cast<std::uint8_t*>(b.alloc_shared(kMiB));
+  if (stale + kMiB > dst && stale < dst + kMiB) {
+    b.free(dst);  // the new allocation took the old address: take another one
+    dst = static_cast<std::uint8_t*>(b.alloc_shared(2 * kMiB));
+  }
+  const std::uint64_t before = be.last_fence_value();
+  auto expect_rejected = [](const char* what, const std::function<void()>& f) {
+    try {
+      f();
+      ADD_FAILURE() << what << ": memory of a closed runtime was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Error::Code::kInvalidArgument) << what << ": " << e.what();
+      EXPECT_GT(std::strlen(e.what()), 20u) << what << ": the error says what was wrong";
+      std::printf("# %s: %s\n", what, e.what());
+    }
+  };
+  expect_rejected("free", [&] { b.free(stale); });
+  expect_rejected("copy from it", [&] { b.copy(dst, stale, 4096).wait(); });
+  expect_rejected("fill of it", [&] {
+    const std::uint8_t v = 1;
+    b.fill(stale, &v, 1, 4096).wait();
+  });
+  EXPECT_EQ(be.last_fence_value(), before) << "a rejected request reached VM_BIND";
+  // The new runtime works.
+  const std::uint8_t v = 0x42;
+  b.fill(dst, &v, 1, kMiB).wait();
+  for (std::size_t i = 0; i < kMiB; i += 4093) ASSERT_EQ(dst[i], 0x42) << "offset " << i;
+  b.free(dst);
+}
+
 TEST(XeDevice, DeviceCopyAndFillMoveEveryByteBetweenSvmBuffers) {
   REQUIRE_XE_DEVICE();
   xesvm::Runtime rt("xe:");
