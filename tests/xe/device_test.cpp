@@ -157,26 +157,26 @@ TEST(XeDevice, BadInputIsRejectedBeforeAnyIoctlOrNamesTheErrno) {
   rt.free(p);
 }
 
-// Memory of a runtime that was closed, handed to the next runtime on the same
-// device: freeing it or copying from it is rejected before any ioctl with a
-// clear error (the closed runtime unmapped it), never a GPU fault or a hang.
+// A runtime that was closed (its backend moved out and destroyed) refuses
+// every call, and its memory, handed to another runtime on the same device:
+// freeing it or copying from or into it is rejected before any ioctl
+// with a clear error (the closed runtime unmapped it), never a GPU fault or a
+// hang. The second runtime is opened and has done its first device work
+// before the first one allocates, so none of its own mappings can land where
+// the closed runtime's memory was.
 TEST(XeDevice, MemoryOfAClosedRuntimeIsRejectedByTheNextOne) {
   REQUIRE_XE_DEVICE();
-  std::uint8_t* stale = nullptr;
-  {
-    xesvm::Runtime a("xe:");
-    stale = static_cast<std::uint8_t*>(a.alloc_shared(kMiB));
-    const std::uint8_t v = 7;
-    a.fill(stale, &v, 1, kMiB).wait();
-    ASSERT_EQ(stale[kMiB - 1], 7);
-  }
   xesvm::Runtime b("xe:");
   xe::XeBackend& be = xe_of(b);
   auto* dst = static_cast<std::uint8_t*>(b.alloc_shared(kMiB));
-  if (stale + kMiB > dst && stale < dst + kMiB) {
-    b.free(dst);  // the new allocation took the old address: take another one
-    dst = static_cast<std::uint8_t*>(b.alloc_shared(2 * kMiB));
-  }
+  const std::uint8_t zero = 0;
+  b.fill(dst, &zero, 1, kMiB).wait();
+  xesvm::Runtime a("xe:");
+  auto* stale = static_cast<std::uint8_t*>(a.alloc_shared(kMiB));
+  const std::uint8_t seven = 7;
+  a.fill(stale, &seven, 1, kMiB).wait();
+  ASSERT_EQ(stale[kMiB - 1], 7);
+  { xesvm::Runtime closing = std::move(a); }  // closes a's device and frees its memory
   const std::uint64_t before = be.last_fence_value();
   auto expect_rejected = [](const char* what, const std::function<void()>& f) {
     try {
@@ -188,6 +188,11 @@ TEST(XeDevice, MemoryOfAClosedRuntimeIsRejectedByTheNextOne) {
       std::printf("# %s: %s\n", what, e.what());
     }
   };
+  // The closed runtime itself refuses every call.
+  expect_rejected("alloc_shared on the closed runtime", [&] { (void)a.alloc_shared(4096); });
+  expect_rejected("copy on the closed runtime", [&] { a.copy(dst, dst + 4096, 4096).wait(); });
+  expect_rejected("prefetch on the closed runtime", [&] { (void)a.prefetch(dst, 4096, Location::kDevice); });
+  // Its memory, given to the open one.
   expect_rejected("free", [&] { b.free(stale); });
   expect_rejected("copy from it", [&] { b.copy(dst, stale, 4096).wait(); });
   expect_rejected("fill of it", [&] {

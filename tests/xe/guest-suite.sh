@@ -16,7 +16,8 @@
 #     device memory, every byte checked);
 #   - last, the device removed under an open runtime (XeDeviceRemoval: sysfs
 #     unbind while data is in VRAM, every operation kDeviceLost naming ENODEV,
-#     the bytes intact; then bound again and used).
+#     the bytes intact; then bound again and used), and under an open Level
+#     Zero context (ZE_RESULT_ERROR_DEVICE_LOST; bound again after it).
 # Environment (COMMON3.md): XESVM_REPO, XESVM_BUILD, XESVM_KERNEL_INCLUDE.
 # Run it with: bash kernel-patches/xe/test/guest.sh -s tests/xe/guest-suite.sh
 # The harness may start it with sh: continue in bash.
@@ -193,6 +194,11 @@ fi
 # 5. Last: the device removed under an open runtime and bound again
 # (XeDeviceRemoval, tests/xe/removal_test.cpp). It needs the device to itself.
 XESVM_XE_REMOVAL_TEST=1 gtest_tap xe_tests_removal 300 "$build/tests/xe/xe_tests" --gtest_filter='XeDeviceRemoval.*'
+# The same through Level Zero (the test binds the device again at its end).
+if [[ -f "$driver" ]]; then
+  XESVM_XE_REMOVAL_TEST=1 ZE_ENABLE_ALT_DRIVERS="$driver" XESVM_BACKEND=xe: gtest_tap ze_driver_tests_removal 300 \
+    "$build/level-zero/tests/ze_driver_tests" --gtest_filter='Ze.XeDeviceRemovedUnderAnOpenContextIsDeviceLost'
+fi
 section_done "device removal"
 
 echo "# runtime-xe: $n tests, $failed failed, in $(since "$t_suite") s"
