@@ -26,7 +26,7 @@
 #   XESVM_BUILD            build tree whose igt-tests/ holds the programs
 #   IGT_SUBTEST_TIMEOUT    seconds per subtest (default 120; the eviction
 #                          subtests and the benchmarks get 3x,
-#                          evict-malloc-4x 8x)
+#                          evict-malloc-4x and evict-benchmark 8x)
 #   IGT_SUITE_BUDGET       seconds for the whole suite (default 1500, below
 #                          the harness's 1800): subtests that would start
 #                          after it are reported `not ok` without running
@@ -265,9 +265,11 @@ report() {
 # evict-malloc-4x moves about 3.5x the data of evict-malloc (1 GiB in,
 # 3/4 of it out again, with 256 MiB of VRAM), which took up to 140 s in the
 # KASAN guest under TCG on a loaded host: killed at 3x it needed more.
+# evict-benchmark moves 2x VRAM in and out three times and then copies it
+# (6x the data of evict-malloc): killed at 3x (360 s) on a host loaded to 15-18.
 subtest_timeout() { # NAME
 	case $1 in
-	evict-malloc-4x) echo $((per * 8)) ;;
+	evict-malloc-4x | evict-benchmark) echo $((per * 8)) ;;
 	evict-* | processes-evict-* | *-benchmark) echo $((per * 3)) ;;
 	*) echo "$per" ;;
 	esac

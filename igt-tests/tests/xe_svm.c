@@ -75,9 +75,9 @@ static const struct family families[] = {
     {"once", 1, 1, 1, false},
     {"twice", 1, 2, 1, false},
     {"many", 1, 32, 1, false},
-    {"many-stride", 1, 32, 256, false},
+    {"many-stride", 1, 16, 256, false},
     {"many-execqueues", 16, 32, 1, false},
-    {"many-large", 1, 8, 1, true},
+    {"many-large", 1, 4, 1, true},
 };
 
 static struct svm_device dev = {.fd = -1};
@@ -277,13 +277,16 @@ static void test_partial(bool remap, bool cpu_fault, bool atomic) {
   munmap(region + (remap ? 0 : SZ_1M), remap ? SZ_2M : SZ_1M);
 }
 
-/* Nine 1.5 MiB malloc blocks (not 2 MiB aligned), a record every 4 KiB;
- * the execs of one block carry no fence but the last (in-order queue). */
+/* Three 1.5 MiB malloc blocks (not 2 MiB aligned, so each straddles a
+ * 2 MiB boundary or shares a 2 MiB range with its neighbour), a record
+ * every 4 KiB; the execs of one block carry no fence but the last
+ * (in-order queue). Upstream uses nine: three show the same boundaries
+ * at a third of the execs. */
 static void test_unaligned_alloc(void) {
   const struct drm_xe_engine_class_instance *eci = svm_engine(&dev, 0);
   struct svm_session s;
   svm_session_begin(&s, &dev, eci);
-  enum { N = 9 };
+  enum { N = 3 };
   const size_t size = SZ_1M + SZ_1M / 2;
   char *blocks[N];
   for (int b = 0; b < N; b++) {

@@ -102,11 +102,11 @@ static uint32_t *alloc_batch(size_t dwords) {
   return b;
 }
 
-/* MEM_COPY between two malloc'd buffers each 5/4 of VRAM: the destination
+/* MEM_COPY between two malloc'd buffers each 9/8 of VRAM: the destination
  * holds every byte of the source, and the source is unchanged. */
 static void evict_copy(uint64_t vram) {
   svm_require_engine(&dev, DRM_XE_ENGINE_CLASS_COPY);
-  size_t size = (size_t)(vram + vram / 4);
+  size_t size = (size_t)(vram / 8 * 9);
   svm_require_ram(2 * size);
   uint64_t *src = aligned_alloc(SZ_2M, size), *dst = aligned_alloc(SZ_2M, size);
   igt_assert(src && dst);
@@ -127,17 +127,18 @@ static void evict_copy(uint64_t vram) {
                  (unsigned long long)pattern(i));
     igt_assert_f(src[i] == pattern(i), "src qword %zu changed\n", i);
   }
-  svm_require_evicted(mark, after, "MEM_COPY ran between two buffers of 5/4 VRAM");
+  svm_require_evicted(mark, after, "MEM_COPY ran between two buffers of 9/8 VRAM");
   free(batch);
   free(src);
   free(dst);
 }
 
-/* MEM_SET over a malloc'd buffer of twice VRAM: every byte is the fill
- * byte, and the bytes around it are untouched. */
+/* MEM_SET over a malloc'd buffer of 5/4 VRAM (more than VRAM holds, so
+ * the fill evicts its own first part): every byte is the fill byte, and
+ * the bytes around it are untouched. */
 static void evict_fill(uint64_t vram) {
   svm_require_engine(&dev, DRM_XE_ENGINE_CLASS_COPY);
-  size_t size = (size_t)(2 * vram);
+  size_t size = (size_t)(vram / 4 * 5);
   svm_require_ram(size + SZ_2M);
   unsigned char *buf = aligned_alloc(SZ_2M, size + SZ_2M);
   igt_assert(buf);
@@ -157,7 +158,7 @@ static void evict_fill(uint64_t vram) {
     unsigned char want = (buf + i >= fill && buf + i < fill + size) ? 0xa5 : 0x5a;
     igt_assert_f(buf[i] == want, "byte %zu: %#x, expected %#x\n", i, buf[i], want);
   }
-  svm_require_evicted(mark, after, "MEM_SET filled 2x VRAM");
+  svm_require_evicted(mark, after, "MEM_SET filled 5/4 VRAM");
   free(batch);
   free(buf);
 }
@@ -191,10 +192,10 @@ static void *cpu_race_thread(void *p) {
   return NULL;
 }
 
-/* The CPU reads and writes pages of a twice-VRAM buffer while the GPU's
+/* The CPU reads and writes pages of a buffer of 5/4 VRAM while the GPU's
  * faults migrate and evict them: no write of either side is lost. */
 static void evict_cpu_race(uint64_t vram) {
-  size_t size = (size_t)(2 * vram);
+  size_t size = (size_t)(vram / 4 * 5) & ~(size_t)(RACE_BLOCK - 1);
   svm_require_ram(size);
   unsigned char *buf = aligned_alloc(SZ_2M, size);
   igt_assert(buf);

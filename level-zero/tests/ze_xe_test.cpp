@@ -7,8 +7,13 @@
 #include <malloc.h>
 #include <sys/mman.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -151,6 +156,57 @@ TEST_F(Ze, MallocdMemoryInCopiesAndFills) {
               zeCommandListAppendMemAdvise(sync_imm, device, m, n, ZE_MEMORY_ADVICE_SET_PREFERRED_LOCATION));
   }
   std::free(m);
+}
+
+// The device removed under an open context (sysfs unbind of the kernel
+// series' software Xe device) while shared memory is on it: copies and fills
+// answer ZE_RESULT_ERROR_DEVICE_LOST (the driver's log line names the
+// kernel's ENODEV), the shared memory keeps every byte, and tearing down the
+// context and lists does not crash or hang. The device is bound again at the
+// end. It takes the device from everything else, so it runs only with
+// XESVM_XE_REMOVAL_TEST=1 (tests/xe/guest-suite.sh: on its own, last).
+TEST_F(Ze, XeDeviceRemovedUnderAnOpenContextIsDeviceLost) {
+  SKIP_UNLESS_COPY_ONLY();
+  const char* opt = std::getenv("XESVM_XE_REMOVAL_TEST");
+  if (!opt || std::string(opt) != "1")
+    GTEST_SKIP() << "removes the Xe device (sysfs unbind): runs only with XESVM_XE_REMOVAL_TEST=1, as "
+                    "tests/xe/guest-suite.sh runs it, on its own and last";
+  const std::string drv = "/sys/bus/platform/drivers/xe_soft";
+  if (access((drv + "/unbind").c_str(), W_OK) != 0)
+    GTEST_SKIP() << "no writable " << drv << "/unbind: only the software Xe device is removed by this test";
+  auto sysfs = [&](const char* file) {
+    std::ofstream f(drv + "/" + file);
+    f << "xe_soft";
+    f.flush();
+    return static_cast<bool>(f);
+  };
+  struct Rebind {
+    std::function<bool(const char*)> write;
+    bool armed = false;
+    ~Rebind() {
+      if (armed) write("bind");
+    }
+  } rebind{sysfs};
+  const std::size_t n = 4u << 20;
+  auto* p = static_cast<unsigned char*>(shared(n));
+  auto* q = static_cast<unsigned char*>(shared(1u << 20));
+  ASSERT_NE(nullptr, p);
+  ASSERT_NE(nullptr, q);
+  for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<unsigned char>(i * 13 + 5);
+  std::memset(q, 0, 1u << 20);
+  ZE_OK(zeCommandListAppendMemoryPrefetch(sync_imm, p, n));
+  ASSERT_TRUE(sysfs("unbind")) << "unbind failed: " << std::strerror(errno);
+  rebind.armed = true;
+  for (std::size_t i = 0; i < n; ++i)
+    ASSERT_EQ(static_cast<unsigned char>(i * 13 + 5), p[i]) << "offset " << i << " after the unbind";
+  ZE_EXPECT(ZE_RESULT_ERROR_DEVICE_LOST, zeCommandListAppendMemoryCopy(sync_imm, q, p, 1u << 20, nullptr, 0, nullptr));
+  const std::uint32_t pat = 0x5a5a5a5a;
+  ZE_EXPECT(ZE_RESULT_ERROR_DEVICE_LOST,
+            zeCommandListAppendMemoryFill(sync_imm, q, &pat, sizeof pat, 1u << 20, nullptr, 0, nullptr));
+  for (std::size_t i = 0; i < (1u << 20); ++i) ASSERT_EQ(0, q[i]) << "offset " << i;
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(static_cast<unsigned char>(i * 13 + 5), p[i]) << "offset " << i;
+  // TearDown frees the memory and destroys the lists and the context on the
+  // removed device; the device is bound again after that (Rebind) or here.
 }
 
 }  // namespace

@@ -157,6 +157,56 @@ TEST(XeDevice, BadInputIsRejectedBeforeAnyIoctlOrNamesTheErrno) {
   rt.free(p);
 }
 
+// A runtime that was closed (its backend moved out and destroyed) refuses
+// every call, and its memory, handed to another runtime on the same device:
+// freeing it or copying from or into it is rejected before any ioctl
+// with a clear error (the closed runtime unmapped it), never a GPU fault or a
+// hang. The second runtime is opened and has done its first device work
+// before the first one allocates, so none of its own mappings can land where
+// the closed runtime's memory was.
+TEST(XeDevice, MemoryOfAClosedRuntimeIsRejectedByTheNextOne) {
+  REQUIRE_XE_DEVICE();
+  xesvm::Runtime b("xe:");
+  xe::XeBackend& be = xe_of(b);
+  auto* dst = static_cast<std::uint8_t*>(b.alloc_shared(kMiB));
+  const std::uint8_t zero = 0;
+  b.fill(dst, &zero, 1, kMiB).wait();
+  xesvm::Runtime a("xe:");
+  auto* stale = static_cast<std::uint8_t*>(a.alloc_shared(kMiB));
+  const std::uint8_t seven = 7;
+  a.fill(stale, &seven, 1, kMiB).wait();
+  ASSERT_EQ(stale[kMiB - 1], 7);
+  { xesvm::Runtime closing = std::move(a); }  // closes a's device and frees its memory
+  const std::uint64_t before = be.last_fence_value();
+  auto expect_rejected = [](const char* what, const std::function<void()>& f) {
+    try {
+      f();
+      ADD_FAILURE() << what << ": memory of a closed runtime was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Error::Code::kInvalidArgument) << what << ": " << e.what();
+      EXPECT_GT(std::strlen(e.what()), 20u) << what << ": the error says what was wrong";
+      std::printf("# %s: %s\n", what, e.what());
+    }
+  };
+  // The closed runtime itself refuses every call.
+  expect_rejected("alloc_shared on the closed runtime", [&] { (void)a.alloc_shared(4096); });
+  expect_rejected("copy on the closed runtime", [&] { a.copy(dst, dst + 4096, 4096).wait(); });
+  expect_rejected("prefetch on the closed runtime", [&] { (void)a.prefetch(dst, 4096, Location::kDevice); });
+  // Its memory, given to the open one.
+  expect_rejected("free", [&] { b.free(stale); });
+  expect_rejected("copy from it", [&] { b.copy(dst, stale, 4096).wait(); });
+  expect_rejected("fill of it", [&] {
+    const std::uint8_t v = 1;
+    b.fill(stale, &v, 1, 4096).wait();
+  });
+  EXPECT_EQ(be.last_fence_value(), before) << "a rejected request reached VM_BIND";
+  // The new runtime works.
+  const std::uint8_t v = 0x42;
+  b.fill(dst, &v, 1, kMiB).wait();
+  for (std::size_t i = 0; i < kMiB; i += 4093) ASSERT_EQ(dst[i], 0x42) << "offset " << i;
+  b.free(dst);
+}
+
 TEST(XeDevice, DeviceCopyAndFillMoveEveryByteBetweenSvmBuffers) {
   REQUIRE_XE_DEVICE();
   xesvm::Runtime rt("xe:");

@@ -25,7 +25,7 @@ TEST(XeErrors, ErrnoToCode) {
   EXPECT_EQ(xe::error_code_for_errno(EFAULT), Error::Code::kInvalidArgument);
   EXPECT_EQ(xe::error_code_for_errno(ENOENT), Error::Code::kInvalidArgument);
   EXPECT_EQ(xe::error_code_for_errno(EIO), Error::Code::kBackend);
-  EXPECT_EQ(xe::error_code_for_errno(ENODEV), Error::Code::kBackend);
+  EXPECT_EQ(xe::error_code_for_errno(ENODEV), Error::Code::kDeviceLost);
   EXPECT_EQ(xe::error_code_for_errno(ECANCELED), Error::Code::kBackend);
   EXPECT_EQ(xe::error_code_for_errno(12345), Error::Code::kBackend);
 }

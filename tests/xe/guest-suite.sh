@@ -13,7 +13,11 @@
 #     the system loader (ZE_ENABLE_ALT_DRIVERS, XESVM_BACKEND=xe:), one TAP
 #     line per GoogleTest case (those that need kernels skip, saying why),
 #     and samples/ze_oversubscribe (device copies and fills over twice the
-#     device memory, every byte checked).
+#     device memory, every byte checked);
+#   - last, the device removed under an open runtime (XeDeviceRemoval: sysfs
+#     unbind while data is in VRAM, every operation kDeviceLost naming ENODEV,
+#     the bytes intact; then bound again and used), and under an open Level
+#     Zero context (ZE_RESULT_ERROR_DEVICE_LOST; bound again after it).
 # Environment (COMMON3.md): XESVM_REPO, XESVM_BUILD, XESVM_KERNEL_INCLUDE.
 # Run it with: bash kernel-patches/xe/test/guest.sh -s tests/xe/guest-suite.sh
 # The harness may start it with sh: continue in bash.
@@ -62,7 +66,7 @@ gtest_tap() {
   timeout -s KILL "$secs" "$bin" --gtest_color=no "$@" >"$tmp/$name.log" 2>&1
   local rc=$?
   sed 's/^/# /' "$tmp/$name.log" |
-    grep -E '^# \[  (FAILED|SKIPPED) \]|^# .*: (Failure|Skipped)$|^# +(Which is|Expected|Value of)|^# xesvm-ze: ' |
+    grep -E '^# \[  (FAILED|SKIPPED) \]|^# .*: (Failure|Skipped)$|^# +(Which is|Expected|Value of)|^# xesvm-ze: |^# # ' |
     head -200
   # One awk for the TAP lines: a process per test is slow under TCG.
   awk -v name="$name" -v n0="$n" '
@@ -120,7 +124,8 @@ fi
 # is left out here: it starts the xesvm tool twice for a small stress run (about a
 # minute of program starts over 9p on a loaded host), and step 3 runs the same tool's
 # stress on the device at full size.
-gtest_tap xe_tests 900 "$build/tests/xe/xe_tests" --gtest_filter=-XeIntegration.ToolInfoAndStressOnARealXeDevice
+# XeDeviceRemoval runs last (step 5): it takes the device away.
+gtest_tap xe_tests 900 "$build/tests/xe/xe_tests" --gtest_filter=-XeIntegration.ToolInfoAndStressOnARealXeDevice:XeDeviceRemoval.*
 section_done xe_tests
 
 # 2. The uAPI agreement with the booted kernel's header (compiled in the background
@@ -158,17 +163,18 @@ driver="$build/level-zero/libze_xesvm_no_spirv.so"
 echo "# Level Zero driver: $driver"
 if [[ -f "$driver" ]]; then
   export ZE_ENABLE_ALT_DRIVERS="$driver"
-  # Left out by default: the SPIR-V tests (ZeSpirv*: kernels for the sim
-  # device only) and, for CI's time, the tests of handles, argument checks
-  # and allocation rules that do not depend on the device (they run on the
-  # sim in three loader modes under ctest). XESVM_XE_ZE_FILTER=-ZeSpirv*
-  # runs all the others.
-  ze_skip="ZeSpirv*:EntryPoints.*:Ze.NullHandlesAreRejected:Ze.ContextLifecycle:Ze.AllocationAlignmentSizeAndFlags"
-  ze_skip+=":Ze.AllocPropertiesAddressRangeAndFree:Ze.DeviceMemoryDereferenceFaults:Ze.FailedCreatesLeaveNullHandles"
-  ze_skip+=":Ze.DestroyedAndForeignHandlesAreRejected"
-  echo "# ze_driver_tests filter: ${XESVM_XE_ZE_FILTER:--$ze_skip}"
+  # Every test runs on the device; those that need kernels skip, saying
+  # why. The SPIR-V tests (ZeSpirv*, when the build has them) are all
+  # kernels, and this driver is the one built without the SPIR-V compiler:
+  # they are listed as one skip. XESVM_XE_ZE_FILTER selects others.
+  # The device removal test runs in step 5.
+  ze_filter=${XESVM_XE_ZE_FILTER:--ZeSpirv*:Ze.XeDeviceRemovedUnderAnOpenContextIsDeviceLost}
+  echo "# ze_driver_tests filter: $ze_filter"
+  if [[ $ze_filter == -ZeSpirv* ]]; then
+    ok "ze_driver_tests.ZeSpirv*" "SPIR-V kernels: the xe device runs no kernels (zeModuleCreate answers ZE_RESULT_ERROR_UNSUPPORTED_FEATURE, ZeXe.XeModulesAreUnsupportedWithABuildLog)"
+  fi
   XESVM_BACKEND=xe: gtest_tap ze_driver_tests 600 "$build/level-zero/tests/ze_driver_tests" \
-    "--gtest_filter=${XESVM_XE_ZE_FILTER:--$ze_skip}"
+    "--gtest_filter=$ze_filter"
   section_done ze_driver_tests
   # samples/ze_oversubscribe: shared allocations of twice the device's
   # memory (from zeDeviceGetMemoryProperties), one pass of device fills and
@@ -185,6 +191,16 @@ if [[ -f "$driver" ]]; then
 else
   notok "the Level Zero driver built at $driver"
 fi
+
+# 5. Last: the device removed under an open runtime and bound again
+# (XeDeviceRemoval, tests/xe/removal_test.cpp). It needs the device to itself.
+XESVM_XE_REMOVAL_TEST=1 gtest_tap xe_tests_removal 300 "$build/tests/xe/xe_tests" --gtest_filter='XeDeviceRemoval.*'
+# The same through Level Zero (the test binds the device again at its end).
+if [[ -f "$driver" ]]; then
+  XESVM_XE_REMOVAL_TEST=1 ZE_ENABLE_ALT_DRIVERS="$driver" XESVM_BACKEND=xe: gtest_tap ze_driver_tests_removal 300 \
+    "$build/level-zero/tests/ze_driver_tests" --gtest_filter='Ze.XeDeviceRemovedUnderAnOpenContextIsDeviceLost'
+fi
+section_done "device removal"
 
 echo "# runtime-xe: $n tests, $failed failed, in $(since "$t_suite") s"
 echo "1..$n"

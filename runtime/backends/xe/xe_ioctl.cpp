@@ -92,6 +92,8 @@ Error::Code error_code_for_errno(int err) {
     case ERANGE:
     case ENOENT:
       return Error::Code::kInvalidArgument;
+    case ENODEV:
+      return Error::Code::kDeviceLost;
     default:
       return Error::Code::kBackend;
   }

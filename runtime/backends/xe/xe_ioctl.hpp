@@ -85,7 +85,8 @@ std::string errno_text(int err);
 ///   EBUSY, EAGAIN, ETIME, ETIMEDOUT       -> kBusy
 ///   ENOTTY, EOPNOTSUPP, ENOSYS            -> kUnsupported
 ///   EINVAL, EFAULT, ERANGE, ENOENT        -> kInvalidArgument
-///   EIO, ENODEV, ECANCELED, anything else -> kBackend
+///   ENODEV (the device was removed)       -> kDeviceLost
+///   EIO, ECANCELED, anything else         -> kBackend
 Error::Code error_code_for_errno(int err);
 
 /// The runtime error for a failed ioctl: "xe: <operation>: <IOCTL> failed:
