@@ -68,13 +68,7 @@ for config in release asan tsan; do
   step_done "build-$config"
   case "$config" in
     release) run_ctest release "$jobs" ;;
-    # A test of the ASan run that times out runs once more, and a second
-    # timeout fails it. The Level Zero driver's SPIR-V translator runs in a
-    # fork() of the threaded test process; under ASan only, one such child
-    # in 170 runs here never finished (beside a build; most likely a
-    # sanitizer lock held by another thread at the fork). The cure
-    # is a spawned translator program, not a fork.
-    asan)    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest asan "$jobs" --repeat after-timeout:2 ;;
+    asan)    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_ctest asan "$jobs" ;;
     tsan)    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" run_ctest tsan 1 -L concurrency ;;
   esac
 done
