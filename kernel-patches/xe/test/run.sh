@@ -6,7 +6,8 @@
 # 1. installs the Debian packages (scripts/deps.sh), unpacks
 #    linux-source-6.12 into ${XESVM_CACHE:-/var/cache/xesvm}/kernel,
 # 2. builds the unpatched kernel (only when its results for this config are
-#    not cached) and the patched kernel (series applied; incremental),
+#    not cached) and the patched kernel (series applied; incremental, and
+#    on a cold cache started from the unpatched build: same source path),
 # 3. builds the selftests, boots each kernel in QEMU (TCG, 2 vCPUs, the host
 #    root shared read-only over virtio-9p) and runs the tests with a
 #    watchdog on every test and on the whole guest,
@@ -137,7 +138,43 @@ run_guest() { # bzImage, out dir, label
 	xesvm_qemu_guest "$1" "$2" "$3" "$here/guest-init.sh"
 }
 
+# ------------------------------------------------- the shared source tree
+# Both kernels build from one source path, $psrc: the unpatched kernel with
+# the tree in its pristine state, the patched one after the series is
+# applied. A cold cache builds the unpatched kernel first and starts the
+# patched build from a copy of its output tree, so kbuild (per-file
+# dependencies from fixdep, per-CONFIG dependencies from syncconfig)
+# rebuilds only what the series and config.patched.fragment change: a cold
+# run costs about one kernel build, not two.
+psrc=$cache/src-$pkgver-patched
+pout=$cache/patched-$pcfghash
+if [ ! -f "$psrc/.xesvm-complete" ]; then
+	log "copying the source tree for the patched kernel"
+	rm -rf "$psrc" "$psrc.tmp"
+	cp -a "$pristine" "$psrc.tmp"
+	rm -f "$psrc.tmp/.xesvm-series" "$psrc.tmp/.xesvm-files"
+	mv "$psrc.tmp" "$psrc"
+fi
+# Put back the pristine version of every file the applied series touched,
+# with a new mtime so that make rebuilds it (a file the series added goes).
+revert_series() {
+	if [ -f "$psrc/.xesvm-files" ]; then
+		while read -r f; do
+			if [ -e "$pristine/$f" ]; then cp "$pristine/$f" "$psrc/$f"; else rm -f "$psrc/$f"; fi
+		done <"$psrc/.xesvm-files"
+	fi
+	rm -f "$psrc/.xesvm-series" "$psrc/.xesvm-files"
+}
+# A finished unpatched build: marked by this harness, or (a cache from
+# before the shared source path) configured with a kernel image.
+base_built() {
+	[ -f "$1/.xesvm-built" ] || { [ -f "$1/.xesvm-frag" ] && [ -f "$1/arch/x86/boot/bzImage" ]; }
+}
+
 # -------------------------------------------------------- unpatched kernel
+# The stock hmm-tests on the unpatched kernel: the reference that tells a
+# failure the series causes from one of the guest or of 6.12 itself (the
+# stock tests run again on the patched kernel).
 base_fail=0
 if [ "${XESVM_SKIP_BASELINE:-0}" != 1 ]; then
 	bout=$cache/base-$cfghash
@@ -145,10 +182,23 @@ if [ "${XESVM_SKIP_BASELINE:-0}" != 1 ]; then
 	if [ -f "$bres/summary.txt" ]; then
 		log "unpatched results cached ($bres)"
 	else
-		log "building the unpatched kernel ($bout)"
-		s=$(date +%s)
-		bash "$here/kbuild.sh" "$pristine" "$bout" "$frag" bzImage || die "unpatched build failed"
-		log "unpatched kernel built in $(( $(date +%s) - s ))s"
+		if base_built "$bout"; then
+			log "unpatched kernel already built ($bout)"
+		else
+			log "building the unpatched kernel ($bout) in $psrc"
+			revert_series
+			rm -f "$bout/.xesvm-built"
+			s=$(date +%s)
+			bash "$here/kbuild.sh" "$psrc" "$bout" "$frag" bzImage || die "unpatched build failed"
+			log "unpatched kernel built in $(( $(date +%s) - s ))s"
+			echo "$psrc" >"$bout/.xesvm-src"
+			# check.sh compares the patched tree's W=1 and sparse
+			# findings with these; the tree is pristine only now
+			if [ "${XESVM_CHECK:-0}" = 1 ]; then
+				bash "$here/check.sh" --base "$psrc" "$bout" || die "static checks of the unpatched tree failed"
+			fi
+			touch "$bout/.xesvm-built"
+		fi
 		rm -rf "$bres.tmp"; mkdir -p "$bres.tmp"
 		build_selftests "$pristine" "$bres.tmp" base
 		write_plan "$bres.tmp" base
@@ -166,16 +216,16 @@ if [ "${XESVM_SKIP_BASELINE:-0}" != 1 ]; then
 fi
 
 # ---------------------------------------------------------- patched kernel
-psrc=$cache/src-$pkgver-patched
-pout=$cache/patched-$pcfghash
 pfragall=$cache/fragment-patched-$pcfghash
 cat "$frag" "$pfrag" >"$pfragall"
-if [ ! -f "$psrc/.xesvm-complete" ]; then
-	log "copying the source tree for the patched kernel"
-	rm -rf "$psrc" "$psrc.tmp"
-	cp -a "$pristine" "$psrc.tmp"
-	rm -f "$psrc.tmp/.xesvm-series" "$psrc.tmp/.xesvm-files"
-	mv "$psrc.tmp" "$psrc"
+if [ ! -f "$pout/.config" ] && [ -n "${bout:-}" ] && [ -f "$bout/.xesvm-built" ] &&
+	[ "$(cat "$bout/.xesvm-src" 2>/dev/null)" = "$psrc" ]; then
+	log "starting the patched build from the unpatched one ($bout)"
+	rm -rf "$pout" "$pout.tmp"
+	cp -a "$bout" "$pout.tmp"
+	rm -rf "$pout.tmp"/results-* "$pout.tmp/.xesvm-built" "$pout.tmp/.xesvm-src" \
+		"$pout.tmp/.w1-base" "$pout.tmp/.sparse-base"
+	mv "$pout.tmp" "$pout"
 fi
 if [ "$(cat "$psrc/.xesvm-series" 2>/dev/null)" != "$serieshash" ]; then
 	# Put back the pristine version of every file the previous series
@@ -189,10 +239,9 @@ if [ "$(cat "$psrc/.xesvm-series" 2>/dev/null)" != "$serieshash" ]; then
 			if [ -e "$psrc/$f" ]; then
 				mkdir -p "$prev/$(dirname "$f")" && cp -p "$psrc/$f" "$prev/$f"
 			fi
-			if [ -e "$pristine/$f" ]; then cp "$pristine/$f" "$psrc/$f"; else rm -f "$psrc/$f"; fi
 		done <"$psrc/.xesvm-files"
 	fi
-	rm -f "$psrc/.xesvm-series" "$psrc/.xesvm-files"
+	revert_series
 	for p in $series; do
 		log "applying $p"
 		patch -d "$psrc" -p1 -s --no-backup-if-mismatch -f <"$xe/$p" || die "$p does not apply"
@@ -228,8 +277,12 @@ ln -sfn "$gk" "$cache/guest-kernels/current"
 
 # checkpatch always; W=1 and sparse (which rebuild the touched objects of
 # both trees) with XESVM_CHECK=1
+# (the unpatched findings come from $bout, cached when it was built in
+# $psrc, or computed from $pristine for a build made there)
 if [ "${XESVM_CHECK:-0}" = 1 ] && [ -n "${bout:-}" ] && [ -f "$bout/.config" ]; then
-	bash "$here/check.sh" "$psrc" "$pout" "$pristine" "$bout" >"$pout/check.txt" 2>&1
+	bsrc=$pristine
+	[ -f "$bout/.xesvm-src" ] && bsrc=-
+	bash "$here/check.sh" "$psrc" "$pout" "$bsrc" "$bout" >"$pout/check.txt" 2>&1
 else
 	CHECK_BUILD=0 bash "$here/check.sh" "$psrc" "$pout" >"$pout/check.txt" 2>&1
 fi || { cat "$pout/check.txt"; die "static checks failed"; }
