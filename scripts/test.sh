@@ -10,7 +10,8 @@
 #      support fork in threaded processes),
 #   4. the `xesvm stress` job at 2x oversubscription (0 data errors),
 #   5. the kernel series in QEMU (kernel-patches/xe/test/run.sh).
-# Set XESVM_SKIP_KERNEL=1 to leave out step 5 (it builds two kernels cold).
+# Set XESVM_SKIP_KERNEL=1 to leave out step 5 (cold, it builds one kernel
+# fully and the patched one incrementally on top of it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh || exit 1
