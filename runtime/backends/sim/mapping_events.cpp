@@ -53,6 +53,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <thread>
 
 #include "runtime/backends/sim/cpu_mirror.hpp"
 #include "runtime/backends/sim/gpu_page_table.hpp"
@@ -98,6 +99,9 @@ void CpuMirror::reader_loop(const std::stop_token& st) {
   std::array<uffd_msg, 64> msgs;
   while (!st.stop_requested()) {
     poll(fds.data(), fds.size(), 100);
+    if (const std::int64_t delay = reader_delay_us_.load(); delay > 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(delay));  // test hook
+    }
     if (fds[1].revents & POLLIN) {
       std::uint64_t v;
       [[maybe_unused]] auto r = read(wake_fd_, &v, sizeof v);
@@ -188,6 +192,7 @@ void CpuMirror::reader_loop(const std::stop_token& st) {
     }
     queue_cv_.notify_all();
   }
+  reader_stopped_.store(true);
 }
 
 void CpuMirror::await_reader_passes(std::unique_lock<std::mutex>& lk) {

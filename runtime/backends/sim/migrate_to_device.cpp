@@ -98,7 +98,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
     pagemap_reads_.fetch_add(1, std::memory_order_relaxed);
     const std::uint64_t events_before = events_read_.load();
     uffdio_writeprotect wp{{start, len}, UFFDIO_WRITEPROTECT_MODE_WP};
-    if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
+    if (uffd_ioctl(UFFDIO_WRITEPROTECT, &wp) < 0) {
       for (std::size_t k = first; k < first + count; ++k) {
         ok[k] = false;
       }
@@ -185,7 +185,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
   const std::size_t moved = entries_.finish_inbound(addrs, frames, ok);
   for (auto [first, count] : runs) {
     uffdio_writeprotect wp{{addrs[first], count * kPageSize}, 0};  // wakes waiting writers
-    ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp);
+    uffd_ioctl(UFFDIO_WRITEPROTECT, &wp);
   }
   cost_.charge_migration(Migration::kToDevice, bytes, runs.size());
   return moved;
