@@ -235,7 +235,9 @@ class CpuMirror {
   // REQUIRES: lk holds queue_mu_ (released while waiting).
   void await_reader_passes(std::unique_lock<std::mutex>& lk);
   std::vector<std::pair<std::uint64_t, std::uint64_t>> live_moved_pieces(std::uint64_t start, std::uint64_t end);
-  bool is_dropping(std::uint64_t start, std::uint64_t end);
+  // True if [start, end), read in read number `read`, lies in one of our
+  // own drops; forgets the drops retired before that read.
+  bool is_dropping(std::uint64_t start, std::uint64_t end, std::uint64_t read);
   // True if a mapping event overlapping [start, end) was read after the
   // reader had seen `since` mapping events.
   bool mapping_changed_since(std::uint64_t since, std::uint64_t start, std::uint64_t end);
@@ -268,7 +270,13 @@ class CpuMirror {
   std::map<std::uint64_t, Mirror> mirrors_;  // start -> mirror
 
   std::mutex drop_mu_;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> dropping_;  // own DONTNEEDs in flight
+  // Our own MADV_DONTNEEDs: [start, end) and, once madvise has returned,
+  // the last read that can carry one of their REMOVE events.
+  static constexpr std::uint64_t kDropLive = ~std::uint64_t{0};
+  struct Drop {
+    std::uint64_t start, end, retired_after;
+  };
+  std::vector<Drop> dropping_;  // drop_mu_
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;    // reads done, messages applied (drain(), migrations)

@@ -84,10 +84,13 @@ bool CpuMirror::mapping_changed_since(std::uint64_t since, std::uint64_t start, 
   return false;
 }
 
-bool CpuMirror::is_dropping(std::uint64_t start, std::uint64_t end) {
+bool CpuMirror::is_dropping(std::uint64_t start, std::uint64_t end, std::uint64_t read) {
   std::lock_guard lk(drop_mu_);
-  for (auto [s, e] : dropping_) {
-    if (s <= start && end <= e) {
+  // A drop whose madvise returned before this read began has had all its
+  // events read already: a REMOVE here over its span is the application's.
+  std::erase_if(dropping_, [&](const Drop& d) { return d.retired_after < read; });
+  for (const Drop& d : dropping_) {
+    if (d.start <= start && end <= d.end) {
       return true;
     }
   }
@@ -140,7 +143,7 @@ void CpuMirror::reader_loop(const std::stop_token& st) {
             break;
           case UFFD_EVENT_REMOVE:
           case UFFD_EVENT_UNMAP:
-            if (m.event == UFFD_EVENT_REMOVE && is_dropping(m.arg.remove.start, m.arg.remove.end)) {
+            if (m.event == UFFD_EVENT_REMOVE && is_dropping(m.arg.remove.start, m.arg.remove.end, this_read)) {
               break;
             }
             gpu_.unbind(m.arg.remove.start, m.arg.remove.end);
