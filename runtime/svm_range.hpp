@@ -25,6 +25,7 @@
 
 #include <absl/container/btree_map.h>
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/inlined_vector.h>
 
 #include <array>
 #include <atomic>
@@ -59,8 +60,11 @@ struct Range : std::enable_shared_from_this<Range> {
   // Guarded by the notifier lock. gpu_bound and bound_read_write are also
   // written under the shared notifier lock by the binder, which holds
   // migrate_mu: read them under migrate_mu or the exclusive notifier lock.
-  std::vector<FrameId> frames;  ///< per page; kNoFrame = data in RAM
-  bool unmapped = false;        ///< CPU mapping changed; queued for removal
+  /// Per page; kNoFrame = data in RAM. Inside the Range for ranges of up to
+  /// 64 KiB (the many small ranges of a scattered workload), so their
+  /// lookups read no second allocation.
+  absl::InlinedVector<FrameId, 16> frames;
+  bool unmapped = false;  ///< CPU mapping changed; queued for removal
   bool gpu_bound = false;
   bool bound_read_write = false;  ///< bound while the CPU mapped every page read-write
 
