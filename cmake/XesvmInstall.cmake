@@ -48,7 +48,7 @@ add_library(xesvm_shared SHARED ${_xesvm_objects})
 add_library(xesvm_static STATIC ${_xesvm_objects})
 add_library(xesvm::xesvm ALIAS xesvm_shared)
 add_library(xesvm::xesvm_static ALIAS xesvm_static)
-set(_xesvm_deps TBB::tbb absl::btree absl::flat_hash_map Threads::Threads)
+set(_xesvm_deps TBB::tbb absl::btree absl::flat_hash_map absl::inlined_vector Threads::Threads)
 set_target_properties(xesvm_shared PROPERTIES
   OUTPUT_NAME xesvm EXPORT_NAME xesvm
   VERSION ${PROJECT_VERSION} SOVERSION ${XESVM_SOVERSION}
@@ -97,7 +97,7 @@ install(FILES ${PROJECT_BINARY_DIR}/cmake/xesvmConfig.cmake ${PROJECT_BINARY_DIR
 file(RELATIVE_PATH XESVM_PC_PREFIX_FROM_PCDIR ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 string(REGEX REPLACE "/$" "" XESVM_PC_PREFIX_FROM_PCDIR "${XESVM_PC_PREFIX_FROM_PCDIR}")
 set(XESVM_PC_LIBS_PRIVATE "-ltbb -lpthread")
-set(XESVM_PC_REQUIRES_PRIVATE "tbb absl_btree absl_flat_hash_map")
+set(XESVM_PC_REQUIRES_PRIVATE "tbb absl_btree absl_flat_hash_map absl_inlined_vector")
 if(TARGET xesvm_xe)
   string(APPEND XESVM_PC_REQUIRES_PRIVATE " libdrm")
 endif()

@@ -124,7 +124,8 @@ RangePtr SvmManager::find_or_insert(std::uint64_t addr) {
   if (!find_mirror(addr, &lo, &hi)) return nullptr;
   auto chunk = tree_.choose_chunk(addr, lo, hi, notifier_.windows.window_size());
   if (!chunk) return nullptr;
-  auto r = std::make_shared<Range>(next_id_++, chunk->first, chunk->second);
+  auto r = std::allocate_shared<Range>(std::pmr::polymorphic_allocator<Range>(range_mem_), next_id_++, chunk->first,
+                                       chunk->second);
   for (const AdviceSpan& a : advice_) {
     if (a.start <= r->start && r->start < a.end) r->advice = a.advice;
   }

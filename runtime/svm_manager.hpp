@@ -33,6 +33,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -42,6 +43,7 @@
 #include "runtime/backend.hpp"
 #include "runtime/batch_copy.hpp"
 #include "runtime/evict.hpp"
+#include "runtime/huge_page_arena.hpp"
 #include "runtime/svm_range.hpp"
 
 namespace xesvm {
@@ -152,6 +154,17 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   void gc_loop(std::stop_token st);
   void collect_garbage();
 
+  // The ranges' memory and that of the range index's blocks: pools of
+  // same-sized blocks on huge pages (huge_page_arena.hpp), so ranges made
+  // one after another lie side by side and a lookup among a million of
+  // them touches few cache lines and misses no TLB entry. First members:
+  // they outlive every RangePtr the other members hold. Blocks up to 8 KiB
+  // are pooled (a Block of the index is 4 KiB); freed ones are reused.
+  HugePageArena range_arena_;
+  std::pmr::synchronized_pool_resource range_pool_{std::pmr::pool_options{0, 8192}, &range_arena_};
+  // The pool, or operator new in sanitizer builds (kSanitizedBuild).
+  std::pmr::memory_resource* const range_mem_ =
+      kSanitizedBuild ? std::pmr::new_delete_resource() : static_cast<std::pmr::memory_resource*>(&range_pool_);
   MechanismFace& mech_;
   RuntimeOptions options_;
   mutable Counters counters_;
@@ -163,7 +176,7 @@ class SvmManager final : public PolicyFace, public GpuFaultHandler, public Mirro
   std::shared_mutex fork_mu_;
 
   mutable std::mutex driver_mu_;
-  RangeTree tree_;
+  RangeTree tree_{range_mem_};
   std::map<std::uint64_t, std::uint64_t> mirrors_;  // start -> end
   struct AdviceSpan {
     std::uint64_t start, end;

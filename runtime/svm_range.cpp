@@ -69,8 +69,8 @@ std::vector<RangePtr> RangeTree::overlapping(std::uint64_t start, std::uint64_t 
 }
 
 void RangeTree::insert(RangePtr r) {
-  std::unique_ptr<Block>& blk = blocks_[block_of(r->start)];
-  if (!blk) blk = std::make_unique<Block>();
+  BlockPtr& blk = blocks_[block_of(r->start)];
+  if (!blk) blk = BlockPtr(std::pmr::polymorphic_allocator<Block>(mem_).new_object<Block>(), BlockDeleter{mem_});
   for (std::uint64_t a = r->start; a < r->end; a += kPageSize) blk->range_of_page[page_in_block(a)] = r.get();
   ++blk->ranges;
   tree_.emplace(r->start, std::move(r));

@@ -25,11 +25,13 @@
 
 #include <absl/container/btree_map.h>
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/inlined_vector.h>
 
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -59,8 +61,11 @@ struct Range : std::enable_shared_from_this<Range> {
   // Guarded by the notifier lock. gpu_bound and bound_read_write are also
   // written under the shared notifier lock by the binder, which holds
   // migrate_mu: read them under migrate_mu or the exclusive notifier lock.
-  std::vector<FrameId> frames;  ///< per page; kNoFrame = data in RAM
-  bool unmapped = false;        ///< CPU mapping changed; queued for removal
+  /// Per page; kNoFrame = data in RAM. Inside the Range for ranges of up to
+  /// 64 KiB (the many small ranges of a scattered workload), so their
+  /// lookups read no second allocation.
+  absl::InlinedVector<FrameId, 16> frames;
+  bool unmapped = false;  ///< CPU mapping changed; queued for removal
   bool gpu_bound = false;
   bool bound_read_write = false;  ///< bound while the CPU mapped every page read-write
 
@@ -85,6 +90,11 @@ using RangePtr = std::shared_ptr<Range>;
 
 class RangeTree {
  public:
+  /// The index's blocks come from `mem` (which must outlive the tree).
+  explicit RangeTree(std::pmr::memory_resource* mem = std::pmr::new_delete_resource()) : mem_(mem) {}
+  RangeTree(const RangeTree&) = delete;
+  RangeTree& operator=(const RangeTree&) = delete;
+
   /// The range containing addr, or nullptr.
   RangePtr find(std::uint64_t addr) const;
   /// Ranges overlapping [start, end), in address order.
@@ -114,8 +124,14 @@ class RangeTree {
   };
   static std::uint64_t block_of(std::uint64_t a) { return a >> 21; }
   static std::size_t page_in_block(std::uint64_t a) { return (a >> kPageShift) & 511; }
-  absl::btree_map<std::uint64_t, RangePtr> tree_;                      // start -> range
-  absl::flat_hash_map<std::uint64_t, std::unique_ptr<Block>> blocks_;  // 2 MiB block -> its ranges
+  struct BlockDeleter {
+    std::pmr::memory_resource* mem = nullptr;
+    void operator()(Block* b) const { std::pmr::polymorphic_allocator<Block>(mem).delete_object(b); }
+  };
+  using BlockPtr = std::unique_ptr<Block, BlockDeleter>;
+  std::pmr::memory_resource* mem_;
+  absl::btree_map<std::uint64_t, RangePtr> tree_;        // start -> range
+  absl::flat_hash_map<std::uint64_t, BlockPtr> blocks_;  // 2 MiB block -> its ranges
 };
 
 class NotifierWindows {

@@ -74,5 +74,44 @@ TEST(FaultInjection, GcThreadSurvivesAFrameLockedBetweenFinalizeAndFree) {
   EXPECT_FALSE(hold->armed) << "the gc pass never reached the hook";
 }
 
+// A migration's MADV_DONTNEED holds the descriptor's count of mapping
+// changes in flight until the reader has read its REMOVE event, and every
+// UFFDIO_WRITEPROTECT of another migration fails with EAGAIN meanwhile. A
+// reader the machine schedules late must delay that migration, not make it
+// give up and leave its range in RAM.
+TEST(FaultInjection, MigrationBesideAnotherOnesDropWaitsForALateReader) {
+  Runtime rt(kUri);
+  constexpr std::size_t kLen = 2u << 20;
+  auto* a = static_cast<std::uint8_t*>(map_aligned(kLen, kLen));
+  auto* b = static_cast<std::uint8_t*>(map_aligned(kLen, kLen));
+  ASSERT_TRUE(a && b);
+  fill(a, kLen, 7);
+  fill(b, kLen, 8);
+  rt.mirror(a, kLen);
+  rt.mirror(b, kLen);
+  sim::CpuMirror& cpu = sim_device(rt).cpu();
+  // Far longer than a bounded count of quick retries lasts.
+  cpu.delay_reader(std::chrono::milliseconds(400));
+  auto first = std::async(std::launch::async, [&] { return rt.prefetch(a, kLen, Location::kDevice); });
+  // The first migration's drop is in flight: its REMOVE waits for the reader.
+  const bool in_flight = wait_until([&] { return cpu.mapping_change_in_flight(); });
+  EXPECT_TRUE(in_flight) << "the first migration's MADV_DONTNEED was never seen in flight";
+  const std::uint64_t second = rt.prefetch(b, kLen, Location::kDevice);
+  EXPECT_EQ(first.get(), kLen);
+  EXPECT_EQ(second, kLen) << "the migration beside the other's drop gave up";
+  cpu.delay_reader(std::chrono::microseconds(0));
+  EXPECT_EQ(rt.residency(a, kLen).device_bytes, kLen);
+  EXPECT_EQ(rt.residency(b, kLen).device_bytes, kLen);
+  EXPECT_EQ(gpu_mismatches(rt, a, kLen, 7), 0u);
+  EXPECT_EQ(gpu_mismatches(rt, b, kLen, 8), 0u);
+  EXPECT_EQ(mismatches(a, kLen, 7), 0u);
+  EXPECT_EQ(mismatches(b, kLen, 8), 0u);
+  rt.unmirror(a, kLen);
+  rt.unmirror(b, kLen);
+  munmap(a, kLen);
+  munmap(b, kLen);
+  EXPECT_EQ(rt.stats().device_bytes_in_use, 0u);
+}
+
 }  // namespace
 }  // namespace xesvm::test

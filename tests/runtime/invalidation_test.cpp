@@ -126,6 +126,28 @@ TEST(Invalidation, MremapWithoutWaitingKeepsBytesForTheCpu) {
   EXPECT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }));
 }
 
+// A migration marks its own MADV_DONTNEED so the reader drops its REMOVE
+// event, and it does not wait for the reader to forget the mark. An
+// application's MADV_DONTNEED of exactly that span right after is still the
+// application's: its pages read as zeros, on the CPU and on the GPU.
+TEST(Invalidation, ApplicationDropOfTheSpanAMigrationJustDroppedDiscardsIt) {
+  Runtime rt(kUri);
+  const std::size_t n = 2u << 20;
+  Mirrored m(rt, n);
+  ASSERT_NE(m.p, nullptr);
+  for (std::uint32_t round = 0; round < 20; ++round) {
+    fill(m.p, n, 40 + round);
+    ASSERT_EQ(rt.prefetch(m.p, n, Location::kDevice), n) << "round " << round;
+    ASSERT_EQ(madvise(m.p, n, MADV_DONTNEED), 0);
+    drain_events(rt);
+    std::size_t nonzero = 0;
+    for (std::size_t i = 0; i < n; i += 512) nonzero += m.p[i] != 0;
+    ASSERT_EQ(nonzero, 0u) << "round " << round << ": the discard was taken for the sim's own drop";
+    ASSERT_TRUE(wait_until([&] { return rt.stats().device_bytes_in_use == 0; }))
+        << "round " << round << ": the discarded range kept its frames";
+  }
+}
+
 TEST(Invalidation, ApplicationMadviseDontneedDiscardsDevicePagesAndFreesFrames) {
   Runtime rt(kUri);
   const std::size_t n = 4u << 20;

@@ -1,8 +1,12 @@
 // RangeTree lookups, the chunk-choice rule and notifier windows.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
+#include <memory_resource>
 #include <random>
 
+#include "runtime/huge_page_arena.hpp"
 #include "runtime/svm_range.hpp"
 #include "test_util.hpp"
 
@@ -16,6 +20,42 @@ RangePtr make(OwnerId id, std::uint64_t start, std::size_t size) { return std::m
 
 using Chunk = std::optional<std::pair<std::uint64_t, std::size_t>>;
 Chunk chunk(std::uint64_t s, std::size_t c) { return std::make_pair(s, c); }
+
+// The arena under the ranges' pool: memory aligned as asked, disjoint,
+// writable, and a whole tree of ranges and index blocks built on it keeps
+// its lookups.
+TEST(HugePageArena, PoolOnItHoldsARangeTreeWithAlignedDisjointMemory) {
+  HugePageArena arena;
+  std::pmr::synchronized_pool_resource pool(std::pmr::pool_options{0, 8192}, &arena);
+  std::vector<std::pair<std::uintptr_t, std::size_t>> got;
+  for (std::size_t size : {24u, 300u, 4104u, 8192u, 3u << 20}) {
+    for (int i = 0; i < 64; ++i) {
+      void* p = pool.allocate(size, 64);
+      ASSERT_EQ(reinterpret_cast<std::uintptr_t>(p) % 64, 0u);
+      std::memset(p, 0xa5, size);
+      got.emplace_back(reinterpret_cast<std::uintptr_t>(p), size);
+    }
+  }
+  std::sort(got.begin(), got.end());
+  for (std::size_t i = 1; i < got.size(); ++i) {
+    EXPECT_LE(got[i - 1].first + got[i - 1].second, got[i].first) << "overlapping allocations";
+  }
+  {
+    RangeTree t(&pool);
+    std::vector<RangePtr> all;
+    for (std::uint64_t i = 0; i < 2000; ++i) {
+      auto r =
+          std::allocate_shared<Range>(std::pmr::polymorphic_allocator<Range>(&pool), i + 1, kBase + i * 2 * K4, K4);
+      t.insert(r);
+      all.push_back(r);
+    }
+    for (const RangePtr& r : all) EXPECT_EQ(t.find(r->start + 100).get(), r.get());
+    for (std::size_t i = 0; i < all.size(); i += 2) EXPECT_TRUE(t.erase(*all[i]));
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      EXPECT_EQ(t.find(all[i]->start).get(), i % 2 ? all[i].get() : nullptr);
+    }
+  }
+}
 
 TEST(RangeTree, FindHonoursInclusiveStartAndExclusiveEnd) {
   RangeTree t;

@@ -73,6 +73,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -208,6 +209,9 @@ class CpuMirror {
   /// the first `pages` of them, then fails with EIO (a copy that stops
   /// partway through a run).
   void inject_short_placement(std::size_t pages) { short_placement_.store(pages); }
+  /// Test hook: the reader sleeps `d` after every wake-up before it reads
+  /// the descriptor (a reader a loaded machine schedules late); zero ends it.
+  void delay_reader(std::chrono::microseconds d) { reader_delay_us_.store(d.count()); }
 
  private:
   struct Mirror {
@@ -231,7 +235,9 @@ class CpuMirror {
   // REQUIRES: lk holds queue_mu_ (released while waiting).
   void await_reader_passes(std::unique_lock<std::mutex>& lk);
   std::vector<std::pair<std::uint64_t, std::uint64_t>> live_moved_pieces(std::uint64_t start, std::uint64_t end);
-  bool is_dropping(std::uint64_t start, std::uint64_t end);
+  // True if [start, end), read in read number `read`, lies in one of our
+  // own drops; forgets the drops retired before that read.
+  bool is_dropping(std::uint64_t start, std::uint64_t end, std::uint64_t read);
   // True if a mapping event overlapping [start, end) was read after the
   // reader had seen `since` mapping events.
   bool mapping_changed_since(std::uint64_t since, std::uint64_t start, std::uint64_t end);
@@ -242,6 +248,12 @@ class CpuMirror {
   int zero_page(std::uint64_t page);
   void wake(std::uint64_t page);
   void wake_range(std::uint64_t start, std::uint64_t end);
+  // True until the reader has been asked to stop or has ended.
+  bool reader_running() const { return !reader_stopped_.load() && !reader_.get_stop_token().stop_requested(); }
+  // ioctl_retry() on our descriptor, bounded by the reader's end only.
+  int uffd_ioctl(unsigned long req, void* arg) {
+    return ioctl_retry(uffd_, req, arg, [this] { return reader_running(); });
+  }
   // eviction_primitives.cpp
   bool placement_current(std::uint64_t addr, const std::byte* src, std::size_t len);
 
@@ -258,7 +270,13 @@ class CpuMirror {
   std::map<std::uint64_t, Mirror> mirrors_;  // start -> mirror
 
   std::mutex drop_mu_;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> dropping_;  // own DONTNEEDs in flight
+  // Our own MADV_DONTNEEDs: [start, end) and, once madvise has returned,
+  // the last read that can carry one of their REMOVE events.
+  static constexpr std::uint64_t kDropLive = ~std::uint64_t{0};
+  struct Drop {
+    std::uint64_t start, end, retired_after;
+  };
+  std::vector<Drop> dropping_;  // drop_mu_
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;    // reads done, messages applied (drain(), migrations)
@@ -281,6 +299,8 @@ class CpuMirror {
   std::atomic<unsigned> place_failures_{0};
   std::atomic<unsigned> fault_copy_failures_{0};
   std::atomic<std::size_t> short_placement_{0};
+  std::atomic<std::int64_t> reader_delay_us_{0};
+  std::atomic<bool> reader_stopped_{false};  // reader_loop() has returned
 
   std::jthread reader_;
   std::jthread service_;

@@ -53,6 +53,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <thread>
 
 #include "runtime/backends/sim/cpu_mirror.hpp"
 #include "runtime/backends/sim/gpu_page_table.hpp"
@@ -83,10 +84,13 @@ bool CpuMirror::mapping_changed_since(std::uint64_t since, std::uint64_t start, 
   return false;
 }
 
-bool CpuMirror::is_dropping(std::uint64_t start, std::uint64_t end) {
+bool CpuMirror::is_dropping(std::uint64_t start, std::uint64_t end, std::uint64_t read) {
   std::lock_guard lk(drop_mu_);
-  for (auto [s, e] : dropping_) {
-    if (s <= start && end <= e) {
+  // A drop whose madvise returned before this read began has had all its
+  // events read already: a REMOVE here over its span is the application's.
+  std::erase_if(dropping_, [&](const Drop& d) { return d.retired_after < read; });
+  for (const Drop& d : dropping_) {
+    if (d.start <= start && end <= d.end) {
       return true;
     }
   }
@@ -98,6 +102,9 @@ void CpuMirror::reader_loop(const std::stop_token& st) {
   std::array<uffd_msg, 64> msgs;
   while (!st.stop_requested()) {
     poll(fds.data(), fds.size(), 100);
+    if (const std::int64_t delay = reader_delay_us_.load(); delay > 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(delay));  // test hook
+    }
     if (fds[1].revents & POLLIN) {
       std::uint64_t v;
       [[maybe_unused]] auto r = read(wake_fd_, &v, sizeof v);
@@ -136,7 +143,7 @@ void CpuMirror::reader_loop(const std::stop_token& st) {
             break;
           case UFFD_EVENT_REMOVE:
           case UFFD_EVENT_UNMAP:
-            if (m.event == UFFD_EVENT_REMOVE && is_dropping(m.arg.remove.start, m.arg.remove.end)) {
+            if (m.event == UFFD_EVENT_REMOVE && is_dropping(m.arg.remove.start, m.arg.remove.end, this_read)) {
               break;
             }
             gpu_.unbind(m.arg.remove.start, m.arg.remove.end);
@@ -188,6 +195,7 @@ void CpuMirror::reader_loop(const std::stop_token& st) {
     }
     queue_cv_.notify_all();
   }
+  reader_stopped_.store(true);
 }
 
 void CpuMirror::await_reader_passes(std::unique_lock<std::mutex>& lk) {

@@ -10,17 +10,19 @@
 //  2. write-protect the page: CPU writers now wait in a WP fault;
 //  3. copy the bytes into the frame with process_vm_readv (never a plain
 //     dereference: the application may unmap the page at any time);
-//  4. mark the page as being dropped by us, MADV_DONTNEED it, unmark — the
-//     reader tells our REMOVE events from the application's by that mark;
+//  4. mark the page as being dropped by us, MADV_DONTNEED it, retire the
+//     mark — the reader tells our REMOVE events from the application's by
+//     that mark, and forgets a retired mark before the first read that
+//     cannot carry its events;
 //  5. set the entry kResident and lift the write protection, which wakes the
 //     waiting writers; they fault again and take the page back.
 //
 // DOC: Locking
 //
 // The entries' lock is taken inside DeviceEntries, for each table update
-// only; drop_mu_ around the mark of step 4; queue_mu_ to wait until the
-// reader has processed the read that carried our REMOVE. No lock is held
-// across write-protect, copy or madvise.
+// only; drop_mu_ around the mark of step 4 and its retirement. Nothing
+// waits for the reader after the drop, and no lock is held across
+// write-protect, copy or madvise.
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -98,7 +100,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
     pagemap_reads_.fetch_add(1, std::memory_order_relaxed);
     const std::uint64_t events_before = events_read_.load();
     uffdio_writeprotect wp{{start, len}, UFFDIO_WRITEPROTECT_MODE_WP};
-    if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
+    if (uffd_ioctl(UFFDIO_WRITEPROTECT, &wp) < 0) {
       for (std::size_t k = first; k < first + count; ++k) {
         ok[k] = false;
       }
@@ -144,21 +146,24 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
     }
     {
       std::lock_guard lk(drop_mu_);
-      dropping_.emplace_back(start, start + len);
+      dropping_.push_back({start, start + len, kDropLive});
     }
     const bool dropped =
         madvise(reinterpret_cast<void*>(start), len, MADV_DONTNEED) == 0;  // NOLINT(performance-no-int-to-ptr)
-    // madvise returns once the reader has *read* our REMOVE event, maybe
-    // before it looked at the mark: wait until that read is processed.
+    // madvise returns once the reader has *read* every REMOVE event of the
+    // drop (one per VMA), each in a read numbered at most what
+    // reads_started_ says now; the reader may not have looked at the mark
+    // yet. Retire the mark instead of waiting: the reader forgets it before
+    // a later read, and this thread goes on at once.
     {
-      const std::uint64_t started = reads_started_.load();
-      std::unique_lock lk(queue_mu_);
-      queue_cv_.wait(lk, [&] { return reads_done_.load() >= started; });
-    }
-    {
+      const std::uint64_t last_read = reads_started_.load();
       std::lock_guard lk(drop_mu_);
-      dropping_.erase(
-          std::find(dropping_.begin(), dropping_.end(), std::pair<std::uint64_t, std::uint64_t>{start, start + len}));
+      for (Drop& d : dropping_) {
+        if (d.start == start && d.end == start + len && d.retired_after == kDropLive) {
+          d.retired_after = last_read;
+          break;
+        }
+      }
     }
     if (!dropped) {
       // The kernel refuses MADV_DONTNEED on mlock()ed memory (EINVAL), and
@@ -185,7 +190,7 @@ std::size_t CpuMirror::migrate_to_device(std::span<const std::uint64_t> addrs, s
   const std::size_t moved = entries_.finish_inbound(addrs, frames, ok);
   for (auto [first, count] : runs) {
     uffdio_writeprotect wp{{addrs[first], count * kPageSize}, 0};  // wakes waiting writers
-    ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp);
+    uffd_ioctl(UFFDIO_WRITEPROTECT, &wp);
   }
   cost_.charge_migration(Migration::kToDevice, bytes, runs.size());
   return moved;

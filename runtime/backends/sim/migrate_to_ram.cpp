@@ -80,7 +80,7 @@ bool CpuMirror::serve_fault(std::uint64_t page, std::uint64_t flags) {
     }
     // A stale protection (the migration that set it is over): lift and wake.
     uffdio_writeprotect wp{{page, kPageSize}, 0};
-    if (ioctl_retry(uffd_, UFFDIO_WRITEPROTECT, &wp) < 0) {
+    if (uffd_ioctl(UFFDIO_WRITEPROTECT, &wp) < 0) {
       wake(page);
     }
     return true;

@@ -3,8 +3,8 @@
 // Host support for userfaultfd (see userfaultfd.hpp): the feature probe that
 // decides whether the sim device can run at all, the two side-effect-free
 // probes of the descriptor's mmap_changing count that the event ordering
-// rules rely on (mapping_events.cpp), and the EAGAIN retry every ioctl of
-// the data path goes through. No state, no locks, no threads.
+// rules rely on (mapping_events.cpp); the EAGAIN retry every ioctl of the
+// data path goes through is a template in the header. No state, no locks, no threads.
 #include "runtime/backends/sim/userfaultfd.hpp"
 
 #include <fcntl.h>
@@ -135,20 +135,6 @@ Registration registration(int uffd, std::uint64_t start, std::uint64_t len) {
       return Registration::kRegistered;
     default:
       return Registration::kUnregistered;
-  }
-}
-
-// EAGAIN only means an event (often our own MADV_DONTNEED's REMOVE from
-// another thread) is in flight and not read yet.
-int ioctl_retry(int fd, unsigned long req, void* arg) {
-  for (int i = 0;; ++i) {
-    if (ioctl(fd, req, arg) == 0) {
-      return 0;
-    }
-    if (errno != EAGAIN || i >= 2000) {
-      return -1;
-    }
-    usleep(i < 10 ? 1 : 20);
   }
 }
 

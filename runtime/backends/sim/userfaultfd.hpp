@@ -11,6 +11,9 @@
 // migrations and the placements then use the probes and ioctl_retry() below.
 #pragma once
 
+#include <sys/ioctl.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -64,11 +67,32 @@ bool mapping_change_in_flight(int uffd);
 enum class Registration : std::uint8_t { kRegistered, kUnregistered, kChanging };
 Registration registration(int uffd, std::uint64_t start, std::uint64_t len);
 
-/// An ioctl on the descriptor, retried while it fails with EAGAIN (an event
-/// is in flight and not read yet; the reader takes it within microseconds).
-/// Returns 0 on success, -1 with errno set on any other failure or after
-/// about 2000 retries.
-int ioctl_retry(int fd, unsigned long req, void* arg);
+/// An ioctl on the descriptor, retried while it fails with EAGAIN: a
+/// mapping change of registered memory (munmap, mremap, MADV_DONTNEED) is
+/// in flight. The kernel clears that once the descriptor's reader has read
+/// the change's event and the thread that made the change has resumed;
+/// neither of them waits for the caller (the reader takes leaf locks only),
+/// so the wait ends however long a loaded machine takes to schedule them,
+/// and no count of tries or time bound is used: either would give up on a
+/// change that is still progressing. The only bound is the reader's own
+/// end: `reader_running()` is asked before every retry.
+/// Returns 0 on success; -1 with errno set on any other failure, or with
+/// errno EAGAIN once reader_running() returns false.
+template <class F>
+int ioctl_retry(int fd, unsigned long req, void* arg, F reader_running) {
+  for (int i = 0;; ++i) {
+    if (::ioctl(fd, req, arg) == 0) {
+      return 0;
+    }
+    if (errno != EAGAIN || !reader_running()) {
+      return -1;
+    }
+    // Short steps first (the reader usually reads the event within
+    // microseconds), then longer ones, so a change that waits for a
+    // descheduled thread does not keep a CPU busy.
+    std::this_thread::sleep_for(std::chrono::microseconds(i < 10 ? 1 : (i < 100 ? 20 : 100)));
+  }
+}
 
 /// strerror(e) as a string.
 std::string errno_text(int e);
