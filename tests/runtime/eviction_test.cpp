@@ -3,6 +3,7 @@
 // racing CPU writers and GPU kernels. Every test checks bytes.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <thread>
 
@@ -400,35 +401,45 @@ TEST(Eviction, ConcurrentEvictionAndCpuWritersLoseNoWrite) {
   const std::size_t words = n / 8;
   auto* w = static_cast<std::uint64_t*>(rt.alloc_shared(n));
   std::memset(w, 0, n);
-  constexpr unsigned kThreads = 2, kRounds = 30;
+  // Each writer runs at least kRounds, and on until an eviction has evicted
+  // pages while the writers were running (a writer that keeps faulting every
+  // page home can leave an eviction nothing to take on a slow, instrumented
+  // build); bounded so that an evictor that never evicts fails the test.
+  constexpr unsigned kThreads = 2, kRounds = 30, kMaxRounds = 100 * kRounds;
   std::atomic<unsigned> done{0};
+  std::atomic<std::uint64_t> evicted_beside_writers{0};
+  std::array<unsigned, kThreads> rounds{};
   std::vector<std::thread> writers;
   for (unsigned t = 0; t < kThreads; ++t) {
     writers.emplace_back([&, t] {
-      for (unsigned r = 0; r < kRounds; ++r) {
+      unsigned r = 0;
+      while (r < kRounds || (evicted_beside_writers.load() == 0 && r < kMaxRounds)) {
         // Word i belongs to thread i % kThreads; each page holds both threads' words.
         for (std::size_t i = t; i < words; i += kThreads * 61) {
           std::atomic_ref<std::uint64_t>(w[i]).fetch_add(1, std::memory_order_relaxed);
         }
+        ++r;
       }
+      rounds[t] = r;
       done.fetch_add(1);
     });
   }
-  std::uint64_t evicted = 0;
   unsigned cycles = 0;
   while (done.load() < kThreads || cycles < 3) {
     rt.prefetch(w, n, Location::kDevice);
-    evicted += rt.evict(w, n).pages_evicted;
+    const std::uint64_t e = rt.evict(w, n).pages_evicted;
+    if (done.load() < kThreads) evicted_beside_writers += e;
     ++cycles;
   }
   for (auto& th : writers) th.join();
   std::size_t bad = 0;
   for (std::size_t i = 0; i < words; ++i) {
-    const std::uint64_t want = i % (kThreads * 61) < kThreads ? kRounds : 0;
+    const std::uint64_t want = i % (kThreads * 61) < kThreads ? rounds[i % kThreads] : 0;
     bad += std::atomic_ref<std::uint64_t>(w[i]).load() != want;
   }
   EXPECT_EQ(bad, 0u);
-  EXPECT_GT(evicted, 0u);
+  EXPECT_GT(evicted_beside_writers.load(), 0u)
+      << "no eviction took pages while the CPU writers ran (" << rounds[0] << " and " << rounds[1] << " rounds)";
   EXPECT_EQ(rt.stats().cpu_mapping_lookups_in_eviction, 0u);
   rt.free(w);
 }
