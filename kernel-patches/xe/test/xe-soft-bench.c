@@ -25,8 +25,10 @@
  *   evict         fill_full - fill_empty: the eviction of VRAM's worth
  *   memcpy_vram   memcpy() of VRAM's worth of populated memory
  *
- * each with the eviction copies in parallel batches (the default) and
- * serial (debugfs gt0/evict_parallel = N), alternating per repeat; and
+ * each with debugfs gt0/evict_parallel = Y and = N, alternating per
+ * repeat (the fault path evicts one helper window per call, which the
+ * helper copies in the caller either way: a check that the knob costs
+ * nothing there); and
  * eviction while ANOTHER process holds the owner's mmap_lock for write
  * (lib/test_hmm's HMM_DMIRROR_HOLD_MMAP_WRITE on a mirror of the owner's
  * mm, passed to this process; LOCK_HOLD_MS):
@@ -38,7 +40,12 @@
  *                 drm_gpusvm_evict_pfns(), no mm, no mmap_lock) of the
  *                 same bytes in VRAM under the same hold: it finishes
  *
- * The device is bound again afterwards (this part runs last).
+ * and device removal (driver unbind) of half the VRAM: eviction by
+ * allocation in calls of several windows, with the copy of one window
+ * pipelined behind the next window's lock and unmap (gt0/evict_parallel
+ * = Y) and serial, alternating, against a memcpy() of the same bytes.
+ *
+ * The device is bound again after each removal (these parts run last).
  *
  * usage: xe-soft-bench [repeats]
  * Output: "BENCH ..." lines; exit status 0 on success.
@@ -66,7 +73,7 @@
 #define CHUNK		(2ul << 20)
 #define FENCE_VALUE	0xdeadbeefdeadbeefull
 #define LOCK_BYTES	(32ul << 20)
-#define LOCK_HOLD_MS	3000
+#define LOCK_HOLD_MS	10000
 #define XE_SOFT_DRIVER	"/sys/bus/platform/drivers/xe_soft"
 
 /* lib/test_hmm_uapi.h of the series: hold the mirrored mm's mmap_lock. */
@@ -538,6 +545,140 @@ out:
 	return 0;
 }
 
+/*
+ * Owner for bench_removal: @size bytes of value 11 in VRAM on its own VM;
+ * tells the parent, waits for the removal, then checks every byte.
+ */
+static int removal_owner(int sock, size_t size)
+{
+	struct drm_xe_vm_create c = {
+		.flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE,
+	};
+	struct drm_xe_vm_bind b = {
+		.num_binds = 1, .bind.range = 1ull << 48,
+		.bind.flags = DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR,
+	};
+	uint64_t fence;
+	uint8_t *a;
+	char cmd = 'r';
+	size_t i;
+
+	fd = open_xe();
+	a = alloc_big(size);
+	if (fd < 0 || !a || ioctl(fd, DRM_IOCTL_XE_VM_CREATE, &c))
+		return 10;
+	vm = c.vm_id;
+	b.vm_id = vm;
+	if (ioctl(fd, DRM_IOCTL_XE_VM_BIND, &b))
+		return 11;
+	memset(a, 11, size);
+	if (prefetch_vram(a, size, &fence))
+		return 12;
+	if (write(sock, &cmd, 1) != 1 || read(sock, &cmd, 1) != 1)
+		return 13;
+	for (i = 0; i < size; i++)
+		if (a[i] != 11)
+			return 14;
+	return 0;
+}
+
+/* One device removal of @size bytes in VRAM; its seconds or -1. */
+static double removal_once(const char *name, size_t size, int pipelined)
+{
+	int sv[2], status = 0, err;
+	double t, dt;
+	pid_t owner;
+	char cmd;
+
+	fd = open_xe();
+	if (fd < 0)
+		return -1;
+	err = set_parallel(pipelined);
+	close(fd);
+	fd = -1;
+	if (err || socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		return -1;
+	owner = fork();
+	if (owner < 0)
+		return -1;
+	if (!owner) {
+		close(sv[0]);
+		_exit(removal_owner(sv[1], size));
+	}
+	close(sv[1]);
+	err = read(sv[0], &cmd, 1) != 1;
+	t = now();
+	if (!err)
+		err = sysfs_write(XE_SOFT_DRIVER "/unbind", name);
+	dt = now() - t;
+	cmd = 'c';
+	if (write(sv[0], &cmd, 1) != 1)
+		err = 1;
+	close(sv[0]);
+	if (waitpid(owner, &status, 0) != owner || !WIFEXITED(status) || WEXITSTATUS(status))
+		err = 1;
+	if (device_gone(name))
+		err |= sysfs_write(XE_SOFT_DRIVER "/bind", name);
+	return err ? -1 : dt;
+}
+
+/*
+ * Eviction by allocation in calls of several windows (device removal of
+ * half the VRAM), pipelined (gt0/evict_parallel = Y) and serial,
+ * alternating per repeat, against a memcpy() of the same bytes.
+ */
+static int bench_removal(int repeats)
+{
+	double pl[64], se[64], mc[64], t;
+	char name[64];
+	uint8_t *s, *d;
+	size_t size;
+	int r;
+
+	fd = open_xe();
+	if (fd < 0 || device_name(fd, name, sizeof(name)) ||
+	    access(XE_SOFT_DRIVER "/unbind", W_OK)) {
+		printf("BENCH xe_soft_removal skipped: no xe_soft driver binding\n");
+		return 0;
+	}
+	size = (vram_size() / 2) & ~(CHUNK - 1);
+	close(fd);
+	fd = -1;
+	if (!size) {
+		printf("BENCH xe_soft_removal skipped: no VRAM\n");
+		return 0;
+	}
+	for (r = 0; r < repeats; r++) {
+		s = alloc_big(size);
+		d = alloc_big(size);
+		if (!s || !d)
+			return 1;
+		memset(s, 1, size);
+		memset(d, 2, size);
+		t = now();
+		memcpy(d, s, size);
+		mc[r] = now() - t;
+		munmap(s, size);
+		munmap(d, size);
+		pl[r] = removal_once(name, size, r & 1 ? 0 : 1);
+		se[r] = removal_once(name, size, r & 1 ? 1 : 0);
+		if (r & 1) {
+			t = pl[r];
+			pl[r] = se[r];
+			se[r] = t;
+		}
+		if (pl[r] < 0 || se[r] < 0)
+			return 1;
+	}
+	printf("BENCH xe_soft_removal repeats=%d bytes=%zu (device removal: eviction by allocation, 4096 frames per call) median seconds: pipelined=%.4f serial=%.4f memcpy=%.4f\n",
+	       repeats, size, median(pl, repeats), median(se, repeats), median(mc, repeats));
+	printf("BENCH xe_soft_removal ratios: eviction/memcpy throughput pipelined=%.3f serial=%.3f; serial/pipelined eviction time=%.2f\n",
+	       median(mc, repeats) / median(pl, repeats),
+	       median(mc, repeats) / median(se, repeats),
+	       median(se, repeats) / median(pl, repeats));
+	return 0;
+}
+
 static int advise_system(void *p, size_t n)
 {
 	struct drm_xe_madvise m = {
@@ -631,6 +772,8 @@ int main(int argc, char **argv)
 	if (bench_evict(repeats < 3 ? repeats : 3, job))
 		goto fail;
 	if (bench_lock())
+		goto fail;
+	if (bench_removal(repeats < 5 ? repeats : 5))
 		goto fail;
 	return 0;
 fail:
