@@ -47,7 +47,7 @@
  *
  * The device is bound again after each removal (these parts run last).
  *
- * usage: xe-soft-bench [repeats]
+ * usage: xe-soft-bench [repeats [lock]]   ("lock": the mmap_lock part only)
  * Output: "BENCH ..." lines; exit status 0 on success.
  */
 #define _GNU_SOURCE
@@ -74,6 +74,7 @@
 #define FENCE_VALUE	0xdeadbeefdeadbeefull
 #define LOCK_BYTES	(32ul << 20)
 #define LOCK_HOLD_MS	10000
+#define LOCK_START_MS	300
 #define XE_SOFT_DRIVER	"/sys/bus/platform/drivers/xe_soft"
 
 /* lib/test_hmm_uapi.h of the series: hold the mirrored mm's mmap_lock. */
@@ -351,14 +352,63 @@ static int device_gone(const char *name)
 	return access(path, F_OK) != 0;
 }
 
+/* One HMM_DMIRROR_HOLD_MMAP_WRITE call of the hold thread, timed. */
+struct hold {
+	int dm;			/* the owner's mirror file */
+	volatile int entered;	/* set right before the ioctl */
+	double start, end;	/* CLOCK_MONOTONIC around the ioctl */
+	int ret, err;		/* its return value and errno */
+};
+
 static void *hold_thread(void *arg)
 {
 	struct hmm_dmirror_cmd cmd = { .npages = LOCK_HOLD_MS };
+	struct hold *h = arg;
 
 	/* The mirror is the owner's: its mmap_lock, held for write here. */
-	if (ioctl(*(int *)arg, HMM_DMIRROR_HOLD_MMAP_WRITE, &cmd))
-		perror("HMM_DMIRROR_HOLD_MMAP_WRITE");
+	h->start = now();
+	h->entered = 1;
+	h->ret = ioctl(h->dm, HMM_DMIRROR_HOLD_MMAP_WRITE, &cmd);
+	h->err = h->ret ? errno : 0;
+	h->end = now();
 	return NULL;
+}
+
+/*
+ * Start a hold of the owner's mmap_lock on @h and return once the ioctl
+ * has been entered LOCK_START_MS ago (it takes the lock right away).
+ */
+static int hold_start(pthread_t *t, struct hold *h)
+{
+	h->entered = 0;
+	h->ret = -1;
+	h->err = 0;
+	if (pthread_create(t, NULL, hold_thread, h))
+		return -1;
+	while (!h->entered)
+		usleep(1000);
+	usleep(LOCK_START_MS * 1000);
+	return 0;
+}
+
+/* Join the hold; report it and fail loudly if its ioctl failed. */
+static int hold_join(pthread_t t, struct hold *h, const char *what, double t0)
+{
+	pthread_join(t, NULL);
+	printf("BENCH xe_soft_lock %s: hold ioctl [%.3f, %.3f] s ret=%d errno=%d (%s)\n",
+	       what, h->start - t0, h->end - t0, h->ret, h->err,
+	       h->ret ? strerror(h->err) : "held");
+	if (h->ret) {
+		printf("BENCH xe_soft_lock failed: HMM_DMIRROR_HOLD_MMAP_WRITE returned %d, errno %d (%s): the owner's mmap_lock was not held\n",
+		       h->ret, h->err, strerror(h->err));
+		return -1;
+	}
+	if (h->end - h->start < LOCK_HOLD_MS / 1000.0) {
+		printf("BENCH xe_soft_lock failed: the hold returned after %.3f s, not %d ms\n",
+		       h->end - h->start, LOCK_HOLD_MS);
+		return -1;
+	}
+	return 0;
 }
 
 static int send_fd(int sock, int f)
@@ -399,11 +449,49 @@ static int recv_fd(int sock)
 }
 
 /*
+ * Pages of [p, p + n) of this process that are not present and have a
+ * swap-type entry in /proc/self/pagemap: with no swap in the guest, the
+ * device-private entries of pages in VRAM. -1 on error.
+ */
+static long pages_in_vram(const void *p, size_t n)
+{
+	uint64_t e[512];
+	size_t i, k, left = n / 4096;
+	off_t off = (uintptr_t)p / 4096 * sizeof(e[0]);
+	long count = 0;
+	int f = open("/proc/self/pagemap", O_RDONLY);
+
+	if (f < 0)
+		return -1;
+	while (left) {
+		k = left < 512 ? left : 512;
+		if (pread(f, e, k * sizeof(e[0]), off) != (ssize_t)(k * sizeof(e[0]))) {
+			close(f);
+			return -1;
+		}
+		for (i = 0; i < k; i++)
+			count += (e[i] >> 62) == 1;	/* swapped, not present */
+		off += k * sizeof(e[0]);
+		left -= k;
+	}
+	close(f);
+	return count;
+}
+
+/* What the owner reports of its timed prefetch to system memory. */
+struct va_time {
+	double start, end;	/* CLOCK_MONOTONIC around the ioctl */
+	int ret, err;
+};
+
+/*
  * The data owner: LOCK_BYTES in VRAM on its own VM; its mirror on
  * lib/test_hmm goes to the parent, which holds the owner's mmap_lock
- * with it. Commands: 'p' time a prefetch to system memory (VA path) and
- * send the seconds, 'v' prefetch to VRAM again, 'c' check every byte and
- * exit. Everything it touches while the lock is held is populated.
+ * with it. Sends the number of its pages in VRAM once set up. Commands:
+ * 'p' time a prefetch to system memory (VA path) and send a struct
+ * va_time, 'v' prefetch to VRAM again and send the pages in VRAM, 'c'
+ * check every byte and exit. Everything it touches while the lock is held
+ * is populated.
  */
 static int lock_owner(int sock)
 {
@@ -422,9 +510,10 @@ static int lock_owner(int sock)
 		.num_binds = 1, .bind.op = DRM_XE_VM_BIND_OP_PREFETCH,
 		.num_syncs = 1, .syncs = (uintptr_t)&sync,
 	};
+	struct va_time vt;
 	uint64_t fence;
-	double t, dt;
 	uint8_t *a;
+	long nv;
 	char cmd;
 	size_t i;
 	int dm;
@@ -443,6 +532,9 @@ static int lock_owner(int sock)
 	dm = open("/dev/hmm_dmirror0", O_RDWR);
 	if (dm < 0 || send_fd(sock, dm))
 		return 13;
+	nv = pages_in_vram(a, LOCK_BYTES);
+	if (write(sock, &nv, sizeof(nv)) != sizeof(nv))
+		return 13;
 	p.vm_id = vm;
 	p.bind.addr = (uintptr_t)a;
 	p.bind.range = LOCK_BYTES;
@@ -450,15 +542,17 @@ static int lock_owner(int sock)
 	while (read(sock, &cmd, 1) == 1) {
 		if (cmd == 'p') {
 			p.bind.prefetch_mem_region_instance = 0;
-			t = now();
-			if (ioctl(fd, DRM_IOCTL_XE_VM_BIND, &p))
-				return 14;
-			dt = now() - t;
-			if (write(sock, &dt, sizeof(dt)) != sizeof(dt))
+			vt.start = now();
+			vt.ret = ioctl(fd, DRM_IOCTL_XE_VM_BIND, &p);
+			vt.err = vt.ret ? errno : 0;
+			vt.end = now();
+			if (write(sock, &vt, sizeof(vt)) != sizeof(vt))
 				return 15;
 		} else if (cmd == 'v') {
-			if (prefetch_vram(a, LOCK_BYTES, &fence) ||
-			    write(sock, &cmd, 1) != 1)
+			if (prefetch_vram(a, LOCK_BYTES, &fence))
+				return 16;
+			nv = pages_in_vram(a, LOCK_BYTES);
+			if (write(sock, &nv, sizeof(nv)) != sizeof(nv))
 				return 16;
 		} else if (cmd == 'c') {
 			for (i = 0; i < LOCK_BYTES; i++)
@@ -473,12 +567,20 @@ static int lock_owner(int sock)
 /*
  * Eviction while another process holds the owner's mmap_lock for write:
  * the VA path waits for the lock, the allocation path (device removal)
- * does not. Closes the global fd (the device is removed and bound again).
+ * does not. Each path starts LOCK_START_MS after its hold's ioctl was
+ * entered, with the owner's data in VRAM (checked through its pagemap);
+ * the hold's and the path's start and end are printed (seconds from the
+ * first hold's start) and the benchmark fails if a hold failed or if
+ * either property is not shown. Closes the global fd (the device is
+ * removed and bound again).
  */
 static int bench_lock(void)
 {
-	int sv[2], dm, status = 0, err = 0;
-	double va_wait = -1, alloc_evict = -1, t;
+	int sv[2], status = 0, err = 0, va_waited, alloc_inside;
+	struct va_time vt = { .start = -1, .end = -1, .ret = -1 };
+	double alloc_start = -1, alloc_end = -1, t0;
+	struct hold h1 = { 0 }, h2 = { 0 };
+	long nv1 = -1, nv2 = -1;
 	char name[64], cmd;
 	pthread_t holder;
 	pid_t owner;
@@ -487,6 +589,11 @@ static int bench_lock(void)
 	    access("/dev/hmm_dmirror0", R_OK)) {
 		printf("BENCH xe_soft_lock skipped: no xe_soft driver binding or no /dev/hmm_dmirror0\n");
 		return 0;
+	}
+	/* Serial eviction copies (the device's default), whatever the kernel's default. */
+	if (set_parallel(0)) {
+		printf("BENCH xe_soft_lock failed: cannot set gt0/evict_parallel\n");
+		return 1;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
 		return 1;
@@ -502,30 +609,54 @@ static int bench_lock(void)
 	/* This process must not keep the device to be removed alive. */
 	close(fd);
 	fd = -1;
-	dm = recv_fd(sv[0]);
-	if (dm < 0)
+	h1.dm = h2.dm = recv_fd(sv[0]);
+	if (h1.dm < 0 || read(sv[0], &nv1, sizeof(nv1)) != sizeof(nv1)) {
+		err = 1;
 		goto out;
+	}
 
 	/* VA path: the owner's own prefetch to system memory. */
-	if (pthread_create(&holder, NULL, hold_thread, &dm))
-		goto out;
-	usleep(300000);
-	cmd = 'p';
-	if (write(sv[0], &cmd, 1) != 1 || read(sv[0], &va_wait, sizeof(va_wait)) != sizeof(va_wait))
+	if (nv1 <= 0) {
+		printf("BENCH xe_soft_lock failed: none of the owner's pages in VRAM before the VA path (%ld)\n",
+		       nv1);
 		err = 1;
-	pthread_join(holder, NULL);
-	cmd = 'v';
-	if (err || write(sv[0], &cmd, 1) != 1 || read(sv[0], &cmd, 1) != 1)
 		goto out;
+	}
+	if (hold_start(&holder, &h1)) {
+		err = 1;
+		goto out;
+	}
+	t0 = h1.start;
+	cmd = 'p';
+	if (write(sv[0], &cmd, 1) != 1 || read(sv[0], &vt, sizeof(vt)) != sizeof(vt))
+		err = 1;
+	err |= hold_join(holder, &h1, "va_path", t0) != 0;
+	printf("BENCH xe_soft_lock va_path: prefetch to system, %ld pages in VRAM before, [%.3f, %.3f] s ret=%d errno=%d\n",
+	       nv1, vt.start - t0, vt.end - t0, vt.ret, vt.err);
+	cmd = 'v';
+	if (err || vt.ret || write(sv[0], &cmd, 1) != 1 ||
+	    read(sv[0], &nv2, sizeof(nv2)) != sizeof(nv2)) {
+		err = 1;
+		goto out;
+	}
+	if (nv2 <= 0) {
+		printf("BENCH xe_soft_lock failed: none of the owner's pages in VRAM before the allocation path (%ld)\n",
+		       nv2);
+		err = 1;
+		goto out;
+	}
 
 	/* Allocation path: device removal evicts every frame by pfn. */
-	if (pthread_create(&holder, NULL, hold_thread, &dm))
+	if (hold_start(&holder, &h2)) {
+		err = 1;
 		goto out;
-	usleep(300000);
-	t = now();
+	}
+	alloc_start = now();
 	err = sysfs_write(XE_SOFT_DRIVER "/unbind", name);
-	alloc_evict = now() - t;
-	pthread_join(holder, NULL);
+	alloc_end = now();
+	err |= hold_join(holder, &h2, "alloc_path", t0) != 0;
+	printf("BENCH xe_soft_lock alloc_path: device removal, %ld pages in VRAM before, [%.3f, %.3f] s ret=%d\n",
+	       nv2, alloc_start - t0, alloc_end - t0, err);
 	cmd = 'c';
 	if (write(sv[0], &cmd, 1) != 1)
 		err = 1;
@@ -536,12 +667,24 @@ out:
 	/* Bound again once no file keeps the old device (and its minor). */
 	if (access(XE_SOFT_DRIVER "/bind", W_OK) == 0 && device_gone(name))
 		err |= sysfs_write(XE_SOFT_DRIVER "/bind", name);
-	if (err || va_wait < 0 || alloc_evict < 0) {
+	if (err || vt.ret || alloc_end < 0) {
 		printf("BENCH xe_soft_lock failed (owner status %d)\n", status);
 		return 1;
 	}
-	printf("BENCH xe_soft_lock bytes=%lu hold_ms=%d (mmap_lock of the owner held for write by another process, 0.3 s before the eviction starts): va_path_prefetch_to_system=%.3f s (waits for the lock) alloc_path_unbind_evict=%.3f s (%.0f pages/s)\n",
-	       LOCK_BYTES, LOCK_HOLD_MS, va_wait, alloc_evict, LOCK_BYTES / 4096 / alloc_evict);
+	/* The VA path returned only after the hold released the lock. */
+	va_waited = vt.end >= h1.end;
+	/* The allocation path returned while the lock was still held. */
+	alloc_inside = alloc_end < h2.end;
+	printf("BENCH xe_soft_lock bytes=%lu hold_ms=%d start_ms=%d (mmap_lock of the owner held for write by another process): va_path_prefetch_to_system=%.3f s (%s) alloc_path_unbind_evict=%.3f s (%.0f pages/s, %s)\n",
+	       LOCK_BYTES, LOCK_HOLD_MS, LOCK_START_MS, vt.end - vt.start,
+	       va_waited ? "waited for the lock" : "DID NOT WAIT for the lock",
+	       alloc_end - alloc_start, nv2 / (alloc_end - alloc_start),
+	       alloc_inside ? "finished while the lock was held" :
+			      "DID NOT FINISH while the lock was held");
+	if (!va_waited || !alloc_inside) {
+		printf("BENCH xe_soft_lock failed: property not shown\n");
+		return 1;
+	}
 	return 0;
 }
 
@@ -714,6 +857,8 @@ int main(int argc, char **argv)
 		printf("BENCH xe_soft skipped: no render node named \"xe\"\n");
 		return 0;
 	}
+	if (argc > 2 && !strcmp(argv[2], "lock"))
+		return bench_lock() ? 1 : 0;
 	if (ioctl(fd, DRM_IOCTL_XE_VM_CREATE, &c))
 		goto fail;
 	vm = c.vm_id;
