@@ -44,7 +44,8 @@
  * Every run checks every page's data in the owner. Under TCG only ratios
  * within one run mean something.
  *
- * usage: hmm-evict-bench [npages [repeats [per_call]]]
+ * usage: hmm-evict-bench [npages [repeats [per_call [copy]]]]
+ * ("copy": the pipelined vs serial comparison only)
  * Output: "BENCH ..." lines, then a one-test TAP result.
  */
 #define _GNU_SOURCE
@@ -437,7 +438,7 @@ int main(int argc, char **argv)
 {
 	double r[NPATHS][NSTORMS][NLAYOUTS], ops[NPATHS][NSTORMS][NLAYOUTS];
 	double pl[64], se[64], alone[2], dummy;
-	int repeats, path, storm, layout, i, fail = 0, status;
+	int repeats, path, storm, layout, i, fail = 0, status, copy_only;
 	int req[2], ans[2];
 	unsigned long secs_ops;
 	pid_t child;
@@ -445,6 +446,7 @@ int main(int argc, char **argv)
 	npages = argc > 1 ? strtoul(argv[1], NULL, 0) : 4096;
 	repeats = argc > 2 ? atoi(argv[2]) : 5;
 	per_call = argc > 3 ? strtoul(argv[3], NULL, 0) : 512;
+	copy_only = argc > 4 && !strcmp(argv[4], "copy");
 	if (repeats < 1 || repeats > 64)
 		repeats = 5;
 	page_size = sysconf(_SC_PAGE_SIZE);
@@ -489,8 +491,8 @@ int main(int argc, char **argv)
 	secs_ops = 0;
 	one_run(FRAMES, SCATTERED, 0, per_call, &secs_ops, &dummy);
 
-	alone[0] = storm_alone();
-	for (layout = 0; layout < NLAYOUTS && !fail; layout++)
+	alone[0] = copy_only ? 0 : storm_alone();
+	for (layout = 0; layout < NLAYOUTS && !fail && !copy_only; layout++)
 		for (storm = 0; storm < NSTORMS && !fail; storm++) {
 			/* same-mm writers: contiguous layout only */
 			if (layout != CONTIGUOUS && storm >= LONG_WRITER)
@@ -506,7 +508,7 @@ int main(int argc, char **argv)
 					fail = 1;
 			}
 		}
-	alone[1] = storm_alone();
+	alone[1] = copy_only ? 0 : storm_alone();
 
 	/* Pipelined vs serial copy: all pages in one call, alternating. */
 	for (i = 0; i < repeats && !fail; i++) {
@@ -532,6 +534,8 @@ int main(int argc, char **argv)
 		printf("BENCH frames_copy  storm=none        layout=contiguous pages=%lu per_call=%lu runs=%d median_pages_per_s: pipelined=%.0f serial=%.0f\n",
 		       npages, npages, repeats, a, b);
 		printf("BENCH ratio pipelined/serial copy=%.2f\n", a / b);
+		if (copy_only)
+			goto out;
 		printf("BENCH storm alone_ops_s=%.0f (before %.0f, after %.0f)\n",
 		       alone_s, alone[0], alone[1]);
 		for (layout = 0; layout < NLAYOUTS; layout++)
@@ -565,6 +569,7 @@ int main(int argc, char **argv)
 			       ops[FRAMES][STORM][layout] / alone_s);
 		}
 	}
+out:
 	printf("%sok 1 bench\n", fail ? "not " : "");
 	return fail;
 }
