@@ -25,8 +25,10 @@
  *   evict         fill_full - fill_empty: the eviction of VRAM's worth
  *   memcpy_vram   memcpy() of VRAM's worth of populated memory
  *
- * each with the eviction copies in parallel batches (the default) and
- * serial (debugfs gt0/evict_parallel = N), alternating per repeat; and
+ * each with debugfs gt0/evict_parallel = Y and = N, alternating per
+ * repeat (the fault path evicts one helper window per call, which the
+ * helper copies in the caller either way: a check that the knob costs
+ * nothing there); and
  * eviction while ANOTHER process holds the owner's mmap_lock for write
  * (lib/test_hmm's HMM_DMIRROR_HOLD_MMAP_WRITE on a mirror of the owner's
  * mm, passed to this process; LOCK_HOLD_MS):
@@ -38,9 +40,14 @@
  *                 drm_gpusvm_evict_pfns(), no mm, no mmap_lock) of the
  *                 same bytes in VRAM under the same hold: it finishes
  *
- * The device is bound again afterwards (this part runs last).
+ * and device removal (driver unbind) of half the VRAM: eviction by
+ * allocation in calls of several windows, with the copy of one window
+ * pipelined behind the next window's lock and unmap (gt0/evict_parallel
+ * = Y) and serial, alternating, against a memcpy() of the same bytes.
  *
- * usage: xe-soft-bench [repeats]
+ * The device is bound again after each removal (these parts run last).
+ *
+ * usage: xe-soft-bench [repeats [lock]]   ("lock": the mmap_lock part only)
  * Output: "BENCH ..." lines; exit status 0 on success.
  */
 #define _GNU_SOURCE
@@ -66,7 +73,8 @@
 #define CHUNK		(2ul << 20)
 #define FENCE_VALUE	0xdeadbeefdeadbeefull
 #define LOCK_BYTES	(32ul << 20)
-#define LOCK_HOLD_MS	3000
+#define LOCK_HOLD_MS	10000
+#define LOCK_START_MS	300
 #define XE_SOFT_DRIVER	"/sys/bus/platform/drivers/xe_soft"
 
 /* lib/test_hmm_uapi.h of the series: hold the mirrored mm's mmap_lock. */
@@ -344,14 +352,63 @@ static int device_gone(const char *name)
 	return access(path, F_OK) != 0;
 }
 
+/* One HMM_DMIRROR_HOLD_MMAP_WRITE call of the hold thread, timed. */
+struct hold {
+	int dm;			/* the owner's mirror file */
+	volatile int entered;	/* set right before the ioctl */
+	double start, end;	/* CLOCK_MONOTONIC around the ioctl */
+	int ret, err;		/* its return value and errno */
+};
+
 static void *hold_thread(void *arg)
 {
 	struct hmm_dmirror_cmd cmd = { .npages = LOCK_HOLD_MS };
+	struct hold *h = arg;
 
 	/* The mirror is the owner's: its mmap_lock, held for write here. */
-	if (ioctl(*(int *)arg, HMM_DMIRROR_HOLD_MMAP_WRITE, &cmd))
-		perror("HMM_DMIRROR_HOLD_MMAP_WRITE");
+	h->start = now();
+	h->entered = 1;
+	h->ret = ioctl(h->dm, HMM_DMIRROR_HOLD_MMAP_WRITE, &cmd);
+	h->err = h->ret ? errno : 0;
+	h->end = now();
 	return NULL;
+}
+
+/*
+ * Start a hold of the owner's mmap_lock on @h and return once the ioctl
+ * has been entered LOCK_START_MS ago (it takes the lock right away).
+ */
+static int hold_start(pthread_t *t, struct hold *h)
+{
+	h->entered = 0;
+	h->ret = -1;
+	h->err = 0;
+	if (pthread_create(t, NULL, hold_thread, h))
+		return -1;
+	while (!h->entered)
+		usleep(1000);
+	usleep(LOCK_START_MS * 1000);
+	return 0;
+}
+
+/* Join the hold; report it and fail loudly if its ioctl failed. */
+static int hold_join(pthread_t t, struct hold *h, const char *what, double t0)
+{
+	pthread_join(t, NULL);
+	printf("BENCH xe_soft_lock %s: hold ioctl [%.3f, %.3f] s ret=%d errno=%d (%s)\n",
+	       what, h->start - t0, h->end - t0, h->ret, h->err,
+	       h->ret ? strerror(h->err) : "held");
+	if (h->ret) {
+		printf("BENCH xe_soft_lock failed: HMM_DMIRROR_HOLD_MMAP_WRITE returned %d, errno %d (%s): the owner's mmap_lock was not held\n",
+		       h->ret, h->err, strerror(h->err));
+		return -1;
+	}
+	if (h->end - h->start < LOCK_HOLD_MS / 1000.0) {
+		printf("BENCH xe_soft_lock failed: the hold returned after %.3f s, not %d ms\n",
+		       h->end - h->start, LOCK_HOLD_MS);
+		return -1;
+	}
+	return 0;
 }
 
 static int send_fd(int sock, int f)
@@ -392,11 +449,78 @@ static int recv_fd(int sock)
 }
 
 /*
+ * Pages of [p, p + n) of this process that are not present and have a
+ * swap-type entry in /proc/self/pagemap: with no swap in the guest, the
+ * device-private entries of pages in VRAM. -1 on error.
+ */
+static long pages_in_vram(const void *p, size_t n)
+{
+	uint64_t e[512];
+	size_t i, k, left = n / 4096;
+	off_t off = (uintptr_t)p / 4096 * sizeof(e[0]);
+	long count = 0;
+	int f = open("/proc/self/pagemap", O_RDONLY);
+
+	if (f < 0)
+		return -1;
+	while (left) {
+		k = left < 512 ? left : 512;
+		if (pread(f, e, k * sizeof(e[0]), off) != (ssize_t)(k * sizeof(e[0]))) {
+			close(f);
+			return -1;
+		}
+		for (i = 0; i < k; i++)
+			count += (e[i] >> 62) == 1;	/* swapped, not present */
+		off += k * sizeof(e[0]);
+		left -= k;
+	}
+	close(f);
+	return count;
+}
+
+/*
+ * Where task @pid sleeps: /proc/PID/wchan and the top frames of
+ * /proc/PID/stack (neither takes its mmap_lock), in @buf.
+ */
+static void owner_where(pid_t pid, char *buf, size_t len)
+{
+	char path[64], line[128];
+	size_t n;
+	FILE *f;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/wchan", pid);
+	f = fopen(path, "r");
+	n = snprintf(buf, len, "wchan ");
+	if (f) {
+		if (fgets(line, sizeof(line), f))
+			n += snprintf(buf + n, len - n, "%s", line);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stack", pid);
+	f = fopen(path, "r");
+	for (i = 0; f && i < 6 && n < len - 1 && fgets(line, sizeof(line), f); i++) {
+		line[strcspn(line, "\n")] = 0;
+		n += snprintf(buf + n, len - n, " |%s", line);
+	}
+	if (f)
+		fclose(f);
+}
+
+/* What the owner reports of its timed prefetch to system memory. */
+struct va_time {
+	double start, end;	/* CLOCK_MONOTONIC around the ioctl */
+	int ret, err;
+};
+
+/*
  * The data owner: LOCK_BYTES in VRAM on its own VM; its mirror on
  * lib/test_hmm goes to the parent, which holds the owner's mmap_lock
- * with it. Commands: 'p' time a prefetch to system memory (VA path) and
- * send the seconds, 'v' prefetch to VRAM again, 'c' check every byte and
- * exit. Everything it touches while the lock is held is populated.
+ * with it. Sends the number of its pages in VRAM once set up. Commands:
+ * 'p' time a prefetch to system memory (VA path) and send a struct
+ * va_time, 'v' prefetch to VRAM again and send the pages in VRAM, 'c'
+ * check every byte and exit. Everything it touches while the lock is held
+ * is populated.
  */
 static int lock_owner(int sock)
 {
@@ -415,9 +539,10 @@ static int lock_owner(int sock)
 		.num_binds = 1, .bind.op = DRM_XE_VM_BIND_OP_PREFETCH,
 		.num_syncs = 1, .syncs = (uintptr_t)&sync,
 	};
+	struct va_time vt;
 	uint64_t fence;
-	double t, dt;
 	uint8_t *a;
+	long nv;
 	char cmd;
 	size_t i;
 	int dm;
@@ -436,6 +561,17 @@ static int lock_owner(int sock)
 	dm = open("/dev/hmm_dmirror0", O_RDWR);
 	if (dm < 0 || send_fd(sock, dm))
 		return 13;
+	nv = pages_in_vram(a, LOCK_BYTES);
+	/*
+	 * Nothing this process runs between a command and its ioctl may
+	 * fault while the lock is held: fork() does not copy the vDSO's
+	 * PTEs, and the first clock_gettime() of the child faults the vDSO
+	 * in under the mmap_lock (a special mapping has no per-VMA-lock
+	 * fault), so the child would block before its timer starts.
+	 */
+	vt.start = vt.end = now();	/* warm-up */
+	if (write(sock, &nv, sizeof(nv)) != sizeof(nv))
+		return 13;
 	p.vm_id = vm;
 	p.bind.addr = (uintptr_t)a;
 	p.bind.range = LOCK_BYTES;
@@ -443,15 +579,17 @@ static int lock_owner(int sock)
 	while (read(sock, &cmd, 1) == 1) {
 		if (cmd == 'p') {
 			p.bind.prefetch_mem_region_instance = 0;
-			t = now();
-			if (ioctl(fd, DRM_IOCTL_XE_VM_BIND, &p))
-				return 14;
-			dt = now() - t;
-			if (write(sock, &dt, sizeof(dt)) != sizeof(dt))
+			vt.start = now();
+			vt.ret = ioctl(fd, DRM_IOCTL_XE_VM_BIND, &p);
+			vt.err = vt.ret ? errno : 0;
+			vt.end = now();
+			if (write(sock, &vt, sizeof(vt)) != sizeof(vt))
 				return 15;
 		} else if (cmd == 'v') {
-			if (prefetch_vram(a, LOCK_BYTES, &fence) ||
-			    write(sock, &cmd, 1) != 1)
+			if (prefetch_vram(a, LOCK_BYTES, &fence))
+				return 16;
+			nv = pages_in_vram(a, LOCK_BYTES);
+			if (write(sock, &nv, sizeof(nv)) != sizeof(nv))
 				return 16;
 		} else if (cmd == 'c') {
 			for (i = 0; i < LOCK_BYTES; i++)
@@ -466,20 +604,31 @@ static int lock_owner(int sock)
 /*
  * Eviction while another process holds the owner's mmap_lock for write:
  * the VA path waits for the lock, the allocation path (device removal)
- * does not. Closes the global fd (the device is removed and bound again).
+ * does not. Each path starts LOCK_START_MS after its hold's ioctl was
+ * entered, with the owner's data in VRAM (checked through its pagemap);
+ * the hold's and the path's start and end are printed (seconds from the
+ * first hold's start) and the benchmark fails if a hold failed or if
+ * either property is not shown. Opens and closes the global fd (the device is
+ * removed and bound again).
  */
-static int bench_lock(void)
+static int lock_once(double *va_s, double *alloc_s)
 {
-	int sv[2], dm, status = 0, err = 0;
-	double va_wait = -1, alloc_evict = -1, t;
-	char name[64], cmd;
+	int sv[2], status = 0, err = 0, va_waited, alloc_inside;
+	struct va_time vt = { .start = -1, .end = -1, .ret = -1 };
+	double alloc_start = -1, alloc_end = -1, t0;
+	struct hold h1 = { 0 }, h2 = { 0 };
+	long nv1 = -1, nv2 = -1;
+	char name[64], wchan[256], cmd;
 	pthread_t holder;
 	pid_t owner;
 
-	if (device_name(fd, name, sizeof(name)) || access(XE_SOFT_DRIVER "/unbind", W_OK) ||
-	    access("/dev/hmm_dmirror0", R_OK)) {
-		printf("BENCH xe_soft_lock skipped: no xe_soft driver binding or no /dev/hmm_dmirror0\n");
-		return 0;
+	fd = open_xe();
+	if (fd < 0 || device_name(fd, name, sizeof(name)))
+		return 1;
+	/* Serial eviction copies (the device's default), whatever the kernel's default. */
+	if (set_parallel(0)) {
+		printf("BENCH xe_soft_lock failed: cannot set gt0/evict_parallel\n");
+		return 1;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
 		return 1;
@@ -495,30 +644,60 @@ static int bench_lock(void)
 	/* This process must not keep the device to be removed alive. */
 	close(fd);
 	fd = -1;
-	dm = recv_fd(sv[0]);
-	if (dm < 0)
+	h1.dm = h2.dm = recv_fd(sv[0]);
+	if (h1.dm < 0 || read(sv[0], &nv1, sizeof(nv1)) != sizeof(nv1)) {
+		err = 1;
 		goto out;
+	}
 
 	/* VA path: the owner's own prefetch to system memory. */
-	if (pthread_create(&holder, NULL, hold_thread, &dm))
-		goto out;
-	usleep(300000);
-	cmd = 'p';
-	if (write(sv[0], &cmd, 1) != 1 || read(sv[0], &va_wait, sizeof(va_wait)) != sizeof(va_wait))
+	if (nv1 <= 0) {
+		printf("BENCH xe_soft_lock failed: none of the owner's pages in VRAM before the VA path (%ld)\n",
+		       nv1);
 		err = 1;
-	pthread_join(holder, NULL);
-	cmd = 'v';
-	if (err || write(sv[0], &cmd, 1) != 1 || read(sv[0], &cmd, 1) != 1)
 		goto out;
+	}
+	if (hold_start(&holder, &h1)) {
+		err = 1;
+		goto out;
+	}
+	t0 = h1.start;
+	cmd = 'p';
+	if (write(sv[0], &cmd, 1) != 1)
+		err = 1;
+	usleep(LOCK_START_MS * 1000);
+	owner_where(owner, wchan, sizeof(wchan));
+	if (err || read(sv[0], &vt, sizeof(vt)) != sizeof(vt))
+		err = 1;
+	err |= hold_join(holder, &h1, "va_path", t0) != 0;
+	printf("BENCH xe_soft_lock va_path: %.0f ms after the request the owner was in: %s\n",
+	       LOCK_START_MS * 1.0, wchan);
+	printf("BENCH xe_soft_lock va_path: prefetch to system, %ld pages in VRAM before, [%.3f, %.3f] s ret=%d errno=%d\n",
+	       nv1, vt.start - t0, vt.end - t0, vt.ret, vt.err);
+	cmd = 'v';
+	if (err || vt.ret || write(sv[0], &cmd, 1) != 1 ||
+	    read(sv[0], &nv2, sizeof(nv2)) != sizeof(nv2)) {
+		err = 1;
+		goto out;
+	}
+	if (nv2 <= 0) {
+		printf("BENCH xe_soft_lock failed: none of the owner's pages in VRAM before the allocation path (%ld)\n",
+		       nv2);
+		err = 1;
+		goto out;
+	}
 
 	/* Allocation path: device removal evicts every frame by pfn. */
-	if (pthread_create(&holder, NULL, hold_thread, &dm))
+	if (hold_start(&holder, &h2)) {
+		err = 1;
 		goto out;
-	usleep(300000);
-	t = now();
+	}
+	alloc_start = now();
 	err = sysfs_write(XE_SOFT_DRIVER "/unbind", name);
-	alloc_evict = now() - t;
-	pthread_join(holder, NULL);
+	alloc_end = now();
+	err |= hold_join(holder, &h2, "alloc_path", t0) != 0;
+	printf("BENCH xe_soft_lock alloc_path: device removal, %ld pages in VRAM before, [%.3f, %.3f] s ret=%d\n",
+	       nv2, alloc_start - t0, alloc_end - t0, err);
 	cmd = 'c';
 	if (write(sv[0], &cmd, 1) != 1)
 		err = 1;
@@ -529,12 +708,189 @@ out:
 	/* Bound again once no file keeps the old device (and its minor). */
 	if (access(XE_SOFT_DRIVER "/bind", W_OK) == 0 && device_gone(name))
 		err |= sysfs_write(XE_SOFT_DRIVER "/bind", name);
-	if (err || va_wait < 0 || alloc_evict < 0) {
+	if (err || vt.ret || alloc_end < 0) {
 		printf("BENCH xe_soft_lock failed (owner status %d)\n", status);
 		return 1;
 	}
-	printf("BENCH xe_soft_lock bytes=%lu hold_ms=%d (mmap_lock of the owner held for write by another process, 0.3 s before the eviction starts): va_path_prefetch_to_system=%.3f s (waits for the lock) alloc_path_unbind_evict=%.3f s (%.0f pages/s)\n",
-	       LOCK_BYTES, LOCK_HOLD_MS, va_wait, alloc_evict, LOCK_BYTES / 4096 / alloc_evict);
+	/*
+	 * The VA path was entered while the lock was held (not blocked
+	 * before its ioctl) and returned only after the hold released it.
+	 */
+	va_waited = vt.start < h1.end - LOCK_START_MS / 1000.0 && vt.end >= h1.end;
+	/* The allocation path returned while the lock was still held. */
+	alloc_inside = alloc_end < h2.end;
+	printf("BENCH xe_soft_lock bytes=%lu hold_ms=%d start_ms=%d (mmap_lock of the owner held for write by another process): va_path_prefetch_to_system=%.3f s (%s) alloc_path_unbind_evict=%.3f s (%.0f pages/s, %s)\n",
+	       LOCK_BYTES, LOCK_HOLD_MS, LOCK_START_MS, vt.end - vt.start,
+	       va_waited ? "waited for the lock" : "DID NOT WAIT for the lock",
+	       alloc_end - alloc_start, nv2 / (alloc_end - alloc_start),
+	       alloc_inside ? "finished while the lock was held" :
+			      "DID NOT FINISH while the lock was held");
+	if (!va_waited || !alloc_inside) {
+		printf("BENCH xe_soft_lock failed: property not shown\n");
+		return 1;
+	}
+	*va_s = vt.end - vt.start;
+	*alloc_s = alloc_end - alloc_start;
+	return 0;
+}
+
+/*
+ * lock_once() @repeats times; medians. Closes the global fd (the device
+ * is removed and bound again).
+ */
+static int bench_lock(int repeats)
+{
+	double va[64], al[64];
+	char name[64];
+	int r;
+
+	if (device_name(fd, name, sizeof(name)) || access(XE_SOFT_DRIVER "/unbind", W_OK) ||
+	    access("/dev/hmm_dmirror0", R_OK)) {
+		printf("BENCH xe_soft_lock skipped: no xe_soft driver binding or no /dev/hmm_dmirror0\n");
+		return 0;
+	}
+	close(fd);
+	fd = -1;
+	for (r = 0; r < repeats; r++)
+		if (lock_once(&va[r], &al[r]))
+			return 1;
+	printf("BENCH xe_soft_lock repeats=%d bytes=%lu hold_ms=%d median seconds: va_path_prefetch_to_system=%.3f (waits for the hold) alloc_path_unbind_evict=%.3f (inside the hold); alloc/hold=%.3f\n",
+	       repeats, LOCK_BYTES, LOCK_HOLD_MS, median(va, repeats), median(al, repeats),
+	       median(al, repeats) / (LOCK_HOLD_MS / 1000.0));
+	return 0;
+}
+
+/*
+ * Owner for bench_removal: @size bytes of value 11 in VRAM on its own VM;
+ * tells the parent, waits for the removal, then checks every byte.
+ */
+static int removal_owner(int sock, size_t size)
+{
+	struct drm_xe_vm_create c = {
+		.flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE,
+	};
+	struct drm_xe_vm_bind b = {
+		.num_binds = 1, .bind.range = 1ull << 48,
+		.bind.flags = DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR,
+	};
+	uint64_t fence;
+	uint8_t *a;
+	char cmd = 'r';
+	size_t i;
+
+	fd = open_xe();
+	a = alloc_big(size);
+	if (fd < 0 || !a || ioctl(fd, DRM_IOCTL_XE_VM_CREATE, &c))
+		return 10;
+	vm = c.vm_id;
+	b.vm_id = vm;
+	if (ioctl(fd, DRM_IOCTL_XE_VM_BIND, &b))
+		return 11;
+	memset(a, 11, size);
+	if (prefetch_vram(a, size, &fence))
+		return 12;
+	if (write(sock, &cmd, 1) != 1 || read(sock, &cmd, 1) != 1)
+		return 13;
+	for (i = 0; i < size; i++)
+		if (a[i] != 11)
+			return 14;
+	return 0;
+}
+
+/* One device removal of @size bytes in VRAM; its seconds or -1. */
+static double removal_once(const char *name, size_t size, int pipelined)
+{
+	int sv[2], status = 0, err;
+	double t, dt;
+	pid_t owner;
+	char cmd;
+
+	fd = open_xe();
+	if (fd < 0)
+		return -1;
+	err = set_parallel(pipelined);
+	close(fd);
+	fd = -1;
+	if (err || socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		return -1;
+	owner = fork();
+	if (owner < 0)
+		return -1;
+	if (!owner) {
+		close(sv[0]);
+		_exit(removal_owner(sv[1], size));
+	}
+	close(sv[1]);
+	err = read(sv[0], &cmd, 1) != 1;
+	t = now();
+	if (!err)
+		err = sysfs_write(XE_SOFT_DRIVER "/unbind", name);
+	dt = now() - t;
+	cmd = 'c';
+	if (write(sv[0], &cmd, 1) != 1)
+		err = 1;
+	close(sv[0]);
+	if (waitpid(owner, &status, 0) != owner || !WIFEXITED(status) || WEXITSTATUS(status))
+		err = 1;
+	if (device_gone(name))
+		err |= sysfs_write(XE_SOFT_DRIVER "/bind", name);
+	return err ? -1 : dt;
+}
+
+/*
+ * Eviction by allocation in calls of several windows (device removal of
+ * half the VRAM), pipelined (gt0/evict_parallel = Y) and serial,
+ * alternating per repeat, against a memcpy() of the same bytes.
+ */
+static int bench_removal(int repeats)
+{
+	double pl[64], se[64], mc[64], t;
+	char name[64];
+	uint8_t *s, *d;
+	size_t size;
+	int r;
+
+	fd = open_xe();
+	if (fd < 0 || device_name(fd, name, sizeof(name)) ||
+	    access(XE_SOFT_DRIVER "/unbind", W_OK)) {
+		printf("BENCH xe_soft_removal skipped: no xe_soft driver binding\n");
+		return 0;
+	}
+	size = (vram_size() / 2) & ~(CHUNK - 1);
+	close(fd);
+	fd = -1;
+	if (!size) {
+		printf("BENCH xe_soft_removal skipped: no VRAM\n");
+		return 0;
+	}
+	for (r = 0; r < repeats; r++) {
+		s = alloc_big(size);
+		d = alloc_big(size);
+		if (!s || !d)
+			return 1;
+		memset(s, 1, size);
+		memset(d, 2, size);
+		t = now();
+		memcpy(d, s, size);
+		mc[r] = now() - t;
+		munmap(s, size);
+		munmap(d, size);
+		pl[r] = removal_once(name, size, r & 1 ? 0 : 1);
+		se[r] = removal_once(name, size, r & 1 ? 1 : 0);
+		if (r & 1) {
+			t = pl[r];
+			pl[r] = se[r];
+			se[r] = t;
+		}
+		if (pl[r] < 0 || se[r] < 0)
+			return 1;
+	}
+	printf("BENCH xe_soft_removal repeats=%d bytes=%zu (device removal: eviction by allocation, 4096 frames per call) median seconds: pipelined=%.4f serial=%.4f memcpy=%.4f\n",
+	       repeats, size, median(pl, repeats), median(se, repeats), median(mc, repeats));
+	printf("BENCH xe_soft_removal ratios: eviction/memcpy throughput pipelined=%.3f serial=%.3f; serial/pipelined eviction time=%.2f\n",
+	       median(mc, repeats) / median(pl, repeats),
+	       median(mc, repeats) / median(se, repeats),
+	       median(se, repeats) / median(pl, repeats));
 	return 0;
 }
 
@@ -573,6 +929,8 @@ int main(int argc, char **argv)
 		printf("BENCH xe_soft skipped: no render node named \"xe\"\n");
 		return 0;
 	}
+	if (argc > 2 && !strcmp(argv[2], "lock"))
+		return bench_lock(repeats) ? 1 : 0;
 	if (ioctl(fd, DRM_IOCTL_XE_VM_CREATE, &c))
 		goto fail;
 	vm = c.vm_id;
@@ -630,7 +988,9 @@ int main(int argc, char **argv)
 	       (median(fv, repeats) - median(eb, repeats)) / median(mc, repeats));
 	if (bench_evict(repeats < 3 ? repeats : 3, job))
 		goto fail;
-	if (bench_lock())
+	if (bench_lock(repeats < 3 ? repeats : 3))
+		goto fail;
+	if (bench_removal(repeats < 5 ? repeats : 5))
 		goto fail;
 	return 0;
 fail:
