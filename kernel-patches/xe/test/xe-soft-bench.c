@@ -514,6 +514,39 @@ struct va_time {
 };
 
 /*
+ * The owners' set-up: open the device, mirror the whole address space on a
+ * new VM (the globals fd and vm), fill @size bytes with @value and prefetch
+ * them to VRAM. Returns 0, or the owner's exit code for the step that failed
+ * (10 device or VM, 11 the mirror bind, 12 the prefetch).
+ */
+static int owner_fill_vram(size_t size, uint8_t value, uint8_t **out)
+{
+	struct drm_xe_vm_create c = {
+		.flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE,
+	};
+	struct drm_xe_vm_bind b = {
+		.num_binds = 1, .bind.range = 1ull << 48,
+		.bind.flags = DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR,
+	};
+	uint64_t fence;
+	uint8_t *a;
+
+	fd = open_xe();
+	a = alloc_big(size);
+	if (fd < 0 || !a || ioctl(fd, DRM_IOCTL_XE_VM_CREATE, &c))
+		return 10;
+	vm = c.vm_id;
+	b.vm_id = vm;
+	if (ioctl(fd, DRM_IOCTL_XE_VM_BIND, &b))
+		return 11;
+	memset(a, value, size);
+	if (prefetch_vram(a, size, &fence))
+		return 12;
+	*out = a;
+	return 0;
+}
+
+/*
  * The data owner: LOCK_BYTES in VRAM on its own VM; its mirror on
  * lib/test_hmm goes to the parent, which holds the owner's mmap_lock
  * with it. Sends the number of its pages in VRAM once set up. Commands:
@@ -524,13 +557,6 @@ struct va_time {
  */
 static int lock_owner(int sock)
 {
-	struct drm_xe_vm_create c = {
-		.flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE,
-	};
-	struct drm_xe_vm_bind b = {
-		.num_binds = 1, .bind.range = 1ull << 48,
-		.bind.flags = DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR,
-	};
 	struct drm_xe_sync sync = {
 		.type = DRM_XE_SYNC_TYPE_USER_FENCE, .flags = DRM_XE_SYNC_FLAG_SIGNAL,
 		.timeline_value = FENCE_VALUE,
@@ -545,19 +571,11 @@ static int lock_owner(int sock)
 	long nv;
 	char cmd;
 	size_t i;
-	int dm;
+	int dm, err;
 
-	fd = open_xe();
-	a = alloc_big(LOCK_BYTES);
-	if (fd < 0 || !a || ioctl(fd, DRM_IOCTL_XE_VM_CREATE, &c))
-		return 10;
-	vm = c.vm_id;
-	b.vm_id = vm;
-	if (ioctl(fd, DRM_IOCTL_XE_VM_BIND, &b))
-		return 11;
-	memset(a, 9, LOCK_BYTES);
-	if (prefetch_vram(a, LOCK_BYTES, &fence))
-		return 12;
+	err = owner_fill_vram(LOCK_BYTES, 9, &a);
+	if (err)
+		return err;
 	dm = open("/dev/hmm_dmirror0", O_RDWR);
 	if (dm < 0 || send_fd(sock, dm))
 		return 13;
@@ -766,29 +784,14 @@ static int bench_lock(int repeats)
  */
 static int removal_owner(int sock, size_t size)
 {
-	struct drm_xe_vm_create c = {
-		.flags = DRM_XE_VM_CREATE_FLAG_LR_MODE | DRM_XE_VM_CREATE_FLAG_FAULT_MODE,
-	};
-	struct drm_xe_vm_bind b = {
-		.num_binds = 1, .bind.range = 1ull << 48,
-		.bind.flags = DRM_XE_VM_BIND_FLAG_CPU_ADDR_MIRROR,
-	};
-	uint64_t fence;
 	uint8_t *a;
 	char cmd = 'r';
 	size_t i;
+	int err;
 
-	fd = open_xe();
-	a = alloc_big(size);
-	if (fd < 0 || !a || ioctl(fd, DRM_IOCTL_XE_VM_CREATE, &c))
-		return 10;
-	vm = c.vm_id;
-	b.vm_id = vm;
-	if (ioctl(fd, DRM_IOCTL_XE_VM_BIND, &b))
-		return 11;
-	memset(a, 11, size);
-	if (prefetch_vram(a, size, &fence))
-		return 12;
+	err = owner_fill_vram(size, 11, &a);
+	if (err)
+		return err;
 	if (write(sock, &cmd, 1) != 1 || read(sock, &cmd, 1) != 1)
 		return 13;
 	for (i = 0; i < size; i++)
